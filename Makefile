@@ -1,0 +1,40 @@
+# The project's entry points (DESIGN §7). Heavy build outputs live outside the
+# checkout, so a fresh clone reuses them: Cargo's target dir is keyed by the
+# toolchain, the control plane and the venv by what built them.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+MOVIEAPP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/movieapp
+RUST_KEY := $(shell rustc -vV 2>/dev/null | sha256sum | cut -c1-12)
+export MOVIEAPP_CACHE
+export CARGO_TARGET_DIR ?= $(MOVIEAPP_CACHE)/target-$(RUST_KEY)
+
+.PHONY: help demo test env-up env-down manifests lint bench build
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+demo: ## the main job: local environment, operator, a MovieApp, an api-worker
+	@bash scripts/demo.sh
+
+test: ## every test (unit, integration, end-to-end), starting what they need
+	@bash scripts/test.sh
+
+env-up: ## start the local environment; then: . .localenv/env.sh
+	@bash tests/localenv/localenv.sh up
+
+env-down: ## stop the local environment and whatever make demo started
+	@bash tests/localenv/localenv.sh down
+
+manifests: ## regenerate crds/ from the Rust types
+	@bash scripts/manifests.sh
+
+lint: ## fmt, clippy, chart, Terraform and Dockerfile linters
+	@bash scripts/lint.sh
+
+bench: ## benchmarks; results in docs/benchmarks.md
+	@bash scripts/bench.sh
+
+build: ## build the workspace
+	cargo build --workspace --all-targets

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# `make lint`: every linter the project has.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> cargo fmt"
+cargo fmt --all --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings

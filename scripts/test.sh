@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make test`: every test. Starts the local environment when it is not already
+# running (and stops it again afterwards), then runs the suites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+section() { printf '\n==> %s\n' "$*"; }
+
+section "building the workspace"
+cargo build --workspace --all-targets --locked
+
+started_env=false
+if ! bash tests/localenv/localenv.sh status 2>/dev/null | grep -q 'kube-apiserver: running'; then
+  section "starting the local environment"
+  bash tests/localenv/localenv.sh up
+  started_env=true
+fi
+cleanup() { if $started_env; then bash tests/localenv/localenv.sh down; fi; }
+trap cleanup EXIT
+# shellcheck source=/dev/null
+. .localenv/env.sh
+
+section "TMDB stub tests"
+python3 -m unittest discover -s tests/tmdb-stub -t tests/tmdb-stub
+
+section "Rust tests (unit, integration, end-to-end)"
+cargo test --workspace --locked --no-fail-fast

@@ -1,0 +1,95 @@
+//! Shared helpers for the tests that run against the local environment of
+//! `make env-up` (a real control plane, moto and the TMDB stub).
+//!
+//! The environment is found through the variables `.localenv/env.sh`
+//! exports; `make test` sources it before running the suites.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// Where the parts of the local environment listen.
+#[derive(Debug, Clone)]
+pub struct LocalEnv {
+    pub aws_endpoint_url: String,
+    pub tmdb_base_url: String,
+    pub tmdb_api_key: String,
+}
+
+impl LocalEnv {
+    /// Reads the environment written by `make env-up`.
+    ///
+    /// # Panics
+    /// When a variable is missing: these tests must never pass by skipping.
+    pub fn get() -> Self {
+        fn var(name: &str) -> String {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: run the integration tests through `make test`, \
+                     or `make env-up && . .localenv/env.sh` first"
+                )
+            })
+        }
+        var("KUBECONFIG");
+        Self {
+            aws_endpoint_url: var("AWS_ENDPOINT_URL"),
+            tmdb_base_url: var("TMDB_BASE_URL"),
+            tmdb_api_key: var("TMDB_API_KEY"),
+        }
+    }
+
+    /// A client for the local control plane, from `KUBECONFIG`.
+    pub async fn kube(&self) -> Result<kube::Client> {
+        kube::Client::try_default()
+            .await
+            .context("connecting to the local kube-apiserver")
+    }
+
+    /// The shared AWS configuration; every client built from it talks to moto.
+    pub async fn aws(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.aws_endpoint_url)
+            .load()
+            .await
+    }
+}
+
+/// A name unique to this test run, valid as a Kubernetes name and in AWS.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{:x}{n}", nanos ^ std::process::id())
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout` naming
+/// what was awaited and the last error seen.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(error) => last_error = Some(error),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            match last_error {
+                Some(error) => {
+                    bail!("timed out after {timeout:?} waiting for {what}; last error: {error:#}")
+                }
+                None => bail!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
