@@ -1,0 +1,82 @@
+# Values for the operator's Helm chart (charts/movieapp-operator), the
+# MovieApp spec and the TargetGroupBinding. docs/terraform.md shows where
+# each one goes.
+
+output "region" {
+  description = "AWS region (operator --default-region, MovieApp spec.region)."
+  value       = var.region
+}
+
+output "cluster_name" {
+  description = "EKS cluster name (aws eks update-kubeconfig --name ...; Load Balancer Controller clusterName)."
+  value       = module.cluster.cluster_name
+}
+
+output "cluster_endpoint" {
+  description = "Kubernetes API endpoint."
+  value       = module.cluster.cluster_endpoint
+}
+
+output "vpc_id" {
+  description = "VPC ID (Load Balancer Controller vpcId: pods cannot reach IMDS to discover it)."
+  value       = module.network.vpc_id
+}
+
+output "operator_role_arn" {
+  description = "IRSA role of the operator: chart value serviceAccount.annotations.\"eks.amazonaws.com/role-arn\"."
+  value       = module.iam.operator_role_arn
+}
+
+output "operator_image_repository" {
+  description = "ECR URI of the operator image: chart value image.repository."
+  value       = module.registry.repository_urls["movieapp-operator"]
+}
+
+output "api_worker_image_repository" {
+  description = "ECR URI of the api-worker image (the MovieApp's spec.worker.image.repository names the repository api-worker in this registry)."
+  value       = module.registry.repository_urls["api-worker"]
+}
+
+output "api_worker_role_arns" {
+  description = "IRSA role per MovieApp: spec.worker.serviceAccount.annotations.\"eks.amazonaws.com/role-arn\"."
+  value       = module.iam.api_worker_role_arns
+}
+
+output "load_balancer_controller_role_arn" {
+  description = "IRSA role of the AWS Load Balancer Controller (serviceAccount.annotations.\"eks.amazonaws.com/role-arn\" of its chart)."
+  value       = module.iam.load_balancer_controller_role_arn
+}
+
+output "api_target_group_arn" {
+  description = "Target group the TargetGroupBinding registers the api-worker pods in."
+  value       = module.edge.target_group_arn
+}
+
+output "api_endpoint" {
+  description = "Public URL of the API."
+  value       = module.edge.api_endpoint
+}
+
+output "domain" {
+  description = "Custom domain of the API."
+  value       = module.edge.domain_name
+}
+
+output "side_services_cluster_name" {
+  description = "ECS cluster running the scheduled side tasks (sync-popular)."
+  value       = module.side_services.cluster_name
+}
+
+output "operator_helm_values" {
+  description = "The operator chart's values from this stack: terraform output -json operator_helm_values > operator-values.json; helm install ... -f operator-values.json."
+  value = {
+    image = {
+      repository = module.registry.repository_urls["movieapp-operator"]
+    }
+    serviceAccount = {
+      annotations = {
+        "eks.amazonaws.com/role-arn" = module.iam.operator_role_arn
+      }
+    }
+  }
+}

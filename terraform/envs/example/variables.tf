@@ -1,0 +1,142 @@
+variable "region" {
+  type        = string
+  description = "AWS region of the whole stack (also the operator's --default-region)."
+  default     = "us-east-1"
+}
+
+variable "environment" {
+  type        = string
+  description = "Environment name, used in resource names (movieapp-<environment>)."
+  default     = "prod"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,11}$", var.environment))
+    error_message = "environment must be 2-12 lowercase letters or digits, starting with a letter."
+  }
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Extra tags for every resource (cost centre, owner, ...)."
+  default     = {}
+}
+
+variable "vpc_cidr" {
+  type        = string
+  description = "IPv4 CIDR of the VPC."
+  default     = "10.40.0.0/16"
+}
+
+variable "availability_zones" {
+  type        = list(string)
+  description = "Availability zones of the region to use (at least 2)."
+  default     = ["us-east-1a", "us-east-1b", "us-east-1c"]
+}
+
+variable "single_nat_gateway" {
+  type        = bool
+  description = "One NAT gateway instead of one per AZ (cheaper, less resilient)."
+  default     = false
+}
+
+variable "kubernetes_version" {
+  type        = string
+  description = "EKS Kubernetes version."
+  default     = "1.34"
+}
+
+variable "cluster_endpoint_public_access" {
+  type        = bool
+  description = "Open the Kubernetes API's public endpoint to cluster_endpoint_public_access_cidrs. Off by default: reach the private endpoint through a VPN, bastion or SSM session."
+  default     = false
+}
+
+variable "cluster_endpoint_public_access_cidrs" {
+  type        = list(string)
+  description = "Networks allowed to reach the Kubernetes API's public endpoint when it is on (your office/VPN/CI egress)."
+  default     = []
+}
+
+variable "cluster_admin_principal_arns" {
+  type        = list(string)
+  description = "IAM roles/users that get cluster-admin (whoever runs helm and kubectl)."
+  default     = []
+}
+
+variable "node_instance_types" {
+  type        = list(string)
+  description = "Instance types of the EKS node group."
+  default     = ["m7i.large", "m6i.large"]
+}
+
+variable "node_min_size" {
+  type        = number
+  description = "Minimum EKS nodes."
+  default     = 2
+}
+
+variable "node_max_size" {
+  type        = number
+  description = "Maximum EKS nodes."
+  default     = 6
+}
+
+variable "movieapps" {
+  type = map(object({
+    namespace = string
+    name      = string
+  }))
+  description = "MovieApps to create api-worker IRSA roles for, keyed by a short id. The first step's example is the one in examples/movieapp.yaml."
+  default = {
+    netflix-clone = {
+      namespace = "movies"
+      name      = "netflix-clone"
+    }
+  }
+}
+
+variable "edge_movieapp" {
+  type        = string
+  description = "Key in var.movieapps of the MovieApp served at domain_name and used by the ECS side tasks."
+  default     = "netflix-clone"
+}
+
+variable "domain_name" {
+  type        = string
+  description = "Custom domain of the API, in hosted_zone_id (for example movies.example.com)."
+}
+
+variable "hosted_zone_id" {
+  type        = string
+  description = "Route 53 public hosted zone ID holding domain_name."
+}
+
+variable "api_worker_image_tag" {
+  type        = string
+  description = "api-worker image tag the ECS side tasks run (push it before applying the side-services)."
+  default     = "0.1.0"
+}
+
+variable "side_tasks_environment" {
+  type        = map(string)
+  description = "Environment of the ECS side tasks: the MovieApp's connection settings from its status (table names, queue URL, topic ARN); set after the MovieApp is Ready."
+  default     = {}
+}
+
+variable "side_tasks_secrets" {
+  type        = map(string)
+  description = "Secrets Manager ARNs for the side tasks' secret environment, for example { TMDB_API_KEY = \"arn:aws:secretsmanager:...\" }."
+  default     = {}
+}
+
+variable "api_throttling_rate_limit" {
+  type        = number
+  description = "API Gateway steady-state request rate limit (requests per second)."
+  default     = 100
+}
+
+variable "api_throttling_burst_limit" {
+  type        = number
+  description = "API Gateway burst limit."
+  default     = 200
+}

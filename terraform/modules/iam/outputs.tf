@@ -1,0 +1,24 @@
+output "operator_role_arn" {
+  description = "IRSA role of movieapp-operator: the chart's serviceAccount.annotations.\"eks.amazonaws.com/role-arn\"."
+  value       = aws_iam_role.operator.arn
+}
+
+output "operator_policy_json" {
+  description = "The operator's IAM policy document (for review and tests)."
+  value       = data.aws_iam_policy_document.operator.json
+}
+
+output "api_worker_role_arns" {
+  description = "IRSA role per MovieApp (key of var.movieapps): goes into the MovieApp's spec.worker.serviceAccount.annotations."
+  value       = { for k, r in aws_iam_role.api_worker : k => r.arn }
+}
+
+output "api_worker_policy_json" {
+  description = "The api-worker's IAM policy document per MovieApp, reused by the ECS side-services' task role."
+  value       = { for k, d in data.aws_iam_policy_document.api_worker : k => d.json }
+}
+
+output "load_balancer_controller_role_arn" {
+  description = "IRSA role of the AWS Load Balancer Controller."
+  value       = aws_iam_role.load_balancer_controller.arn
+}
