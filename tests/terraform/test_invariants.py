@@ -1,0 +1,542 @@
+#!/usr/bin/env python3
+"""Project invariants of terraform/, checked from the HCL itself (offline).
+
+No provider schema can be downloaded here, so these checks read the
+configuration with python-hcl2 and verify what the project promises:
+
+  tags          every taggable aws_* resource sets tags (modules pass
+                var.tags) and every root module's aws provider sets
+                default_tags; launch templates tag instances and volumes
+  iam-wildcard  no IAM statement allows action "*" on resource "*"
+  variables     every variable has a type and a description
+  wiring        module calls pass only declared inputs and every required
+                one; module.X.Y references name declared outputs
+  helm-outputs  the composition has the outputs the Helm values need
+  ecr           ECR repositories immutable, scan on push, KMS, lifecycle
+  operator-iam  the operator's policy grants exactly the actions it calls,
+                the api-worker's only its data-plane actions
+  side-tasks    the ECS scheduled task runs `api-worker sync-popular`
+  checkov-skips every inline checkov skip has a reason and is listed in
+                .checkov.yaml
+
+Usage:
+  test_invariants.py                       check terraform/ (must pass)
+  test_invariants.py --negative DIR        DIR must violate every check
+                                           (proves the checks can fail)
+  test_invariants.py --self-test           both: terraform/ and the
+                                           bundled negative fixture
+
+Prints one line per check and a final `invariants: N passed, M failed`.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+
+import hcl2
+from hcl2 import SerializationOptions
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+# --- what the rest of the project fixes --------------------------------------
+
+# Helm values of charts/movieapp-operator and the MovieApp that the
+# composition's outputs must feed.
+REQUIRED_OUTPUTS = {
+    "operator_role_arn": "serviceAccount.annotations.\"eks.amazonaws.com/role-arn\"",
+    "operator_image_repository": "image.repository",
+    "cluster_name": "cluster name",
+    "api_worker_image_repository": "api-worker ECR URI",
+    "api_endpoint": "API endpoint",
+    "domain": "domain",
+    "region": "operator --default-region",
+    "api_worker_role_arns": "MovieApp spec.worker.serviceAccount annotation",
+}
+
+REQUIRED_ECR_REPOSITORIES = {"movieapp-operator", "api-worker"}
+
+OPERATOR_ACTIONS = {
+    "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable",
+    "dynamodb:DeleteTable", "dynamodb:DescribeContinuousBackups",
+    "dynamodb:UpdateContinuousBackups", "dynamodb:DescribeTimeToLive",
+    "dynamodb:UpdateTimeToLive", "dynamodb:TagResource",
+    "dynamodb:UntagResource", "dynamodb:ListTagsOfResource",
+    "sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes",
+    "sqs:SetQueueAttributes", "sqs:DeleteQueue", "sqs:TagQueue",
+    "sqs:UntagQueue", "sqs:ListQueueTags",
+    "sns:CreateTopic", "sns:GetTopicAttributes", "sns:SetTopicAttributes",
+    "sns:DeleteTopic", "sns:Subscribe", "sns:Unsubscribe",
+    "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes",
+    "sns:SetSubscriptionAttributes", "sns:TagResource", "sns:UntagResource",
+    "sns:ListTagsForResource",
+    "ecr:DescribeImages", "ecr:BatchGetImage", "ecr:DescribeRepositories",
+}
+
+# TransactWriteItems has no IAM action of its own: it is authorized per item
+# as PutItem/UpdateItem/DeleteItem/ConditionCheckItem.
+API_WORKER_ACTIONS = {
+    "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchGetItem",
+    "dynamodb:ConditionCheckItem",
+    "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
+    "sns:Publish",
+}
+
+# aws_* resource types used here, by whether AWS lets them carry tags. A type
+# in neither set fails the tags check until someone classifies it.
+TAGGABLE = {
+    "aws_vpc", "aws_default_security_group", "aws_internet_gateway",
+    "aws_subnet", "aws_eip", "aws_nat_gateway", "aws_route_table",
+    "aws_vpc_endpoint", "aws_security_group",
+    "aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule",
+    "aws_kms_key", "aws_cloudwatch_log_group", "aws_iam_role",
+    "aws_iam_policy", "aws_iam_instance_profile", "aws_flow_log",
+    "aws_eks_cluster", "aws_eks_node_group", "aws_eks_addon",
+    "aws_eks_access_entry", "aws_iam_openid_connect_provider",
+    "aws_launch_template", "aws_ecr_repository", "aws_ecs_cluster",
+    "aws_ecs_capacity_provider", "aws_ecs_task_definition",
+    "aws_ecs_service", "aws_scheduler_schedule_group", "aws_lb",
+    "aws_lb_target_group", "aws_lb_listener", "aws_apigatewayv2_vpc_link",
+    "aws_apigatewayv2_api", "aws_apigatewayv2_stage",
+    "aws_apigatewayv2_domain_name", "aws_acm_certificate",
+    "aws_autoscaling_group", "aws_sqs_queue", "aws_sns_topic",
+    "aws_dynamodb_table", "aws_s3_bucket", "aws_secretsmanager_secret",
+}
+NOT_TAGGABLE = {
+    "aws_route", "aws_route_table_association", "aws_kms_alias",
+    "aws_iam_role_policy", "aws_iam_role_policy_attachment",
+    "aws_eks_access_policy_association", "aws_ecr_lifecycle_policy",
+    "aws_ecr_repository_policy", "aws_ecs_cluster_capacity_providers",
+    "aws_scheduler_schedule", "aws_apigatewayv2_integration",
+    "aws_apigatewayv2_route", "aws_apigatewayv2_api_mapping",
+    "aws_acm_certificate_validation", "aws_route53_record",
+}
+
+OPTIONS = SerializationOptions(strip_string_quotes=True, with_comments=True)
+
+
+# --- loading -----------------------------------------------------------------
+
+@dataclass
+class Module:
+    path: str
+    blocks: dict = field(default_factory=dict)  # block type -> list of (file, labels, body)
+    comments: list = field(default_factory=list)  # (file, comment text)
+
+    def of(self, kind):
+        return self.blocks.get(kind, [])
+
+    @property
+    def rel(self):
+        return os.path.relpath(self.path, REPO)
+
+
+def _collect_comments(node, out, fname):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("__comments__", "__inline_comments__") and isinstance(v, list):
+                out.extend((fname, c.get("value", "") if isinstance(c, dict) else str(c)) for c in v)
+            else:
+                _collect_comments(v, out, fname)
+    elif isinstance(node, list):
+        for v in node:
+            _collect_comments(v, out, fname)
+
+
+def _walk_labels(kind, node, depth, labels, out, fname):
+    """Flatten {"type": {"name": body}} into (file, [type, name], body)."""
+    if depth == 0:
+        out.append((fname, labels, node))
+        return
+    for key, value in node.items():
+        if key.startswith("__"):
+            continue
+        _walk_labels(kind, value, depth - 1, labels + [key], out, fname)
+
+
+LABEL_DEPTH = {"resource": 2, "data": 2, "variable": 1, "output": 1, "module": 1,
+               "provider": 1, "locals": 0, "terraform": 0}
+
+
+def load_module(path):
+    mod = Module(path=path)
+    for fname in sorted(glob.glob(os.path.join(path, "*.tf"))):
+        with open(fname, encoding="utf-8") as f:
+            doc = hcl2.load(f, serialization_options=OPTIONS)
+        _collect_comments(doc, mod.comments, fname)
+        for kind, entries in doc.items():
+            if kind.startswith("__") or kind not in LABEL_DEPTH:
+                continue
+            for entry in entries:
+                _walk_labels(kind, entry, LABEL_DEPTH[kind], [], mod.blocks.setdefault(kind, []), fname)
+    return mod
+
+
+def module_dirs(root):
+    dirs = sorted({os.path.dirname(p) for p in glob.glob(os.path.join(root, "**", "*.tf"), recursive=True)})
+    return [d for d in dirs if "/.terraform" not in d]
+
+
+def is_root_module(mod):
+    return bool(mod.of("provider")) or any("backend" in body for _, _, body in mod.of("terraform"))
+
+
+# --- helpers -----------------------------------------------------------------
+
+def as_list(v):
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def block_items(body, name):
+    """Static and dynamic blocks of one type inside a body."""
+    items = [b for b in as_list(body.get(name)) if isinstance(b, dict)]
+    for dyn in as_list(body.get("dynamic")):
+        if isinstance(dyn, dict) and name in dyn:
+            for content in as_list(dyn[name].get("content")):
+                if isinstance(content, dict):
+                    items.append(content)
+    return items
+
+
+def literal_strings(v):
+    return [x for x in as_list(v) if isinstance(x, str)]
+
+
+class Report:
+    def __init__(self):
+        self.results = {}
+
+    def check(self, name, violations):
+        self.results[name] = list(violations)
+
+
+# --- the checks --------------------------------------------------------------
+
+def check_tags(mods):
+    bad = []
+    for mod in mods:
+        for fname, (rtype, rname), body in mod.of("resource"):
+            if not rtype.startswith("aws_"):
+                continue
+            addr = f"{os.path.relpath(fname, REPO)}: {rtype}.{rname}"
+            if rtype in NOT_TAGGABLE:
+                continue
+            if rtype not in TAGGABLE:
+                bad.append(f"{addr}: resource type not classified as taggable or not (add it to TAGGABLE or NOT_TAGGABLE)")
+                continue
+            if rtype == "aws_autoscaling_group":
+                if not block_items(body, "tag"):
+                    bad.append(f"{addr}: no tag blocks (default_tags do not reach instances)")
+                continue
+            if "tags" not in body:
+                bad.append(f"{addr}: no tags")
+            if rtype == "aws_launch_template":
+                kinds = {ts.get("resource_type") for ts in block_items(body, "tag_specifications")}
+                missing = {"instance", "volume"} - kinds
+                if missing:
+                    bad.append(f"{addr}: no tag_specifications for {', '.join(sorted(missing))}")
+        if is_root_module(mod):
+            providers = [(f, l, b) for f, l, b in mod.of("provider") if l[0] == "aws"]
+            if not providers:
+                bad.append(f"{mod.rel}: root module without a provider \"aws\" block (default_tags)")
+            for fname, _, body in providers:
+                dts = block_items(body, "default_tags")
+                if not dts or "tags" not in dts[0]:
+                    bad.append(f"{os.path.relpath(fname, REPO)}: provider \"aws\" without default_tags {{ tags = ... }}")
+    return bad
+
+
+_JSON_ACTION_STAR = re.compile(r'"?Action"?\s*[=:]\s*\[?\s*\\?"\*\\?"')
+_JSON_RESOURCE_STAR = re.compile(r'"?Resource"?\s*[=:]\s*\[?\s*\\?"\*\\?"')
+
+
+def check_iam_wildcard(mods):
+    bad = []
+    for mod in mods:
+        for fname, labels, body in mod.of("data"):
+            if labels[0] != "aws_iam_policy_document":
+                continue
+            for st in block_items(body, "statement"):
+                if st.get("effect", "Allow") != "Allow":
+                    continue
+                actions = literal_strings(st.get("actions"))
+                resources = literal_strings(st.get("resources"))
+                if "*" in actions and ("*" in resources or "resources" not in st):
+                    bad.append(f"{os.path.relpath(fname, REPO)}: data.aws_iam_policy_document.{labels[1]}: statement allows \"*\" on \"*\"")
+        # Inline JSON policies (jsonencode or heredoc) on any resource.
+        for fname, (rtype, rname), body in mod.of("resource"):
+            for attr in ("policy", "assume_role_policy", "inline_policy"):
+                text = body.get(attr)
+                if isinstance(text, str) and _JSON_ACTION_STAR.search(text) and _JSON_RESOURCE_STAR.search(text):
+                    bad.append(f"{os.path.relpath(fname, REPO)}: {rtype}.{rname}.{attr}: allows \"*\" on \"*\"")
+    return bad
+
+
+def check_variables(mods):
+    bad = []
+    for mod in mods:
+        for fname, (vname,), body in mod.of("variable"):
+            where = f"{os.path.relpath(fname, REPO)}: variable \"{vname}\""
+            if "type" not in body:
+                bad.append(f"{where}: no type")
+            desc = body.get("description")
+            if not isinstance(desc, str) or not desc.strip():
+                bad.append(f"{where}: no description")
+    return bad
+
+
+def check_wiring(mods, by_path):
+    bad = []
+    ref = re.compile(r"module\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+    for mod in mods:
+        calls = {}
+        for fname, (mname,), body in mod.of("module"):
+            src = body.get("source", "")
+            target = os.path.normpath(os.path.join(mod.path, src))
+            where = f"{os.path.relpath(fname, REPO)}: module \"{mname}\""
+            if not src.startswith(".") or target not in by_path:
+                bad.append(f"{where}: source {src!r} is not a local module of terraform/")
+                continue
+            child = by_path[target]
+            calls[mname] = child
+            declared = {v[0]: b for _, v, b in child.of("variable")}
+            meta = {"source", "version", "providers", "count", "for_each", "depends_on"}
+            for arg in body:
+                if arg.startswith("__") or arg in meta:
+                    continue
+                if arg not in declared:
+                    bad.append(f"{where}: passes {arg!r}, which {child.rel} does not declare")
+            for vname, vbody in declared.items():
+                if "default" not in vbody and vname not in body:
+                    bad.append(f"{where}: does not pass required variable {vname!r}")
+        text = json.dumps([b for _, _, b in mod.of("output") + mod.of("module") + mod.of("locals") + mod.of("resource")])
+        for mname, out in sorted(set(ref.findall(text))):
+            if mname not in calls:
+                if mod.of("module"):
+                    bad.append(f"{mod.rel}: references module.{mname}.{out} but calls no module {mname!r}")
+                continue
+            outputs = {o[0] for _, o, _ in calls[mname].of("output")}
+            if out not in outputs:
+                bad.append(f"{mod.rel}: references module.{mname}.{out}, not an output of {calls[mname].rel}")
+    return bad
+
+
+def check_helm_outputs(compositions):
+    bad = []
+    if not compositions:
+        return ["no composition (root module with a provider) found"]
+    for mod in compositions:
+        outputs = {o[0]: b for _, o, b in mod.of("output")}
+        for name, feeds in REQUIRED_OUTPUTS.items():
+            if name not in outputs:
+                bad.append(f"{mod.rel}: missing output {name!r} (feeds {feeds})")
+            elif not str(outputs[name].get("description", "")).strip():
+                bad.append(f"{mod.rel}: output {name!r} has no description")
+        hv = outputs.get("operator_helm_values", {}).get("value")
+        hv = hv[0] if isinstance(hv, list) and hv else hv
+        ok = (
+            isinstance(hv, dict)
+            and isinstance(hv.get("image"), dict) and "repository" in hv["image"]
+            and isinstance(hv.get("serviceAccount"), dict)
+            and "eks.amazonaws.com/role-arn" in json.dumps(hv["serviceAccount"].get("annotations", {}))
+        )
+        if not ok:
+            bad.append(f"{mod.rel}: output operator_helm_values must hold image.repository and serviceAccount.annotations.\"eks.amazonaws.com/role-arn\"")
+    return bad
+
+
+def check_ecr(mods):
+    bad = []
+    repos = []
+    for mod in mods:
+        lifecycle_targets = json.dumps([b for _, l, b in mod.of("resource") if l[0] == "aws_ecr_lifecycle_policy"])
+        for fname, (rtype, rname), body in mod.of("resource"):
+            if rtype != "aws_ecr_repository":
+                continue
+            repos.append((mod, rname, body))
+            where = f"{os.path.relpath(fname, REPO)}: aws_ecr_repository.{rname}"
+            if body.get("image_tag_mutability") != "IMMUTABLE":
+                bad.append(f"{where}: image_tag_mutability is not \"IMMUTABLE\"")
+            scans = block_items(body, "image_scanning_configuration")
+            if not scans or scans[0].get("scan_on_push") is not True:
+                bad.append(f"{where}: image_scanning_configuration.scan_on_push is not true")
+            enc = block_items(body, "encryption_configuration")
+            if not enc or enc[0].get("encryption_type") != "KMS":
+                bad.append(f"{where}: not encrypted with KMS")
+            if f"aws_ecr_repository.{rname}" not in lifecycle_targets:
+                bad.append(f"{where}: no aws_ecr_lifecycle_policy")
+            # The registry module names its repositories through a variable.
+            if body.get("name", "").startswith("${"):
+                declared = {v[0]: b for _, v, b in mod.of("variable")}
+                names = set(literal_strings(declared.get("repositories", {}).get("default")))
+                missing = REQUIRED_ECR_REPOSITORIES - names
+                if missing:
+                    bad.append(f"{where}: default repositories lack {sorted(missing)}")
+    if not repos:
+        bad.append("no aws_ecr_repository found")
+    return bad
+
+
+def _policy_actions(mod, name):
+    actions, statements = set(), []
+    for _, labels, body in mod.of("data"):
+        if labels == ["aws_iam_policy_document", name]:
+            for st in block_items(body, "statement"):
+                statements.append(st)
+                actions.update(literal_strings(st.get("actions")))
+    return actions, statements
+
+
+def check_operator_iam(mods):
+    bad = []
+    iam = [m for m in mods if any(l == ["aws_iam_policy_document", "operator"] for _, l, _ in m.of("data"))]
+    if not iam:
+        return ["no data.aws_iam_policy_document.operator found"]
+    for mod in iam:
+        got, statements = _policy_actions(mod, "operator")
+        if got - OPERATOR_ACTIONS:
+            bad.append(f"{mod.rel}: operator policy grants actions the operator does not call: {sorted(got - OPERATOR_ACTIONS)}")
+        if OPERATOR_ACTIONS - got:
+            bad.append(f"{mod.rel}: operator policy lacks actions the operator calls: {sorted(OPERATOR_ACTIONS - got)}")
+        for st in statements:
+            for r in literal_strings(st.get("resources")):
+                if r == "*":
+                    bad.append(f"{mod.rel}: operator statement {st.get('sid')} is not scoped to the movieapp- names ({r})")
+            if not st.get("resources"):
+                bad.append(f"{mod.rel}: operator statement {st.get('sid')} has no resources")
+        got, statements = _policy_actions(mod, "api_worker")
+        if not got:
+            bad.append(f"{mod.rel}: no api_worker policy")
+        if got - API_WORKER_ACTIONS:
+            bad.append(f"{mod.rel}: api-worker policy grants non data-plane actions: {sorted(got - API_WORKER_ACTIONS)}")
+        for st in statements:
+            if literal_strings(st.get("resources")) == ["*"]:
+                bad.append(f"{mod.rel}: api-worker statement {st.get('sid')} allows every resource")
+        # IRSA trust must pin both the ServiceAccount (sub) and the audience.
+        for _, labels, body in mod.of("data"):
+            if labels == ["aws_iam_policy_document", "irsa_trust"]:
+                conds = json.dumps(block_items(block_items(body, "statement")[0], "condition"))
+                if ":sub" not in conds or ":aud" not in conds:
+                    bad.append(f"{mod.rel}: IRSA trust policy must condition on :sub and :aud")
+    return bad
+
+
+def check_side_tasks(mods):
+    for mod in mods:
+        for _, (vname,), body in mod.of("variable"):
+            if vname != "side_tasks":
+                continue
+            default = body.get("default")
+            default = default[0] if isinstance(default, list) and default else default
+            task = (default or {}).get("sync-popular") if isinstance(default, dict) else None
+            if not task or literal_strings(task.get("command")) != ["sync-popular"]:
+                return [f"{mod.rel}: side_tasks default must run sync-popular"]
+            defs = json.dumps([b for _, l, b in mod.of("resource") if l[0] == "aws_ecs_task_definition"])
+            if 'entryPoint = [\\"api-worker\\"]' not in defs:
+                return [f"{mod.rel}: task definitions must use the api-worker binary as entry point"]
+            if "aws_scheduler_schedule" not in {l[0] for _, l, _ in mod.of("resource")}:
+                return [f"{mod.rel}: no EventBridge Scheduler schedule"]
+            return []
+    return ["no side_tasks variable (ECS scheduled sync-popular) found"]
+
+
+def check_checkov_skips(mods, checkov_yaml):
+    bad = []
+    listed = {}
+    try:
+        with open(checkov_yaml, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return [f"{checkov_yaml}: missing"]
+    section = text.split("inline-skips:", 1)
+    if len(section) == 2:
+        for line in section[1].splitlines():
+            m = re.match(r"#\s+(CKV2?_[A-Z0-9_]+):\s*(\S.*)$", line.strip())
+            if m:
+                listed[m.group(1)] = m.group(2)
+            elif line.strip() and not line.strip().startswith("#"):
+                break
+    used = set()
+    for mod in mods:
+        for fname, comment in mod.comments:
+            m = re.match(r"\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?", comment)
+            if not m:
+                continue
+            used.add(m.group(1))
+            where = os.path.relpath(fname, REPO)
+            if not (m.group(2) or "").strip():
+                bad.append(f"{where}: checkov:skip={m.group(1)} without a reason")
+            if m.group(1) not in listed:
+                bad.append(f"{where}: checkov:skip={m.group(1)} is not listed under inline-skips in {os.path.relpath(checkov_yaml, REPO)}")
+    for ckv in sorted(set(listed) - used):
+        bad.append(f"{os.path.relpath(checkov_yaml, REPO)}: inline skip {ckv} is listed but no longer used")
+    return bad
+
+
+CHECKS = ["tags", "iam-wildcard", "variables", "wiring", "helm-outputs", "ecr",
+          "operator-iam", "side-tasks", "checkov-skips"]
+
+
+def run(root, checkov_yaml):
+    mods = [load_module(d) for d in module_dirs(root)]
+    by_path = {m.path: m for m in mods}
+    compositions = [m for m in mods if is_root_module(m)]
+    rep = Report()
+    rep.check("tags", check_tags(mods))
+    rep.check("iam-wildcard", check_iam_wildcard(mods))
+    rep.check("variables", check_variables(mods))
+    rep.check("wiring", check_wiring(mods, by_path))
+    rep.check("helm-outputs", check_helm_outputs(compositions))
+    rep.check("ecr", check_ecr(mods))
+    rep.check("operator-iam", check_operator_iam(mods))
+    rep.check("side-tasks", check_side_tasks(mods))
+    rep.check("checkov-skips", check_checkov_skips(mods, checkov_yaml))
+    return rep
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", default=os.path.join(REPO, "terraform"))
+    ap.add_argument("--checkov-config", default=os.path.join(REPO, ".checkov.yaml"))
+    ap.add_argument("--negative", metavar="DIR", help="a fixture that must violate every check")
+    ap.add_argument("--self-test", action="store_true", help="check --root and the bundled negative fixture")
+    args = ap.parse_args(argv)
+
+    passed = failed = 0
+    runs = []
+    if args.negative or args.self_test:
+        neg = args.negative or os.path.join(HERE, "fixtures", "invariants-negative")
+        runs.append(("negative", neg, os.path.join(neg, "checkov.yaml")))
+    if not args.negative:
+        runs.insert(0, ("positive", args.root, args.checkov_config))
+
+    for kind, root, ckv in runs:
+        rep = run(root, ckv)
+        for name in CHECKS:
+            violations = rep.results[name]
+            if kind == "positive":
+                ok = not violations
+                print(f"{'PASS' if ok else 'FAIL'} invariant {name} on {os.path.relpath(root, REPO)}")
+                for v in violations:
+                    print(f"    {v}")
+            else:
+                ok = bool(violations)
+                print(f"{'PASS' if ok else 'FAIL'} invariant {name} rejects {os.path.relpath(root, REPO)}"
+                      + (f" ({len(violations)} violation(s), e.g. {violations[0]})" if ok else ": the check found nothing"))
+            passed += ok
+            failed += not ok
+    print(f"invariants: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
