@@ -1,0 +1,396 @@
+//! Command line and environment: every setting has a flag and, where the
+//! operator injects it, the environment variable named in `movieapp-model`.
+//!
+//! clap reports a missing or malformed setting at start-up, naming the flag
+//! and the variable (the value names are the variable names on purpose).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use movieapp_model::env;
+use reqwest::Url;
+
+/// The movie service: HTTP API, web page and background jobs.
+#[derive(Debug, Parser)]
+#[command(name = "api-worker", version, about)]
+pub struct Cli {
+    /// Log format: `json` (one object a line, for collectors) or `text`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "json", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API and the web page.
+    Serve(ServeArgs),
+    /// Consume the SQS jobs queue.
+    Worker(WorkerArgs),
+    /// Warm the cache with the first pages of popular movies, then exit.
+    SyncPopular(SyncPopularArgs),
+    /// Put one job on the jobs queue (for operators and schedules).
+    Enqueue(EnqueueArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0")]
+    pub listen_addr: std::net::IpAddr,
+    /// Port to listen on.
+    #[arg(long, env = env::PORT, value_name = env::PORT, default_value_t = 8080)]
+    pub port: u16,
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(flatten)]
+    pub auth: AuthSettings,
+    #[command(flatten)]
+    pub http: HttpSettings,
+}
+
+impl ServeArgs {
+    pub fn listen(&self) -> SocketAddr {
+        SocketAddr::new(self.listen_addr, self.port)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(flatten)]
+    pub worker: WorkerSettings,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncPopularArgs {
+    #[command(flatten)]
+    pub settings: Settings,
+    /// How many pages of popular movies to fetch.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub pages: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EnqueueArgs {
+    #[command(flatten)]
+    pub settings: Settings,
+    /// The job, as JSON, e.g. `{"type":"refresh-movie","movieId":550}`.
+    pub job: String,
+}
+
+/// What every subcommand needs: where the data lives and how to reach TMDB.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Physical name of the users table.
+    #[arg(long, env = env::USERS_TABLE, value_name = env::USERS_TABLE)]
+    pub users_table: String,
+    /// Physical name of the movies cache table.
+    #[arg(long, env = env::MOVIES_TABLE, value_name = env::MOVIES_TABLE)]
+    pub movies_table: String,
+    /// Physical name of the watchlists table.
+    #[arg(long, env = env::WATCHLISTS_TABLE, value_name = env::WATCHLISTS_TABLE)]
+    pub watchlists_table: String,
+    /// URL of the SQS jobs queue (required by `worker` and `enqueue`).
+    #[arg(long, env = env::JOBS_QUEUE_URL, value_name = env::JOBS_QUEUE_URL, value_parser = parse_url)]
+    pub jobs_queue_url: Option<Url>,
+    /// ARN of the SNS notifications topic (required by `worker`).
+    #[arg(long, env = env::NOTIFICATIONS_TOPIC_ARN, value_name = env::NOTIFICATIONS_TOPIC_ARN, value_parser = parse_arn)]
+    pub notifications_topic_arn: Option<String>,
+    /// AWS region (defaults to the SDK's own lookup).
+    #[arg(long, env = env::AWS_REGION, value_name = env::AWS_REGION)]
+    pub aws_region: Option<String>,
+    /// Endpoint for every AWS client (moto, LocalStack).
+    #[arg(long, env = env::AWS_ENDPOINT_URL, value_name = env::AWS_ENDPOINT_URL, value_parser = parse_url)]
+    pub aws_endpoint_url: Option<Url>,
+    #[command(flatten)]
+    pub tmdb: TmdbSettings,
+    #[command(flatten)]
+    pub cache: CacheSettings,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TmdbSettings {
+    /// Base URL of the TMDB API.
+    #[arg(long, env = env::TMDB_BASE_URL, value_name = env::TMDB_BASE_URL, value_parser = parse_url,
+          default_value = "https://api.themoviedb.org")]
+    pub tmdb_base_url: Url,
+    /// TMDB v3 API key or v4 read access token (a token is sent as a bearer header).
+    #[arg(long, env = env::TMDB_API_KEY, value_name = env::TMDB_API_KEY, hide_env_values = true,
+          value_parser = parse_secret)]
+    pub tmdb_api_key: Secret,
+    /// Base URL for poster images.
+    #[arg(
+        long,
+        env = "TMDB_IMAGE_BASE_URL",
+        default_value = "https://image.tmdb.org/t/p/w342"
+    )]
+    pub tmdb_image_base_url: String,
+    /// Time limit of one TMDB request.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub tmdb_attempt_timeout: Duration,
+    /// Time limit of one TMDB call including its retries.
+    #[arg(long, default_value = "6s", value_parser = parse_duration)]
+    pub tmdb_deadline: Duration,
+    /// Time limit of a TMDB call when a stale copy could be served instead.
+    #[arg(long, default_value = "1500ms", value_parser = parse_duration)]
+    pub tmdb_stale_deadline: Duration,
+    /// Attempts per TMDB call (429, 5xx, time-outs and connection errors are retried).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub tmdb_max_attempts: u32,
+    /// Client-side limit on TMDB requests per second (TMDB allows about 50).
+    #[arg(long, default_value_t = 35, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub tmdb_requests_per_second: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CacheSettings {
+    /// How long movie details stay fresh.
+    #[arg(long, default_value = "6h", value_parser = parse_duration)]
+    pub cache_details_ttl: Duration,
+    /// How long popular and search pages stay fresh.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub cache_lists_ttl: Duration,
+    /// How long an entry is kept (and may be served stale) before DynamoDB's TTL removes it.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub cache_keep: Duration,
+    /// Entries kept in memory.
+    #[arg(long, default_value_t = 10_000)]
+    pub cache_memory_entries: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthSettings {
+    /// Key that signs login tokens (at least 32 bytes).
+    #[arg(long, env = env::TOKEN_SIGNING_KEY, value_name = env::TOKEN_SIGNING_KEY, hide_env_values = true,
+          value_parser = parse_secret)]
+    pub token_signing_key: Secret,
+    /// Lifetime of a login token.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+    /// Argon2id memory cost in KiB (OWASP: 19456).
+    #[arg(long, default_value_t = 19_456, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub argon2_iterations: u32,
+    /// Failed logins allowed per account before the limit applies.
+    #[arg(long, default_value_t = 5)]
+    pub login_account_burst: u32,
+    /// One more failed login per account is allowed after this long.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub login_account_refill: Duration,
+    /// Login attempts allowed per client address before the limit applies.
+    #[arg(long, default_value_t = 20)]
+    pub login_address_burst: u32,
+    /// One more login attempt per client address is allowed after this long.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub login_address_refill: Duration,
+    /// Header carrying the client address set by a trusted proxy (e.g.
+    /// `x-forwarded-for`; its last entry is used). Unset: the peer address.
+    #[arg(long, env = "CLIENT_ADDRESS_HEADER")]
+    pub client_address_header: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HttpSettings {
+    /// Time limit of one HTTP request.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Largest accepted request body in bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub body_limit: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerSettings {
+    /// Long-poll wait of one ReceiveMessage call.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub poll_wait: Duration,
+    /// Jobs handled at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub concurrency: u32,
+    /// Visibility timeout requested for received messages; extended while a job runs.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub visibility_timeout: Duration,
+    /// Delay before a failed job is retried (doubled per receive, capped at 15 minutes).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub retry_delay: Duration,
+}
+
+/// A value never printed: Debug shows `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+fn parse_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|e| format!("not a URL ({e})"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!(
+            "unsupported scheme {other:?}: expected http or https"
+        )),
+    }
+}
+
+fn parse_arn(value: &str) -> Result<String, String> {
+    if value.starts_with("arn:") && value.split(':').count() >= 6 {
+        Ok(value.to_owned())
+    } else {
+        Err("not an ARN (arn:partition:service:region:account:resource)".into())
+    }
+}
+
+fn parse_secret(value: &str) -> Result<Secret, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(Secret::new(value))
+    }
+}
+
+impl AuthSettings {
+    /// Checks what clap cannot without echoing a secret in its error message.
+    pub fn validate(&self) -> Result<(), String> {
+        let len = self.token_signing_key.expose().len();
+        if len < 32 {
+            return Err(format!(
+                "{} (--token-signing-key) must be at least 32 bytes, got {len}",
+                env::TOKEN_SIGNING_KEY
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses `250ms`, `30s`, `15m`, `6h`, `7d` (or plain seconds).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{value:?} is not a duration such as 500ms, 30s, 15m, 6h or 7d"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        "d" => Duration::from_secs(n.saturating_mul(86_400)),
+        _ => {
+            return Err(format!(
+                "{value:?} has an unknown unit: use ms, s, m, h or d"
+            ));
+        }
+    };
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQUIRED: [&str; 8] = [
+        "api-worker",
+        "serve",
+        "--users-table=u",
+        "--movies-table=m",
+        "--watchlists-table=w",
+        "--tmdb-api-key=k",
+        "--token-signing-key=0123456789abcdef0123456789abcdef",
+        "--tmdb-base-url=http://127.0.0.1:1",
+    ];
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn serve_parses_with_the_required_settings() {
+        let cli = Cli::try_parse_from(REQUIRED).expect("valid command line");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.settings.users_table, "u");
+        assert_eq!(args.port, 8080);
+        assert_eq!(format!("{:?}", args.auth.token_signing_key), "[redacted]");
+    }
+
+    #[test]
+    fn missing_settings_are_named_by_their_variable() {
+        let args: Vec<_> = REQUIRED
+            .iter()
+            .filter(|a| !a.starts_with("--users-table"))
+            .collect();
+        let error = Cli::try_parse_from(args)
+            .expect_err("users table is required")
+            .to_string();
+        assert!(error.contains("MOVIEAPP_USERS_TABLE"), "{error}");
+    }
+
+    #[test]
+    fn malformed_settings_are_rejected_with_a_reason() {
+        let mut args = REQUIRED.to_vec();
+        args.push("--jobs-queue-url=not a url");
+        let error = Cli::try_parse_from(args).expect_err("bad url").to_string();
+        assert!(
+            error.contains("MOVIEAPP_JOBS_QUEUE_URL") && error.contains("not a URL"),
+            "{error}"
+        );
+
+        let mut args: Vec<_> = REQUIRED
+            .iter()
+            .filter(|a| !a.starts_with("--token-signing-key"))
+            .copied()
+            .collect();
+        args.push("--token-signing-key=short-secret");
+        let cli = Cli::try_parse_from(args).expect("parses");
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
+        let error = serve.auth.validate().expect_err("short key");
+        assert!(
+            error.contains("MOVIEAPP_TOKEN_SIGNING_KEY") && error.contains("at least 32 bytes"),
+            "{error}"
+        );
+        assert!(
+            !error.contains("short-secret"),
+            "the key itself is not echoed: {error}"
+        );
+    }
+}

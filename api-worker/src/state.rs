@@ -1,0 +1,107 @@
+//! The one state every handler and job shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::accounts::Accounts;
+use crate::cache::MovieCache;
+use crate::config::{AuthSettings, HttpSettings, Settings};
+use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::ops::Readiness;
+use crate::tmdb::TmdbClient;
+
+#[derive(Debug)]
+pub struct Inner {
+    pub settings: Settings,
+    pub http: HttpSettings,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub tmdb: TmdbClient,
+    pub cache: MovieCache,
+    pub notifier: Notifier,
+    pub metrics: Metrics,
+    /// Present where accounts are served (`serve`); jobs do not need them.
+    pub accounts: Option<Accounts>,
+    pub readiness: Readiness,
+}
+
+/// Cheap to clone: handlers, jobs and the Lambda adapters share one.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The AWS configuration for `settings`: the SDK's own lookup of credentials
+/// and region, with the region and endpoint overridden when given.
+pub async fn aws_config(settings: &Settings) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &settings.aws_region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &settings.aws_endpoint_url {
+        loader = loader.endpoint_url(endpoint.as_str().trim_end_matches('/'));
+    }
+    loader.load().await
+}
+
+impl AppState {
+    /// Builds the state without any network call, so start-up (and a Lambda
+    /// cold start) stays fast; clients connect on first use.
+    pub fn new(
+        settings: Settings,
+        auth: Option<AuthSettings>,
+        http: HttpSettings,
+        aws: &aws_config::SdkConfig,
+    ) -> anyhow::Result<Self> {
+        let metrics = Metrics::new();
+        let dynamo = aws_sdk_dynamodb::Client::new(aws);
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let sns = aws_sdk_sns::Client::new(aws);
+        let tmdb = TmdbClient::new(&settings.tmdb, metrics.clone())?;
+        let cache = MovieCache::new(
+            dynamo.clone(),
+            settings.movies_table.clone(),
+            settings.cache.clone(),
+        );
+        let notifier = Notifier::new(sns, settings.notifications_topic_arn.clone());
+        let accounts = match auth {
+            Some(auth) => {
+                auth.validate().map_err(anyhow::Error::msg)?;
+                Some(Accounts::new(auth))
+            }
+            None => None,
+        };
+        Ok(Self(Arc::new(Inner {
+            settings,
+            http,
+            dynamo,
+            sqs,
+            tmdb,
+            cache,
+            notifier,
+            metrics,
+            accounts,
+            readiness: Readiness::default(),
+        })))
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            http: HttpSettings,
+        }
+        // Every field has a default and no environment variable.
+        Defaults::parse_from(["api-worker"]).http
+    }
+}
