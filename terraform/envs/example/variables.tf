@@ -59,8 +59,12 @@ variable "cluster_endpoint_public_access_cidrs" {
 
 variable "cluster_admin_principal_arns" {
   type        = list(string)
-  description = "IAM roles/users that get cluster-admin (whoever runs helm and kubectl)."
-  default     = []
+  description = "IAM roles/users that get cluster-admin through EKS access entries (whoever runs helm and kubectl). The identity running Terraform gets no implicit access."
+
+  validation {
+    condition     = length(var.cluster_admin_principal_arns) > 0
+    error_message = "List at least one IAM principal, or nobody can use the cluster."
+  }
 }
 
 variable "node_instance_types" {

@@ -122,6 +122,13 @@ resource "aws_eks_cluster" "this" {
 
   tags = var.tags
 
+  lifecycle {
+    precondition {
+      condition     = !var.endpoint_public_access || length(var.endpoint_public_access_cidrs) > 0
+      error_message = "endpoint_public_access needs endpoint_public_access_cidrs (EKS would otherwise open the endpoint to 0.0.0.0/0)."
+    }
+  }
+
   depends_on = [
     aws_cloudwatch_log_group.cluster,
     aws_iam_role_policy_attachment.cluster,
