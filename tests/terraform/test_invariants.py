@@ -10,7 +10,9 @@ configuration with python-hcl2 and verify what the project promises:
   iam-wildcard  no IAM statement allows action "*" on resource "*"
   variables     every variable has a type and a description
   wiring        module calls pass only declared inputs and every required
-                one; module.X.Y references name declared outputs
+                one; module.X.Y references name declared outputs; the
+                composition's terraform.tfvars.example sets every required
+                variable and no undeclared one
   helm-outputs  the composition has the outputs the Helm values need
   ecr           ECR repositories immutable, scan on push, KMS, lifecycle
   operator-iam  the operator's policy grants exactly the actions it calls,
@@ -318,6 +320,19 @@ def check_wiring(mods, by_path):
             for vname, vbody in declared.items():
                 if "default" not in vbody and vname not in body:
                     bad.append(f"{where}: does not pass required variable {vname!r}")
+        # A composition's example tfvars sets every required variable and no unknown one.
+        example = os.path.join(mod.path, "terraform.tfvars.example")
+        if is_root_module(mod) and os.path.exists(example):
+            with open(example, encoding="utf-8") as f:
+                values = hcl2.load(f, serialization_options=OPTIONS)
+            declared = {v[0]: b for _, v, b in mod.of("variable")}
+            rel = os.path.relpath(example, REPO)
+            for name in values:
+                if not name.startswith("__") and name not in declared:
+                    bad.append(f"{rel}: sets {name!r}, which is not a variable of {mod.rel}")
+            for name, vbody in declared.items():
+                if "default" not in vbody and name not in values:
+                    bad.append(f"{rel}: does not set required variable {name!r}")
         text = json.dumps([b for _, _, b in mod.of("output") + mod.of("module") + mod.of("locals") + mod.of("resource")])
         for mname, out in sorted(set(ref.findall(text))):
             if mname not in calls:
