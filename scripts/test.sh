@@ -9,6 +9,9 @@ section() { printf '\n==> %s\n' "$*"; }
 section "building the workspace"
 cargo build --workspace --all-targets --locked
 
+section "generated manifests are up to date"
+bash scripts/manifests.sh --check
+
 started_env=false
 if ! bash tests/localenv/localenv.sh status 2>/dev/null | grep -q 'kube-apiserver: running'; then
   section "starting the local environment"

@@ -1,12 +1,34 @@
 //! `movieapp-operator`: reconciles `MovieApp` objects (`movieapp.io/v1alpha1`).
 
-use clap::Parser;
+use std::process::ExitCode;
 
-/// Runs the movie-catalog app on Kubernetes and AWS from `MovieApp` objects.
+use clap::{Parser, Subcommand};
+
+/// Runs the movie-catalogue app on Kubernetes and AWS from `MovieApp` objects.
 #[derive(Debug, Parser)]
 #[command(name = "movieapp-operator", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the MovieApp CustomResourceDefinition as YAML.
+    Crd,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Crd => match movieapp_operator::crd::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: could not render the CRD: {error}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }

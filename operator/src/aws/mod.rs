@@ -1,0 +1,501 @@
+//! AWS access: one set of SDK clients per region, each request counted by
+//! service, operation and outcome, and the whole operator held under one
+//! request-rate bound. Errors are classified once, here, into what the
+//! reconciler does about them.
+
+pub mod ecr;
+pub mod tags;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse, Metadata};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+
+/// The SDK clients of one region.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub region: String,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub ecr: aws_sdk_ecr::Client,
+}
+
+/// Builds and caches [`AwsClients`] per region, all sharing one HTTP client,
+/// one rate limit and one metrics interceptor.
+#[derive(Debug)]
+pub struct Aws {
+    base: SdkConfig,
+    metrics: Metrics,
+    clients: Mutex<HashMap<String, Arc<AwsClients>>>,
+}
+
+impl Aws {
+    /// Loads credentials and settings the SDK's usual way (environment, IRSA
+    /// web identity, instance profile), with `endpoint` overriding every
+    /// service's endpoint when set.
+    pub async fn new(
+        endpoint: Option<&str>,
+        max_requests_per_second: u32,
+        metrics: Metrics,
+    ) -> Self {
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https();
+        let http_client = RateLimitedHttpClient {
+            inner: https,
+            limiter: Arc::new(RateLimiter::new(max_requests_per_second)),
+        };
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client)
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(10))
+                    .operation_timeout(Duration::from_secs(30))
+                    .build(),
+            );
+        if let Some(endpoint) = endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        Self {
+            base: loader.load().await,
+            metrics,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The clients for `region`, created on first use.
+    pub fn clients(&self, region: &str) -> Arc<AwsClients> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let config = self
+                    .base
+                    .to_builder()
+                    .region(Region::new(region.to_owned()))
+                    .build();
+                let count = || CountRequests {
+                    metrics: self.metrics.clone(),
+                };
+                Arc::new(AwsClients {
+                    region: region.to_owned(),
+                    dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                        aws_sdk_dynamodb::config::Builder::from(&config)
+                            .interceptor(count())
+                            .build(),
+                    ),
+                    sqs: aws_sdk_sqs::Client::from_conf(
+                        aws_sdk_sqs::config::Builder::from(&config)
+                            .interceptor(count())
+                            .build(),
+                    ),
+                    sns: aws_sdk_sns::Client::from_conf(
+                        aws_sdk_sns::config::Builder::from(&config)
+                            .interceptor(count())
+                            .build(),
+                    ),
+                    ecr: aws_sdk_ecr::Client::from_conf(
+                        aws_sdk_ecr::config::Builder::from(&config)
+                            .interceptor(count())
+                            .build(),
+                    ),
+                })
+            })
+            .clone()
+    }
+}
+
+// ------------------------------------------------------------------ errors
+
+/// What the reconciler does about an AWS error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Throttling, 5xx, timeouts, resources busy: retry with backoff.
+    Retryable,
+    /// The resource does not exist.
+    NotFound,
+    /// Credentials or permissions: a human must act (`Stalled`).
+    AccessDenied,
+    /// AWS rejected the request's content: a human must act (`Stalled`).
+    Invalid,
+}
+
+/// An AWS error with the context a human needs.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{service} {operation} failed: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct AwsError {
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub kind: ErrorKind,
+    /// The AWS error code, e.g. `AccessDeniedException`.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl AwsError {
+    /// Classifies an SDK error of `service`'s `operation`.
+    pub fn from_sdk<E>(
+        service: &'static str,
+        operation: &'static str,
+        error: SdkError<E, HttpResponse>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match &error {
+            SdkError::ServiceError(service_error) => {
+                let inner = service_error.err();
+                let code = inner.code().map(str::to_owned);
+                let message = inner
+                    .message()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| inner.to_string());
+                let kind = classify(code.as_deref());
+                Self {
+                    service,
+                    operation,
+                    kind,
+                    code,
+                    message,
+                }
+            }
+            SdkError::ConstructionFailure(_) => Self {
+                service,
+                operation,
+                kind: ErrorKind::Invalid,
+                code: None,
+                message: format!("could not build the request: {}", error_chain(&error)),
+            },
+            _ => Self {
+                service,
+                operation,
+                kind: ErrorKind::Retryable,
+                code: None,
+                message: error_chain(&error),
+            },
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+
+    /// A `Stalled` reason for errors a human must fix.
+    pub fn stalled_reason(&self) -> Option<&'static str> {
+        match self.kind {
+            ErrorKind::AccessDenied => Some("AccessDenied"),
+            ErrorKind::Invalid => Some("AwsValidationError"),
+            ErrorKind::Retryable | ErrorKind::NotFound => None,
+        }
+    }
+}
+
+/// Maps an AWS error code to what to do about it.
+pub fn classify(code: Option<&str>) -> ErrorKind {
+    let Some(code) = code else {
+        return ErrorKind::Retryable;
+    };
+    let code = code.rsplit('.').next().unwrap_or(code);
+    match code {
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "AuthorizationError"
+        | "AuthorizationErrorException"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "MissingAuthenticationToken"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "KMSAccessDeniedException"
+        | "KMSAccessDenied"
+        | "OptInRequired" => ErrorKind::AccessDenied,
+        "ResourceNotFoundException"
+        | "NonExistentQueue"
+        | "QueueDoesNotExist"
+        | "NotFound"
+        | "NotFoundException"
+        | "RepositoryNotFoundException"
+        | "ImageNotFoundException"
+        | "TableNotFoundException" => ErrorKind::NotFound,
+        "ValidationException"
+        | "ValidationError"
+        | "InvalidParameterValue"
+        | "InvalidParameterValueException"
+        | "InvalidParameter"
+        | "InvalidParameterException"
+        | "InvalidAttributeName"
+        | "InvalidAttributeValue"
+        | "InvalidParameterCombination"
+        | "SerializationException"
+        | "UnsupportedOperation"
+        | "InvalidAddress"
+        | "InvalidSecurity"
+        | "TagPolicy"
+        | "TagPolicyException" => ErrorKind::Invalid,
+        // Throttling, server errors, busy resources (a table being created,
+        // a queue name deleted less than 60 s ago) and anything unknown: retry.
+        _ => ErrorKind::Retryable,
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+// ------------------------------------------------------------------ metrics
+
+/// Counts every attempt of every AWS request in
+/// `movieapp_aws_requests_total{service,operation,outcome}`.
+#[derive(Debug)]
+struct CountRequests {
+    metrics: Metrics,
+}
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "movieapp-count-requests"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(metadata) = cfg.load::<Metadata>() else {
+            return Ok(());
+        };
+        let outcome = match context.response() {
+            Some(response) => {
+                let status = response.status().as_u16();
+                let throttled = status == 429
+                    || ["x-amzn-errortype", "x-amzn-query-error"]
+                        .iter()
+                        .any(|h| response.headers().get(*h).is_some_and(is_throttling_code))
+                    || response
+                        .body()
+                        .bytes()
+                        .is_some_and(|body| status >= 400 && contains_throttling_code(body));
+                match status {
+                    _ if throttled => "throttled",
+                    200..=399 => "success",
+                    400..=499 => "client_error",
+                    _ => "server_error",
+                }
+            }
+            None => match context.output_or_error() {
+                Some(Err(error)) if error.is_timeout_error() => "timeout",
+                _ => "network_error",
+            },
+        };
+        self.metrics
+            .aws_request(service_label(metadata.service()), metadata.name(), outcome);
+        Ok(())
+    }
+}
+
+/// The service label: a closed set.
+fn service_label(service: &str) -> &'static str {
+    match service.to_ascii_lowercase().as_str() {
+        "dynamodb" => "dynamodb",
+        "sqs" => "sqs",
+        "sns" => "sns",
+        "ecr" => "ecr",
+        "sts" => "sts",
+        _ => "other",
+    }
+}
+
+fn is_throttling_code(code: &str) -> bool {
+    [
+        "Throttl",
+        "RequestLimitExceeded",
+        "TooManyRequests",
+        "ProvisionedThroughputExceeded",
+        "SlowDown",
+    ]
+    .iter()
+    .any(|marker| code.contains(marker))
+}
+
+fn contains_throttling_code(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(&body[..body.len().min(2048)]);
+    is_throttling_code(&text)
+}
+
+// ------------------------------------------------------------------ rate limit
+
+/// A token bucket: at most `rate` requests per second on average, bursts of
+/// up to `rate` requests.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    state: tokio::sync::Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: u32) -> Self {
+        let rate = f64::from(per_second.max(1));
+        Self {
+            rate,
+            state: tokio::sync::Mutex::new(Bucket {
+                tokens: rate,
+                updated: Instant::now(),
+            }),
+        }
+    }
+
+    /// Waits for one token.
+    pub async fn acquire(&self) {
+        loop {
+            let wait = {
+                let mut bucket = self.state.lock().await;
+                let now = Instant::now();
+                let elapsed = now.duration_since(bucket.updated).as_secs_f64();
+                bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.rate);
+                bucket.updated = now;
+                if bucket.tokens >= 1.0 {
+                    bucket.tokens -= 1.0;
+                    return;
+                }
+                Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The SDK's HTTPS client behind a [`RateLimiter`]: every attempt of every
+/// request, retries included, waits for a token.
+#[derive(Debug, Clone)]
+struct RateLimitedHttpClient {
+    inner: SharedHttpClient,
+    limiter: Arc<RateLimiter>,
+}
+
+impl HttpClient for RateLimitedHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(RateLimitedConnector {
+            inner: self.inner.http_connector(settings, components),
+            limiter: self.limiter.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct RateLimitedConnector {
+    inner: SharedHttpConnector,
+    limiter: Arc<RateLimiter>,
+}
+
+impl HttpConnector for RateLimitedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let limiter = self.limiter.clone();
+        HttpConnectorFuture::new(async move {
+            limiter.acquire().await;
+            inner.call(request).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        assert_eq!(
+            classify(Some("AccessDeniedException")),
+            ErrorKind::AccessDenied
+        );
+        assert_eq!(
+            classify(Some("AuthorizationError")),
+            ErrorKind::AccessDenied
+        );
+        assert_eq!(
+            classify(Some("AWS.SimpleQueueService.NonExistentQueue")),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            classify(Some("ResourceNotFoundException")),
+            ErrorKind::NotFound
+        );
+        assert_eq!(classify(Some("ValidationException")), ErrorKind::Invalid);
+        assert_eq!(classify(Some("ThrottlingException")), ErrorKind::Retryable);
+        assert_eq!(
+            classify(Some("ResourceInUseException")),
+            ErrorKind::Retryable
+        );
+        assert_eq!(classify(Some("InternalServerError")), ErrorKind::Retryable);
+        assert_eq!(classify(None), ErrorKind::Retryable);
+    }
+
+    #[test]
+    fn throttling_codes() {
+        assert!(is_throttling_code("ThrottlingException"));
+        assert!(is_throttling_code(
+            "AWS.SimpleQueueService.RequestThrottled;Sender"
+        ));
+        assert!(contains_throttling_code(
+            b"<Error><Code>Throttling</Code></Error>"
+        ));
+        assert!(!is_throttling_code("ValidationException"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limiter_bounds_the_rate() {
+        let limiter = RateLimiter::new(10);
+        let start = Instant::now();
+        for _ in 0..30 {
+            limiter.acquire().await;
+        }
+        // 10 from the initial burst, then 20 more at 10 per second.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(1900), "{elapsed:?}");
+        assert!(elapsed <= Duration::from_millis(2100), "{elapsed:?}");
+    }
+}

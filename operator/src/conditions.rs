@@ -1,0 +1,442 @@
+//! Status conditions, computed purely from what one reconcile observed.
+//!
+//! The summary conditions follow kstatus (what Flux reads) and our Argo CD
+//! health script: `Reconciling=True` while work is in progress, `Stalled=True`
+//! when a human must act, `Ready=True` only when every part is ready. They
+//! are present from the first reconcile on and recomputed at every reconcile,
+//! so `Stalled` clears as soon as its cause is gone.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// Condition types.
+pub mod kind {
+    pub const READY: &str = "Ready";
+    pub const RECONCILING: &str = "Reconciling";
+    pub const STALLED: &str = "Stalled";
+    pub const IMAGE_RESOLVED: &str = "ImageResolved";
+    pub const DATABASE_READY: &str = "DatabaseReady";
+    pub const QUEUE_READY: &str = "QueueReady";
+    pub const NOTIFICATIONS_READY: &str = "NotificationsReady";
+    pub const WORKER_AVAILABLE: &str = "WorkerAvailable";
+}
+
+/// Reasons of the summary conditions that are not taken from a part.
+pub mod reason {
+    pub const AVAILABLE: &str = "Available";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const RECONCILED: &str = "Reconciled";
+    pub const NO_BLOCKERS: &str = "NoBlockers";
+    pub const DELETING: &str = "Deleting";
+}
+
+/// How one part of the application stands after a reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartState {
+    /// Done and healthy.
+    Ready {
+        reason: &'static str,
+        message: String,
+    },
+    /// Work under way, or a transient error that is being retried.
+    Progressing {
+        reason: &'static str,
+        message: String,
+    },
+    /// Needs a human: bad spec, missing reference, conflict, access denied.
+    Blocked {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+impl PartState {
+    pub fn ready(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::Ready {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn progressing(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::Progressing {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn blocked(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::Blocked {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Self::Ready { .. })
+    }
+
+    pub fn is_blocked(&self) -> bool {
+        matches!(self, Self::Blocked { .. })
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Ready { reason, .. }
+            | Self::Progressing { reason, .. }
+            | Self::Blocked { reason, .. } => reason,
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Self::Ready { message, .. }
+            | Self::Progressing { message, .. }
+            | Self::Blocked { message, .. } => message,
+        }
+    }
+}
+
+/// One part and its condition type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub condition: &'static str,
+    pub state: PartState,
+}
+
+impl Part {
+    pub fn new(condition: &'static str, state: PartState) -> Self {
+        Self { condition, state }
+    }
+}
+
+/// The desired value of one condition, before timestamps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Desired {
+    type_: &'static str,
+    status: bool,
+    reason: &'static str,
+    message: String,
+}
+
+/// Every condition for these parts: the three summary conditions first, then
+/// one per part in the order given.
+///
+/// `lastTransitionTime` is kept from `previous` when a condition's status did
+/// not change, so an unchanged world yields an identical list (and no write).
+pub fn compute(
+    previous: &[Condition],
+    parts: &[Part],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    summary(parts)
+        .into_iter()
+        .chain(parts.iter().map(|part| Desired {
+            type_: part.condition,
+            status: part.state.is_ready(),
+            reason: part.state.reason(),
+            message: part.state.message().to_owned(),
+        }))
+        .map(|desired| materialise(previous, desired, generation, now))
+        .collect()
+}
+
+/// Conditions for an object being deleted: not ready, reconciling.
+pub fn deleting(
+    previous: &[Condition],
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let mut conditions: Vec<Condition> = [
+        Desired {
+            type_: kind::READY,
+            status: false,
+            reason: reason::DELETING,
+            message: message.to_owned(),
+        },
+        Desired {
+            type_: kind::RECONCILING,
+            status: true,
+            reason: reason::DELETING,
+            message: message.to_owned(),
+        },
+        Desired {
+            type_: kind::STALLED,
+            status: false,
+            reason: reason::NO_BLOCKERS,
+            message: String::new(),
+        },
+    ]
+    .into_iter()
+    .map(|desired| materialise(previous, desired, generation, now))
+    .collect();
+    // Keep the per-part conditions as they were.
+    conditions.extend(
+        previous
+            .iter()
+            .filter(|c| {
+                ![kind::READY, kind::RECONCILING, kind::STALLED].contains(&c.type_.as_str())
+            })
+            .cloned(),
+    );
+    conditions
+}
+
+fn summary(parts: &[Part]) -> [Desired; 3] {
+    let blocked = parts.iter().find(|p| p.state.is_blocked());
+    let waiting: Vec<&Part> = parts.iter().filter(|p| !p.state.is_ready()).collect();
+
+    let ready = match waiting.first() {
+        None => Desired {
+            type_: kind::READY,
+            status: true,
+            reason: reason::AVAILABLE,
+            message: "every part is provisioned and the worker is available".to_owned(),
+        },
+        Some(first) => {
+            let cause = blocked.unwrap_or(first);
+            Desired {
+                type_: kind::READY,
+                status: false,
+                reason: cause.state.reason(),
+                message: format!("{}: {}", cause.condition, cause.state.message()),
+            }
+        }
+    };
+
+    let stalled = match blocked {
+        Some(part) => Desired {
+            type_: kind::STALLED,
+            status: true,
+            reason: part.state.reason(),
+            message: format!("{}: {}", part.condition, part.state.message()),
+        },
+        None => Desired {
+            type_: kind::STALLED,
+            status: false,
+            reason: reason::NO_BLOCKERS,
+            message: String::new(),
+        },
+    };
+
+    let reconciling = if blocked.is_none() && !waiting.is_empty() {
+        let names: Vec<&str> = waiting.iter().map(|p| p.condition).collect();
+        Desired {
+            type_: kind::RECONCILING,
+            status: true,
+            reason: reason::PROGRESSING,
+            message: format!("waiting for {}", names.join(", ")),
+        }
+    } else {
+        Desired {
+            type_: kind::RECONCILING,
+            status: false,
+            reason: reason::RECONCILED,
+            message: String::new(),
+        }
+    };
+
+    [ready, reconciling, stalled]
+}
+
+fn materialise(
+    previous: &[Condition],
+    desired: Desired,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let status = if desired.status { "True" } else { "False" };
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == desired.type_ && c.status == status)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: desired.type_.to_owned(),
+        status: status.to_owned(),
+        reason: desired.reason.to_owned(),
+        message: desired.message,
+        last_transition_time,
+        observed_generation: generation,
+    }
+}
+
+/// A condition whose status changed between two lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition<'a> {
+    pub condition: &'a Condition,
+    /// The status before, if the condition existed.
+    pub from: Option<&'a str>,
+}
+
+/// The conditions of `new` whose status differs from `old`'s.
+pub fn transitions<'a>(old: &'a [Condition], new: &'a [Condition]) -> Vec<Transition<'a>> {
+    new.iter()
+        .filter_map(|condition| {
+            let before = old.iter().find(|c| c.type_ == condition.type_);
+            match before {
+                Some(before) if before.status == condition.status => None,
+                _ => Some(Transition {
+                    condition,
+                    from: before.map(|c| c.status.as_str()),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Whether a condition of this type is currently True.
+pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).unwrap_or(Timestamp::UNIX_EPOCH))
+    }
+
+    fn find<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
+        conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .unwrap_or_else(|| panic!("no {type_} condition"))
+    }
+
+    fn all_ready() -> Vec<Part> {
+        vec![
+            Part::new(kind::IMAGE_RESOLVED, PartState::ready("Resolved", "ok")),
+            Part::new(kind::WORKER_AVAILABLE, PartState::ready("Available", "2/2")),
+        ]
+    }
+
+    #[test]
+    fn all_parts_ready_means_ready_and_nothing_else() {
+        let conditions = compute(&[], &all_ready(), Some(3), &at(10));
+        assert_eq!(find(&conditions, kind::READY).status, "True");
+        assert_eq!(find(&conditions, kind::RECONCILING).status, "False");
+        assert_eq!(find(&conditions, kind::STALLED).status, "False");
+        assert!(conditions.iter().all(|c| c.observed_generation == Some(3)));
+        let types: Vec<&str> = conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                kind::READY,
+                kind::RECONCILING,
+                kind::STALLED,
+                kind::IMAGE_RESOLVED,
+                kind::WORKER_AVAILABLE
+            ]
+        );
+    }
+
+    #[test]
+    fn progressing_part_means_reconciling_not_stalled() {
+        let parts = vec![
+            Part::new(kind::IMAGE_RESOLVED, PartState::ready("Resolved", "ok")),
+            Part::new(
+                kind::WORKER_AVAILABLE,
+                PartState::progressing("Progressing", "0/2 available"),
+            ),
+        ];
+        let conditions = compute(&[], &parts, Some(1), &at(10));
+        let ready = find(&conditions, kind::READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Progressing")
+        );
+        assert_eq!(ready.message, "WorkerAvailable: 0/2 available");
+        assert_eq!(find(&conditions, kind::RECONCILING).status, "True");
+        assert_eq!(
+            find(&conditions, kind::RECONCILING).message,
+            "waiting for WorkerAvailable"
+        );
+        assert_eq!(find(&conditions, kind::STALLED).status, "False");
+    }
+
+    #[test]
+    fn blocked_part_stalls_and_names_the_cause_in_ready() {
+        let parts = vec![
+            Part::new(
+                kind::IMAGE_RESOLVED,
+                PartState::progressing("Resolving", ""),
+            ),
+            Part::new(
+                kind::WORKER_AVAILABLE,
+                PartState::blocked("SecretNotFound", "Secret tmdb not found"),
+            ),
+        ];
+        let conditions = compute(&[], &parts, Some(1), &at(10));
+        let stalled = find(&conditions, kind::STALLED);
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "SecretNotFound")
+        );
+        assert_eq!(find(&conditions, kind::READY).reason, "SecretNotFound");
+        assert_eq!(find(&conditions, kind::RECONCILING).status, "False");
+    }
+
+    #[test]
+    fn transition_time_is_kept_while_status_is_unchanged() {
+        let first = compute(&[], &all_ready(), Some(1), &at(10));
+        let second = compute(&first, &all_ready(), Some(1), &at(20));
+        assert_eq!(
+            first, second,
+            "an unchanged world must give identical conditions"
+        );
+
+        let stalled_parts = vec![Part::new(
+            kind::WORKER_AVAILABLE,
+            PartState::blocked("SecretNotFound", "x"),
+        )];
+        let third = compute(&second, &stalled_parts, Some(1), &at(30));
+        assert_eq!(find(&third, kind::STALLED).last_transition_time, at(30));
+        assert_eq!(find(&third, kind::READY).last_transition_time, at(30));
+        // Stalled clears by itself once the cause is gone.
+        let fourth = compute(&third, &all_ready(), Some(1), &at(40));
+        assert_eq!(find(&fourth, kind::STALLED).status, "False");
+        assert_eq!(find(&fourth, kind::READY).status, "True");
+    }
+
+    #[test]
+    fn transitions_report_only_status_changes() {
+        let first = compute(&[], &all_ready(), Some(1), &at(10));
+        assert_eq!(transitions(&[], &first).len(), first.len());
+        let again = compute(&first, &all_ready(), Some(2), &at(20));
+        assert!(transitions(&first, &again).is_empty());
+        let broken = compute(
+            &again,
+            &[Part::new(
+                kind::WORKER_AVAILABLE,
+                PartState::blocked("SecretNotFound", "x"),
+            )],
+            Some(2),
+            &at(30),
+        );
+        let changed: Vec<&str> = transitions(&again, &broken)
+            .iter()
+            .map(|t| t.condition.type_.as_str())
+            .collect();
+        assert_eq!(
+            changed,
+            [kind::READY, kind::STALLED, kind::WORKER_AVAILABLE]
+        );
+    }
+
+    #[test]
+    fn deleting_keeps_part_conditions() {
+        let ready = compute(&[], &all_ready(), Some(1), &at(10));
+        let deleting = deleting(&ready, "deleting AWS resources", Some(1), &at(20));
+        assert_eq!(find(&deleting, kind::READY).reason, reason::DELETING);
+        assert_eq!(find(&deleting, kind::RECONCILING).status, "True");
+        assert_eq!(
+            find(&deleting, kind::IMAGE_RESOLVED),
+            find(&ready, kind::IMAGE_RESOLVED)
+        );
+    }
+}

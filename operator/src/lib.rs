@@ -1,0 +1,15 @@
+//! `movieapp-operator`: runs the movie-catalogue application on Kubernetes
+//! and AWS from `MovieApp` objects.
+//!
+//! The reconcile pipeline lives in [`reconcile`]: dereference (Secret, ECR
+//! image) → validate → build (pure) → apply → update status. AWS resources
+//! are provisioned by [`provision`]; names come from [`naming`]; conditions
+//! are computed by [`conditions`].
+
+pub mod aws;
+pub mod conditions;
+pub mod config;
+pub mod crd;
+pub mod metrics;
+pub mod naming;
+pub mod provision;

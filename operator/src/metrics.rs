@@ -1,0 +1,280 @@
+//! Prometheus metrics. Every label value comes from a closed set (results,
+//! error categories, AWS services and operations, condition types): never an
+//! object name or an error string, so cardinality is bounded.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CategoryLabels {
+    category: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AwsRequestLabels {
+    pub service: &'static str,
+    pub operation: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    condition: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+/// Every metric of the operator.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_errors: Family<CategoryLabels, Counter>,
+    reconcile_duration: Histogram,
+    aws_requests: Family<AwsRequestLabels, Counter>,
+    events: Family<KindLabels, Counter>,
+    leader: Gauge,
+    resources: Arc<ResourceConditions>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "movieapp_reconcile",
+            "Reconciles of MovieApp objects, by result (success, error)",
+            reconciles.clone(),
+        );
+        let reconcile_errors = Family::<CategoryLabels, Counter>::default();
+        registry.register(
+            "movieapp_reconcile_errors",
+            "Failed reconciles, by error category",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration =
+            Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]);
+        registry.register(
+            "movieapp_reconcile_duration_seconds",
+            "Duration of one reconcile of a MovieApp",
+            reconcile_duration.clone(),
+        );
+        let aws_requests = Family::<AwsRequestLabels, Counter>::default();
+        registry.register(
+            "movieapp_aws_requests",
+            "AWS API requests (each attempt, retries included), by service, operation and outcome",
+            aws_requests.clone(),
+        );
+        let events = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "movieapp_events",
+            "Kubernetes Events published, by type (Normal, Warning)",
+            events.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "movieapp_leader",
+            "1 while this replica holds the leader Lease (or runs without leader election)",
+            leader.clone(),
+        );
+        registry.register(
+            "movieapp_build",
+            "Build information",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            }),
+        );
+        let resources = Arc::new(ResourceConditions::default());
+        registry.register_collector(Box::new(resources.clone()));
+        Self {
+            registry: Arc::new(registry),
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            aws_requests,
+            events,
+            leader,
+            resources,
+        }
+    }
+
+    /// The registry as Prometheus text.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    pub fn reconciled(&self, duration: Duration) {
+        self.reconciles
+            .get_or_create(&ResultLabels { result: "success" })
+            .inc();
+        self.reconcile_duration.observe(duration.as_secs_f64());
+    }
+
+    pub fn reconcile_failed(&self, category: &'static str, duration: Duration) {
+        self.reconciles
+            .get_or_create(&ResultLabels { result: "error" })
+            .inc();
+        self.reconcile_errors
+            .get_or_create(&CategoryLabels { category })
+            .inc();
+        self.reconcile_duration.observe(duration.as_secs_f64());
+    }
+
+    /// Counts one AWS request attempt. `operation` is an SDK operation name,
+    /// a closed set defined by the operator's code.
+    pub fn aws_request(&self, service: &'static str, operation: &str, outcome: &'static str) {
+        self.aws_requests
+            .get_or_create(&AwsRequestLabels {
+                service,
+                operation: operation.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn event_published(&self, kind: &'static str) {
+        self.events.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// Records the conditions of one MovieApp (by its `namespace/name` key).
+    pub fn set_conditions(&self, key: String, conditions: Vec<(String, String)>) {
+        self.resources.set(key, conditions);
+    }
+
+    /// Forgets a deleted MovieApp.
+    pub fn forget(&self, key: &str) {
+        self.resources.remove(key);
+    }
+}
+
+/// `movieapp_resources{condition,status}`: how many MovieApps have each
+/// condition in each status, computed at scrape time.
+#[derive(Debug, Default)]
+struct ResourceConditions {
+    by_object: Mutex<HashMap<String, Vec<(String, String)>>>,
+}
+
+impl ResourceConditions {
+    fn set(&self, key: String, conditions: Vec<(String, String)>) {
+        self.by_object
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, conditions);
+    }
+
+    fn remove(&self, key: &str) {
+        self.by_object
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+impl Collector for ResourceConditions {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut counts: HashMap<ConditionLabels, i64> = HashMap::new();
+        {
+            let by_object = self
+                .by_object
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for conditions in by_object.values() {
+                for (condition, status) in conditions {
+                    *counts
+                        .entry(ConditionLabels {
+                            condition: condition.clone(),
+                            status: status.clone(),
+                        })
+                        .or_default() += 1;
+                }
+            }
+        }
+        let mut counts: Vec<_> = counts.into_iter().collect();
+        counts.sort_by(|a, b| (&a.0.condition, &a.0.status).cmp(&(&b.0.condition, &b.0.status)));
+        let mut metric = encoder.encode_descriptor(
+            "movieapp_resources",
+            "MovieApp objects by condition type and status",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (labels, count) in counts {
+            let family = metric.encode_family(&labels)?;
+            ConstGauge::new(count).encode(family)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_metric_with_bounded_labels() {
+        let metrics = Metrics::new();
+        metrics.reconciled(Duration::from_millis(20));
+        metrics.reconcile_failed("aws", Duration::from_millis(5));
+        metrics.aws_request("sqs", "GetQueueAttributes", "success");
+        metrics.aws_request("sqs", "SetQueueAttributes", "throttled");
+        metrics.set_conditions("a/x".into(), vec![("Ready".into(), "True".into())]);
+        metrics.set_conditions("b/y".into(), vec![("Ready".into(), "True".into())]);
+        metrics.set_conditions("c/z".into(), vec![("Ready".into(), "False".into())]);
+        metrics.set_leader(true);
+
+        let text = metrics.render().expect("render");
+        for expected in [
+            "movieapp_reconcile_total{result=\"success\"} 1",
+            "movieapp_reconcile_total{result=\"error\"} 1",
+            "movieapp_reconcile_errors_total{category=\"aws\"} 1",
+            "movieapp_reconcile_duration_seconds_count 2",
+            "movieapp_aws_requests_total{service=\"sqs\",operation=\"GetQueueAttributes\",outcome=\"success\"} 1",
+            "movieapp_resources{condition=\"Ready\",status=\"True\"} 2",
+            "movieapp_resources{condition=\"Ready\",status=\"False\"} 1",
+            "movieapp_leader 1",
+            "movieapp_build_info{version=",
+        ] {
+            assert!(text.contains(expected), "missing {expected} in\n{text}");
+        }
+        assert!(!text.contains("a/x"), "object names must never be labels");
+
+        metrics.forget("c/z");
+        let text = metrics.render().expect("render");
+        assert!(!text.contains("status=\"False\""));
+    }
+}

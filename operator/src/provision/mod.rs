@@ -1,0 +1,127 @@
+//! Provisioning the AWS side of a MovieApp: DynamoDB tables, the SQS jobs
+//! queue and its dead-letter queue, the SNS topic and its subscriptions.
+//!
+//! Every function here is idempotent and safe to interrupt: names are
+//! deterministic ([`crate::naming`]), existing resources are found by name and
+//! checked for ownership ([`crate::aws::tags`]), and a steady resource costs
+//! only reads. The database and the messaging parts are provisioned
+//! concurrently.
+
+pub mod database;
+pub mod messaging;
+
+use crate::aws::tags::Owner;
+use crate::aws::{AwsClients, AwsError};
+use crate::conditions::PartState;
+use crate::crd::{MovieAppSpec, NotificationsStatus, QueueStatus, TableStatus};
+use crate::naming::AppId;
+
+/// Everything provisioning needs to know about one MovieApp.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub aws: &'a AwsClients,
+    pub owner: &'a Owner,
+    pub id: AppId<'a>,
+    pub spec: &'a MovieAppSpec,
+    /// `movieapp.io/adopt: "true"`: take over untagged resources with our names.
+    pub adopt: bool,
+}
+
+/// Something worth a Kubernetes Event (a resource created, adopted,
+/// recreated after it vanished, or an attribute restored after drift).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// A CamelCase Event reason: `Created`, `Adopted`, `Recreated`, `DriftRepaired`, `Deleted`, ...
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Notice {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// What one part looks like after provisioning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed<T> {
+    pub state: PartState,
+    /// What was made, when known (also while still progressing).
+    pub value: Option<T>,
+    pub notices: Vec<Notice>,
+}
+
+impl<T> Observed<T> {
+    pub fn ready(value: T, notices: Vec<Notice>) -> Self {
+        Self {
+            state: PartState::ready("Provisioned", "provisioned"),
+            value: Some(value),
+            notices,
+        }
+    }
+
+    /// From an AWS error: `Blocked` when a human must act, `Progressing` otherwise.
+    pub fn from_error(error: &AwsError, value: Option<T>, notices: Vec<Notice>) -> Self {
+        let state = match error.stalled_reason() {
+            Some(reason) => PartState::blocked(reason, error.to_string()),
+            None => PartState::progressing("AwsError", format!("retrying: {error}")),
+        };
+        Self {
+            state,
+            value,
+            notices,
+        }
+    }
+}
+
+/// The AWS side of a MovieApp after one pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    pub tables: Observed<Vec<TableStatus>>,
+    pub queue: Observed<QueueStatus>,
+    pub notifications: Observed<NotificationsStatus>,
+}
+
+/// Creates or repairs every AWS resource of `target`.
+pub async fn provision(target: &Target<'_>) -> Provisioned {
+    let (tables, (queue, notifications)) =
+        tokio::join!(database::ensure(target), messaging::ensure(target));
+    Provisioned {
+        tables,
+        queue,
+        notifications,
+    }
+}
+
+/// Where a deletion stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Every resource is gone (or was never there).
+    Done,
+    /// Deletion is under way; check again later.
+    Waiting(String),
+}
+
+/// Deletes every AWS resource of `target` that this MovieApp owns
+/// (subscriptions, topic, queues, tables); resources owned by someone else
+/// are left alone, resources already gone are fine.
+pub async fn delete(target: &Target<'_>) -> Result<Cleanup, AwsError> {
+    let (database, messaging) = tokio::join!(database::delete(target), messaging::delete(target));
+    match (database?, messaging?) {
+        (Cleanup::Done, Cleanup::Done) => Ok(Cleanup::Done),
+        (Cleanup::Waiting(a), Cleanup::Waiting(b)) => Ok(Cleanup::Waiting(format!("{a}; {b}"))),
+        (Cleanup::Waiting(w), Cleanup::Done) | (Cleanup::Done, Cleanup::Waiting(w)) => {
+            Ok(Cleanup::Waiting(w))
+        }
+    }
+}
+
+/// Leaves every AWS resource of `target` in place, tagged as retained.
+pub async fn retain(target: &Target<'_>) -> Result<(), AwsError> {
+    let (database, messaging) = tokio::join!(database::retain(target), messaging::retain(target));
+    database?;
+    messaging
+}
