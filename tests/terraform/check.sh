@@ -39,7 +39,8 @@ record() {
 
 finish() {
   if [ "$failed" -gt 0 ]; then
-    echo "failed: ${failures[*]}"
+    printf 'failed:\n'
+    printf '  - %s\n' "${failures[@]}"
   fi
   echo "terraform checks: $passed passed, $failed failed"
   [ "$failed" -eq 0 ]
@@ -78,6 +79,13 @@ fmt_hclfmt() {
   return $rc
 }
 record "fmt: hclfmt on ${#hcl_files[@]} files" fmt_hclfmt
+
+gofmt_plugin() {
+  local out
+  out=$(gofmt -l "$here/tflint-ruleset-movieapp") || return 1
+  [ -z "$out" ] || { echo "not gofmt-formatted (fix: gofmt -w):"; echo "$out"; return 1; }
+}
+record "fmt: gofmt on tests/terraform/tflint-ruleset-movieapp" gofmt_plugin
 
 if command -v terraform >/dev/null 2>&1; then
   record "fmt: terraform fmt -check -recursive ($(terraform version 2>/dev/null | head -n1))" \

@@ -18,6 +18,8 @@ configuration with python-hcl2 and verify what the project promises:
   operator-iam  the operator's policy grants exactly the actions it calls,
                 the api-worker's only its data-plane actions
   side-tasks    the ECS scheduled task runs `api-worker sync-popular`
+  network-endpoints  DynamoDB/S3 gateway and SQS, SNS, ECR, STS, logs
+                interface VPC endpoints
   checkov-skips every inline checkov skip has a reason and is listed in
                 .checkov.yaml
 
@@ -464,6 +466,33 @@ def check_side_tasks(mods):
     return ["no side_tasks variable (ECS scheduled sync-popular) found"]
 
 
+REQUIRED_INTERFACE_ENDPOINTS = {"sqs", "sns", "ecr.api", "ecr.dkr", "sts", "logs"}
+REQUIRED_GATEWAY_ENDPOINTS = {"dynamodb", "s3"}
+
+
+def check_network_endpoints(mods):
+    """The pods' AWS traffic stays in the VPC: gateway endpoints for DynamoDB
+    (and S3, where ECR keeps image layers) and interface endpoints for the
+    other services the pods call."""
+    for mod in mods:
+        declared = {v[0]: b for _, v, b in mod.of("variable")}
+        if "interface_endpoints" not in declared:
+            continue
+        bad = []
+        have = set(literal_strings(declared["interface_endpoints"].get("default")))
+        if REQUIRED_INTERFACE_ENDPOINTS - have:
+            bad.append(f"{mod.rel}: interface_endpoints default lacks {sorted(REQUIRED_INTERFACE_ENDPOINTS - have)}")
+        gateways = set()
+        for _, (rtype, _), body in mod.of("resource"):
+            if rtype == "aws_vpc_endpoint" and body.get("vpc_endpoint_type") == "Gateway":
+                fe = body.get("for_each", "")
+                gateways.update(re.findall(r'"([a-z0-9.]+)"', fe if isinstance(fe, str) else json.dumps(fe)))
+        if REQUIRED_GATEWAY_ENDPOINTS - gateways:
+            bad.append(f"{mod.rel}: no gateway endpoint for {sorted(REQUIRED_GATEWAY_ENDPOINTS - gateways)}")
+        return bad
+    return ["no network module (variable interface_endpoints) found"]
+
+
 def check_checkov_skips(mods, checkov_yaml):
     bad = []
     listed = {}
@@ -498,7 +527,7 @@ def check_checkov_skips(mods, checkov_yaml):
 
 
 CHECKS = ["tags", "iam-wildcard", "variables", "wiring", "helm-outputs", "ecr",
-          "operator-iam", "side-tasks", "checkov-skips"]
+          "operator-iam", "side-tasks", "network-endpoints", "checkov-skips"]
 
 
 def run(root, checkov_yaml):
@@ -514,6 +543,7 @@ def run(root, checkov_yaml):
     rep.check("ecr", check_ecr(mods))
     rep.check("operator-iam", check_operator_iam(mods))
     rep.check("side-tasks", check_side_tasks(mods))
+    rep.check("network-endpoints", check_network_endpoints(mods))
     rep.check("checkov-skips", check_checkov_skips(mods, checkov_yaml))
     return rep
 
