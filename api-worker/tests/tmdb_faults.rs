@@ -1,0 +1,232 @@
+//! TMDB failures, injected through the stub's control API. The stub's fault
+//! settings are global, so every test here holds one lock and resets the
+//! stub before and after (also when it fails).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::{Env, Fixture, get};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, MutexGuard};
+
+static STUB: Mutex<()> = Mutex::const_new(());
+
+/// Exclusive use of the stub's fault settings; resets them when dropped.
+struct Faults {
+    control: String,
+    http: reqwest::Client,
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl Faults {
+    async fn take() -> Self {
+        let lock = STUB.lock().await;
+        let control = format!(
+            "{}/__control",
+            Env::get().tmdb_base_url.trim_end_matches('/')
+        );
+        let faults = Self {
+            control,
+            http: reqwest::Client::new(),
+            _lock: lock,
+        };
+        faults.reset().await;
+        faults
+    }
+
+    async fn reset(&self) {
+        let response = self
+            .http
+            .post(format!("{}/reset", self.control))
+            .send()
+            .await
+            .expect("stub control reachable");
+        assert!(
+            response.status().is_success(),
+            "resetting the stub: {}",
+            response.status()
+        );
+    }
+
+    async fn set(&self, settings: Value) {
+        let response = self
+            .http
+            .put(&self.control)
+            .json(&settings)
+            .send()
+            .await
+            .expect("stub control reachable");
+        assert!(
+            response.status().is_success(),
+            "stub refused {settings}: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
+    async fn counters(&self) -> Value {
+        let state: Value = self
+            .http
+            .get(&self.control)
+            .send()
+            .await
+            .expect("stub")
+            .json()
+            .await
+            .expect("json");
+        state["counters"].clone()
+    }
+}
+
+impl Drop for Faults {
+    fn drop(&mut self) {
+        let url = format!("{}/reset", self.control);
+        // Drop may run during a panic and cannot await: reset on a thread.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                let _ = reqwest::Client::new().post(url).send().await;
+            });
+        })
+        .join();
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_a_clear_bad_gateway() {
+    let _faults = Faults::take().await;
+    let fx = Fixture::new("tmdb-key").await;
+    let (_, app) = fx.app(&["--tmdb-api-key=not-the-key"]);
+    get(&app, "/api/v1/movies/550")
+        .await
+        .assert_problem(502, "TMDB rejected the configured API key");
+    get(&app, "/api/v1/movies/popular")
+        .await
+        .assert_problem(502, "API key");
+}
+
+#[tokio::test]
+async fn rate_limits_are_retried_after_the_delay_tmdb_asks_for() {
+    let faults = Faults::take().await;
+    let fx = Fixture::new("tmdb-429").await;
+    let (_, app) = fx.app(&[]);
+    faults
+        .set(json!({"rate_limit": true, "rate_limit_count": 2, "retry_after_s": 1}))
+        .await;
+    let started = Instant::now();
+    let answer = get(&app, "/api/v1/movies/603").await;
+    let elapsed = started.elapsed();
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["title"], "The Matrix");
+    assert!(
+        elapsed >= Duration::from_secs(2),
+        "two Retry-After: 1 waits were honoured, took {elapsed:?}"
+    );
+    let counters = faults.counters().await;
+    assert_eq!(counters["faults_injected"]["rate_limit"], 2);
+    assert_eq!(
+        counters["requests_by_kind"]["details"], 3,
+        "two refused attempts and one success"
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff() {
+    let faults = Faults::take().await;
+    let fx = Fixture::new("tmdb-5xx").await;
+    let (_, app) = fx.app(&[]);
+    faults
+        .set(json!({"fail_status": 502, "fail_count": 2}))
+        .await;
+    let answer = get(&app, "/api/v1/movies/popular?page=2").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(faults.counters().await["faults_injected"]["error"], 2);
+}
+
+#[tokio::test]
+async fn during_an_outage_cached_items_are_served_stale_and_the_rest_is_503() {
+    let faults = Faults::take().await;
+    let fx = Fixture::new("tmdb-outage").await;
+    // Entries go stale at once, so every request tries TMDB first.
+    let (_, app) = fx.app(&["--cache-details-ttl=0s", "--cache-lists-ttl=0s"]);
+    let fresh = get(&app, "/api/v1/movies/550").await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.text);
+    assert_eq!(
+        get(&app, "/api/v1/movies/search?query=matrix").await.status,
+        StatusCode::OK
+    );
+
+    faults.set(json!({"fail_status": 503})).await;
+    let stale = get(&app, "/api/v1/movies/550").await;
+    assert_eq!(stale.status, StatusCode::OK, "{}", stale.text);
+    assert_eq!(stale.header("x-cache"), Some("stale"));
+    assert!(
+        stale
+            .header("warning")
+            .is_some_and(|w| w.starts_with("110"))
+    );
+    assert!(stale.header("age").is_some());
+    assert_eq!(stale.body, fresh.body);
+    assert_eq!(
+        get(&app, "/api/v1/movies/search?query=MATRIX")
+            .await
+            .header("x-cache"),
+        Some("stale")
+    );
+
+    // A new process (empty memory) still has DynamoDB's copy.
+    let (_, restarted) = fx.app(&["--cache-details-ttl=0s"]);
+    assert_eq!(
+        get(&restarted, "/api/v1/movies/550")
+            .await
+            .header("x-cache"),
+        Some("stale")
+    );
+
+    let uncached = get(&app, "/api/v1/movies/603").await;
+    uncached.assert_problem(503, "TMDB is unavailable");
+    assert!(uncached.header("retry-after").is_some());
+    get(&app, "/api/v1/movies/popular?page=2")
+        .await
+        .assert_problem(503, "nothing is cached");
+}
+
+#[tokio::test]
+async fn a_slow_tmdb_is_bypassed_when_a_stale_copy_exists() {
+    let faults = Faults::take().await;
+    let fx = Fixture::new("tmdb-slow").await;
+    let (_, app) = fx.app(&[
+        "--cache-details-ttl=0s",
+        "--tmdb-stale-deadline=500ms",
+        "--tmdb-attempt-timeout=2s",
+    ]);
+    assert_eq!(get(&app, "/api/v1/movies/13").await.status, StatusCode::OK);
+    faults.set(json!({"latency_ms": 3000})).await;
+    let started = Instant::now();
+    let answer = get(&app, "/api/v1/movies/13").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.header("x-cache"), Some("stale"));
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "answered in {:?}",
+        started.elapsed()
+    );
+
+    // With nothing cached the full deadline applies, then 503.
+    let (_, app) = fx.app(&["--tmdb-deadline=1s", "--tmdb-attempt-timeout=400ms"]);
+    let started = Instant::now();
+    get(&app, "/api/v1/movies/11")
+        .await
+        .assert_problem(503, "timed out");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "bounded by the deadline: {:?}",
+        started.elapsed()
+    );
+}
