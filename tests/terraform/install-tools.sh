@@ -18,7 +18,9 @@
 # is refused by the Go module proxy here (403 "not available") and tflint's
 # own plugin download needs GitHub. The project ships its own AWS ruleset
 # (./tflint-ruleset-movieapp, built against tflint-plugin-sdk) instead. Set
-# TFLINT_AWS_RULESET_VERSION to also build the upstream one where the proxy serves it.
+# TFLINT_AWS_RULESET_VERSION to also build the upstream one where the proxy
+# serves it (untested here, since the proxy refuses it; declare plugin "aws"
+# in .tflint.hcl to use it).
 #
 # Why no terraform binary: github.com/hashicorp/terraform's go.mod has
 # `replace` lines pointing at nested modules that are not published, so it
@@ -45,6 +47,8 @@ hash_of() { cat "$@" | sha256sum | cut -c1-12; }
 # One installer at a time (make lint and make test may run together).
 exec 9>"$root/.lock"
 if command -v flock >/dev/null 2>&1; then flock 9; fi
+# Leftovers of an interrupted build (safe: we hold the lock).
+rm -rf "$root"/.build.*
 
 command -v go >/dev/null || { echo "install-tools.sh: go is required" >&2; exit 1; }
 PYTHON=${PYTHON:-python3}
