@@ -86,7 +86,7 @@ plugin_dir="$root/tflint-plugins-$plugin_key"
 if [ ! -x "$plugin_dir/tflint-ruleset-movieapp" ]; then
   log "building the tflint AWS ruleset plugin (tflint-ruleset-movieapp)"
   tmp=$(mktemp -d "$root/.build.XXXXXX")
-  (cd "$plugin_src" && go build -trimpath -ldflags "-s -w" -o "$tmp/tflint-ruleset-movieapp" .) >&2
+  (cd "$plugin_src" && go build -buildvcs=false -trimpath -ldflags "-s -w" -o "$tmp/tflint-ruleset-movieapp" .) >&2
   if [ -n "$TFLINT_AWS_RULESET_VERSION" ]; then
     GOBIN="$tmp" go install -trimpath "github.com/terraform-linters/tflint-ruleset-aws@$TFLINT_AWS_RULESET_VERSION" >&2
   fi
