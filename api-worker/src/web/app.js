@@ -63,7 +63,14 @@ function movieCard(movie) {
 }
 
 function show(...nodes) {
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined));
+}
+
+// A message to announce once the next view has rendered.
+let flash = null;
+function navigate(hash, message) {
+  flash = message;
+  if (location.hash === hash) route(); else location.hash = hash;
 }
 
 function staleNote(stale) {
@@ -84,7 +91,7 @@ async function viewList(title, path, page, hrefFor) {
     ? el("ul", { class: "grid", "data-testid": "results" }, data.results.map(movieCard))
     : el("p", {}, "No movies found.");
   show(heading, staleNote(stale), list, pager(page, data.totalPages, hrefFor));
-  say(`${data.results.length} movies shown.`);
+  say(data.results.length === 1 ? "1 movie shown." : `${data.results.length} movies shown.`);
 }
 
 async function viewMovie(id) {
@@ -126,13 +133,13 @@ async function renderWatchAction(container, movie) {
 }
 
 async function viewWatchlist() {
-  if (!token()) { location.hash = "#/account"; say("Log in to see your watchlist."); return; }
+  if (!token()) { navigate("#/account", "Log in to see your watchlist."); return; }
   const { data } = await api("GET", "/api/v1/me/watchlist");
   show(el("h2", {}, "My watchlist"),
     data.items.length
       ? el("ul", { class: "grid", "data-testid": "watchlist" }, data.items.map((item) => movieCard(item.movie)))
       : el("p", {}, "Your watchlist is empty. Open a movie and choose “Add to watchlist”."));
-  say(`${data.items.length} movies on your watchlist.`);
+  say(data.items.length === 1 ? "1 movie on your watchlist." : `${data.items.length} movies on your watchlist.`);
 }
 
 function accountForm(kind) {
@@ -155,8 +162,7 @@ function accountForm(kind) {
     try {
       const { data } = await api("POST", signup ? "/api/v1/auth/signup" : "/api/v1/auth/login", fields);
       setToken(data.token);
-      say(signup ? "Welcome! Your account is ready." : "You are logged in.");
-      location.hash = "#/popular";
+      navigate("#/popular", signup ? "Welcome! Your account is ready." : "You are logged in.");
     } catch (error) { say(error.message, true); }
   });
   return form;
@@ -176,10 +182,15 @@ async function renderAccountNav() {
   const nav = document.getElementById("account-nav");
   if (!token()) { nav.replaceChildren(el("a", { href: "#/account" }, "Log in / Sign up")); return; }
   nav.replaceChildren(el("a", { href: "#/account" }, "My account"), " ",
-    el("button", { type: "button", onclick: () => { setToken(null); say("You are logged out."); location.hash = "#/popular"; } }, "Log out"));
+    el("button", { type: "button", onclick: () => { setToken(null); navigate("#/popular", "You are logged out."); } }, "Log out"));
 }
 
 async function route() {
+  await render();
+  if (flash) { say(flash); flash = null; }
+}
+
+async function render() {
   const [path, query] = location.hash.replace(/^#/, "").split("?");
   const params = new URLSearchParams(query || "");
   const page = Math.min(Math.max(parseInt(params.get("page") || "1", 10) || 1, 1), 500);
@@ -195,6 +206,7 @@ async function route() {
     if (path === "/account") return await viewAccount();
     return await viewList("Popular movies", `/api/v1/movies/popular?page=${page}`, page, (p) => `#/popular?page=${p}`);
   } catch (error) {
+    flash = null;
     show(el("h2", {}, "Something went wrong"), el("p", {}, error.message));
     say(error.message, true);
   }

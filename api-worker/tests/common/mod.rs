@@ -289,15 +289,67 @@ impl Fixture {
     }
 }
 
+/// The names of a fixture's resources, enough to delete them later.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Resources {
+    pub tables: Vec<String>,
+    pub queues: Vec<String>,
+    pub topic: String,
+}
+
+impl Resources {
+    /// Deletes everything named, ignoring what is already gone.
+    pub async fn delete(&self, aws: &aws_config::SdkConfig) {
+        let dynamo = aws_sdk_dynamodb::Client::new(aws);
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let sns = aws_sdk_sns::Client::new(aws);
+        for table in &self.tables {
+            let _ = dynamo.delete_table().table_name(table).send().await;
+        }
+        for queue in &self.queues {
+            let _ = sqs.delete_queue().queue_url(queue).send().await;
+        }
+        let _ = sns.delete_topic().topic_arn(&self.topic).send().await;
+    }
+}
+
+impl Fixture {
+    pub fn resources(&self) -> Resources {
+        Resources {
+            tables: vec![
+                self.users_table.clone(),
+                self.movies_table.clone(),
+                self.watchlists_table.clone(),
+            ],
+            queues: vec![self.queue_url.clone(), self.dlq_url.clone()],
+            topic: self.topic_arn.clone(),
+        }
+    }
+
+    /// The variables the operator would inject for these resources.
+    pub fn exports(&self) -> String {
+        use movieapp_model::env;
+        [
+            (env::USERS_TABLE, &self.users_table),
+            (env::MOVIES_TABLE, &self.movies_table),
+            (env::WATCHLISTS_TABLE, &self.watchlists_table),
+            (env::JOBS_QUEUE_URL, &self.queue_url),
+            (env::NOTIFICATIONS_TOPIC_ARN, &self.topic_arn),
+        ]
+        .iter()
+        .map(|(name, value)| format!("export {name}='{value}'\n"))
+        .collect()
+    }
+
+    /// Keeps the resources beyond this value (a script deletes them later).
+    pub fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
-        let tables = [
-            self.users_table.clone(),
-            self.movies_table.clone(),
-            self.watchlists_table.clone(),
-        ];
-        let queues = [self.queue_url.clone(), self.dlq_url.clone()];
-        let topic = self.topic_arn.clone();
+        let resources = self.resources();
         let env = self.env.clone();
         // Drop cannot await, and may run during a panic: clean up on a
         // thread with its own runtime and clients.
@@ -308,19 +360,7 @@ impl Drop for Fixture {
             else {
                 return;
             };
-            runtime.block_on(async move {
-                let aws = env.aws().await;
-                let dynamo = aws_sdk_dynamodb::Client::new(&aws);
-                let sqs = aws_sdk_sqs::Client::new(&aws);
-                let sns = aws_sdk_sns::Client::new(&aws);
-                for table in tables {
-                    let _ = dynamo.delete_table().table_name(table).send().await;
-                }
-                for queue in queues {
-                    let _ = sqs.delete_queue().queue_url(queue).send().await;
-                }
-                let _ = sns.delete_topic().topic_arn(topic).send().await;
-            });
+            runtime.block_on(async move { resources.delete(&env.aws().await).await });
         });
         let _ = cleanup.join();
     }

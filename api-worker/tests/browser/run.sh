@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The web page in a real browser (Debian's headless Chromium driven by
+# playwright-core): search, open a movie, sign up, add it to the watchlist.
+# Screenshots are kept under .localenv/artifacts/. Needs `make env-up` and
+# `. .localenv/env.sh`; installs Chromium and playwright-core when missing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../support.sh
+. "$here/../support.sh"
+aw_require_env
+
+chromium=${CHROMIUM:-$(command -v chromium || true)}
+if [ -z "$chromium" ]; then
+  aw_log "installing Debian's chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+  chromium=$(command -v chromium) || aw_die "chromium did not install"
+fi
+
+# node_modules live in the cache, keyed by the lock file, installed once.
+modules="$MOVIEAPP_CACHE/browser-test-$(sha256sum "$here/package-lock.json" | cut -c1-12)"
+if [ ! -d "$modules/node_modules/playwright-core" ]; then
+  aw_log "installing playwright-core into $modules"
+  rm -rf "$modules" && mkdir -p "$modules"
+  cp "$here/package.json" "$here/package-lock.json" "$modules/"
+  (cd "$modules" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+aw_start debug browser
+rm -f "$AW_ARTIFACTS"/browser-*.png
+NODE_PATH="$modules/node_modules" CHROMIUM="$chromium" APP_URL="$AW_URL" ARTIFACTS="$AW_ARTIFACTS" \
+  node "$here/webpage.test.mjs"
+aw_stop
