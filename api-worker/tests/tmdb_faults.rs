@@ -229,4 +229,20 @@ async fn a_slow_tmdb_is_bypassed_when_a_stale_copy_exists() {
         "bounded by the deadline: {:?}",
         started.elapsed()
     );
+
+    // The request time-out bounds everything, whatever the TMDB settings.
+    let (_, app) = fx.app(&[
+        "--request-timeout=1s",
+        "--tmdb-deadline=10s",
+        "--tmdb-attempt-timeout=5s",
+    ]);
+    let started = Instant::now();
+    get(&app, "/api/v1/movies/12")
+        .await
+        .assert_problem(503, "took longer than 1s");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "cut at the time-out: {:?}",
+        started.elapsed()
+    );
 }
