@@ -61,7 +61,7 @@ sleep 2
 idle_after_kib=$(rss_kib)
 aw_stop
 
-ratio=$(awk -v a="$hit_rps" -v b="$ceil_rps" 'BEGIN { printf "%.0f", b > 0 ? 100 * a / b : 0 }')
+ratio=$(awk -v a="$hit_rps" -v b="$ceil_rps" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
 verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo MISSED; fi; }
 ratio_ok=$(verdict "$ratio >= 70")
 p99_ok=$(verdict "$hit_p99 <= 5")
