@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use futures::future::join_all;
+use tracing::Instrument;
 
 use crate::config::WorkerSettings;
 use crate::jobs::{self, JobError};
@@ -59,11 +60,10 @@ pub async fn run(
             }
         };
         // A batch runs to its end even when shutdown is asked for meanwhile.
-        let handled = join_all(
-            messages
-                .iter()
-                .map(|m| process(&state, &settings, &queue_url, m)),
-        )
+        let handled = join_all(messages.iter().map(|m| {
+            let span = tracing::info_span!("job", message_id = m.message_id().unwrap_or_default());
+            process(&state, &settings, &queue_url, m).instrument(span)
+        }))
         .await;
         let done: Vec<_> = handled.into_iter().flatten().collect();
         if let Err(error) = delete(&state, &queue_url, done).await {
@@ -95,8 +95,6 @@ async fn process(
         .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
-    let span = tracing::info_span!("job", message_id = %id, receives);
-    let _entered = span.enter();
     let body = message.body().unwrap_or_default();
     let result = tokio::select! {
         result = jobs::handle_message(state, body) => result,
@@ -104,13 +102,13 @@ async fn process(
     };
     let retry_in = match result {
         Ok(outcome) => {
-            tracing::debug!(?outcome, "job handled");
+            tracing::debug!(?outcome, receives, "job handled");
             return Some((id, receipt));
         }
         Err(JobError::Malformed(reason)) => {
             // Retrying cannot fix it: make it visible at once so it reaches
             // the dead-letter queue after maxReceiveCount receives.
-            tracing::error!(%reason, "poison message; it goes to the dead-letter queue after maxReceiveCount receives");
+            tracing::error!(%reason, receives, "poison message; it goes to the dead-letter queue after maxReceiveCount receives");
             Duration::ZERO
         }
         Err(JobError::Failed(error)) => {
