@@ -18,6 +18,10 @@ pub struct RunConfig {
     #[arg(long, env = "AWS_ENDPOINT_URL", value_parser = parse_endpoint)]
     pub aws_endpoint_url: Option<String>,
 
+    /// TMDB base URL given to the workers (the public API when unset).
+    #[arg(long, env = "MOVIEAPP_WORKER_TMDB_BASE_URL", value_parser = parse_endpoint)]
+    pub worker_tmdb_base_url: Option<String>,
+
     /// Region of MovieApps that do not set `spec.region`.
     #[arg(long, env = "MOVIEAPP_DEFAULT_REGION", default_value = "us-east-1", value_parser = parse_region)]
     pub default_region: String,

@@ -9,7 +9,12 @@
 pub mod aws;
 pub mod conditions;
 pub mod config;
+pub mod context;
+pub mod controller;
 pub mod crd;
+pub mod leader;
 pub mod metrics;
 pub mod naming;
 pub mod provision;
+pub mod reconcile;
+pub mod server;

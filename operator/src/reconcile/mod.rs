@@ -1,0 +1,606 @@
+//! The reconcile pipeline of one MovieApp:
+//! dereference (Secrets, ECR image, AWS resources) → validate → build (pure,
+//! [`children`]) → apply ([`apply`]) → update status ([`status`]).
+//!
+//! Deletion runs [`cleanup`] under the `movieapp.io/cleanup` finalizer.
+
+pub mod apply;
+pub mod children;
+pub mod status;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use crate::aws::ecr::{ImageError, ResolvedImage};
+use crate::aws::tags::Owner;
+use crate::conditions::{Part, PartState, kind};
+use crate::context::Context;
+use crate::crd::{DeletionPolicy, MovieApp};
+use crate::naming::AppId;
+use crate::provision::{self, Cleanup, Notice, Provisioned, Target};
+use children::{AUTH_SECRET_KEY, Inputs};
+
+/// The finalizer that guards AWS cleanup.
+pub const FINALIZER: &str = "movieapp.io/cleanup";
+/// Annotation asking the operator to adopt untagged AWS resources with its names.
+pub const ADOPT_ANNOTATION: &str = "movieapp.io/adopt";
+
+/// How soon to look again while AWS resources are being created or changed.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+/// How soon to look again while a human must act (the world may change).
+const BLOCKED_INTERVAL: Duration = Duration::from_secs(60);
+/// How soon to look again while AWS deletes resources.
+const CLEANUP_INTERVAL: Duration = Duration::from_secs(3);
+
+/// Errors that end a reconcile early; the controller retries with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("AWS cleanup failed: {0}")]
+    Aws(#[from] crate::aws::AwsError),
+    #[error("the MovieApp has no {0}")]
+    Malformed(&'static str),
+}
+
+impl Error {
+    /// A bounded label for metrics and Events.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
+            Error::Kube(_) => "kubernetes",
+            Error::Aws(_) => "aws",
+            Error::Malformed(_) => "malformed_object",
+        }
+    }
+}
+
+/// The `namespace/name` of a MovieApp (logs, metrics bookkeeping).
+pub fn object_key(app: &MovieApp) -> String {
+    format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
+}
+
+/// Reconciles one MovieApp.
+pub async fn reconcile(app: Arc<MovieApp>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let key = object_key(&app);
+    let result = if app.metadata.deletion_timestamp.is_some() {
+        cleanup(&app, &ctx).await
+    } else {
+        apply(&app, &ctx).await
+    };
+    match &result {
+        Ok(action) => {
+            ctx.record_success(&key);
+            ctx.shared.metrics.reconciled(started.elapsed());
+            debug!(movieapp = %key, ?action, elapsed = ?started.elapsed(), "reconciled");
+        }
+        Err(error) => {
+            ctx.shared
+                .metrics
+                .reconcile_failed(error.category(), started.elapsed());
+        }
+    }
+    result
+}
+
+/// Requeues a failed reconcile with jittered exponential backoff: 2 s, 4 s,
+/// ... up to 5 minutes, so failures never turn into a hot loop.
+pub fn error_policy(app: Arc<MovieApp>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = ctx.record_failure(&object_key(&app));
+    let delay = backoff(failures);
+    warn!(movieapp = %object_key(&app), %error, failures, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The delay before retry number `failures` (1-based).
+pub fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(8);
+    let base = Duration::from_secs(2u64 << exponent).min(Duration::from_secs(300));
+    // ±20 % jitter spreads retries of many objects failing together.
+    let jitter = 0.8 + fastrand::f64() * 0.4;
+    base.mul_f64(jitter)
+}
+
+/// The region a MovieApp's resources live in: as set, else as first used,
+/// else the operator's default.
+fn effective_region(app: &MovieApp, default: &str) -> String {
+    app.spec
+        .region
+        .clone()
+        .or_else(|| app.status.as_ref().and_then(|s| s.region.clone()))
+        .unwrap_or_else(|| default.to_owned())
+}
+
+async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
+    let shared = &ctx.shared;
+    let namespace = app.namespace().ok_or(Error::Malformed("namespace"))?;
+    let name = app.name_any();
+    let uid = app.uid().ok_or(Error::Malformed("uid"))?;
+
+    // The finalizer goes on before anything exists in AWS, so nothing can leak.
+    if !app.finalizers().iter().any(|f| f == FINALIZER) {
+        set_finalizers(ctx, app, true).await?;
+    }
+
+    let region = effective_region(app, &shared.config.default_region);
+    let owner = Owner {
+        uid: uid.clone(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
+    let aws = shared.aws.clients(&region);
+    let target = Target {
+        aws: &aws,
+        owner: &owner,
+        id: AppId {
+            namespace: &namespace,
+            name: &name,
+        },
+        spec: &app.spec,
+        adopt: app
+            .annotations()
+            .get(ADOPT_ANNOTATION)
+            .is_some_and(|v| v == "true"),
+    };
+
+    // Dereference: everything the build needs, concurrently.
+    let (secret, auth_secret, image, provisioned) = tokio::join!(
+        check_tmdb_secret(ctx, app, &namespace),
+        ensure_auth_secret(ctx, app, &namespace),
+        shared.images.resolve(&aws, &app.spec.worker.image),
+        provision::provision(&target),
+    );
+    let auth_secret = auth_secret?;
+
+    // Validate what the schema could not.
+    let problems = validate::validate(app, &region);
+
+    let image_state = image_state(&image);
+    let worker_blocker = if !problems.is_empty() {
+        Some(PartState::blocked("InvalidSpec", problems.join("; ")))
+    } else {
+        secret.err()
+    };
+
+    // Build and apply only when every input is there; otherwise the running
+    // children stay exactly as they are.
+    let inputs = match (&image, &worker_blocker) {
+        (Ok(image), None) => inputs(ctx, image, &region, &provisioned, auth_secret),
+        _ => None,
+    };
+    let mut applied_now = false;
+    if let Some(inputs) = &inputs {
+        let owner_ref = app
+            .controller_owner_ref(&())
+            .ok_or(Error::Malformed("metadata for an owner reference"))?;
+        let built = children::build(app, &owner_ref, inputs);
+        applied_now = apply_children(ctx, &namespace, &name, &built).await?;
+    }
+
+    let deployment = ctx
+        .stores
+        .deployments
+        .get(&ObjectRef::new(&name).within(&namespace));
+    let worker_state = match worker_blocker {
+        Some(blocked) => blocked,
+        None => worker_state(app, deployment.as_deref(), inputs.is_some(), applied_now),
+    };
+
+    let parts = vec![
+        Part::new(kind::IMAGE_RESOLVED, image_state),
+        Part::new(kind::DATABASE_READY, provisioned.tables.state.clone()),
+        Part::new(kind::QUEUE_READY, provisioned.queue.state.clone()),
+        Part::new(
+            kind::NOTIFICATIONS_READY,
+            provisioned.notifications.state.clone(),
+        ),
+        Part::new(kind::WORKER_AVAILABLE, worker_state),
+    ];
+    let notices: Vec<&Notice> = provisioned
+        .tables
+        .notices
+        .iter()
+        .chain(&provisioned.queue.notices)
+        .chain(&provisioned.notifications.notices)
+        .collect();
+    status::update(
+        ctx,
+        app,
+        status::Observation {
+            parts: &parts,
+            region: &region,
+            image: image.as_ref().ok(),
+            deployment: deployment.as_deref(),
+            provisioned: &provisioned,
+            notices: &notices,
+        },
+    )
+    .await?;
+
+    Ok(next_check(&parts, shared.config.resync_interval))
+}
+
+/// When to reconcile again, from how the parts stand.
+fn next_check(parts: &[Part], resync: Duration) -> Action {
+    let interval = if parts.iter().any(|p| p.state.is_blocked()) {
+        BLOCKED_INTERVAL.min(resync)
+    } else if parts.iter().all(|p| p.state.is_ready()) {
+        resync
+    } else {
+        PROGRESS_INTERVAL.min(resync)
+    };
+    Action::requeue(interval)
+}
+
+fn image_state(image: &Result<ResolvedImage, ImageError>) -> PartState {
+    match image {
+        Ok(image) => PartState::ready("Resolved", image.reference.clone()),
+        Err(error @ ImageError::RepositoryNotFound { .. }) => {
+            PartState::blocked("RepositoryNotFound", error.to_string())
+        }
+        Err(error @ ImageError::ImageNotFound { .. }) => {
+            PartState::blocked("ImageNotFound", error.to_string())
+        }
+        Err(ImageError::Aws(error)) => match error.stalled_reason() {
+            Some(reason) => PartState::blocked(reason, error.to_string()),
+            None => PartState::progressing("EcrError", format!("retrying: {error}")),
+        },
+    }
+}
+
+fn inputs(
+    ctx: &Context,
+    image: &ResolvedImage,
+    region: &str,
+    provisioned: &Provisioned,
+    auth_secret: String,
+) -> Option<Inputs> {
+    let tables = provisioned.tables.value.as_ref()?;
+    let queue = provisioned.queue.value.as_ref()?;
+    let notifications = provisioned.notifications.value.as_ref()?;
+    let tables: BTreeMap<String, String> = tables
+        .iter()
+        .map(|t| (t.component.clone(), t.name.clone()))
+        .collect();
+    if movieapp_model::TABLES
+        .iter()
+        .any(|t| !tables.contains_key(t.component))
+    {
+        return None;
+    }
+    Some(Inputs {
+        image: image.reference.clone(),
+        region: region.to_owned(),
+        tables,
+        queue_url: queue.url.clone(),
+        topic_arn: notifications.topic_arn.clone(),
+        auth_secret,
+        aws_endpoint_url: ctx.shared.config.aws_endpoint_url.clone(),
+        tmdb_base_url: ctx.shared.config.worker_tmdb_base_url.clone(),
+    })
+}
+
+/// Applies every child and deletes the optional ones the spec no longer asks
+/// for. Returns whether anything was written.
+async fn apply_children(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    built: &children::Children,
+) -> Result<bool, Error> {
+    use apply::Outcome::Applied;
+    let client = &ctx.shared.client;
+    let stores = &ctx.stores;
+    let applier = &ctx.applier;
+    let mut outcomes = vec![
+        applier
+            .apply(client, &stores.service_accounts, &built.service_account)
+            .await?,
+        applier
+            .apply(client, &stores.config_maps, &built.config_map)
+            .await?,
+        applier
+            .apply(client, &stores.deployments, &built.deployment)
+            .await?,
+        applier
+            .apply(client, &stores.services, &built.service)
+            .await?,
+    ];
+    outcomes.push(match &built.autoscaler {
+        Some(hpa) => applier.apply(client, &stores.autoscalers, hpa).await?,
+        None => {
+            applier
+                .prune(client, &stores.autoscalers, namespace, name)
+                .await?
+        }
+    });
+    outcomes.push(match &built.disruption_budget {
+        Some(pdb) => {
+            applier
+                .apply(client, &stores.disruption_budgets, pdb)
+                .await?
+        }
+        None => {
+            applier
+                .prune(client, &stores.disruption_budgets, namespace, name)
+                .await?
+        }
+    });
+    let written = outcomes.iter().filter(|o| **o == Applied).count();
+    if written > 0 {
+        info!(movieapp = %format!("{namespace}/{name}"), written, "applied children");
+    }
+    Ok(written > 0)
+}
+
+/// How the worker Deployment stands.
+fn worker_state(
+    app: &MovieApp,
+    deployment: Option<&Deployment>,
+    inputs_ready: bool,
+    applied_now: bool,
+) -> PartState {
+    let Some(deployment) = deployment else {
+        return if inputs_ready || applied_now {
+            PartState::progressing("Deploying", "the worker Deployment is being created")
+        } else {
+            PartState::progressing(
+                "WaitingForDependencies",
+                "waiting for the image and the AWS resources before deploying the worker",
+            )
+        };
+    };
+    let status = deployment.status.clone().unwrap_or_default();
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    let desired = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(app.spec.worker.replicas);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    if status.observed_generation.unwrap_or(0) < generation {
+        return PartState::progressing(
+            "Progressing",
+            "the Deployment controller has not seen the latest change yet",
+        );
+    }
+    if updated >= desired && available >= desired && total == updated {
+        PartState::ready(
+            "Available",
+            format!("{available}/{desired} replicas available"),
+        )
+    } else {
+        PartState::progressing(
+            "Progressing",
+            format!("{available}/{desired} replicas available, {updated} updated"),
+        )
+    }
+}
+
+/// Checks the referenced TMDB Secret and key; `Err` carries the blocked state.
+async fn check_tmdb_secret(
+    ctx: &Context,
+    app: &MovieApp,
+    namespace: &str,
+) -> Result<(), PartState> {
+    let reference = &app.spec.worker.tmdb.api_key_secret_ref;
+    let secrets: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), namespace);
+    match secrets.get_opt(&reference.name).await {
+        Ok(Some(secret)) => {
+            let has_key = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(&reference.key))
+                .is_some_and(|v| !v.0.is_empty())
+                || secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(&reference.key))
+                    .is_some_and(|v| !v.is_empty());
+            if has_key {
+                Ok(())
+            } else {
+                Err(PartState::blocked(
+                    "SecretKeyNotFound",
+                    format!(
+                        "Secret {}/{} has no non-empty key {}",
+                        namespace, reference.name, reference.key
+                    ),
+                ))
+            }
+        }
+        Ok(None) => Err(PartState::blocked(
+            "SecretNotFound",
+            format!(
+                "Secret {}/{} (the TMDB API key) does not exist",
+                namespace, reference.name
+            ),
+        )),
+        Err(error) => Err(PartState::progressing(
+            "SecretUnreadable",
+            format!("reading Secret {}/{}: {error}", namespace, reference.name),
+        )),
+    }
+}
+
+/// Makes sure the Secret with the worker's token signing key exists, creating
+/// it with a random key on first use. Returns its name.
+async fn ensure_auth_secret(
+    ctx: &Context,
+    app: &MovieApp,
+    namespace: &str,
+) -> Result<String, Error> {
+    let name = children::auth_secret_name(&app.name_any());
+    let secrets: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), namespace);
+    if secrets.get_metadata_opt(&name).await?.is_some() {
+        return Ok(name);
+    }
+    let mut key = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut key).map_err(|_| Error::Malformed("source of randomness"))?;
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(children::labels(&app.name_any())),
+            owner_references: app.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(BTreeMap::from([(
+            AUTH_SECRET_KEY.to_owned(),
+            ByteString(key.to_vec()),
+        )])),
+        ..Secret::default()
+    };
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(name),
+        // Created concurrently (another reconcile, a previous process): keep that one.
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(name),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Adds or removes our finalizer, guarded by the object's resourceVersion.
+async fn set_finalizers(ctx: &Context, app: &MovieApp, present: bool) -> Result<(), Error> {
+    let mut finalizers: Vec<String> = app
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(FINALIZER.to_owned());
+    }
+    let api: Api<MovieApp> = Api::namespaced(
+        ctx.shared.client.clone(),
+        &app.namespace().unwrap_or_default(),
+    );
+    let patch = json!({
+        "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": app.resource_version(),
+        }
+    });
+    api.patch(
+        &app.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletion: AWS resources per `deletionPolicy`, then the finalizer goes.
+/// Kubernetes children go by garbage collection (owner references).
+async fn cleanup(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
+    if !app.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let shared = &ctx.shared;
+    let namespace = app.namespace().ok_or(Error::Malformed("namespace"))?;
+    let name = app.name_any();
+    let uid = app.uid().ok_or(Error::Malformed("uid"))?;
+    let region = effective_region(app, &shared.config.default_region);
+    let owner = Owner {
+        uid,
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
+    let aws = shared.aws.clients(&region);
+    let target = Target {
+        aws: &aws,
+        owner: &owner,
+        id: AppId {
+            namespace: &namespace,
+            name: &name,
+        },
+        spec: &app.spec,
+        adopt: false,
+    };
+
+    match app.spec.deletion_policy {
+        DeletionPolicy::Delete => match provision::delete(&target).await? {
+            Cleanup::Done => {
+                status::event(
+                    ctx,
+                    app,
+                    status::EventKind::Normal,
+                    "Deleted",
+                    "deleted every AWS resource",
+                )
+                .await;
+            }
+            Cleanup::Waiting(message) => {
+                status::deleting(ctx, app, &format!("deleting AWS resources: {message}")).await?;
+                return Ok(Action::requeue(CLEANUP_INTERVAL));
+            }
+        },
+        DeletionPolicy::Retain => {
+            provision::retain(&target).await?;
+            status::event(
+                ctx,
+                app,
+                status::EventKind::Normal,
+                "Retained",
+                "kept every AWS resource (deletionPolicy: Retain), tagged movieapp.io/retained=true",
+            )
+            .await;
+        }
+    }
+    set_finalizers(ctx, app, false).await?;
+    ctx.applier.forget(&namespace, &name);
+    shared.metrics.forget(&object_key(app));
+    info!(movieapp = %object_key(app), policy = ?app.spec.deletion_policy, "cleaned up");
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let secs = |n| backoff(n).as_secs_f64();
+        assert!((1.6..=2.4).contains(&secs(1)));
+        assert!((3.2..=4.8).contains(&secs(2)));
+        assert!(secs(20) <= 360.0 && secs(20) >= 240.0);
+    }
+
+    #[test]
+    fn next_check_follows_the_parts() {
+        let ready = vec![Part::new(
+            kind::IMAGE_RESOLVED,
+            PartState::ready("Resolved", ""),
+        )];
+        let resync = Duration::from_secs(300);
+        assert_eq!(next_check(&ready, resync), Action::requeue(resync));
+        let progressing = vec![Part::new(
+            kind::IMAGE_RESOLVED,
+            PartState::progressing("X", ""),
+        )];
+        assert_eq!(
+            next_check(&progressing, resync),
+            Action::requeue(PROGRESS_INTERVAL)
+        );
+        let blocked = vec![Part::new(kind::IMAGE_RESOLVED, PartState::blocked("X", ""))];
+        assert_eq!(
+            next_check(&blocked, resync),
+            Action::requeue(BLOCKED_INTERVAL)
+        );
+    }
+}

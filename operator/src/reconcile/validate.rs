@@ -1,0 +1,95 @@
+//! Validate: what the CRD schema cannot express, checked before anything is built.
+
+use movieapp_model::{TABLES, env};
+
+use crate::crd::MovieApp;
+
+/// Variables the operator sets on the worker itself; `spec.worker.env` may not override them.
+fn managed_variables() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = TABLES.iter().map(|t| t.env_var).collect();
+    names.extend([
+        env::JOBS_QUEUE_URL,
+        env::NOTIFICATIONS_TOPIC_ARN,
+        env::AWS_REGION,
+        env::AWS_ENDPOINT_URL,
+        env::TMDB_BASE_URL,
+        env::TMDB_API_KEY,
+        env::TOKEN_SIGNING_KEY,
+        env::PORT,
+    ]);
+    names
+}
+
+/// Every problem found, each a sentence for the `Stalled` message; empty when valid.
+pub fn validate(app: &MovieApp, region: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let managed = managed_variables();
+    for var in &app.spec.worker.env {
+        if managed.contains(&var.name.as_str()) {
+            problems.push(format!(
+                "spec.worker.env sets {}, which the operator manages; remove it",
+                var.name
+            ));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for var in &app.spec.worker.env {
+        if !seen.insert(var.name.as_str()) {
+            problems.push(format!("spec.worker.env sets {} more than once", var.name));
+        }
+    }
+    if let Some(recorded) = app.status.as_ref().and_then(|s| s.region.as_deref())
+        && recorded != region
+    {
+        problems.push(format!(
+            "the resources live in {recorded} but the MovieApp now resolves to {region}; \
+             regions cannot change: recreate the MovieApp to move it"
+        ));
+    }
+    if let Some(autoscaling) = &app.spec.worker.autoscaling
+        && autoscaling.min_replicas > autoscaling.max_replicas
+    {
+        problems.push("spec.worker.autoscaling.minReplicas exceeds maxReplicas".to_owned());
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{MovieAppSpec, MovieAppStatus};
+
+    fn app(spec: &str) -> MovieApp {
+        let spec: MovieAppSpec = serde_saphyr::from_str(spec).expect("spec");
+        MovieApp::new("a", spec)
+    }
+
+    #[test]
+    fn a_default_spec_is_valid() {
+        assert!(validate(&app("{}"), "us-east-1").is_empty());
+    }
+
+    #[test]
+    fn managed_and_duplicate_variables_are_rejected() {
+        let problems = validate(
+            &app(
+                "worker: { env: [{ name: TMDB_API_KEY, value: x }, { name: A, value: '1' }, { name: A, value: '2' }] }",
+            ),
+            "us-east-1",
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("TMDB_API_KEY"));
+        assert!(problems[1].contains("more than once"));
+    }
+
+    #[test]
+    fn a_region_change_is_rejected() {
+        let mut app = app("{}");
+        app.status = Some(MovieAppStatus {
+            region: Some("eu-west-1".into()),
+            ..MovieAppStatus::default()
+        });
+        assert!(validate(&app, "eu-west-1").is_empty());
+        assert_eq!(validate(&app, "us-east-1").len(), 1);
+    }
+}
