@@ -7,3 +7,5 @@ echo "==> cargo fmt"
 cargo fmt --all --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> Terraform: fmt, tflint, checkov, invariants"
+bash tests/terraform/check.sh

@@ -12,6 +12,9 @@ cargo build --workspace --all-targets --locked
 section "generated manifests are up to date"
 bash scripts/manifests.sh --check
 
+section "Terraform checks (offline)"
+bash tests/terraform/check.sh
+
 started_env=false
 if ! bash tests/localenv/localenv.sh status 2>/dev/null | grep -q 'kube-apiserver: running'; then
   section "starting the local environment"
@@ -28,3 +31,9 @@ python3 -m unittest discover -s tests/tmdb-stub -t tests/tmdb-stub
 
 section "Rust tests (unit, integration, end-to-end)"
 cargo test --workspace --locked --no-fail-fast
+
+section "api-worker web page in headless Chromium"
+bash api-worker/tests/browser/run.sh
+
+section "api-worker API against its OpenAPI document (schemathesis)"
+bash api-worker/tests/schemathesis.sh

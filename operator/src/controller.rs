@@ -39,6 +39,15 @@ const CHILD_SELECTOR: &str = "app.kubernetes.io/managed-by=movieapp-operator";
 
 /// Runs the operator until SIGTERM/SIGINT (or loss of the leader Lease).
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
+    run_until(config, shutdown_signal()).await
+}
+
+/// Runs the operator until `shutdown` resolves (or the leader Lease is lost):
+/// in-flight reconciles finish, the Lease is released.
+pub async fn run_until(
+    config: RunConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
@@ -56,7 +65,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        shutdown.await;
         info!("shutting down: finishing in-flight reconciles");
         let _ = stop_tx.send(true);
     });

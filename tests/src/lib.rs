@@ -93,3 +93,6 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+pub mod fixtures;
+pub mod operator;

@@ -1,0 +1,108 @@
+//! Objects the end-to-end tests create: namespaces, the TMDB Secret, images in ECR.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::Api;
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use serde_json::json;
+
+/// Creates a namespace.
+pub async fn namespace(client: &kube::Client, name: &str) -> Result<()> {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .context("creating a namespace")?;
+    Ok(())
+}
+
+/// Deletes a namespace (and so everything in it).
+pub async fn delete_namespace(client: &kube::Client, name: &str) -> Result<()> {
+    Api::<Namespace>::all(client.clone())
+        .delete(name, &DeleteParams::default())
+        .await
+        .context("deleting a namespace")?;
+    Ok(())
+}
+
+/// Creates the TMDB Secret a MovieApp refers to by default (`tmdb`/`api-key`).
+pub async fn tmdb_secret(client: &kube::Client, namespace: &str, key: &str) -> Result<()> {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("tmdb".to_owned()),
+            namespace: Some(namespace.to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            "api-key".to_owned(),
+            ByteString(key.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .context("creating the TMDB Secret")?;
+    Ok(())
+}
+
+/// Records an image manifest under `repository:tag` in ECR (creating the
+/// repository when missing) and returns its digest. A different `variant`
+/// gives a different digest for the same tag: that is how a tag moves.
+pub async fn push_image(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+    tag: &str,
+    variant: u32,
+) -> Result<String> {
+    match ecr
+        .create_repository()
+        .repository_name(repository)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_repository_already_exists_exception()) => {}
+        Err(error) => return Err(error).context("creating the ECR repository"),
+    }
+    let config_digest = format!(
+        "sha256:{:064x}",
+        u128::from(variant) * 7919 + tag.len() as u128
+    );
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 1469 + variant,
+            "digest": config_digest,
+        },
+        "layers": []
+    });
+    let output = ecr
+        .put_image()
+        .repository_name(repository)
+        .image_tag(tag)
+        .image_manifest(manifest.to_string())
+        .image_manifest_media_type("application/vnd.docker.distribution.manifest.v2+json")
+        .send()
+        .await
+        .context("PutImage")?;
+    output
+        .image
+        .and_then(|i| i.image_id)
+        .and_then(|id| id.image_digest)
+        .context("PutImage returned no digest")
+}

@@ -1,0 +1,483 @@
+//! End-to-end tests of `movieapp-operator` against the local environment:
+//! admission by the real API server, status and conditions, Secrets and
+//! images, steady state, leader election.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use movieapp_operator::crd::MovieApp;
+use movieapp_tests::operator::Operator;
+use movieapp_tests::{LocalEnv, eventually, fixtures, unique_name};
+use serde_json::json;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn crd_installed(client: &kube::Client) -> Result<()> {
+    let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+        <MovieApp as kube::CustomResourceExt>::crd();
+    let api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    api.patch(
+        "movieapps.movieapp.io",
+        &PatchParams::apply("movieapp-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .context("installing the MovieApp CRD")?;
+    eventually("the MovieApp CRD to be established", TIMEOUT, || async {
+        let crd = api.get("movieapps.movieapp.io").await?;
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        Ok(established.then_some(()))
+    })
+    .await
+}
+
+/// An untyped MovieApp, so that tests can send what the Rust types cannot hold.
+fn raw_movieapp(name: &str, spec: serde_json::Value) -> Result<DynamicObject> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "movieapp.io/v1alpha1",
+        "kind": "MovieApp",
+        "metadata": { "name": name },
+        "spec": spec,
+    }))?)
+}
+
+fn movieapp(name: &str, spec: serde_json::Value) -> Result<MovieApp> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "movieapp.io/v1alpha1",
+        "kind": "MovieApp",
+        "metadata": { "name": name },
+        "spec": spec,
+    }))?)
+}
+
+fn condition<'a>(app: &'a MovieApp, type_: &str) -> Option<&'a Condition> {
+    app.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+/// Waits until `check` holds for the MovieApp, returning it.
+async fn wait_for(
+    api: &Api<MovieApp>,
+    name: &str,
+    what: &str,
+    check: impl Fn(&MovieApp) -> bool,
+) -> Result<MovieApp> {
+    eventually(what, TIMEOUT, || async {
+        let app = api.get(name).await?;
+        Ok(check(&app).then_some(app))
+    })
+    .await
+}
+
+fn is(app: &MovieApp, type_: &str, status: &str, reason: Option<&str>) -> bool {
+    condition(app, type_)
+        .is_some_and(|c| c.status == status && reason.is_none_or(|r| c.reason == r))
+}
+
+#[tokio::test]
+async fn admission_rejects_invalid_specs_with_clear_messages() -> Result<()> {
+    let env = LocalEnv::get();
+    let client = env.kube().await?;
+    crd_installed(&client).await?;
+    let ns = unique_name("op-admission");
+    fixtures::namespace(&client, &ns).await?;
+    let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
+    let raw: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<MovieApp>(&()));
+
+    let cases = [
+        (
+            json!({ "worker": { "replicas": -1 } }),
+            "spec.worker.replicas",
+        ),
+        (
+            json!({ "worker": { "autoscaling": { "minReplicas": 5, "maxReplicas": 2 } } }),
+            "autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
+        ),
+        (
+            json!({ "worker": { "image": { "tag": "not a tag" } } }),
+            "spec.worker.image.tag",
+        ),
+        (
+            json!({ "worker": { "image": { "tag": "1.0", "digest": format!("sha256:{}", "a".repeat(64)) } } }),
+            "set either image.tag or image.digest",
+        ),
+        (
+            json!({ "worker": { "image": { "digest": "sha256:short" } } }),
+            "spec.worker.image.digest",
+        ),
+        (
+            json!({ "deletionPolicy": "Maybe" }),
+            "supported values: \"Delete\", \"Retain\"",
+        ),
+        (json!({ "region": "moon-base-1x" }), "spec.region"),
+        (
+            json!({ "database": { "billingMode": "PROVISIONED" } }),
+            "readCapacityUnits and writeCapacityUnits are required",
+        ),
+        (
+            json!({ "notifications": { "subscriptions": [{ "protocol": "email", "endpoint": "not-an-address" }] } }),
+            "endpoint does not fit the protocol",
+        ),
+    ];
+    for (i, (spec, expected)) in cases.into_iter().enumerate() {
+        let name = format!("bad-{i}");
+        match raw
+            .create(&PostParams::default(), &raw_movieapp(&name, spec.clone())?)
+            .await
+        {
+            Err(kube::Error::Api(status)) => ensure!(
+                status.code == 422 && status.message.contains(expected),
+                "spec {spec}: expected a 422 mentioning {expected:?}, got {} {}",
+                status.code,
+                status.message
+            ),
+            Err(other) => bail!("spec {spec}: unexpected error {other}"),
+            Ok(_) => bail!("spec {spec} was accepted"),
+        }
+    }
+
+    // Region: immutable once the object exists, in every direction.
+    api.create(
+        &PostParams::default(),
+        &movieapp("regional", json!({ "region": "eu-west-1" }))?,
+    )
+    .await?;
+    for patch in [
+        json!({ "spec": { "region": "us-east-1" } }),
+        json!({ "spec": { "region": null } }),
+    ] {
+        match api
+            .patch("regional", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Err(kube::Error::Api(status)) => ensure!(
+                status.message.contains("region is immutable"),
+                "unexpected message {}",
+                status.message
+            ),
+            other => bail!("changing the region was not rejected: {other:?}"),
+        }
+    }
+    // A minimal object is valid, and gets every default at admission.
+    let created = api
+        .create(&PostParams::default(), &movieapp("minimal", json!({}))?)
+        .await?;
+    ensure!(created.spec.worker.replicas == 2 && created.spec.queue.max_receive_count == 5);
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+#[tokio::test]
+async fn missing_secret_stalls_and_recovers_when_it_is_created() -> Result<()> {
+    let env = LocalEnv::get();
+    let client = env.kube().await?;
+    crd_installed(&client).await?;
+    let ns = unique_name("op-secret");
+    fixtures::namespace(&client, &ns).await?;
+    let ecr = aws_sdk_ecr::Client::new(&env.aws().await);
+    let repository = unique_name("img");
+    fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
+    let operator = Operator::start(&ns, &[]).await?;
+
+    let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
+    api.create(
+        &PostParams::default(),
+        &movieapp(
+            "shop",
+            json!({ "worker": { "image": { "repository": repository, "tag": "1.0.0" } } }),
+        )?,
+    )
+    .await?;
+    let stalled = wait_for(
+        &api,
+        "shop",
+        "Stalled=True with reason SecretNotFound",
+        |app| is(app, "Stalled", "True", Some("SecretNotFound")),
+    )
+    .await?;
+    ensure!(is(&stalled, "Ready", "False", Some("SecretNotFound")));
+    ensure!(
+        condition(&stalled, "Stalled").is_some_and(|c| c.message.contains("tmdb")),
+        "the message names the Secret"
+    );
+    ensure!(
+        stalled.status.as_ref().and_then(|s| s.observed_generation) == stalled.metadata.generation
+    );
+    ensure!(
+        stalled
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == "movieapp.io/cleanup")),
+        "the finalizer is set"
+    );
+
+    // The Secret appears: Stalled clears by itself, without a restart.
+    fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
+    wait_for(&api, "shop", "Stalled to clear", |app| {
+        is(app, "Stalled", "False", None)
+    })
+    .await?;
+
+    operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+#[tokio::test]
+async fn missing_image_sets_image_resolved_false() -> Result<()> {
+    let env = LocalEnv::get();
+    let client = env.kube().await?;
+    crd_installed(&client).await?;
+    let ns = unique_name("op-image");
+    fixtures::namespace(&client, &ns).await?;
+    fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
+    let ecr = aws_sdk_ecr::Client::new(&env.aws().await);
+    let repository = unique_name("img");
+    fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
+    let operator = Operator::start(&ns, &[]).await?;
+
+    let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
+    api.create(
+        &PostParams::default(),
+        &movieapp(
+            "shop",
+            json!({ "worker": { "image": { "repository": repository, "tag": "9.9.9" } } }),
+        )?,
+    )
+    .await?;
+    let app = wait_for(&api, "shop", "ImageResolved=False (ImageNotFound)", |app| {
+        is(app, "ImageResolved", "False", Some("ImageNotFound"))
+    })
+    .await?;
+    ensure!(is(&app, "Stalled", "True", Some("ImageNotFound")));
+
+    // Pushing the tag resolves it.
+    let digest = fixtures::push_image(&ecr, &repository, "9.9.9", 2).await?;
+    let app = wait_for(&api, "shop", "ImageResolved=True", |app| {
+        is(app, "ImageResolved", "True", None)
+    })
+    .await?;
+    ensure!(
+        condition(&app, "ImageResolved")
+            .is_some_and(|c| c.message.ends_with(&format!("{repository}@{digest}"))),
+        "the resolved reference carries the digest"
+    );
+
+    // A missing repository is reported as such.
+    api.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({ "spec": { "worker": { "image": { "repository": unique_name("nope") } } } }),
+        ),
+    )
+    .await?;
+    wait_for(
+        &api,
+        "shop",
+        "ImageResolved=False (RepositoryNotFound)",
+        |app| {
+            is(app, "ImageResolved", "False", Some("RepositoryNotFound"))
+                && app.status.as_ref().and_then(|s| s.observed_generation)
+                    == app.metadata.generation
+        },
+    )
+    .await?;
+
+    operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+/// Counts audit-log entries of mutating requests in `namespace` after `offset` bytes.
+fn audit_writes(audit: &str, namespace: &str, offset: usize) -> Result<Vec<String>> {
+    let log = std::fs::read_to_string(audit).with_context(|| format!("reading {audit}"))?;
+    let mut writes = Vec::new();
+    for line in log.get(offset..).unwrap_or_default().lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let verb = entry["verb"].as_str().unwrap_or_default();
+        let in_namespace = entry["objectRef"]["namespace"].as_str() == Some(namespace);
+        if in_namespace
+            && ["create", "update", "patch", "delete", "deletecollection"].contains(&verb)
+        {
+            writes.push(format!(
+                "{verb} {}/{} by {}",
+                entry["objectRef"]["resource"].as_str().unwrap_or_default(),
+                entry["objectRef"]["name"].as_str().unwrap_or_default(),
+                entry["user"]["username"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(writes)
+}
+
+#[tokio::test]
+async fn a_steady_movieapp_costs_no_api_writes() -> Result<()> {
+    let env = LocalEnv::get();
+    let audit = format!(
+        "{}/audit.log",
+        std::env::var("LOCALENV_DIR")
+            .context("LOCALENV_DIR is not set: source .localenv/env.sh")?
+    );
+    let client = env.kube().await?;
+    crd_installed(&client).await?;
+    let ns = unique_name("op-steady");
+    fixtures::namespace(&client, &ns).await?;
+    fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
+    let ecr = aws_sdk_ecr::Client::new(&env.aws().await);
+    let repository = unique_name("img");
+    fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
+    // A short resync, so the window below spans several.
+    let operator = Operator::start(&ns, &["--resync-interval", "2s"]).await?;
+
+    let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
+    api.create(
+        &PostParams::default(),
+        &movieapp(
+            "shop",
+            json!({ "worker": { "image": { "repository": repository, "tag": "1.0.0" } } }),
+        )?,
+    )
+    .await?;
+    wait_for(&api, "shop", "the first status", |app| {
+        app.status.as_ref().and_then(|s| s.observed_generation) == app.metadata.generation
+            && is(app, "ImageResolved", "True", None)
+    })
+    .await?;
+    // Let the first reconciles settle, then watch a window of resyncs.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let reconciles_before = movieapp_tests::operator::metric_sum(
+        &operator.metrics().await?,
+        "movieapp_reconcile_total",
+        &[],
+    );
+    let offset = std::fs::metadata(&audit)?.len() as usize;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let reconciles_after = movieapp_tests::operator::metric_sum(
+        &operator.metrics().await?,
+        "movieapp_reconcile_total",
+        &[],
+    );
+    let writes = audit_writes(&audit, &ns, offset)?;
+    // The audit log does see this namespace's writes (the create, the
+    // finalizer and the first status), so an empty window means something.
+    let earlier = audit_writes(&audit, &ns, 0)?;
+    ensure!(
+        earlier
+            .iter()
+            .any(|w| w.starts_with("patch movieapps/shop")),
+        "the audit log shows none of the operator's first writes: {earlier:#?}"
+    );
+
+    ensure!(
+        reconciles_after - reconciles_before >= 2.0,
+        "expected at least two resyncs in the window, saw {}",
+        reconciles_after - reconciles_before
+    );
+    ensure!(
+        writes.is_empty(),
+        "steady resyncs wrote to the API server: {writes:#?}"
+    );
+
+    operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+#[tokio::test]
+async fn only_the_leader_reconciles_and_a_killed_leader_is_replaced() -> Result<()> {
+    let env = LocalEnv::get();
+    let client = env.kube().await?;
+    crd_installed(&client).await?;
+    let ns = unique_name("op-leader");
+    fixtures::namespace(&client, &ns).await?;
+    let election = ["--leader-elect", "--leader-election-namespace", ns.as_str()];
+    let first = Operator::start(&ns, &election).await?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let holder = |lease: &Lease| lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
+    let first_holder = eventually("a leader", TIMEOUT, || async {
+        Ok(leases
+            .get_opt("movieapp-operator-leader")
+            .await?
+            .as_ref()
+            .and_then(holder))
+    })
+    .await?;
+    let second = Operator::start(&ns, &election).await?;
+
+    let leader_gauge =
+        |text: &str| movieapp_tests::operator::metric_sum(text, "movieapp_leader", &[]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(
+        leader_gauge(&first.metrics().await?) == 1.0,
+        "the first replica leads"
+    );
+    ensure!(
+        leader_gauge(&second.metrics().await?) == 0.0,
+        "the second replica stands by"
+    );
+
+    // The standby does not reconcile: a MovieApp is only handled by the leader.
+    let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &movieapp("shop", json!({}))?)
+        .await?;
+    wait_for(&api, "shop", "a status from the leader", |app| {
+        app.status.is_some()
+    })
+    .await?;
+    let standby_reconciles = movieapp_tests::operator::metric_sum(
+        &second.metrics().await?,
+        "movieapp_reconcile_total",
+        &[],
+    );
+    ensure!(
+        standby_reconciles == 0.0,
+        "the standby reconciled {standby_reconciles} times"
+    );
+
+    // Kill the leader without releasing the Lease: the standby takes over in time.
+    let killed_at = tokio::time::Instant::now();
+    first.kill();
+    let new_holder = eventually("a new leader", Duration::from_secs(20), || async {
+        let current = leases
+            .get_opt("movieapp-operator-leader")
+            .await?
+            .as_ref()
+            .and_then(holder);
+        Ok(current.filter(|h| *h != first_holder))
+    })
+    .await?;
+    let handover = killed_at.elapsed();
+    ensure!(
+        handover <= Duration::from_secs(15),
+        "handover took {handover:?}"
+    );
+    ensure!(!new_holder.is_empty());
+    eventually("the new leader to report itself", TIMEOUT, || async {
+        Ok((leader_gauge(&second.metrics().await?) == 1.0).then_some(()))
+    })
+    .await?;
+
+    second.stop().await?;
+    // A graceful stop releases the Lease at once.
+    let released = leases.get("movieapp-operator-leader").await?;
+    ensure!(
+        holder(&released).is_none(),
+        "the Lease was not released: {:?}",
+        holder(&released)
+    );
+    fixtures::delete_namespace(&client, &ns).await
+}
