@@ -1,0 +1,79 @@
+-- Argo CD health check for movieapp.io/MovieApp (resource.customizations.health.movieapp.io_MovieApp).
+--
+-- Healthy     Ready=True and the operator has seen the current spec
+--             (status.observedGeneration == metadata.generation)
+-- Degraded    Stalled=True for the current spec: a human must act (the
+--             reason says what: docs/troubleshooting.md)
+-- Progressing everything else: not reconciled yet, a spec change not yet
+--             seen, provisioning under way, being deleted
+--
+-- Argo CD runs this in gopher-lua (Lua 5.1) with the object in the global
+-- `obj`; keep to Lua 5.1 (tests run it under 5.1 and 5.4).
+
+local function condition(conditions, kind)
+  if type(conditions) ~= "table" then
+    return nil
+  end
+  for _, c in ipairs(conditions) do
+    if type(c) == "table" and c.type == kind then
+      return c
+    end
+  end
+  return nil
+end
+
+local function describe(c)
+  local message = c.message
+  if message == nil or message == "" then
+    return c.reason or ""
+  end
+  if c.reason == nil or c.reason == "" then
+    return message
+  end
+  return c.reason .. ": " .. message
+end
+
+local hs = {}
+local metadata = obj.metadata or {}
+
+if metadata.deletionTimestamp ~= nil then
+  hs.status = "Progressing"
+  hs.message = "Deleting: the operator is removing the MovieApp's resources"
+  return hs
+end
+
+local status = obj.status
+if type(status) ~= "table" or type(status.conditions) ~= "table" or status.observedGeneration == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to reconcile the MovieApp"
+  return hs
+end
+
+if metadata.generation ~= nil and status.observedGeneration ~= metadata.generation then
+  hs.status = "Progressing"
+  hs.message = string.format("Waiting for the operator to reconcile generation %d (status describes generation %d)",
+    metadata.generation, status.observedGeneration)
+  return hs
+end
+
+local stalled = condition(status.conditions, "Stalled")
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  hs.message = describe(stalled)
+  return hs
+end
+
+local ready = condition(status.conditions, "Ready")
+if ready ~= nil and ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = describe(ready)
+  return hs
+end
+
+hs.status = "Progressing"
+if ready ~= nil then
+  hs.message = describe(ready)
+else
+  hs.message = "Waiting for the operator to report the Ready condition"
+end
+return hs
