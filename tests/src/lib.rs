@@ -96,3 +96,54 @@ where
 
 pub mod fixtures;
 pub mod operator;
+
+/// The status Flux's kstatus library computes for `object` (`Current`,
+/// `InProgress`, `Failed`, ...) and its message, through the Go helper in
+/// `tests/kstatus/` (built once, cached).
+pub fn kstatus<T: serde::Serialize>(object: &T) -> Result<(String, String)> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::sync::OnceLock;
+
+    static HELPER: OnceLock<std::result::Result<String, String>> = OnceLock::new();
+    let helper = HELPER
+        .get_or_init(|| {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/kstatus/build.sh");
+            let output = Command::new("bash")
+                .arg(script)
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| format!("running {script}: {e}"))?;
+            if !output.status.success() {
+                return Err(format!("{script} failed"));
+            }
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .last()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{script} printed no path"))
+        })
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let mut child = Command::new(helper)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {helper}"))?;
+    child
+        .stdin
+        .take()
+        .context("kstatus stdin")?
+        .write_all(&serde_json::to_vec(object)?)?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!("kstatus failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    Ok((
+        result["status"].as_str().unwrap_or_default().to_owned(),
+        result["message"].as_str().unwrap_or_default().to_owned(),
+    ))
+}
