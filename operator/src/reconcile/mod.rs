@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
+use base64::Engine as _;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -450,8 +451,10 @@ async fn ensure_auth_secret(
     if secrets.get_metadata_opt(&name).await?.is_some() {
         return Ok(name);
     }
-    let mut key = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut key).map_err(|_| Error::Malformed("source of randomness"))?;
+    // 32 random bytes, base64-encoded: printable, since it reaches the worker as an env var.
+    let mut random = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| Error::Malformed("source of randomness"))?;
+    let key = base64::engine::general_purpose::STANDARD.encode(random);
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
             name: Some(name.clone()),
@@ -463,7 +466,7 @@ async fn ensure_auth_secret(
         type_: Some("Opaque".to_owned()),
         data: Some(BTreeMap::from([(
             AUTH_SECRET_KEY.to_owned(),
-            ByteString(key.to_vec()),
+            ByteString(key.into_bytes()),
         )])),
         ..Secret::default()
     };
