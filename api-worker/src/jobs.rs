@@ -1,5 +1,5 @@
 //! Background jobs: parsing a queue message and handling it. Shared by the
-//! SQS poller (`worker`), `sync-popular` and, later, a Lambda SQS handler:
+//! SQS poller (`worker`), `sync-popular` and the Lambda SQS handler:
 //! each calls [`handle_message`] (or [`handle`]) and decides itself what an
 //! error means for the message (leave it for redelivery, report it failed).
 //!

@@ -1,6 +1,7 @@
 //! `api-worker`: the movie service. One [`AppState`], one [`app`] router
 //! and one job handler ([`jobs::handle_message`]) serve every runtime: the
-//! `serve` and `worker` subcommands here, and thin adapters elsewhere.
+//! `serve` and `worker` subcommands here, and the Lambda functions
+//! (module `lambda`, feature `lambda`).
 
 pub mod accounts;
 pub mod cache;
@@ -9,6 +10,8 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod jobs;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod metrics;
 pub mod movies;
 pub mod notify;

@@ -100,42 +100,66 @@ async fn process(
         result = jobs::handle_message(state, body) => result,
         () = keep_invisible(state, queue_url, &receipt, settings.visibility_timeout) => unreachable!("never ends"),
     };
-    let retry_in = match result {
+    match result {
         Ok(outcome) => {
             tracing::debug!(?outcome, receives, "job handled");
-            return Some((id, receipt));
+            Some((id, receipt))
         }
-        Err(JobError::Malformed(reason)) => {
-            // Retrying cannot fix it: make it visible at once so it reaches
-            // the dead-letter queue after maxReceiveCount receives.
+        Err(error) => {
+            schedule_retry(state, settings, queue_url, &receipt, receives, &error).await;
+            None
+        }
+    }
+}
+
+/// When a failed job comes back: a poison message at once (retrying cannot
+/// fix it, so it reaches the dead-letter queue after maxReceiveCount
+/// receives), a failed job after `--retry-delay` doubled per receive.
+pub fn retry_delay(settings: &WorkerSettings, error: &JobError, receives: u32) -> Duration {
+    match error {
+        JobError::Malformed(_) => Duration::ZERO,
+        JobError::Failed(_) => settings
+            .retry_delay
+            .saturating_mul(1 << receives.saturating_sub(1).min(16))
+            .min(MAX_RETRY_DELAY),
+    }
+}
+
+/// Logs a failed job and makes its message visible again after
+/// [`retry_delay`]; shared by this poller and the Lambda SQS handler.
+pub async fn schedule_retry(
+    state: &AppState,
+    settings: &WorkerSettings,
+    queue_url: &str,
+    receipt: &str,
+    receives: u32,
+    error: &JobError,
+) {
+    let delay = retry_delay(settings, error, receives);
+    match error {
+        JobError::Malformed(reason) => {
             tracing::error!(%reason, receives, "poison message; it goes to the dead-letter queue after maxReceiveCount receives");
-            Duration::ZERO
         }
-        Err(JobError::Failed(error)) => {
-            let delay = settings
-                .retry_delay
-                .saturating_mul(1 << receives.saturating_sub(1).min(16))
-                .min(MAX_RETRY_DELAY);
+        JobError::Failed(error) => {
             tracing::warn!(
                 error = format!("{error:#}"),
                 ?delay,
+                receives,
                 "job failed; it will be retried"
             );
-            delay
         }
-    };
+    }
     let change = state
         .sqs
         .change_message_visibility()
         .queue_url(queue_url)
-        .receipt_handle(&receipt)
-        .visibility_timeout(seconds(retry_in))
+        .receipt_handle(receipt)
+        .visibility_timeout(seconds(delay))
         .send()
         .await;
     if let Err(error) = change {
         tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "could not schedule the retry");
     }
-    None
 }
 
 /// Extends the message's visibility every half timeout while its job runs,
