@@ -351,7 +351,7 @@ check "Argo CD health after the repair: not Degraded" bash -c "! [ \"\$(LUA=$LUA
 curl -sf "$metrics/metrics" >"$work/metrics.txt" || true
 missing_metrics=""
 for metric in $(grep -o '^| `movieapp_[a-z_]*' docs/metrics.md 2>/dev/null | tr -d '|` '); do
-  grep -q "^# TYPE ${metric%_total}\b\|^# TYPE $metric\b" "$work/metrics.txt" || missing_metrics+=" $metric"
+  base=${metric%_total}; base=${base%_info}; grep -q "^# TYPE $base " "$work/metrics.txt" || missing_metrics+=" $metric"
 done
 if [ -f docs/metrics.md ] && [ -z "$missing_metrics" ]; then
   pass "every metric in docs/metrics.md is served on /metrics"
