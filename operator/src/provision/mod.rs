@@ -11,6 +11,8 @@ mod common;
 pub mod database;
 pub mod messaging;
 mod policy;
+mod sns;
+mod sqs;
 
 use crate::aws::tags::Owner;
 use crate::aws::{AwsClients, AwsError};
