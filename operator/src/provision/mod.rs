@@ -9,6 +9,7 @@
 
 mod common;
 pub mod database;
+pub mod iam;
 pub mod messaging;
 mod policy;
 mod sns;
