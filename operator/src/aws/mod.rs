@@ -240,6 +240,8 @@ pub fn classify(code: Option<&str>) -> ErrorKind {
         | "QueueDoesNotExist"
         | "NotFound"
         | "NotFoundException"
+        // SNS ListTagsForResource/TagResource on a topic that does not exist.
+        | "ResourceNotFound"
         | "RepositoryNotFoundException"
         | "ImageNotFoundException"
         | "TableNotFoundException" => ErrorKind::NotFound,
@@ -464,6 +466,7 @@ mod tests {
             classify(Some("ResourceNotFoundException")),
             ErrorKind::NotFound
         );
+        assert_eq!(classify(Some("ResourceNotFound")), ErrorKind::NotFound);
         assert_eq!(classify(Some("ValidationException")), ErrorKind::Invalid);
         assert_eq!(classify(Some("ThrottlingException")), ErrorKind::Retryable);
         assert_eq!(

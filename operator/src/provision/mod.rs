@@ -7,13 +7,18 @@
 //! only reads. The database and the messaging parts are provisioned
 //! concurrently.
 
+mod common;
 pub mod database;
+pub mod iam;
 pub mod messaging;
+mod policy;
+mod sns;
+mod sqs;
 
 use crate::aws::tags::Owner;
 use crate::aws::{AwsClients, AwsError};
 use crate::conditions::PartState;
-use crate::crd::{MovieAppSpec, NotificationsStatus, QueueStatus, TableStatus};
+use crate::crd::{MovieAppSpec, MovieAppStatus, NotificationsStatus, QueueStatus, TableStatus};
 use crate::naming::AppId;
 
 /// Everything provisioning needs to know about one MovieApp.
@@ -23,8 +28,17 @@ pub struct Target<'a> {
     pub owner: &'a Owner,
     pub id: AppId<'a>,
     pub spec: &'a MovieAppSpec,
-    /// `movieapp.io/adopt: "true"`: take over untagged resources with our names.
+    /// `movieapp.io/adopt: "true"`: take over untagged resources with our
+    /// names (and resources retained by a deleted MovieApp of the same name).
     pub adopt: bool,
+    /// The status as last written (`None` before the first write). Tells a
+    /// resource that vanished out of band (`Recreated`) from one never made
+    /// (`Created`), saves lookups (queue URLs) and lets deletion find the
+    /// topic when the queues are already gone.
+    pub previous: Option<&'a MovieAppStatus>,
+    /// `metadata.generation`: compared with `previous.observedGeneration` to
+    /// tell a spec change (`Updated`) from drift (`DriftRepaired`).
+    pub generation: Option<i64>,
 }
 
 /// Something worth a Kubernetes Event (a resource created, adopted,

@@ -155,6 +155,8 @@ async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
             .annotations()
             .get(ADOPT_ANNOTATION)
             .is_some_and(|v| v == "true"),
+        previous: app.status.as_ref(),
+        generation: app.metadata.generation,
     };
 
     // Dereference: everything the build needs, concurrently.
@@ -534,6 +536,8 @@ async fn cleanup(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
         },
         spec: &app.spec,
         adopt: false,
+        previous: app.status.as_ref(),
+        generation: app.metadata.generation,
     };
 
     match app.spec.deletion_policy {

@@ -1,0 +1,572 @@
+//! SQS: one queue, found by name, created with its attributes and ownership
+//! tags in a single call, and kept at the declared attributes.
+//!
+//! [`super::messaging`] decides what each queue declares (the jobs queue and
+//! its dead-letter queue); this file only talks to SQS.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::Value;
+
+use super::Notice;
+use super::Target;
+use super::common::{self, Claim, Halt};
+use super::policy::{self, Redrive};
+use crate::aws::AwsError;
+
+const SERVICE: &str = "sqs";
+
+/// A queue that exists and is ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub url: String,
+    pub arn: String,
+}
+
+/// What the access policy of a queue should be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyWant {
+    /// Not decided this pass (the topic's state is unknown): leave it as is.
+    Unmanaged,
+    /// No policy: nobody outside the account may send.
+    Absent,
+    /// Exactly this document (compared by meaning).
+    Document(Value),
+}
+
+/// The declared state of one queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredQueue {
+    pub name: String,
+    /// `None`: not managed (the dead-letter queue keeps the SQS default).
+    pub visibility_timeout: Option<i32>,
+    pub retention: i32,
+    pub redrive: Option<Redrive>,
+    pub policy: PolicyWant,
+}
+
+impl DesiredQueue {
+    fn what(&self) -> String {
+        format!("SQS queue {}", self.name)
+    }
+
+    /// Every declared attribute, for CreateQueue.
+    fn attributes(&self) -> Vec<(QueueAttributeName, String)> {
+        let mut out = vec![(
+            QueueAttributeName::MessageRetentionPeriod,
+            self.retention.to_string(),
+        )];
+        if let Some(timeout) = self.visibility_timeout {
+            out.push((QueueAttributeName::VisibilityTimeout, timeout.to_string()));
+        }
+        if let Some(redrive) = &self.redrive {
+            out.push((QueueAttributeName::RedrivePolicy, redrive.to_json()));
+        }
+        if let PolicyWant::Document(document) = &self.policy {
+            out.push((QueueAttributeName::Policy, document.to_string()));
+        }
+        out
+    }
+}
+
+/// One attribute to write, with the value it replaces (for the Event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeChange {
+    pub name: QueueAttributeName,
+    pub value: String,
+    pub was: Option<String>,
+}
+
+impl AttributeChange {
+    fn describe(&self) -> String {
+        match self.name {
+            // Documents are long: name them only.
+            QueueAttributeName::Policy | QueueAttributeName::RedrivePolicy => {
+                self.name.as_str().to_owned()
+            }
+            _ => format!(
+                "{} {} → {}",
+                self.name.as_str(),
+                self.was.as_deref().unwrap_or("unset"),
+                self.value
+            ),
+        }
+    }
+}
+
+/// The writes that bring `actual` to `desired`, compared by meaning: numbers
+/// as numbers, JSON documents parsed. Nothing here when nothing differs.
+pub fn attribute_changes(
+    desired: &DesiredQueue,
+    actual: &HashMap<QueueAttributeName, String>,
+) -> Vec<AttributeChange> {
+    let mut changes = Vec::new();
+    let mut change = |name: QueueAttributeName, value: String| {
+        let was = actual.get(&name).cloned();
+        changes.push(AttributeChange { name, value, was });
+    };
+    let number =
+        |name: &QueueAttributeName| actual.get(name).and_then(|v| v.trim().parse::<i64>().ok());
+
+    if let Some(timeout) = desired.visibility_timeout
+        && number(&QueueAttributeName::VisibilityTimeout) != Some(i64::from(timeout))
+    {
+        change(QueueAttributeName::VisibilityTimeout, timeout.to_string());
+    }
+    if number(&QueueAttributeName::MessageRetentionPeriod) != Some(i64::from(desired.retention)) {
+        change(
+            QueueAttributeName::MessageRetentionPeriod,
+            desired.retention.to_string(),
+        );
+    }
+    if let Some(redrive) = &desired.redrive {
+        let current = actual
+            .get(&QueueAttributeName::RedrivePolicy)
+            .and_then(|text| Redrive::parse(text));
+        if current.as_ref() != Some(redrive) {
+            change(QueueAttributeName::RedrivePolicy, redrive.to_json());
+        }
+    }
+    let current_policy = actual
+        .get(&QueueAttributeName::Policy)
+        .map(String::as_str)
+        .filter(|p| !p.trim().is_empty());
+    match (&desired.policy, current_policy) {
+        (PolicyWant::Document(document), current) => {
+            let wanted = document.to_string();
+            if !current.is_some_and(|current| policy::equivalent(&wanted, current)) {
+                change(QueueAttributeName::Policy, wanted);
+            }
+        }
+        // SQS removes a policy when it is set to the empty string.
+        (PolicyWant::Absent, Some(_)) => change(QueueAttributeName::Policy, String::new()),
+        (PolicyWant::Absent, None) | (PolicyWant::Unmanaged, _) => {}
+    }
+    changes
+}
+
+/// Makes the queue exist, be ours and carry the declared attributes.
+///
+/// `known_url` is the URL the status recorded: it saves a GetQueueUrl per
+/// resync. `known_before` says whether the status recorded this queue at all
+/// (a missing queue is then `Recreated`, not `Created`).
+pub async fn ensure(
+    target: &Target<'_>,
+    desired: &DesiredQueue,
+    known_url: Option<&str>,
+    known_before: bool,
+    notices: &mut Vec<Notice>,
+) -> Result<Queue, Halt> {
+    let sqs = &target.aws.sqs;
+    let Some((url, attributes)) = find(sqs, &desired.name, known_url).await? else {
+        return create(target, desired, known_before, notices).await;
+    };
+    let tags = list_tags(sqs, &url).await?;
+    match common::claim(target, &desired.what(), &tags) {
+        Claim::Conflict(message) => return Err(Halt::blocked("NameConflict", message)),
+        Claim::Adopt => {
+            write_tags(sqs, &url, &common::tag_changes(target.owner, &tags)).await?;
+            notices.push(common::adopted(&desired.what()));
+        }
+        Claim::Ours => {
+            let changes = common::tag_changes(target.owner, &tags);
+            if !changes.is_empty() {
+                write_tags(sqs, &url, &changes).await?;
+                notices.push(common::changed(
+                    target,
+                    format!("{}: restored tags {}", desired.what(), changes.describe()),
+                ));
+            }
+        }
+    }
+
+    let changes = attribute_changes(desired, &attributes);
+    if !changes.is_empty() {
+        set_attributes(sqs, &url, desired, &changes).await?;
+        let described: Vec<String> = changes.iter().map(AttributeChange::describe).collect();
+        notices.push(common::changed(
+            target,
+            format!("{}: set {}", desired.what(), described.join(", ")),
+        ));
+    }
+    let arn = attributes
+        .get(&QueueAttributeName::QueueArn)
+        .cloned()
+        .ok_or_else(|| {
+            Halt::progressing(
+                "AwsError",
+                format!("{} reported no QueueArn; retrying", desired.what()),
+            )
+        })?;
+    Ok(Queue { url, arn })
+}
+
+/// Deletes the queue if it is ours. `Ok(None)`: gone (or never ours to
+/// delete); `Ok(Some(message))`: deletion under way, check again.
+pub async fn delete(
+    target: &Target<'_>,
+    name: &str,
+    known_url: Option<&str>,
+) -> Result<Option<String>, AwsError> {
+    let sqs = &target.aws.sqs;
+    let Some((url, _)) = find(sqs, name, known_url).await? else {
+        return Ok(None);
+    };
+    if !common::is_ours(target, &list_tags(sqs, &url).await?) {
+        return Ok(None);
+    }
+    match sqs.delete_queue().queue_url(&url).send().await {
+        Ok(_) => Ok(Some(format!("SQS queue {name} is being deleted"))),
+        Err(error) => {
+            let error = AwsError::from_sdk(SERVICE, "DeleteQueue", error);
+            if error.is_not_found() {
+                Ok(None)
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Tags the queue as retained if it is ours; its ARN when it exists.
+pub async fn retain(
+    target: &Target<'_>,
+    name: &str,
+    known_url: Option<&str>,
+) -> Result<Option<String>, AwsError> {
+    let sqs = &target.aws.sqs;
+    let Some((url, attributes)) = find(sqs, name, known_url).await? else {
+        return Ok(None);
+    };
+    let tags = list_tags(sqs, &url).await?;
+    if common::is_ours(target, &tags)
+        && let Some((key, value)) = common::retained_tag(&tags)
+    {
+        let changes = common::TagChanges {
+            set: BTreeMap::from([(key, value)]),
+            remove: Vec::new(),
+        };
+        write_tags(sqs, &url, &changes).await?;
+    }
+    Ok(attributes.get(&QueueAttributeName::QueueArn).cloned())
+}
+
+/// The queue's ARN, if it exists (read only).
+pub async fn arn(
+    target: &Target<'_>,
+    name: &str,
+    known_url: Option<&str>,
+) -> Result<Option<String>, AwsError> {
+    let found = find(&target.aws.sqs, name, known_url).await?;
+    Ok(found.and_then(|(_, attributes)| attributes.get(&QueueAttributeName::QueueArn).cloned()))
+}
+
+// ------------------------------------------------------------------ calls
+
+type Attributes = HashMap<QueueAttributeName, String>;
+
+/// The queue's URL and attributes, or `None` when no queue has this name.
+async fn find(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    known_url: Option<&str>,
+) -> Result<Option<(String, Attributes)>, AwsError> {
+    // A URL from the status is only trusted for this very name.
+    if let Some(url) = known_url.filter(|url| url.ends_with(&format!("/{name}")))
+        && let Some(attributes) = attributes(sqs, url).await?
+    {
+        return Ok(Some((url.to_owned(), attributes)));
+    }
+    let url = match sqs.get_queue_url().queue_name(name).send().await {
+        Ok(output) => output.queue_url,
+        Err(error) => {
+            let error = AwsError::from_sdk(SERVICE, "GetQueueUrl", error);
+            if error.is_not_found() {
+                return Ok(None);
+            }
+            return Err(error);
+        }
+    };
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    Ok(attributes(sqs, &url).await?.map(|a| (url, a)))
+}
+
+async fn attributes(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Option<Attributes>, AwsError> {
+    match sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+    {
+        Ok(output) => Ok(Some(output.attributes.unwrap_or_default())),
+        Err(error) => {
+            let error = AwsError::from_sdk(SERVICE, "GetQueueAttributes", error);
+            if error.is_not_found() {
+                Ok(None)
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+async fn list_tags(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Result<BTreeMap<String, String>, AwsError> {
+    let output = sqs
+        .list_queue_tags()
+        .queue_url(url)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(SERVICE, "ListQueueTags", e))?;
+    Ok(output.tags.unwrap_or_default().into_iter().collect())
+}
+
+async fn write_tags(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    changes: &common::TagChanges,
+) -> Result<(), AwsError> {
+    // Tag before untag: ownership is never missing in between.
+    if !changes.set.is_empty() {
+        sqs.tag_queue()
+            .queue_url(url)
+            .set_tags(Some(changes.set.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "TagQueue", e))?;
+    }
+    if !changes.remove.is_empty() {
+        sqs.untag_queue()
+            .queue_url(url)
+            .set_tag_keys(Some(changes.remove.clone()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "UntagQueue", e))?;
+    }
+    Ok(())
+}
+
+async fn set_attributes(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    desired: &DesiredQueue,
+    changes: &[AttributeChange],
+) -> Result<(), AwsError> {
+    let mut request = sqs.set_queue_attributes().queue_url(url);
+    for change in changes {
+        request = request.attributes(change.name.clone(), change.value.clone());
+    }
+    // moto 5 drops a queue's policy on any SetQueueAttributes that leaves
+    // Policy out; re-sending the declared policy costs nothing on AWS and
+    // keeps one write from causing another.
+    if let PolicyWant::Document(document) = &desired.policy
+        && !changes.iter().any(|c| c.name == QueueAttributeName::Policy)
+    {
+        request = request.attributes(QueueAttributeName::Policy, document.to_string());
+    }
+    request
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(SERVICE, "SetQueueAttributes", e))?;
+    Ok(())
+}
+
+async fn create(
+    target: &Target<'_>,
+    desired: &DesiredQueue,
+    known_before: bool,
+    notices: &mut Vec<Notice>,
+) -> Result<Queue, Halt> {
+    let sqs = &target.aws.sqs;
+    // Attributes and tags go in the same call: there is no moment at which
+    // the queue exists without our ownership tags, whatever happens next.
+    let mut request = sqs
+        .create_queue()
+        .queue_name(&desired.name)
+        .set_tags(Some(target.owner.tags().into_iter().collect()));
+    for (name, value) in desired.attributes() {
+        request = request.attributes(name, value);
+    }
+    let url = match request.send().await {
+        Ok(output) => output.queue_url,
+        Err(error) => {
+            let error = AwsError::from_sdk(SERVICE, "CreateQueue", error);
+            return Err(creation_refused(desired, error));
+        }
+    };
+    let url = url.ok_or_else(|| {
+        Halt::progressing(
+            "Creating",
+            format!("CreateQueue returned no URL for {}", desired.what()),
+        )
+    })?;
+    notices.push(common::created(known_before, &desired.what()));
+    let arn = attributes(sqs, &url)
+        .await?
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| {
+            Halt::progressing("Creating", format!("{} is being created", desired.what()))
+        })?;
+    Ok(Queue { url, arn })
+}
+
+/// CreateQueue errors that only mean "not yet".
+fn creation_refused(desired: &DesiredQueue, error: AwsError) -> Halt {
+    let code = error.code.as_deref().unwrap_or_default();
+    let code = code.rsplit('.').next().unwrap_or(code);
+    match code {
+        // AWS keeps a deleted queue's name for 60 seconds.
+        "QueueDeletedRecently" => Halt::progressing(
+            "Creating",
+            format!(
+                "{} was deleted less than 60 s ago and SQS does not allow the name yet; retrying",
+                desired.what()
+            ),
+        ),
+        // Someone created the name between our lookup and our create: the
+        // next pass looks at it (and checks its owner) again.
+        "QueueAlreadyExists" | "QueueNameExists" => Halt::progressing(
+            "Creating",
+            format!(
+                "{} appeared while being created; checking it again",
+                desired.what()
+            ),
+        ),
+        _ => Halt::Aws(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const DLQ: &str = "arn:aws:sqs:us-east-1:1:q-dlq";
+
+    fn desired() -> DesiredQueue {
+        DesiredQueue {
+            name: "q".into(),
+            visibility_timeout: Some(60),
+            retention: 345_600,
+            redrive: Some(Redrive {
+                dead_letter_target_arn: DLQ.into(),
+                max_receive_count: 5,
+            }),
+            policy: PolicyWant::Document(json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:q"}
+            ]})),
+        }
+    }
+
+    fn actual(pairs: &[(QueueAttributeName, &str)]) -> Attributes {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn matching() -> Attributes {
+        actual(&[
+            (QueueAttributeName::VisibilityTimeout, "60"),
+            (QueueAttributeName::MessageRetentionPeriod, "345600"),
+            (
+                QueueAttributeName::RedrivePolicy,
+                &format!(r#"{{"maxReceiveCount":"5","deadLetterTargetArn":"{DLQ}"}}"#),
+            ),
+            (
+                QueueAttributeName::Policy,
+                r#"{"Statement":{"Resource":"arn:q","Action":["sqs:SendMessage"],"Effect":"Allow"},"Version":"2012-10-17"}"#,
+            ),
+            (QueueAttributeName::DelaySeconds, "0"),
+            (QueueAttributeName::QueueArn, "arn:q"),
+        ])
+    }
+
+    fn names(changes: &[AttributeChange]) -> Vec<&str> {
+        changes.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn equivalent_attributes_need_no_write() {
+        assert!(attribute_changes(&desired(), &matching()).is_empty());
+    }
+
+    #[test]
+    fn each_differing_attribute_is_written_with_what_it_replaces() {
+        let mut drifted = matching();
+        drifted.insert(QueueAttributeName::VisibilityTimeout, "30".into());
+        drifted.insert(
+            QueueAttributeName::RedrivePolicy,
+            format!(r#"{{"deadLetterTargetArn":"{DLQ}","maxReceiveCount":9}}"#),
+        );
+        let changes = attribute_changes(&desired(), &drifted);
+        assert_eq!(names(&changes), ["VisibilityTimeout", "RedrivePolicy"]);
+        assert_eq!(changes[0].was.as_deref(), Some("30"));
+        assert_eq!(changes[0].describe(), "VisibilityTimeout 30 → 60");
+        assert_eq!(
+            Redrive::parse(&changes[1].value).map(|r| r.max_receive_count),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn missing_attributes_are_written() {
+        let changes = attribute_changes(&desired(), &HashMap::new());
+        assert_eq!(
+            names(&changes),
+            [
+                "VisibilityTimeout",
+                "MessageRetentionPeriod",
+                "RedrivePolicy",
+                "Policy"
+            ]
+        );
+    }
+
+    #[test]
+    fn undeclared_attributes_are_left_alone() {
+        let dlq = DesiredQueue {
+            name: "dlq".into(),
+            visibility_timeout: None,
+            retention: 345_600,
+            redrive: None,
+            policy: PolicyWant::Unmanaged,
+        };
+        let mut attrs = matching();
+        attrs.insert(QueueAttributeName::VisibilityTimeout, "999".into());
+        assert!(attribute_changes(&dlq, &attrs).is_empty());
+    }
+
+    #[test]
+    fn an_absent_policy_removes_an_existing_one() {
+        let mut want = desired();
+        want.policy = PolicyWant::Absent;
+        let changes = attribute_changes(&want, &matching());
+        assert_eq!(names(&changes), ["Policy"]);
+        assert_eq!(changes[0].value, "");
+        let mut without = matching();
+        without.insert(QueueAttributeName::Policy, " ".into());
+        assert!(attribute_changes(&want, &without).is_empty());
+    }
+
+    #[test]
+    fn create_sends_every_declared_attribute() {
+        let names: Vec<QueueAttributeName> =
+            desired().attributes().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                QueueAttributeName::MessageRetentionPeriod,
+                QueueAttributeName::VisibilityTimeout,
+                QueueAttributeName::RedrivePolicy,
+                QueueAttributeName::Policy
+            ]
+        );
+    }
+}
