@@ -139,7 +139,10 @@ pub fn kstatus<T: serde::Serialize>(object: &T) -> Result<(String, String)> {
         .write_all(&serde_json::to_vec(object)?)?;
     let output = child.wait_with_output()?;
     if !output.status.success() {
-        bail!("kstatus failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "kstatus failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     Ok((

@@ -210,7 +210,10 @@ async fn missing_secret_stalls_and_recovers_when_it_is_created() -> Result<()> {
     .await?;
     ensure!(is(&stalled, "Ready", "False", Some("SecretNotFound")));
     let (flux, _) = movieapp_tests::kstatus(&stalled)?;
-    ensure!(flux == "Failed", "kstatus reads a stalled MovieApp as {flux}");
+    ensure!(
+        flux == "Failed",
+        "kstatus reads a stalled MovieApp as {flux}"
+    );
     ensure!(
         condition(&stalled, "Stalled").is_some_and(|c| c.message.contains("tmdb")),
         "the message names the Secret"
