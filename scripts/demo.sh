@@ -81,7 +81,7 @@ setsid "$bin/movieapp-operator" run \
   --aws-endpoint-url "$AWS_ENDPOINT_URL" \
   --default-region "$AWS_REGION" \
   --worker-tmdb-base-url "$TMDB_BASE_URL" \
-  --resync-interval 30s \
+  --resync-interval 30s --namespaces "$NAMESPACE" \
   >"$logs/operator.log" 2>&1 </dev/null &
 echo $! >"$pids/demo-operator"
 for _ in $(seq 1 100); do

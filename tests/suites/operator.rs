@@ -486,3 +486,283 @@ async fn only_the_leader_reconciles_and_a_killed_leader_is_replaced() -> Result<
     );
     fixtures::delete_namespace(&client, &ns).await
 }
+
+#[tokio::test]
+async fn lifecycle_from_apply_to_ready_updates_repairs_and_deletion() -> Result<()> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+    use kube::api::DeleteParams;
+
+    let env = LocalEnv::get();
+    let client = env.kube().await?;
+    crd_installed(&client).await?;
+    let ns = unique_name("op-life");
+    fixtures::namespace(&client, &ns).await?;
+    fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
+    let aws = env.aws().await;
+    let ecr = aws_sdk_ecr::Client::new(&aws);
+    let repository = unique_name("img");
+    let digest = fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
+    let operator = Operator::start(&ns, &["--resync-interval", "3s"]).await?;
+
+    // examples/movieapp.yaml, in this test's namespace and with its image.
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/movieapp.yaml"
+    ))?;
+    let mut app: MovieApp = serde_json::from_value(serde_json::to_value(
+        parse_with_kubectl(&example).context("examples/movieapp.yaml")?,
+    )?)?;
+    app.metadata.namespace = Some(ns.clone());
+    app.spec.worker.image.repository = repository.clone();
+    app.spec.worker.autoscaling = Some(movieapp_operator::crd::AutoscalingSpec {
+        min_replicas: 2,
+        max_replicas: 4,
+        target_cpu_utilization_percentage: 70,
+    });
+    let name = app
+        .metadata
+        .name
+        .clone()
+        .context("the example has a name")?;
+    let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &app).await?;
+
+    let ready = wait_for(&api, &name, "Ready=True", |app| {
+        is(app, "Ready", "True", None)
+            && app.status.as_ref().and_then(|s| s.observed_generation) == app.metadata.generation
+    })
+    .await?;
+    let (flux, _) = movieapp_tests::kstatus(&ready)?;
+    ensure!(
+        flux == "Current",
+        "kstatus reads a Ready MovieApp as {flux}"
+    );
+    for part in [
+        "ImageResolved",
+        "DatabaseReady",
+        "QueueReady",
+        "NotificationsReady",
+        "WorkerAvailable",
+    ] {
+        ensure!(is(&ready, part, "True", None), "{part} is not True");
+    }
+    let status = ready.status.clone().context("status")?;
+    ensure!(status.tables.len() == 3 && status.queue.is_some() && status.notifications.is_some());
+    ensure!(
+        status
+            .image
+            .as_deref()
+            .is_some_and(|i| i.ends_with(&format!("{repository}@{digest}"))),
+        "status.image {:?}",
+        status.image
+    );
+
+    // `kubectl wait` agrees.
+    let wait = std::process::Command::new("kubectl")
+        .args([
+            "-n",
+            &ns,
+            "wait",
+            &format!("movieapp/{name}"),
+            "--for=condition=Ready",
+            "--timeout=10s",
+        ])
+        .output()?;
+    ensure!(
+        wait.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&wait.stderr)
+    );
+
+    // Children, with owner references and the digest.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployment = deployments.get(&name).await?;
+    let owner = deployment
+        .metadata
+        .owner_references
+        .as_ref()
+        .and_then(|o| o.first())
+        .context("the Deployment has no owner")?;
+    ensure!(
+        owner.kind == "MovieApp"
+            && owner.controller == Some(true)
+            && Some(&owner.uid) == ready.metadata.uid.as_ref()
+    );
+    let pod = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .context("pod spec")?;
+    ensure!(
+        pod.containers
+            .iter()
+            .all(|c| c.image.as_deref().is_some_and(|i| i.ends_with(&digest)))
+    );
+    // With autoscaling the HPA owns the replica count: the operator's apply leaves it out.
+    let ours = deployment
+        .metadata
+        .managed_fields
+        .as_ref()
+        .and_then(|fields| {
+            fields
+                .iter()
+                .find(|f| f.manager.as_deref() == Some("movieapp-operator"))
+        })
+        .and_then(|f| f.fields_v1.as_ref())
+        .map(|f| f.0.clone())
+        .context("no fields managed by movieapp-operator")?;
+    ensure!(
+        ours["f:spec"]["f:template"].is_object(),
+        "the operator manages the template"
+    );
+    ensure!(
+        ours["f:spec"].get("f:replicas").is_none(),
+        "the operator set replicas under an HPA"
+    );
+    let config = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get(&format!("{name}-config"))
+        .await?;
+    let data = config.data.unwrap_or_default();
+    ensure!(
+        data.get("MOVIEAPP_JOBS_QUEUE_URL") == status.queue.as_ref().map(|q| &q.url),
+        "the ConfigMap carries the queue URL"
+    );
+    Api::<Service>::namespaced(client.clone(), &ns)
+        .get(&name)
+        .await?;
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .get(&name)
+        .await?;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    ensure!(hpas.get(&name).await?.spec.map(|s| s.max_replicas) == Some(4));
+
+    // Autoscaling removed: the HPA goes, replicas come back to the Deployment.
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "worker": { "autoscaling": null, "replicas": 3 } } })),
+    )
+    .await?;
+    eventually("the HPA to be deleted", TIMEOUT, || async {
+        Ok(hpas.get_opt(&name).await?.is_none().then_some(()))
+    })
+    .await?;
+    eventually("the Deployment to follow replicas: 3", TIMEOUT, || async {
+        let d = deployments.get(&name).await?;
+        Ok((d.spec.and_then(|s| s.replicas) == Some(3)).then_some(()))
+    })
+    .await?;
+
+    // A deleted Deployment is recreated at once (the watch, not the resync).
+    deployments
+        .delete(&name, &DeleteParams::foreground())
+        .await?;
+    let deleted_at = tokio::time::Instant::now();
+    eventually("the Deployment to come back", TIMEOUT, || async {
+        let d = deployments.get_opt(&name).await?;
+        Ok(d.filter(|d| {
+            d.metadata.deletion_timestamp.is_none() && d.metadata.uid != deployment.metadata.uid
+        })
+        .map(|_| ()))
+    })
+    .await?;
+    let recreated_in = deleted_at.elapsed();
+    ensure!(
+        recreated_in <= Duration::from_secs(5),
+        "recreated after {recreated_in:?}"
+    );
+
+    // A tag that moves is rolled out at the next resync.
+    let moved = fixtures::push_image(&ecr, &repository, "1.0.0", 2).await?;
+    ensure!(moved != digest);
+    eventually("the new digest to be rolled out", TIMEOUT, || async {
+        let d = deployments.get(&name).await?;
+        let image = d
+            .spec
+            .and_then(|s| s.template.spec)
+            .and_then(|p| p.containers.first().and_then(|c| c.image.clone()));
+        Ok(image.filter(|i| i.ends_with(&moved)).map(|_| ()))
+    })
+    .await?;
+
+    // A missing image: ImageResolved=False, and the Deployment is left as it was.
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "worker": { "image": { "tag": "does-not-exist" } } } })),
+    )
+    .await?;
+    wait_for(&api, &name, "ImageResolved=False", |app| {
+        is(app, "ImageResolved", "False", Some("ImageNotFound"))
+    })
+    .await?;
+    let untouched = deployments.get(&name).await?;
+    let image = untouched
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers.first().and_then(|c| c.image.clone()))
+        .unwrap_or_default();
+    ensure!(
+        image.ends_with(&moved),
+        "the running Deployment changed: {image}"
+    );
+
+    // Deletion (deletionPolicy: Delete): AWS resources gone, object gone.
+    let queue_url = status
+        .queue
+        .as_ref()
+        .map(|q| q.url.clone())
+        .context("queue")?;
+    api.delete(&name, &DeleteParams::default()).await?;
+    eventually("the MovieApp to be gone", TIMEOUT, || async {
+        Ok(api.get_opt(&name).await?.is_none().then_some(()))
+    })
+    .await?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    for table in &status.tables {
+        let gone = dynamodb
+            .describe_table()
+            .table_name(&table.name)
+            .send()
+            .await;
+        ensure!(gone.is_err(), "table {} still exists", table.name);
+    }
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    ensure!(
+        sqs.get_queue_attributes()
+            .queue_url(&queue_url)
+            .send()
+            .await
+            .is_err(),
+        "the jobs queue still exists"
+    );
+
+    operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+/// Parses YAML through the API machinery's own rules: via `kubectl`, which
+/// reads the file exactly as `kubectl apply -f` would.
+fn parse_with_kubectl(yaml: &str) -> Result<serde_json::Value> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("kubectl")
+        .args(["create", "--dry-run=client", "-o", "json", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(yaml.as_bytes())?;
+    let output = child.wait_with_output()?;
+    ensure!(
+        output.status.success(),
+        "kubectl: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(serde_json::from_slice(&output.stdout)?)
+}

@@ -64,8 +64,12 @@ impl Applier {
         if let Some(current) = current {
             let current_value =
                 serde_json::to_value(current.as_ref()).map_err(kube::Error::SerdeError)?;
-            if remembered == Some(desired_hash) && is_subset(&desired_value, &current_value) {
-                return Ok(Outcome::Unchanged);
+            match first_difference(&desired_value, &current_value, String::new()) {
+                None if remembered == Some(desired_hash) => return Ok(Outcome::Unchanged),
+                None => {}
+                Some(path) => {
+                    tracing::info!(child = %key, %path, "child differs from its desired form; applying")
+                }
             }
         }
 
@@ -132,6 +136,26 @@ fn hash_value(value: &Value) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     value.to_string().hash(&mut hasher);
     hasher.finish()
+}
+
+/// The path of the first field set in `desired` whose value differs in
+/// `actual`, or `None` when `desired` is a subset of `actual`.
+fn first_difference(desired: &Value, actual: &Value, path: String) -> Option<String> {
+    match (desired, actual) {
+        (Value::Object(want), Value::Object(have)) => {
+            want.iter().find_map(|(key, value)| match have.get(key) {
+                Some(actual) => first_difference(value, actual, format!("{path}.{key}")),
+                None if value.is_null() => None,
+                None => Some(format!("{path}.{key}")),
+            })
+        }
+        (Value::Array(want), Value::Array(have)) if want.len() == have.len() => want
+            .iter()
+            .zip(have)
+            .enumerate()
+            .find_map(|(i, (w, h))| first_difference(w, h, format!("{path}[{i}]"))),
+        _ => (!is_subset(desired, actual)).then_some(path),
+    }
 }
 
 /// Whether every field set in `desired` has the same value in `actual`
