@@ -7,6 +7,8 @@
 #                      the plugin must load and must flag its negative fixture
 #   3. checkov         zero failed checks; skips only as listed in .checkov.yaml
 #   4. invariants      tests/terraform/test_invariants.py --self-test
+#   5. naming          tests/terraform/test_naming.py (where terraform exists):
+#                      the Lambda module computes the operator's AWS names
 # Tools come from install-tools.sh (cached outside the checkout).
 # Exits non-zero on any failure; the last line is
 #   terraform checks: N passed, M failed
@@ -156,5 +158,15 @@ if [ $inv_rc -ne 0 ] && { [ -z "$inv_line" ] || [ "${inv_failed:-0}" -eq 0 ]; };
   failures+=("test_invariants.py crashed")
 fi
 rm -f "$inv_out"
+
+# --- 5. naming rule ----------------------------------------------------------
+# The Lambda module finds a MovieApp's resources by the operator's names:
+# evaluate its naming module with terraform (no provider needed) and compare.
+if command -v terraform >/dev/null 2>&1; then
+  record "naming: terraform/modules/lambda/naming equals the operator's physical names" \
+    python3 "$here/test_naming.py"
+else
+  echo "note: no terraform binary on PATH; the Lambda module's naming rule was not evaluated"
+fi
 
 finish

@@ -22,6 +22,12 @@ configuration with python-hcl2 and verify what the project promises:
                 interface VPC endpoints
   checkov-skips every inline checkov skip has a reason and is listed in
                 .checkov.yaml
+  lambda        the optional Lambda functions: provided.al2023, reserved
+                concurrency, KMS, tracing, VPC, own log group; their role
+                has the api-worker's data-plane policy (from the iam module)
+                plus only the Lambda runtime's calls, no wildcard action and
+                no managed policy; SQS mappings report batch item failures;
+                API Gateway may invoke only from the given API
 
 Usage:
   test_invariants.py                       check terraform/ (must pass)
@@ -112,6 +118,7 @@ TAGGABLE = {
     "aws_apigatewayv2_domain_name", "aws_acm_certificate",
     "aws_autoscaling_group", "aws_sqs_queue", "aws_sns_topic",
     "aws_dynamodb_table", "aws_s3_bucket", "aws_secretsmanager_secret",
+    "aws_lambda_function", "aws_lambda_event_source_mapping",
 }
 NOT_TAGGABLE = {
     "aws_route", "aws_route_table_association", "aws_kms_alias",
@@ -121,6 +128,7 @@ NOT_TAGGABLE = {
     "aws_scheduler_schedule", "aws_apigatewayv2_integration",
     "aws_apigatewayv2_route", "aws_apigatewayv2_api_mapping",
     "aws_acm_certificate_validation", "aws_route53_record",
+    "aws_lambda_permission",
 }
 
 OPTIONS = SerializationOptions(strip_string_quotes=True, with_comments=True)
@@ -526,8 +534,103 @@ def check_checkov_skips(mods, checkov_yaml):
     return bad
 
 
+# The calls Lambda itself makes with a function's role, beyond the app's own
+# data-plane calls: logs, traces, and the network interfaces of a VPC function.
+LAMBDA_RUNTIME_ACTIONS = {
+    "logs:CreateLogStream", "logs:PutLogEvents",
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+    "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+    "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
+}
+LAMBDA_RUNTIMES = {"provided.al2023"}
+LAMBDA_ARCHITECTURES = {"x86_64", "arm64"}
+
+
+def _ref_name(expr, kind):
+    """`aws_iam_role.this` out of "${aws_iam_role.this.arn}" (kind = aws_iam_role)."""
+    m = re.search(re.escape(kind) + r"\.([A-Za-z0-9_-]+)", expr if isinstance(expr, str) else json.dumps(expr))
+    return m.group(1) if m else None
+
+
+def check_lambda(mods):
+    bad = []
+    functions = [(mod, f, l, b) for mod in mods for f, l, b in mod.of("resource") if l[0] == "aws_lambda_function"]
+    if not functions:
+        return ["no aws_lambda_function found (terraform/modules/lambda)"]
+    for mod, fname, (_, rname), body in functions:
+        where = f"{os.path.relpath(fname, REPO)}: aws_lambda_function.{rname}"
+        if body.get("runtime") not in LAMBDA_RUNTIMES:
+            bad.append(f"{where}: runtime {body.get('runtime')!r} is not one of {sorted(LAMBDA_RUNTIMES)}")
+        arch = literal_strings(body.get("architectures"))
+        if len(arch) != 1 or arch[0] not in LAMBDA_ARCHITECTURES:
+            bad.append(f"{where}: architectures must state one of {sorted(LAMBDA_ARCHITECTURES)}")
+        for attr in ("reserved_concurrent_executions", "kms_key_arn", "source_code_hash"):
+            if attr not in body:
+                bad.append(f"{where}: no {attr}")
+        for block in ("tracing_config", "vpc_config"):
+            if not block_items(body, block):
+                bad.append(f"{where}: no {block}")
+        logging = block_items(body, "logging_config")
+        group = _ref_name(logging[0].get("log_group", ""), "aws_cloudwatch_log_group") if logging else None
+        groups = {l[1]: b for _, l, b in mod.of("resource") if l[0] == "aws_cloudwatch_log_group"}
+        if group not in groups:
+            bad.append(f"{where}: logging_config.log_group is not a log group of the module")
+        elif "retention_in_days" not in groups[group] or "kms_key_id" not in groups[group]:
+            bad.append(f"{where}: its log group needs retention_in_days and kms_key_id")
+        role = _ref_name(body.get("role", ""), "aws_iam_role")
+        if role is None:
+            bad.append(f"{where}: role is not an aws_iam_role of the module")
+            continue
+        policies = [(l[1], b) for _, l, b in mod.of("resource")
+                    if l[0] == "aws_iam_role_policy" and _ref_name(b.get("role", ""), "aws_iam_role") == role]
+        attachments = [l[1] for _, l, b in mod.of("resource")
+                       if l[0] == "aws_iam_role_policy_attachment" and _ref_name(b.get("role", ""), "aws_iam_role") == role]
+        if attachments:
+            bad.append(f"{where}: role {role} has managed policies attached ({attachments}); only the data plane and the runtime's calls are allowed")
+        data_plane = [p for p, b in policies if "var.data_plane_policy_json" in str(b.get("policy", ""))]
+        if not data_plane:
+            bad.append(f"{where}: role {role} lacks the api-worker data-plane policy (var.data_plane_policy_json)")
+        for pname, pbody in policies:
+            doc = _ref_name(pbody.get("policy", ""), "data.aws_iam_policy_document")
+            if doc is None:
+                continue
+            actions, _ = _policy_actions(mod, doc)
+            wild = sorted(a for a in actions if "*" in a)
+            if wild:
+                bad.append(f"{where}: role policy {pname} has wildcard actions {wild}")
+            extra = sorted(actions - LAMBDA_RUNTIME_ACTIONS)
+            if extra:
+                bad.append(f"{where}: role policy {pname} grants more than the Lambda runtime needs: {extra}")
+    for mod in mods:
+        resources = mod.of("resource")
+        if not any(l[0] == "aws_lambda_function" for _, l, _ in resources):
+            continue
+        mappings = [(f, l, b) for f, l, b in resources if l[0] == "aws_lambda_event_source_mapping"]
+        if not mappings:
+            bad.append(f"{mod.rel}: no aws_lambda_event_source_mapping for the jobs queue")
+        for fname, (_, rname), body in mappings:
+            if "ReportBatchItemFailures" not in literal_strings(body.get("function_response_types")):
+                bad.append(f"{os.path.relpath(fname, REPO)}: aws_lambda_event_source_mapping.{rname}: no ReportBatchItemFailures (one poison message would fail its batch)")
+        for fname, (rtype, rname), body in resources:
+            if rtype != "aws_lambda_permission":
+                continue
+            source = str(body.get("source_arn", ""))
+            if "execute-api" not in source or "var.api_id" not in source:
+                bad.append(f"{os.path.relpath(fname, REPO)}: aws_lambda_permission.{rname}: source_arn must name the API (execute-api ... var.api_id)")
+    # The composition hands the functions the MovieApp's api-worker policy.
+    for mod in mods:
+        for fname, (mname,), body in mod.of("module"):
+            if not str(body.get("source", "")).rstrip("/").endswith("modules/lambda"):
+                continue
+            if "module.iam.api_worker_policy_json" not in str(body.get("data_plane_policy_json", "")):
+                bad.append(f"{os.path.relpath(fname, REPO)}: module \"{mname}\" must pass data_plane_policy_json = module.iam.api_worker_policy_json[...]")
+    return bad
+
+
 CHECKS = ["tags", "iam-wildcard", "variables", "wiring", "helm-outputs", "ecr",
-          "operator-iam", "side-tasks", "network-endpoints", "checkov-skips"]
+          "operator-iam", "side-tasks", "network-endpoints", "checkov-skips",
+          "lambda"]
 
 
 def run(root, checkov_yaml):
@@ -545,6 +648,7 @@ def run(root, checkov_yaml):
     rep.check("side-tasks", check_side_tasks(mods))
     rep.check("network-endpoints", check_network_endpoints(mods))
     rep.check("checkov-skips", check_checkov_skips(mods, checkov_yaml))
+    rep.check("lambda", check_lambda(mods))
     return rep
 
 

@@ -75,3 +75,26 @@ module "side_services" {
     "movieapp.io/name"      = local.edge_app.name
   }
 }
+
+module "lambda" {
+  source = "../../modules/lambda"
+  count  = var.lambda.enabled ? 1 : 0
+
+  name                   = "${local.name}-${var.edge_movieapp}"
+  movieapp               = local.edge_app
+  package_file           = var.lambda.package_file
+  data_plane_policy_json = module.iam.api_worker_policy_json[var.edge_movieapp]
+  vpc_id                 = module.network.vpc_id
+  subnet_ids             = module.network.private_subnet_ids
+  http_enabled           = var.lambda.http
+  jobs_enabled           = var.lambda.jobs
+  api_id                 = module.edge.api_id
+  route_keys             = var.lambda.route_keys
+  tmdb_api_key           = var.lambda_tmdb_api_key
+  token_signing_key      = var.lambda_token_signing_key
+
+  tags = {
+    "movieapp.io/namespace" = local.edge_app.namespace
+    "movieapp.io/name"      = local.edge_app.name
+  }
+}

@@ -80,3 +80,8 @@ output "operator_helm_values" {
     }
   }
 }
+
+output "lambda_function_names" {
+  description = "The api-worker's Lambda functions (http, jobs) when var.lambda.enabled; null otherwise."
+  value       = one(module.lambda[*].function_names)
+}

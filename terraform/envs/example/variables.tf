@@ -144,3 +144,34 @@ variable "api_throttling_burst_limit" {
   description = "API Gateway burst limit."
   default     = 200
 }
+
+variable "lambda" {
+  type = object({
+    enabled      = optional(bool, false)
+    package_file = optional(string, "")
+    http         = optional(bool, true)
+    jobs         = optional(bool, true)
+    route_keys   = optional(list(string), ["ANY /{proxy+}", "ANY /"])
+  })
+  description = "Optional: the api-worker of edge_movieapp on AWS Lambda too (docs/lambda.md). package_file is the zip of make lambda-package; http routes route_keys of the edge API to the HTTP function instead of the VPC link; jobs consumes the MovieApp's jobs queue. Apply after the MovieApp is Ready."
+  default     = {}
+
+  validation {
+    condition     = !var.lambda.enabled || var.lambda.package_file != ""
+    error_message = "lambda.package_file must name the Lambda zip (make lambda-package) when lambda.enabled is true."
+  }
+}
+
+variable "lambda_tmdb_api_key" {
+  type        = string
+  description = "TMDB API key for the Lambda functions (the value of the MovieApp's tmdb Secret); needed when lambda.enabled. Kept encrypted in the functions' configuration and in the state."
+  sensitive   = true
+  default     = null
+}
+
+variable "lambda_token_signing_key" {
+  type        = string
+  description = "Login token signing key for the Lambda HTTP function: the MovieApp's own (so tokens work on both runtimes); needed when lambda.http."
+  sensitive   = true
+  default     = null
+}

@@ -56,6 +56,14 @@ var enumChecks = []enumCheck{
 	{Resource: "aws_kms_key", Attribute: "customer_master_key_spec", Allowed: []string{"SYMMETRIC_DEFAULT", "RSA_2048", "RSA_3072", "RSA_4096", "HMAC_256", "HMAC_384", "HMAC_512", "HMAC_224", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87"}},
 	{Resource: "aws_launch_template", Block: "metadata_options", Attribute: "http_tokens", Allowed: []string{"optional", "required"}},
 	{Resource: "aws_launch_template", Block: "metadata_options", Attribute: "http_endpoint", Allowed: []string{"enabled", "disabled"}},
+	{Resource: "aws_lambda_function", Attribute: "architectures", List: true, Allowed: []string{"x86_64", "arm64"}},
+	{Resource: "aws_lambda_function", Attribute: "package_type", Allowed: []string{"Zip", "Image"}},
+	{Resource: "aws_lambda_function", Block: "tracing_config", Attribute: "mode", Allowed: []string{"Active", "PassThrough"}},
+	{Resource: "aws_lambda_function", Block: "logging_config", Attribute: "log_format", Allowed: []string{"JSON", "Text"}},
+	{Resource: "aws_lambda_function", Block: "logging_config", Attribute: "application_log_level", Allowed: []string{"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}},
+	{Resource: "aws_lambda_function", Block: "logging_config", Attribute: "system_log_level", Allowed: []string{"DEBUG", "INFO", "WARN"}},
+	{Resource: "aws_lambda_event_source_mapping", Attribute: "function_response_types", List: true, Allowed: []string{"ReportBatchItemFailures"}},
+	{Resource: "aws_apigatewayv2_integration", Attribute: "payload_format_version", Allowed: []string{"1.0", "2.0"}},
 }
 
 // EnumRule checks attributes against the values the AWS API accepts, so a
