@@ -1,3 +1,37 @@
 #!/usr/bin/env bash
+# `make bench`: benchmarks on the local environment; writes docs/benchmarks.md
+# (command, machine, date, then one section per benchmark).
 set -euo pipefail
-echo "make bench: nothing is registered yet (it arrives with the operator issues)."
+cd "$(dirname "$0")/.."
+
+started_env=false
+if ! bash tests/localenv/localenv.sh status 2>/dev/null | grep -q 'kube-apiserver: running'; then
+  bash tests/localenv/localenv.sh up
+  started_env=true
+fi
+cleanup() { if $started_env; then bash tests/localenv/localenv.sh down; fi; }
+trap cleanup EXIT
+# shellcheck source=/dev/null
+. .localenv/env.sh
+
+report=docs/benchmarks.md
+sections=$(mktemp)
+trap 'rm -f "$sections"; cleanup' EXIT
+
+BENCH_REPORT="$sections.api-worker" bash api-worker/bench/bench.sh
+cat "$sections.api-worker" >>"$sections"
+rm -f "$sections.api-worker"
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+memory=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+{
+  echo "# Benchmarks"
+  echo
+  echo "Written by \`make bench\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD))."
+  echo "Machine: $(nproc) cores ($cpu), $memory, $(uname -sr). Everything runs on this one"
+  echo "machine, load generator included; on a shared 2-core machine read ratios and"
+  echo "medians rather than single times."
+  echo
+  cat "$sections"
+} >"$report"
+echo "wrote $report"

@@ -37,3 +37,6 @@ bash api-worker/tests/browser/run.sh
 
 section "api-worker API against its OpenAPI document (schemathesis)"
 bash api-worker/tests/schemathesis.sh
+
+section "the shell commands of README.md and docs/development.md (make demo included)"
+python3 tests/docs/shell_blocks_test.py
