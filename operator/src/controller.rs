@@ -14,7 +14,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::core::PartialObjectMeta;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -237,12 +237,17 @@ where
 
 /// What in a MovieApp calls for a reconcile: the spec (generation), the
 /// adopt annotation, deletion and finalizers; never our own status writes.
-fn relevant_change(app: &MovieApp) -> Option<u64> {
+fn relevant_change(app: &DeserializeGuard<MovieApp>) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     predicates::generation(app).hash(&mut hasher);
     app.annotations().get(ADOPT_ANNOTATION).hash(&mut hasher);
-    app.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    app.meta().deletion_timestamp.is_some().hash(&mut hasher);
     app.finalizers().hash(&mut hasher);
+    // An invalid object that is fixed keeps its generation only if the
+    // schema changed under it; react to its resourceVersion then.
+    if app.0.is_err() {
+        app.resource_version().hash(&mut hasher);
+    }
     Some(hasher.finish())
 }
 
@@ -254,14 +259,16 @@ async fn run_controller(
 ) {
     let client = shared.client.clone();
     let ns = namespace.as_deref();
-    let apps: Api<MovieApp> = match ns {
+    // Objects that do not deserialize (written under an older or looser CRD)
+    // arrive as errors for that object only, never stalling the watch.
+    let apps: Api<DeserializeGuard<MovieApp>> = match ns {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
     let (app_store, app_writer) = reflector::store();
     let app_stream = watcher(apps, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(|app: &mut MovieApp| app.managed_fields_mut().clear())
+        .modify(|app: &mut DeserializeGuard<MovieApp>| app.managed_fields_mut().clear())
         .reflect(app_writer)
         .applied_objects()
         .predicate_filter(relevant_change, Default::default());
@@ -290,12 +297,14 @@ async fn run_controller(
         apps_for_secrets
             .state()
             .into_iter()
-            .filter(|app| {
-                app.namespace().as_deref() == Some(namespace.as_str())
-                    && (app.spec.worker.tmdb.api_key_secret_ref.name == name
-                        || children::auth_secret_name(&app.name_any()) == name)
+            .filter(|guard| {
+                guard.0.as_ref().is_ok_and(|app| {
+                    app.namespace().as_deref() == Some(namespace.as_str())
+                        && (app.spec.worker.tmdb.api_key_secret_ref.name == name
+                            || children::auth_secret_name(&app.name_any()) == name)
+                })
             })
-            .map(|app| ObjectRef::from_obj(app.as_ref()))
+            .map(|guard| ObjectRef::from_obj(guard.as_ref()))
             .collect::<Vec<_>>()
     };
 

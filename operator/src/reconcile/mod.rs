@@ -18,6 +18,8 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams, PostParams};
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
@@ -74,13 +76,27 @@ pub fn object_key(app: &MovieApp) -> String {
 }
 
 /// Reconciles one MovieApp.
-pub async fn reconcile(app: Arc<MovieApp>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<MovieApp>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let started = Instant::now();
-    let key = object_key(&app);
+    let app = match &guard.0 {
+        Ok(app) => app,
+        Err(invalid) => {
+            report_invalid(&guard, invalid, &ctx).await;
+            ctx.shared
+                .metrics
+                .reconcile_failed("invalid_object", started.elapsed());
+            // Nothing to do until the object changes.
+            return Ok(Action::await_change());
+        }
+    };
+    let key = object_key(app);
     let result = if app.metadata.deletion_timestamp.is_some() {
-        cleanup(&app, &ctx).await
+        cleanup(app, &ctx).await
     } else {
-        apply(&app, &ctx).await
+        apply(app, &ctx).await
     };
     match &result {
         Ok(action) => {
@@ -99,11 +115,54 @@ pub async fn reconcile(app: Arc<MovieApp>, ctx: Arc<Context>) -> Result<Action, 
 
 /// Requeues a failed reconcile with jittered exponential backoff: 2 s, 4 s,
 /// ... up to 5 minutes, so failures never turn into a hot loop.
-pub fn error_policy(app: Arc<MovieApp>, error: &Error, ctx: Arc<Context>) -> Action {
-    let failures = ctx.record_failure(&object_key(&app));
+pub fn error_policy(
+    guard: Arc<DeserializeGuard<MovieApp>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = format!(
+        "{}/{}",
+        guard.namespace().unwrap_or_default(),
+        guard.name_any()
+    );
+    let failures = ctx.record_failure(&key);
     let delay = backoff(failures);
-    warn!(movieapp = %object_key(&app), %error, failures, retry_in = ?delay, "reconcile failed");
+    warn!(movieapp = %key, %error, failures, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
+}
+
+/// An object that does not match the MovieApp types (written under an older
+/// or looser CRD): logged and reported as a Warning Event on the object; the
+/// other objects are not affected.
+async fn report_invalid(
+    guard: &DeserializeGuard<MovieApp>,
+    invalid: &InvalidObject,
+    ctx: &Context,
+) {
+    let key = format!(
+        "{}/{}",
+        guard.namespace().unwrap_or_default(),
+        guard.name_any()
+    );
+    warn!(movieapp = %key, error = %invalid.error, "the object does not match the MovieApp schema");
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: "InvalidObject".to_owned(),
+        note: Some(format!(
+            "the object does not match the MovieApp schema: {}",
+            invalid.error
+        )),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx
+        .shared
+        .recorder
+        .publish(&event, &guard.object_ref(&()))
+        .await
+    {
+        warn!(movieapp = %key, %error, "could not publish an Event");
+    }
 }
 
 /// The delay before retry number `failures` (1-based).
