@@ -15,7 +15,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../tests/support.sh
+# shellcheck source=SCRIPTDIR/../tests/support.sh
 . "$here/../tests/support.sh"
 cd "$aw_root"
 
@@ -31,7 +31,7 @@ if ! command -v cargo-lambda >/dev/null 2>&1; then
   exit 0
 fi
 aw_require_env
-echo "$(cargo lambda --version)"
+cargo lambda --version
 
 fixtures=api-worker/tests/fixtures/lambda
 state=$(mktemp -d)
@@ -75,8 +75,8 @@ watch() {
     >"$AW_ARTIFACTS/cargo-lambda-$handler.log" 2>&1 &
   watch_pid=$!
   WATCH_PORT=$port
-  local i
-  for i in $(seq 1 100); do
+  local _
+  for _ in $(seq 1 100); do
     grep -q 'starting Runtime server' "$AW_ARTIFACTS/cargo-lambda-$handler.log" && return 0
     kill -0 "$watch_pid" 2>/dev/null || break
     sleep 0.2
