@@ -87,8 +87,10 @@ def main() -> int:
         [t for t in condition_types if f"`{t}`" not in reference],
     )
     reasons = set(conditions) - set(condition_types)
-    reasons |= set(re.findall(r'PartState::(?:ready|progressing|blocked)\(\s*"([A-Za-z]+)"', code))
-    stalled = set(re.findall(r'PartState::blocked\(\s*"([A-Za-z]+)"', code))
+    # PartState::{ready,progressing,blocked}("Reason", ..) and the provisioning
+    # helpers Halt::{progressing,blocked}("Reason", ..).
+    reasons |= set(re.findall(r'(?:PartState|Halt)::(?:ready|progressing|blocked)\(\s*"([A-Za-z]+)"', code))
+    stalled = set(re.findall(r'(?:PartState|Halt)::blocked\(\s*"([A-Za-z]+)"', code))
     stalled_fn = re.search(r"fn stalled_reason.*?\n    \}", without_tests((SRC / "aws" / "mod.rs").read_text()), re.DOTALL)
     stalled |= set(re.findall(r'Some\("([A-Za-z]+)"\)', stalled_fn.group(0) if stalled_fn else ""))
     reasons |= stalled
@@ -96,6 +98,13 @@ def main() -> int:
     check(
         f"crd-reference.md documents every condition reason the operator sets ({len(reasons)})",
         sorted(r for r in reasons if f"`{r}`" not in reference),
+    )
+    events = set(re.findall(r'Notice::new\(\s*"([A-Za-z]+)"', code))
+    events |= set(re.findall(r'EventKind::(?:Normal|Warning),\s*"([A-Za-z]+)"', code))
+    events |= set(re.findall(r'reason: "([A-Za-z]+)"\.to_owned\(\)', code))
+    check(
+        f"crd-reference.md names every Event reason the operator publishes besides condition reasons ({len(events)})",
+        sorted(e for e in events if f"`{e}`" not in reference),
     )
     troubleshooting = (DOCS / "troubleshooting.md").read_text()
     check(

@@ -2,9 +2,7 @@
 """Runs the commands of docs/installation.md, so the docs stay true:
 
 - every ```sh block after a `<!-- walkthrough -->` marker, in order, in one
-  bash session (`set -euo pipefail`), on the local environment; the block
-  marked `<!-- walkthrough: needs AWS provisioning -->` runs only once the
-  operator provisions AWS resources (until then it is reported as skipped);
+  bash session (`set -euo pipefail`), on the local environment;
 - the Kustomize overlay after `<!-- overlay-example -->`, built against deploy/.
 
 The walkthrough's names are replaced by unique ones (namespaces, the metrics
@@ -30,15 +28,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "installation.md"
 
-passed = failed = skipped = 0
+passed = failed = 0
 
 
-def report(ok: bool | None, description: str, detail: str = "") -> None:
-    global passed, failed, skipped
-    if ok is None:
-        skipped += 1
-        print(f"skip - {description}")
-    elif ok:
+def report(ok: bool, description: str, detail: str = "") -> None:
+    global passed, failed
+    if ok:
         passed += 1
         print(f"ok   - {description}")
     else:
@@ -120,28 +115,18 @@ def walkthrough(text: str) -> None:
 }}
 trap cleanup EXIT""",
     ]
-    for index, (marker, body) in enumerate(steps, 1):
+    for index, (_, body) in enumerate(steps, 1):
         body = substitute(body)
-        if "needs AWS provisioning" in marker:
+        script.append(f'echo "@@run {index}"\n{body}\nprintf "\\n@@ok {index}\\n"')
+        if "kubectl apply -f" in body and "movieapp.yaml" in body:
+            # The docs say the operator answers within seconds: hold them to it.
             script.append(
-                f"""if [ "$(kubectl -n {ns} get movieapp netflix-clone -o jsonpath='{{.status.conditions[?(@.type=="DatabaseReady")].reason}}')" = NotImplemented ]; then
-  echo "@@skip {index}"
-else
-{body}
-printf "\\n@@ok {index}\\n"
-fi"""
-            )
-        else:
-            script.append(f'echo "@@run {index}"\n{body}\nprintf "\\n@@ok {index}\\n"')
-            if "kubectl apply -f" in body and "movieapp.yaml" in body:
-                # The docs say the operator answers within seconds: hold them to it.
-                script.append(
-                    f"""for _ in $(seq 1 30); do
+                f"""for _ in $(seq 1 30); do
   [ "$(kubectl -n {ns} get movieapp netflix-clone -o jsonpath='{{.status.observedGeneration}}')" = 1 ] && break; sleep 1
 done
 [ "$(kubectl -n {ns} get movieapp netflix-clone -o jsonpath='{{.status.observedGeneration}}')" = 1 ] && echo "@@status"
 """
-                )
+            )
     (work / "walkthrough.sh").write_text("\n".join(script) + "\n")
     env = dict(os.environ)
     result = subprocess.run(
@@ -153,14 +138,11 @@ done
     )
     lines = result.stdout.splitlines()
     done = {int(l.split()[1]) for l in lines if l.startswith("@@ok ")}
-    skipped_steps = {int(l.split()[1]) for l in lines if l.startswith("@@skip ")}
-    for index, (marker, body) in enumerate(steps, 1):
+    for index, (_, body) in enumerate(steps, 1):
         first = body.strip().splitlines()[0]
         label = f"walkthrough step {index}: {first}{' …' if len(body.strip().splitlines()) > 1 else ''}"
         if index in done:
             report(True, label)
-        elif index in skipped_steps:
-            report(None, f"{label} (AWS provisioning reports NotImplemented)")
         else:
             tail = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
             report(False, label, tail)
@@ -176,8 +158,6 @@ def main() -> int:
     text = DOC.read_text()
     overlay(text)
     walkthrough(text)
-    if skipped:
-        print(f"({skipped} skipped, see above)")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

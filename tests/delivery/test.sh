@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Every delivery test, for `make test`:
+#
+#   offline  chart_test.py        chart renders, schema, RBAC rules, promtool alert tests, Kustomize parity
+#            lua_health_test.py   the Argo CD health check under lua5.4 and lua5.1
+#            gitops_test.py       Argo CD and Flux examples
+#            docs_test.py         the reference docs cover the CRD, reasons and metrics
+#            build-release.sh     the Dockerfile's release build, from the Docker context
+#   live     rbac-e2e.sh          the chart's RBAC on the local control plane, the operator as its ServiceAccount
+#            docs_walkthrough.py  the commands of docs/installation.md
+#
+# `test.sh offline` or `test.sh live` runs one group; the live group needs the
+# local environment (make env-up). Each suite prints "N passed, F failed";
+# this script sums them and fails if any suite failed.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+eval "$(bash tests/delivery/install-tools.sh)"
+group=${1:-all}
+
+total_passed=0 total_failed=0 failed_suites=()
+suite() {
+  local name=$1; shift
+  local log started=$SECONDS
+  log=$(mktemp)
+  printf '\n--- %s\n' "$name"
+  set +e
+  "$@" 2>&1 | tee "$log"
+  local status=${PIPESTATUS[0]}
+  set -e
+  local summary
+  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+  rm -f "$log"
+  if [ -n "$summary" ]; then
+    total_passed=$((total_passed + ${summary%% passed*}))
+    local f=${summary#*, }; total_failed=$((total_failed + ${f%% failed}))
+  fi
+  if [ "$status" -ne 0 ]; then
+    failed_suites+=("$name")
+    [ -n "$summary" ] && [ "${summary#*, }" != "0 failed" ] || total_failed=$((total_failed + 1))
+  fi
+  echo "--- $name: ${summary:-no summary} ($((SECONDS - started)) s)"
+}
+
+if [ "$group" = all ] || [ "$group" = offline ]; then
+  suite chart "$DELIVERY_PYTHON" tests/delivery/chart_test.py
+  suite argocd-health "$DELIVERY_PYTHON" tests/delivery/lua_health_test.py
+  suite gitops "$DELIVERY_PYTHON" tests/delivery/gitops_test.py
+  suite docs "$DELIVERY_PYTHON" tests/delivery/docs_test.py
+  suite release-build bash tests/delivery/build-release.sh
+fi
+if [ "$group" = all ] || [ "$group" = live ]; then
+  suite rbac-e2e bash tests/delivery/rbac-e2e.sh
+  suite docs-walkthrough "$DELIVERY_PYTHON" tests/delivery/docs_walkthrough.py
+fi
+
+echo
+if [ ${#failed_suites[@]} -gt 0 ]; then
+  echo "delivery: failed suites: ${failed_suites[*]}"
+fi
+echo "$total_passed passed, $total_failed failed"
+[ ${#failed_suites[@]} -eq 0 ]
