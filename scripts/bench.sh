@@ -18,6 +18,12 @@ report=docs/benchmarks.md
 sections=$(mktemp)
 trap 'rm -f "$sections"; cleanup' EXIT
 
+echo "==> operator benchmark (release build)"
+cargo build --release --locked -p movieapp-operator -p movieapp-tests --bin movieapp-operator --bin bench-operator
+release="${CARGO_TARGET_DIR:-target}/release"
+"$release/bench-operator" "$release/movieapp-operator" --objects "${BENCH_OBJECTS:-200}" --sequential 20 >>"$sections"
+
+echo "==> api-worker benchmark"
 BENCH_REPORT="$sections.api-worker" bash api-worker/bench/bench.sh
 cat "$sections.api-worker" >>"$sections"
 rm -f "$sections.api-worker"

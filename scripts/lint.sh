@@ -7,5 +7,6 @@ echo "==> cargo fmt"
 cargo fmt --all --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p api-worker --all-targets --features lambda --locked -- -D warnings
 echo "==> Terraform: fmt, tflint, checkov, invariants"
 bash tests/terraform/check.sh

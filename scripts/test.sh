@@ -15,6 +15,9 @@ bash scripts/manifests.sh --check
 section "Terraform checks (offline)"
 bash tests/terraform/check.sh
 
+section "api-worker Lambda package"
+bash api-worker/lambda/package.sh
+
 started_env=false
 if ! bash tests/localenv/localenv.sh status 2>/dev/null | grep -q 'kube-apiserver: running'; then
   section "starting the local environment"
@@ -31,6 +34,10 @@ python3 -m unittest discover -s tests/tmdb-stub -t tests/tmdb-stub
 
 section "Rust tests (unit, integration, end-to-end)"
 cargo test --workspace --locked --no-fail-fast
+
+section "api-worker on Lambda (feature lambda)"
+cargo test -p api-worker --features lambda --locked --no-fail-fast --lib --test lambda
+bash api-worker/lambda/cargo-lambda-invoke.sh
 
 section "api-worker web page in headless Chromium"
 bash api-worker/tests/browser/run.sh
