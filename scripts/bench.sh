@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started_env=false
-if ! bash tests/localenv/localenv.sh status 2>/dev/null | grep -q 'kube-apiserver: running'; then
+env_status=$(bash tests/localenv/localenv.sh status 2>/dev/null || true)
+if ! grep -q 'kube-apiserver: running' <<<"$env_status"; then
   bash tests/localenv/localenv.sh up
   started_env=true
 fi

@@ -12,13 +12,18 @@ trap 'rm -f "$tmp"' EXIT
   cargo run --quiet --locked -p movieapp-operator -- crd
 } >"$tmp"
 
+# The chart ships the same file in its crds/ directory.
+chart_copy=charts/movieapp-operator/crds/movieapp.io_movieapps.yaml
 if [ "${1:-}" = "--check" ]; then
-  if ! diff -u "$out" "$tmp"; then
-    echo "crds/ is stale: run 'make manifests' and commit the result." >&2
-    exit 1
-  fi
-  echo "crds/ is up to date"
+  for file in "$out" "$chart_copy"; do
+    if ! diff -u "$file" "$tmp"; then
+      echo "$file is stale: run 'make manifests' and commit the result." >&2
+      exit 1
+    fi
+  done
+  echo "crds/ and the chart's copy are up to date"
 else
+  cp "$tmp" "$chart_copy"
   mv "$tmp" "$out"
-  echo "wrote $out"
+  echo "wrote $out and $chart_copy"
 fi

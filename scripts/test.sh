@@ -18,8 +18,13 @@ bash tests/terraform/check.sh
 section "api-worker Lambda package"
 bash api-worker/lambda/package.sh
 
+section "delivery checks (chart, Argo CD health, GitOps, docs, release build)"
+bash tests/delivery/test.sh offline
+
 started_env=false
-if ! bash tests/localenv/localenv.sh status 2>/dev/null | grep -q 'kube-apiserver: running'; then
+# (Captured first: grep -q closing the pipe early would fail it under pipefail.)
+env_status=$(bash tests/localenv/localenv.sh status 2>/dev/null || true)
+if ! grep -q 'kube-apiserver: running' <<<"$env_status"; then
   section "starting the local environment"
   bash tests/localenv/localenv.sh up
   started_env=true
@@ -38,6 +43,9 @@ cargo test --workspace --locked --no-fail-fast
 section "api-worker on Lambda (feature lambda)"
 cargo test -p api-worker --features lambda --locked --no-fail-fast --lib --test lambda
 bash api-worker/lambda/cargo-lambda-invoke.sh
+
+section "delivery end to end (RBAC as the chart's ServiceAccount, docs walkthrough)"
+bash tests/delivery/test.sh live
 
 section "api-worker web page in headless Chromium"
 bash api-worker/tests/browser/run.sh

@@ -114,7 +114,8 @@ async fn wait_all_ready(api: &Api<MovieApp>, count: usize, timeout: Duration) ->
     }
 }
 
-fn audit_writes(namespace: &str, offset: u64) -> Result<usize> {
+/// (all requests, mutating requests) in `namespace` after `offset` bytes of the audit log.
+fn audit_requests(namespace: &str, offset: u64) -> Result<(usize, usize)> {
     let path = format!(
         "{}/audit.log",
         std::env::var("LOCALENV_DIR").context("LOCALENV_DIR")?
@@ -283,7 +284,7 @@ async fn main() -> Result<()> {
             })
             .sum::<f64>()
         - writes0;
-    let api_writes = audit_writes(&ns, offset)?;
+    let (api_requests, api_writes) = audit_requests(&ns, offset)?;
 
     // Clean up: deletion removes every AWS resource.
     for app in api.list(&ListParams::default()).await? {
