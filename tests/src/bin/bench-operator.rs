@@ -122,15 +122,19 @@ fn audit_requests(namespace: &str, offset: u64) -> Result<(usize, usize)> {
     );
     let log = std::fs::read(&path)?;
     let text = String::from_utf8_lossy(log.get(offset as usize..).unwrap_or_default()).into_owned();
-    Ok(text
+    let entries: Vec<serde_json::Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["objectRef"]["namespace"].as_str() == Some(namespace))
+        .collect();
+    let writes = entries
+        .iter()
         .filter(|e| {
-            e["objectRef"]["namespace"].as_str() == Some(namespace)
-                && ["create", "update", "patch", "delete"]
-                    .contains(&e["verb"].as_str().unwrap_or_default())
+            ["create", "update", "patch", "delete"]
+                .contains(&e["verb"].as_str().unwrap_or_default())
         })
-        .count())
+        .count();
+    Ok((entries.len(), writes))
 }
 
 fn audit_len() -> Result<u64> {
@@ -327,6 +331,10 @@ async fn main() -> Result<()> {
     );
     println!("| steady resync: AWS requests per MovieApp | {per_app:.1} (reads) | reads only |");
     println!("| steady resync: AWS writes | {aws_writes:.0} | 0 |");
+    println!(
+        "| steady resync: API-server requests per MovieApp | {:.1} (reads) | |",
+        api_requests as f64 / total as f64
+    );
     println!(
         "| steady resync: API-server writes ({total} objects, {} s) | {api_writes} | 0 |",
         resync + 2
