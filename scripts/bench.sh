@@ -20,6 +20,8 @@ sections=$(mktemp)
 trap 'rm -f "$sections"; cleanup' EXIT
 
 echo "==> operator benchmark (release build)"
+kubectl apply -f crds/ >/dev/null
+kubectl wait --for=condition=Established crd/movieapps.movieapp.io --timeout=60s >/dev/null
 cargo build --release --locked -p movieapp-operator -p movieapp-tests --bin movieapp-operator --bin bench-operator
 release="${CARGO_TARGET_DIR:-target}/release"
 "$release/bench-operator" "$release/movieapp-operator" --objects "${BENCH_OBJECTS:-200}" --sequential 20 >>"$sections"
