@@ -87,6 +87,45 @@ fn is(app: &MovieApp, type_: &str, status: &str, reason: Option<&str>) -> bool {
         .is_some_and(|c| c.status == status && reason.is_none_or(|r| c.reason == r))
 }
 
+/// What most tests start from: the CRD installed, a fresh namespace (with the
+/// TMDB Secret when asked for), and an image `<repository>:1.0.0` in ECR.
+struct Setup {
+    env: LocalEnv,
+    client: kube::Client,
+    ns: String,
+    aws: aws_config::SdkConfig,
+    ecr: aws_sdk_ecr::Client,
+    repository: String,
+    digest: String,
+    api: Api<MovieApp>,
+}
+
+async fn setup(prefix: &str, tmdb_secret: bool) -> Result<Setup> {
+    let env = LocalEnv::get();
+    let client = env.kube().await?;
+    crd_installed(&client).await?;
+    let ns = unique_name(prefix);
+    fixtures::namespace(&client, &ns).await?;
+    if tmdb_secret {
+        fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
+    }
+    let aws = env.aws().await;
+    let ecr = aws_sdk_ecr::Client::new(&aws);
+    let repository = unique_name("img");
+    let digest = fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
+    let api = Api::namespaced(client.clone(), &ns);
+    Ok(Setup {
+        env,
+        client,
+        ns,
+        aws,
+        ecr,
+        repository,
+        digest,
+        api,
+    })
+}
+
 #[tokio::test]
 async fn admission_rejects_invalid_specs_with_clear_messages() -> Result<()> {
     let env = LocalEnv::get();
@@ -182,17 +221,15 @@ async fn admission_rejects_invalid_specs_with_clear_messages() -> Result<()> {
 
 #[tokio::test]
 async fn missing_secret_stalls_and_recovers_when_it_is_created() -> Result<()> {
-    let env = LocalEnv::get();
-    let client = env.kube().await?;
-    crd_installed(&client).await?;
-    let ns = unique_name("op-secret");
-    fixtures::namespace(&client, &ns).await?;
-    let ecr = aws_sdk_ecr::Client::new(&env.aws().await);
-    let repository = unique_name("img");
-    fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
+    let Setup {
+        env,
+        client,
+        ns,
+        repository,
+        api,
+        ..
+    } = setup("op-secret", false).await?;
     let operator = Operator::start(&ns, &[]).await?;
-
-    let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
     api.create(
         &PostParams::default(),
         &movieapp(
@@ -243,18 +280,15 @@ async fn missing_secret_stalls_and_recovers_when_it_is_created() -> Result<()> {
 
 #[tokio::test]
 async fn missing_image_sets_image_resolved_false() -> Result<()> {
-    let env = LocalEnv::get();
-    let client = env.kube().await?;
-    crd_installed(&client).await?;
-    let ns = unique_name("op-image");
-    fixtures::namespace(&client, &ns).await?;
-    fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
-    let ecr = aws_sdk_ecr::Client::new(&env.aws().await);
-    let repository = unique_name("img");
-    fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
+    let Setup {
+        client,
+        ns,
+        ecr,
+        repository,
+        api,
+        ..
+    } = setup("op-image", true).await?;
     let operator = Operator::start(&ns, &[]).await?;
-
-    let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
     api.create(
         &PostParams::default(),
         &movieapp(
@@ -332,24 +366,21 @@ fn audit_writes(audit: &str, namespace: &str, offset: usize) -> Result<Vec<Strin
 
 #[tokio::test]
 async fn a_steady_movieapp_costs_no_api_writes() -> Result<()> {
-    let env = LocalEnv::get();
     let audit = format!(
         "{}/audit.log",
         std::env::var("LOCALENV_DIR")
             .context("LOCALENV_DIR is not set: source .localenv/env.sh")?
     );
-    let client = env.kube().await?;
-    crd_installed(&client).await?;
-    let ns = unique_name("op-steady");
-    fixtures::namespace(&client, &ns).await?;
-    fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
-    let ecr = aws_sdk_ecr::Client::new(&env.aws().await);
-    let repository = unique_name("img");
-    fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
+    let Setup {
+        client,
+        ns,
+        repository,
+        api,
+        ..
+    } = setup("op-steady", true).await?;
     // A short resync, so the window below spans several.
     let operator = Operator::start(&ns, &["--resync-interval", "2s"]).await?;
 
-    let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
     api.create(
         &PostParams::default(),
         &movieapp(
@@ -494,16 +525,16 @@ async fn lifecycle_from_apply_to_ready_updates_repairs_and_deletion() -> Result<
     use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
     use kube::api::DeleteParams;
 
-    let env = LocalEnv::get();
-    let client = env.kube().await?;
-    crd_installed(&client).await?;
-    let ns = unique_name("op-life");
-    fixtures::namespace(&client, &ns).await?;
-    fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
-    let aws = env.aws().await;
-    let ecr = aws_sdk_ecr::Client::new(&aws);
-    let repository = unique_name("img");
-    let digest = fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
+    let Setup {
+        client,
+        ns,
+        aws,
+        ecr,
+        repository,
+        digest,
+        api,
+        ..
+    } = setup("op-life", true).await?;
     let operator = Operator::start(&ns, &["--resync-interval", "3s"]).await?;
 
     // examples/movieapp.yaml, in this test's namespace and with its image.
@@ -526,7 +557,6 @@ async fn lifecycle_from_apply_to_ready_updates_repairs_and_deletion() -> Result<
         .name
         .clone()
         .context("the example has a name")?;
-    let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
     api.create(&PostParams::default(), &app).await?;
 
     let ready = wait_for(&api, &name, "Ready=True", |app| {
