@@ -589,6 +589,46 @@ async fn lifecycle_from_apply_to_ready_updates_repairs_and_deletion() -> Result<
         status.image
     );
 
+    // While the worker cannot roll out (Pods too big to schedule), the
+    // MovieApp is Reconciling and Flux's kstatus says InProgress.
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({ "spec": { "worker": { "resources": { "requests": { "cpu": "500" } } } } }),
+        ),
+    )
+    .await?;
+    let progressing = wait_for(
+        &api,
+        &name,
+        "Reconciling=True while the rollout is stuck",
+        |app| {
+            is(app, "Reconciling", "True", None)
+                && app.status.as_ref().and_then(|s| s.observed_generation)
+                    == app.metadata.generation
+        },
+    )
+    .await?;
+    let (flux, _) = movieapp_tests::kstatus(&progressing)?;
+    ensure!(
+        flux == "InProgress",
+        "kstatus reads a MovieApp in progress as {flux}"
+    );
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({ "spec": { "worker": { "resources": { "requests": { "cpu": "100m" } } } } }),
+        ),
+    )
+    .await?;
+    wait_for(&api, &name, "Ready=True again", |app| {
+        is(app, "Ready", "True", None)
+            && app.status.as_ref().and_then(|s| s.observed_generation) == app.metadata.generation
+    })
+    .await?;
+
     // `kubectl wait` agrees.
     let wait = std::process::Command::new("kubectl")
         .args([
