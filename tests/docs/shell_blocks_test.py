@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Runs the shell commands that README.md and docs/development.md show, on the
-local environment, so that what a newcomer copies works.
+"""Runs the shell commands that README.md and docs/ show, on the local
+environment, so that what a newcomer copies works. (docs/installation.md has
+its own walkthrough: tests/delivery/docs_walkthrough.py.)
 
 Each ```sh block runs in one `bash -euo pipefail` session from the checkout's
 root. Lines that cannot run inside `make test` are not run but accounted for:
@@ -11,6 +12,9 @@ root. Lines that cannot run inside `make test` are not run but accounted for:
   (its own checks include the curl commands it prints); like any demo, it is
   left running, recorded for `make env-down`.
 
+A block right after a `<!-- not run by the tests: REASON -->` line is listed
+with its reason instead (real AWS accounts, Argo CD, ...). The documents run
+in order, so later ones may use the demo's MovieApp (movies/netflix-clone).
 The `web` Deployment the README creates is deleted afterwards.
 Prints one line per block and a closing "N passed, F failed".
 """
@@ -25,7 +29,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCUMENTS = ["README.md", "docs/development.md"]
+DOCUMENTS = [
+    "README.md",
+    "docs/development.md",
+    "docs/crd-reference.md",
+    "docs/troubleshooting.md",
+    "docs/alerts.md",
+    "docs/upgrading.md",
+    "docs/gitops.md",
+    "docs/lambda.md",
+    "docs/terraform.md",
+]
+MARKER = re.compile(r"<!-- not run by the tests: (.*?) -->")
 NOT_RUN = {
     "make test": "this run",
     "make env-down": "run by make test when it finishes",
@@ -38,8 +53,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def blocks(path: Path) -> list[str]:
-    return re.findall(r"```sh\n(.*?)```", path.read_text(), flags=re.S)
+def blocks(path: Path) -> list[tuple[str, str | None]]:
+    """Each ```sh block with the reason it is not run, if marked so."""
+    found = []
+    for match in re.finditer(r"(?:(<!-- not run by the tests: .*? -->)\n)?```sh\n(.*?)```", path.read_text(), flags=re.S):
+        marker = MARKER.match(match.group(1) or "")
+        found.append((match.group(2), marker.group(1) if marker else None))
+    return found
 
 
 def prepare(block: str) -> tuple[str, list[str]]:
@@ -69,15 +89,21 @@ def main() -> int:
     passed = failed = 0
     try:
         for document in DOCUMENTS:
-            for index, block in enumerate(blocks(ROOT / document), start=1):
-                script, skipped = prepare(block)
+            for index, (block, not_run) in enumerate(blocks(ROOT / document), start=1):
                 label = f"{document} block {index}"
+                if not_run:
+                    print(f"ok    {label}: not run ({not_run})")
+                    passed += 1
+                    continue
+                script, skipped = prepare(block)
                 if not script.strip():
                     print(f"ok    {label}: only {', '.join(skipped)}")
                     passed += 1
                     continue
+                # As a reader who did `make env-up && . .localenv/env.sh`.
+                session = f". {ROOT / '.localenv' / 'env.sh'}\n{script}"
                 result = subprocess.run(
-                    ["bash", "-euo", "pipefail", "-c", script],
+                    ["bash", "-euo", "pipefail", "-c", session],
                     cwd=ROOT,
                     env={**os.environ, "CI": "true"},
                     capture_output=True,
