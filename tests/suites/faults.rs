@@ -229,3 +229,159 @@ async fn access_denied_stalls_with_the_aws_code_and_clears_when_granted() -> Res
     let _ = client;
     fixtures::delete_namespace(&env.kube().await?, &ns).await
 }
+
+/// The debug `movieapp-operator` binary `make test` builds first.
+fn operator_binary() -> Result<std::path::PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let binary = target.join("debug/movieapp-operator");
+    ensure!(
+        binary.is_file(),
+        "{} is missing: build it first (cargo build -p movieapp-operator)",
+        binary.display()
+    );
+    Ok(binary)
+}
+
+fn spawn_operator(binary: &std::path::Path, ns: &str) -> Result<Child> {
+    Command::new(binary)
+        .args([
+            "run",
+            "--namespaces",
+            ns,
+            "--metrics-addr",
+            &format!("127.0.0.1:{}", free_port()?),
+            "--resync-interval",
+            "3s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting movieapp-operator")
+}
+
+#[tokio::test]
+async fn sigkill_between_create_and_status_neither_duplicates_nor_leaks() -> Result<()> {
+    use movieapp_operator::naming::{AppId, component};
+    let (env, client, ns, repository, api) = scenario("faults-kill").await?;
+    let binary = operator_binary()?;
+    let aws = env.aws().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let sns = aws_sdk_sns::Client::new(&aws);
+    let id = AppId {
+        namespace: &ns,
+        name: "shop",
+    };
+    let users_table = id.table_name(movieapp_model::USERS.component);
+
+    let mut first = spawn_operator(&binary, &ns)?;
+    api.create(&PostParams::default(), &app(&repository)?)
+        .await?;
+    // Kill the process the moment AWS has the first resource, before the
+    // status records it (checked below, so the kill did land in that window).
+    eventually(
+        "the first table to exist",
+        Duration::from_secs(60),
+        || async {
+            Ok(dynamodb
+                .describe_table()
+                .table_name(&users_table)
+                .send()
+                .await
+                .ok()
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    first.kill().context("SIGKILL")?;
+    let _ = first.wait();
+    let status_at_kill = api.get("shop").await?.status.unwrap_or_default();
+
+    // Restart: the new process finds what the killed one made.
+    let mut second = spawn_operator(&binary, &ns)?;
+    eventually(
+        "Ready=True after the restart",
+        Duration::from_secs(90),
+        || async {
+            let app = api.get("shop").await?;
+            Ok(condition(&app, "Ready")
+                .filter(|c| c.status == "True")
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    let _ = second.kill();
+    let _ = second.wait();
+
+    // Exactly one of each resource, looked up by the deterministic names.
+    let prefix = id.table_name("");
+    let prefix = prefix.trim_end_matches('-');
+    let mut tables = Vec::new();
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .list_tables()
+            .set_exclusive_start_table_name(start)
+            .send()
+            .await?;
+        tables.extend(
+            page.table_names
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| t.starts_with(prefix)),
+        );
+        start = page.last_evaluated_table_name;
+        if start.is_none() {
+            break;
+        }
+    }
+    ensure!(tables.len() == 3, "tables: {tables:?}");
+    let queues = sqs
+        .list_queues()
+        .queue_name_prefix(id.queue_name(component::JOBS_QUEUE))
+        .send()
+        .await?
+        .queue_urls
+        .unwrap_or_default();
+    ensure!(queues.len() == 2, "queues (jobs and its DLQ): {queues:?}");
+    let topic = id.topic_name();
+    let topics: Vec<String> = sns
+        .list_topics()
+        .send()
+        .await?
+        .topics
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| t.topic_arn)
+        .filter(|arn| arn.ends_with(&format!(":{topic}")))
+        .collect();
+    ensure!(topics.len() == 1, "topics: {topics:?}");
+    let subscriptions = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topics[0])
+        .send()
+        .await?
+        .subscriptions
+        .unwrap_or_default();
+    ensure!(subscriptions.len() == 1, "subscriptions: {subscriptions:?}");
+    eprintln!(
+        "killed with {} table(s) in status; after restart: 3 tables, 2 queues, 1 topic, 1 subscription",
+        status_at_kill.tables.len()
+    );
+
+    // Clean up through the operator: deletion removes them all.
+    let mut third = spawn_operator(&binary, &ns)?;
+    api.delete("shop", &Default::default()).await?;
+    eventually(
+        "the MovieApp to be deleted",
+        Duration::from_secs(90),
+        || async { Ok(api.get_opt("shop").await?.is_none().then_some(())) },
+    )
+    .await?;
+    let _ = third.kill();
+    let _ = third.wait();
+    let _ = client;
+    fixtures::delete_namespace(&env.kube().await?, &ns).await
+}
