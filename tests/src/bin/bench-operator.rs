@@ -209,6 +209,11 @@ async fn main() -> Result<()> {
     let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
 
     // Apply → Ready, one at a time.
+    let calls_before = metric_sum(
+        &operator.metrics().await?,
+        "movieapp_aws_requests_total",
+        &[],
+    );
     let mut latencies = Vec::new();
     for i in 0..sequential {
         let name = format!("seq-{i}");
@@ -228,6 +233,12 @@ async fn main() -> Result<()> {
         latencies.push(started.elapsed().as_secs_f64());
     }
     latencies.sort_by(f64::total_cmp);
+    let calls_per_create = (metric_sum(
+        &operator.metrics().await?,
+        "movieapp_aws_requests_total",
+        &[],
+    ) - calls_before)
+        / sequential.max(1) as f64;
 
     // Many at once.
     let cpu_before = operator.cpu_seconds()?;
@@ -324,6 +335,7 @@ async fn main() -> Result<()> {
         percentile(&latencies, 50.0),
         percentile(&latencies, 95.0)
     );
+    println!("| AWS requests per MovieApp, apply to Ready | {calls_per_create:.1} | |");
     println!("| {objects} MovieApps applied at once: all Ready | {converge:.1} s | |");
     println!("| … operator CPU for them | {cpu:.1} s | |");
     println!(
