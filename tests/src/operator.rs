@@ -94,9 +94,11 @@ impl Operator {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+        // In-flight reconciles finish first; under a loaded machine one can
+        // take a while (AWS calls time out after 30 s each).
+        tokio::time::timeout(Duration::from_secs(120), &mut self.task)
             .await
-            .context("the operator did not stop within 30 s")?
+            .context("the operator did not stop within 120 s")?
             .context("the operator task panicked")?
     }
 
