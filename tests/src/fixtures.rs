@@ -115,3 +115,34 @@ pub async fn push_image(
         .and_then(|id| id.image_digest)
         .context("PutImage returned no digest")
 }
+
+/// Installs (server-side applies) the MovieApp CRD from the operator's types
+/// and waits until the API server serves it.
+pub async fn install_crd(client: &kube::Client) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    let crd = <movieapp_operator::crd::MovieApp as kube::CustomResourceExt>::crd();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    api.patch(
+        "movieapps.movieapp.io",
+        &PatchParams::apply("movieapp-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .context("installing the MovieApp CRD")?;
+    crate::eventually(
+        "the MovieApp CRD to be established",
+        std::time::Duration::from_secs(60),
+        || async {
+            let crd = api.get("movieapps.movieapp.io").await?;
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            Ok(established.then_some(()))
+        },
+    )
+    .await
+}

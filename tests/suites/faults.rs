@@ -77,16 +77,7 @@ fn condition<'a>(app: &'a MovieApp, type_: &str) -> Option<&'a Condition> {
 async fn scenario(prefix: &str) -> Result<(LocalEnv, kube::Client, String, String, Api<MovieApp>)> {
     let env = LocalEnv::get();
     let client = env.kube().await?;
-    let crd = <MovieApp as kube::CustomResourceExt>::crd();
-    Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(
-        client.clone(),
-    )
-    .patch(
-        "movieapps.movieapp.io",
-        &kube::api::PatchParams::apply("movieapp-tests").force(),
-        &kube::api::Patch::Apply(&crd),
-    )
-    .await?;
+    fixtures::install_crd(&client).await?;
     let ns = unique_name(prefix);
     fixtures::namespace(&client, &ns).await?;
     fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;

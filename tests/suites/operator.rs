@@ -16,31 +16,6 @@ use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-async fn crd_installed(client: &kube::Client) -> Result<()> {
-    let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
-        <MovieApp as kube::CustomResourceExt>::crd();
-    let api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
-    api.patch(
-        "movieapps.movieapp.io",
-        &PatchParams::apply("movieapp-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .context("installing the MovieApp CRD")?;
-    eventually("the MovieApp CRD to be established", TIMEOUT, || async {
-        let crd = api.get("movieapps.movieapp.io").await?;
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        Ok(established.then_some(()))
-    })
-    .await
-}
-
 /// An untyped MovieApp, so that tests can send what the Rust types cannot hold.
 fn raw_movieapp(name: &str, spec: serde_json::Value) -> Result<DynamicObject> {
     Ok(serde_json::from_value(json!({
@@ -103,7 +78,7 @@ struct Setup {
 async fn setup(prefix: &str, tmdb_secret: bool) -> Result<Setup> {
     let env = LocalEnv::get();
     let client = env.kube().await?;
-    crd_installed(&client).await?;
+    fixtures::install_crd(&client).await?;
     let ns = unique_name(prefix);
     fixtures::namespace(&client, &ns).await?;
     if tmdb_secret {
@@ -130,7 +105,7 @@ async fn setup(prefix: &str, tmdb_secret: bool) -> Result<Setup> {
 async fn admission_rejects_invalid_specs_with_clear_messages() -> Result<()> {
     let env = LocalEnv::get();
     let client = env.kube().await?;
-    crd_installed(&client).await?;
+    fixtures::install_crd(&client).await?;
     let ns = unique_name("op-admission");
     fixtures::namespace(&client, &ns).await?;
     let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
@@ -437,7 +412,7 @@ async fn a_steady_movieapp_costs_no_api_writes() -> Result<()> {
 async fn only_the_leader_reconciles_and_a_killed_leader_is_replaced() -> Result<()> {
     let env = LocalEnv::get();
     let client = env.kube().await?;
-    crd_installed(&client).await?;
+    fixtures::install_crd(&client).await?;
     let ns = unique_name("op-leader");
     fixtures::namespace(&client, &ns).await?;
     let election = ["--leader-elect", "--leader-election-namespace", ns.as_str()];
