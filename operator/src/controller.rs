@@ -215,7 +215,8 @@ where
         + DeserializeOwned
         + Send
         + Sync
-        + 'static,
+        + 'static
+        + k8s_openapi::Resource,
 {
     let api: Api<K> = match namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
@@ -232,8 +233,30 @@ where
     .modify(|object: &mut K| object.managed_fields_mut().clear())
     .reflect(writer)
     .touched_objects();
-    (reader, stream)
+    (reader, without_errors(<K as k8s_openapi::Resource>::KIND, stream))
 }
+
+/// Logs a watch's errors and keeps them from the controller. Each watch
+/// retries on its own backoff (`default_backoff`); an error handed on would
+/// also trip the controller's single backoff over all its triggers, which
+/// pauses every watch and grows with each error of any of them: after a
+/// kube-apiserver restart the watches then resumed minutes late, if at all
+/// (tests/suites/chaos.rs restarts the API server to check this).
+fn without_errors<T: Send + 'static>(
+    watch: &'static str,
+    stream: impl Stream<Item = Result<T, watcher::Error>> + Send + 'static,
+) -> impl Stream<Item = Result<T, watcher::Error>> + Send + 'static {
+    stream.filter_map(move |item| async move {
+        match item {
+            Ok(object) => Some(Ok(object)),
+            Err(error) => {
+                warn!(watch, %error, "watch failed; retrying with backoff");
+                None
+            }
+        }
+    })
+}
+
 
 /// What in a MovieApp calls for a reconcile: the spec (generation), the
 /// adopt annotation, deletion and finalizers; never our own status writes.
@@ -266,12 +289,15 @@ async fn run_controller(
         None => Api::all(client.clone()),
     };
     let (app_store, app_writer) = reflector::store();
-    let app_stream = watcher(apps, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .modify(|app: &mut DeserializeGuard<MovieApp>| app.managed_fields_mut().clear())
-        .reflect(app_writer)
-        .applied_objects()
-        .predicate_filter(relevant_change, Default::default());
+    let app_stream = without_errors(
+        "MovieApp",
+        watcher(apps, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|app: &mut DeserializeGuard<MovieApp>| app.managed_fields_mut().clear())
+            .reflect(app_writer)
+            .applied_objects()
+            .predicate_filter(relevant_change, Default::default()),
+    );
 
     let (deployments, deployment_stream) = child_watch::<Deployment>(&client, ns);
     let (services, service_stream) = child_watch::<Service>(&client, ns);
@@ -287,9 +313,12 @@ async fn run_controller(
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
-    let secret_stream = watcher(secrets, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .touched_objects();
+    let secret_stream = without_errors(
+        "Secret",
+        watcher(secrets, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .touched_objects(),
+    );
     let apps_for_secrets = app_store.clone();
     let secret_mapper = move |secret: PartialObjectMeta<Secret>| {
         let namespace = secret.namespace().unwrap_or_default();
