@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 use crate::aws::ecr::{ImageError, ResolvedImage};
 use crate::aws::tags::Owner;
 use crate::conditions::{Part, PartState, kind};
-use crate::context::Context;
+use crate::context::{Context, PassInputs, Verified};
 use crate::crd::{DeletionPolicy, MovieApp};
 use crate::naming::AppId;
 use crate::provision::{self, Cleanup, Notice, Provisioned, Target};
@@ -218,13 +218,32 @@ async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
         generation: app.metadata.generation,
     };
 
-    // Dereference: everything the build needs, concurrently.
-    let (secret, auth_secret, image, provisioned) = tokio::join!(
-        check_tmdb_secret(ctx, app, &namespace),
-        ensure_auth_secret(ctx, app, &namespace),
-        shared.images.resolve(&aws, &app.spec.worker.image),
-        provision::provision(&target),
-    );
+    // Dereference: everything the build needs, concurrently. AWS is read
+    // again only when the last complete pass is older than most of a resync
+    // interval or was made for another spec: a reconcile that a child's
+    // change causes needs the Kubernetes side only.
+    let resync = shared.config.resync_interval;
+    let pass_inputs = PassInputs {
+        generation: app.metadata.generation,
+        adopt: target.adopt,
+        region: region.clone(),
+    };
+    let reused = ctx.verified(&uid, &pass_inputs, resync.mul_f64(0.9));
+    let pass_started = Instant::now();
+    let (secret, auth_secret, image, provisioned) = match &reused {
+        Some(verified) => tokio::join!(
+            check_tmdb_secret(ctx, app, &namespace),
+            ensure_auth_secret(ctx, app, &namespace),
+            std::future::ready(Ok(verified.image.clone())),
+            std::future::ready(verified.provisioned.clone()),
+        ),
+        None => tokio::join!(
+            check_tmdb_secret(ctx, app, &namespace),
+            ensure_auth_secret(ctx, app, &namespace),
+            shared.images.resolve(&aws, &app.spec.worker.image),
+            provision::provision(&target),
+        ),
+    };
     let auth_secret = auth_secret?;
 
     // Validate what the schema could not.
@@ -292,7 +311,46 @@ async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
     )
     .await?;
 
-    Ok(next_check(&parts, shared.config.resync_interval))
+    if reused.is_none() {
+        ctx.set_verified(&uid, verified_pass(pass_inputs, &image, &provisioned, pass_started));
+    }
+    let next = next_check(&parts, resync);
+    Ok(match &reused {
+        // Keep the AWS re-read on its schedule.
+        Some(verified) if parts.iter().all(|p| p.state.is_ready()) => Action::requeue(
+            (verified.at + resync)
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1)),
+        ),
+        _ => next,
+    })
+}
+
+/// The pass to remember, when it found every AWS part in place.
+fn verified_pass(
+    inputs: PassInputs,
+    image: &Result<ResolvedImage, ImageError>,
+    provisioned: &Provisioned,
+    at: Instant,
+) -> Option<Verified> {
+    let image = image.as_ref().ok()?.clone();
+    let complete = provisioned.tables.state.is_ready()
+        && provisioned.queue.state.is_ready()
+        && provisioned.notifications.state.is_ready();
+    if !complete {
+        return None;
+    }
+    // Its notices were reported with this pass; a reuse has nothing new to say.
+    let mut provisioned = provisioned.clone();
+    provisioned.tables.notices.clear();
+    provisioned.queue.notices.clear();
+    provisioned.notifications.notices.clear();
+    Some(Verified {
+        inputs,
+        provisioned,
+        image,
+        at,
+    })
 }
 
 /// When to reconcile again, from how the parts stand.
@@ -579,6 +637,7 @@ async fn cleanup(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
     let namespace = app.namespace().ok_or(Error::Malformed("namespace"))?;
     let name = app.name_any();
     let uid = app.uid().ok_or(Error::Malformed("uid"))?;
+    ctx.set_verified(&uid, None);
     let region = effective_region(app, &shared.config.default_region);
     let owner = Owner {
         uid,
@@ -668,5 +727,65 @@ mod tests {
             next_check(&blocked, resync),
             Action::requeue(BLOCKED_INTERVAL)
         );
+    }
+
+    fn provisioned(queue: PartState) -> Provisioned {
+        use crate::crd::{NotificationsStatus, QueueStatus};
+        use crate::provision::Observed;
+        let queue_status = QueueStatus {
+            url: "u".to_owned(),
+            arn: "a".to_owned(),
+            dead_letter_url: "du".to_owned(),
+            dead_letter_arn: "da".to_owned(),
+        };
+        let notifications = NotificationsStatus {
+            topic_arn: "t".to_owned(),
+            subscriptions: Vec::new(),
+        };
+        let notice = || vec![Notice::new("Created", "made")];
+        Provisioned {
+            tables: Observed::ready(Vec::new(), notice()),
+            queue: Observed {
+                state: queue,
+                value: Some(queue_status),
+                notices: notice(),
+            },
+            notifications: Observed::ready(notifications, notice()),
+        }
+    }
+
+    fn inputs() -> PassInputs {
+        PassInputs {
+            generation: Some(3),
+            adopt: false,
+            region: "us-east-1".to_owned(),
+        }
+    }
+
+    fn image() -> Result<ResolvedImage, ImageError> {
+        Ok(ResolvedImage {
+            reference: "r@sha256:1".to_owned(),
+            digest: "sha256:1".to_owned(),
+        })
+    }
+
+    #[test]
+    fn only_a_complete_pass_is_remembered_and_without_its_notices() {
+        let at = Instant::now();
+        let complete = provisioned(PartState::ready("Provisioned", ""));
+        let verified = verified_pass(inputs(), &image(), &complete, at).expect("complete");
+        assert!(verified.provisioned.tables.notices.is_empty());
+        assert!(verified.provisioned.queue.notices.is_empty());
+        assert!(verified.provisioned.notifications.notices.is_empty());
+        assert_eq!(verified.provisioned.queue.state, complete.queue.state);
+
+        let progressing = provisioned(PartState::progressing("Creating", ""));
+        assert!(verified_pass(inputs(), &image(), &progressing, at).is_none());
+        let missing = Err(ImageError::ImageNotFound {
+            repository: "r".to_owned(),
+            reference: "1".to_owned(),
+            region: "us-east-1".to_owned(),
+        });
+        assert!(verified_pass(inputs(), &missing, &complete, at).is_none());
     }
 }
