@@ -7,6 +7,9 @@
 #   localenv.sh up       start (idempotent; recovers from a stale .localenv)
 #   localenv.sh down     stop exactly the processes recorded by `up`
 #   localenv.sh status   print what runs
+#   localenv.sh restart NAME
+#                        stop one component and start it again (moto comes
+#                        back empty: its state lives in memory)
 #
 # Ports default to a block starting at LOCALENV_PORT_BASE (42300); set it to
 # move the whole block.
@@ -19,15 +22,18 @@ pids="$state/pids"
 logs="$state/logs"
 cache_root=${MOVIEAPP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/movieapp}
 
-base=${LOCALENV_PORT_BASE:-42300}
-ETCD_PORT=$((base + 0))
-ETCD_PEER_PORT=$((base + 1))
-APISERVER_PORT=$((base + 2))
-KCM_PORT=$((base + 3))
-SCHEDULER_PORT=$((base + 4))
-KWOK_PORT=$((base + 5))
-MOTO_PORT=$((base + 6))
-TMDB_PORT=$((base + 7))
+set_ports() {
+  base=$1
+  ETCD_PORT=$((base + 0))
+  ETCD_PEER_PORT=$((base + 1))
+  APISERVER_PORT=$((base + 2))
+  KCM_PORT=$((base + 3))
+  SCHEDULER_PORT=$((base + 4))
+  KWOK_PORT=$((base + 5))
+  MOTO_PORT=$((base + 6))
+  TMDB_PORT=$((base + 7))
+}
+set_ports "${LOCALENV_PORT_BASE:-42300}"
 TMDB_KEY=${LOCALENV_TMDB_API_KEY:-local-tmdb-key}
 REGION=us-east-1
 
@@ -228,10 +234,98 @@ export AWS_SECRET_ACCESS_KEY=testing
 export TMDB_BASE_URL=http://127.0.0.1:$TMDB_PORT
 export TMDB_API_KEY=$TMDB_KEY
 export LOCALENV_DIR=$state
+export LOCALENV_PORT_BASE=$base
 export LOCALENV_BIN=$bin
 export LOCALENV_VENV=$venv
 EOF
   mv "$state/env.sh.tmp" "$state/env.sh"
+}
+
+# ---------------------------------------------------------------- components
+
+# Starts one component with its settings; `bin` and `venv` are set by the caller.
+start_component() {
+  case "$1" in
+    moto) start moto "$venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" ;;
+    tmdb-stub)
+      start tmdb-stub python3 "$root/tests/tmdb-stub/tmdb_stub.py" --host 127.0.0.1 --port "$TMDB_PORT" --api-key "$TMDB_KEY" ;;
+    etcd)
+      # fsync off: this etcd holds throw-away test state, and fsync dominates its latency.
+      start etcd "$bin/etcd" --name local --data-dir "$state/etcd" \
+        --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+        --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+        --initial-cluster "local=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --log-level warn ;;
+    kube-apiserver)
+      start kube-apiserver "$bin/kube-apiserver" \
+        --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+        --tls-cert-file "$state/pki/apiserver.crt" --tls-private-key-file "$state/pki/apiserver.key" \
+        --client-ca-file "$state/pki/ca.crt" \
+        --service-account-issuer https://kubernetes.default.svc.cluster.local \
+        --service-account-key-file "$state/pki/sa.pub" --service-account-signing-key-file "$state/pki/sa.key" \
+        --authorization-mode Node,RBAC --service-cluster-ip-range 10.0.0.0/24 \
+        --endpoint-reconciler-type none --allow-privileged=true --profiling=false \
+        --audit-policy-file "$state/audit-policy.yaml" --audit-log-path "$state/audit.log" \
+        --audit-log-format json --audit-log-mode batch ;;
+    kube-controller-manager)
+      start kube-controller-manager "$bin/kube-controller-manager" \
+        --kubeconfig "$state/controller-manager.kubeconfig" \
+        --authentication-kubeconfig "$state/controller-manager.kubeconfig" \
+        --authorization-kubeconfig "$state/controller-manager.kubeconfig" \
+        --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
+        --service-account-private-key-file "$state/pki/sa.key" --root-ca-file "$state/pki/ca.crt" \
+        --use-service-account-credentials=true --cluster-name movieapp-local \
+        --controllers '*,-nodeipam,-cloud-node-lifecycle,-route,-service,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ephemeral-volume,-pvc-protection,-pv-protection,-csrsigning,-csrapproving,-csrcleaner,-bootstrapsigner,-tokencleaner' ;;
+    kube-scheduler)
+      start kube-scheduler "$bin/kube-scheduler" \
+        --kubeconfig "$state/scheduler.kubeconfig" \
+        --authentication-kubeconfig "$state/scheduler.kubeconfig" \
+        --authorization-kubeconfig "$state/scheduler.kubeconfig" \
+        --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false ;;
+    kwok)
+      start kwok "$bin/kwok" --kubeconfig "$state/kwok.kubeconfig" --config "$bin/kwok-stages.yaml" \
+        --manage-all-nodes=false \
+        --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+        --manage-nodes-with-label-selector= --manage-single-node= \
+        --node-lease-duration-seconds 40 \
+        --node-ip 127.0.0.1 --cidr 10.244.0.0/16 \
+        --server-address "127.0.0.1:$KWOK_PORT" ;;
+    *) die "unknown component '$1'" ;;
+  esac
+}
+
+# Waits until one component serves.
+wait_ready() {
+  case "$1" in
+    moto) wait_for moto 60 curl -sf --max-time 2 "http://127.0.0.1:$MOTO_PORT/moto-api/" ;;
+    tmdb-stub) wait_for tmdb-stub 20 curl -sf --max-time 2 "http://127.0.0.1:$TMDB_PORT/healthz" ;;
+    etcd) wait_for etcd 30 curl -sf --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" ;;
+    kube-apiserver) wait_for kube-apiserver 60 apiserver_ready ;;
+    kwok) wait_for kwok 60 node_ready ;;
+    *) sleep 1 ;;
+  esac
+}
+
+COMPONENTS="etcd kube-apiserver kube-controller-manager kube-scheduler kwok moto tmdb-stub"
+
+# Stops one running component and starts it again with the same settings.
+# moto keeps its state in memory, so a restarted moto starts empty: that is
+# how the reliability tests lose AWS state.
+restart() {
+  local name=${1:-}
+  [ -n "$name" ] && [[ " $COMPONENTS " == *" $name "* ]] \
+    || die "usage: localenv.sh restart <component>, one of: $COMPONENTS"
+  [ -f "$state/env.sh" ] || die "the local environment is not running: run \`make env-up\` first"
+  bin=$(sed -n 's/^export LOCALENV_BIN=//p' "$state/env.sh")
+  venv=$(sed -n 's/^export LOCALENV_VENV=//p' "$state/env.sh")
+  # The ports the running environment was started with.
+  set_ports "$(sed -n 's/^export LOCALENV_PORT_BASE=//p' "$state/env.sh")"
+  log "restarting $name"
+  [ -f "$pids/$name" ] && stop_one "$pids/$name"
+  [ "$name" = kube-apiserver ] && for _ in $(seq 1 50); do port_free "$APISERVER_PORT" && break; sleep 0.1; done
+  start_component "$name"
+  wait_ready "$name"
+  log "$name is running again"
 }
 
 up() {
@@ -257,59 +351,28 @@ up() {
   cp "$here/audit-policy.yaml" "$state/audit-policy.yaml"
 
   log "starting moto and the TMDB stub"
-  start moto "$venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
-  start tmdb-stub python3 "$root/tests/tmdb-stub/tmdb_stub.py" --host 127.0.0.1 --port "$TMDB_PORT" --api-key "$TMDB_KEY"
+  start_component moto
+  start_component tmdb-stub
 
   log "starting etcd"
-  # fsync off: this etcd holds throw-away test state, and fsync dominates its latency.
-  start etcd "$bin/etcd" --name local --data-dir "$state/etcd" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "local=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --log-level warn
-  wait_for etcd 30 curl -sf --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
+  start_component etcd
+  wait_ready etcd
 
   log "starting kube-apiserver"
-  start kube-apiserver "$bin/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
-    --tls-cert-file "$state/pki/apiserver.crt" --tls-private-key-file "$state/pki/apiserver.key" \
-    --client-ca-file "$state/pki/ca.crt" \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$state/pki/sa.pub" --service-account-signing-key-file "$state/pki/sa.key" \
-    --authorization-mode Node,RBAC --service-cluster-ip-range 10.0.0.0/24 \
-    --endpoint-reconciler-type none --allow-privileged=true --profiling=false \
-    --audit-policy-file "$state/audit-policy.yaml" --audit-log-path "$state/audit.log" \
-    --audit-log-format json --audit-log-mode batch
-  wait_for kube-apiserver 60 apiserver_ready
+  start_component kube-apiserver
+  wait_ready kube-apiserver
 
   log "starting kube-controller-manager, kube-scheduler and kwok"
-  start kube-controller-manager "$bin/kube-controller-manager" \
-    --kubeconfig "$state/controller-manager.kubeconfig" \
-    --authentication-kubeconfig "$state/controller-manager.kubeconfig" \
-    --authorization-kubeconfig "$state/controller-manager.kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
-    --service-account-private-key-file "$state/pki/sa.key" --root-ca-file "$state/pki/ca.crt" \
-    --use-service-account-credentials=true --cluster-name movieapp-local \
-    --controllers '*,-nodeipam,-cloud-node-lifecycle,-route,-service,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ephemeral-volume,-pvc-protection,-pv-protection,-csrsigning,-csrapproving,-csrcleaner,-bootstrapsigner,-tokencleaner'
-  start kube-scheduler "$bin/kube-scheduler" \
-    --kubeconfig "$state/scheduler.kubeconfig" \
-    --authentication-kubeconfig "$state/scheduler.kubeconfig" \
-    --authorization-kubeconfig "$state/scheduler.kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false
-  start kwok "$bin/kwok" --kubeconfig "$state/kwok.kubeconfig" --config "$bin/kwok-stages.yaml" \
-    --manage-all-nodes=false \
-    --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-    --manage-nodes-with-label-selector= --manage-single-node= \
-    --node-lease-duration-seconds 40 \
-    --node-ip 127.0.0.1 --cidr 10.244.0.0/16 \
-    --server-address "127.0.0.1:$KWOK_PORT"
+  start_component kube-controller-manager
+  start_component kube-scheduler
+  start_component kwok
 
   kubectl --kubeconfig "$state/kubeconfig" apply -f "$here/node.yaml" >/dev/null
-  wait_for kwok 60 node_ready
+  wait_ready kwok
 
   log "waiting for moto and the TMDB stub"
-  wait_for moto 60 curl -sf --max-time 2 "http://127.0.0.1:$MOTO_PORT/moto-api/"
-  wait_for tmdb-stub 20 curl -sf --max-time 2 "http://127.0.0.1:$TMDB_PORT/healthz"
+  wait_ready moto
+  wait_ready tmdb-stub
 
   write_env
   log "the local environment is up: source .localenv/env.sh, then use kubectl"
@@ -339,5 +402,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) die "usage: localenv.sh up|down|status" ;;
+  restart) restart "${2:-}" ;;
+  *) die "usage: localenv.sh up|down|status|restart <component>" ;;
 esac
