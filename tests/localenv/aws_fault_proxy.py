@@ -1,11 +1,16 @@
 """An HTTP proxy in front of moto that injects AWS faults, for reliability
-tests: throttling and 5xx answers at a given ratio, and AccessDenied for
-chosen operations, each in the error shape of the service's protocol.
+tests: throttling and 5xx answers, requests that hang past the client's
+time-out, and connections reset mid-request, each at a given ratio; and
+AccessDenied for chosen operations, each error in the shape of the service's
+protocol. Every request is counted by operation, so tests can tell how much
+work reached AWS.
 
     aws_fault_proxy.py --port N --upstream http://127.0.0.1:42306
 
 Control (not forwarded): `PUT /__faults` with a JSON object of any of
-`throttle_ratio`, `error_ratio` (0..1) and `deny` (operation names, e.g.
+`throttle_ratio`, `error_ratio`, `hang_ratio`, `reset_ratio` (0..1, adding up
+to at most 1), `hang_seconds` (how long a hung request is held before the
+connection is closed unanswered) and `deny` (operation names, e.g.
 ["CreateTable"]); `GET /__faults` returns the settings and counters.
 Listens on 127.0.0.1 only; prints one line once it accepts connections.
 """
@@ -17,8 +22,11 @@ import http.client
 import json
 import random
 import signal
+import socket
+import struct
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,50 +34,67 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Faults:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.throttle_ratio = 0.0
-        self.error_ratio = 0.0
+        self.ratios = {kind: 0.0 for kind in RATIOS}
+        self.hang_seconds = 15.0
         self.deny: set[str] = set()
-        self.counters = {"forwarded": 0, "throttled": 0, "server_error": 0, "denied": 0}
+        self.counters: dict = {kind: 0 for kind in ("forwarded", "denied", *RATIOS.values())}
+        self.counters["operations"] = {}
+        self.counters["succeeded"] = {}
 
     def snapshot(self) -> dict:
         with self.lock:
-            return {
-                "throttle_ratio": self.throttle_ratio,
-                "error_ratio": self.error_ratio,
-                "deny": sorted(self.deny),
-                "counters": dict(self.counters),
-            }
+            counters = {k: dict(v) if isinstance(v, dict) else v for k, v in self.counters.items()}
+            return {**self.ratios, "hang_seconds": self.hang_seconds, "deny": sorted(self.deny), "counters": counters}
 
     def update(self, body: dict) -> None:
+        unknown = set(body) - {*RATIOS, "hang_seconds", "deny"}
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        ratios = dict(self.ratios)
+        for key in RATIOS:
+            if key in body:
+                value = body[key]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                    raise ValueError(f"{key} must be a number from 0 to 1")
+                ratios[key] = float(value)
+        if sum(ratios.values()) > 1:
+            raise ValueError("the fault ratios add up to more than 1")
+        hang_seconds = body.get("hang_seconds", self.hang_seconds)
+        if isinstance(hang_seconds, bool) or not isinstance(hang_seconds, (int, float)) or not 0 < hang_seconds <= 300:
+            raise ValueError("hang_seconds must be a number of seconds from 0 to 300")
+        deny = body.get("deny", sorted(self.deny))
+        if not isinstance(deny, list) or not all(isinstance(o, str) for o in deny):
+            raise ValueError("deny must be a list of operation names")
         with self.lock:
-            for key in ("throttle_ratio", "error_ratio"):
-                if key in body:
-                    value = body[key]
-                    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                        raise ValueError(f"{key} must be a number from 0 to 1")
-                    setattr(self, key, float(value))
-            if "deny" in body:
-                if not isinstance(body["deny"], list) or not all(isinstance(o, str) for o in body["deny"]):
-                    raise ValueError("deny must be a list of operation names")
-                self.deny = set(body["deny"])
-            unknown = set(body) - {"throttle_ratio", "error_ratio", "deny"}
-            if unknown:
-                raise ValueError(f"unknown settings: {sorted(unknown)}")
+            self.ratios = ratios
+            self.hang_seconds = float(hang_seconds)
+            self.deny = set(deny)
 
     def decide(self, operation: str) -> str | None:
         with self.lock:
+            operations = self.counters["operations"]
+            operations[operation] = operations.get(operation, 0) + 1
             if operation in self.deny:
                 self.counters["denied"] += 1
                 return "denied"
             roll = random.random()
-            if roll < self.throttle_ratio:
-                self.counters["throttled"] += 1
-                return "throttled"
-            if roll < self.throttle_ratio + self.error_ratio:
-                self.counters["server_error"] += 1
-                return "server_error"
+            for key, kind in RATIOS.items():
+                if roll < self.ratios[key]:
+                    self.counters[kind] += 1
+                    return kind
+                roll -= self.ratios[key]
             self.counters["forwarded"] += 1
             return None
+
+    def answered(self, operation: str, status: int) -> None:
+        if 200 <= status < 300:
+            with self.lock:
+                succeeded = self.counters["succeeded"]
+                succeeded[operation] = succeeded.get(operation, 0) + 1
+
+
+# Setting → the counter of the fault it injects.
+RATIOS = {"throttle_ratio": "throttled", "error_ratio": "server_error", "hang_ratio": "hung", "reset_ratio": "reset"}
 
 
 FAULTS = Faults()
@@ -140,6 +165,16 @@ class Handler(BaseHTTPRequestHandler):
             return
         protocol, operation = operation_of(self.headers, body)
         fault = FAULTS.decide(operation)
+        if fault == "hung":
+            # Never answer: the client's attempt time-out has to end it.
+            time.sleep(FAULTS.hang_seconds)
+            self.close_connection = True
+            return
+        if fault == "reset":
+            # An RST instead of an answer (SO_LINGER with a zero time-out).
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
         if fault:
             self.reply(*fault_response(protocol, fault))
             return
@@ -152,6 +187,7 @@ class Handler(BaseHTTPRequestHandler):
             k: v for k, v in response.getheaders() if k.lower() not in ("transfer-encoding", "connection", "content-length")
         }
         connection.close()
+        FAULTS.answered(operation, response.status)
         self.reply(response.status, passthrough, payload)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = forward

@@ -94,7 +94,9 @@ where
     }
 }
 
+pub mod aws_proxy;
 pub mod fixtures;
+pub mod inventory;
 pub mod operator;
 
 /// The status Flux's kstatus library computes for `object` (`Current`,

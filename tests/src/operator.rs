@@ -126,3 +126,130 @@ pub fn metric_sum(text: &str, name: &str, filters: &[&str]) -> f64 {
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// The `movieapp-operator` binary of a Cargo profile (`debug` or `release`)
+/// in the workspace's target directory; `make test` builds the debug one first.
+pub fn operator_binary(profile: &str) -> Result<std::path::PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let binary = target.join(profile).join("movieapp-operator");
+    anyhow::ensure!(
+        binary.is_file(),
+        "{} is missing: build it first (cargo build{} -p movieapp-operator)",
+        binary.display(),
+        if profile == "release" { " --release" } else { "" }
+    );
+    Ok(binary)
+}
+
+/// `movieapp-operator run` as a process of its own: it can be SIGKILLed at
+/// any moment, and its memory and CPU are its own. Killed when dropped.
+#[derive(Debug)]
+pub struct OperatorProcess {
+    child: std::process::Child,
+    /// Base URL of its /metrics, /healthz, /readyz server.
+    pub url: String,
+}
+
+impl OperatorProcess {
+    /// Starts `binary run --namespaces <namespace> --metrics-addr <free port>
+    /// <extra>` with `env` added to the environment, and waits until it
+    /// serves `/healthz`.
+    pub async fn spawn(
+        binary: &std::path::Path,
+        namespace: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        let child = std::process::Command::new(binary)
+            .args(["run", "--namespaces", namespace, "--metrics-addr", &addr])
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let process = Self {
+            child,
+            url: format!("http://{addr}"),
+        };
+        let healthz = format!("{}/healthz", process.url);
+        eventually("the operator to serve /healthz", Duration::from_secs(30), || {
+            let healthz = healthz.clone();
+            async move {
+                Ok(reqwest::get(&healthz)
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ()))
+            }
+        })
+        .await?;
+        Ok(process)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(reqwest::get(format!("{}/metrics", self.url))
+            .await?
+            .text()
+            .await?)
+    }
+
+    /// (VmRSS, VmHWM) in MiB.
+    pub fn memory(&self) -> Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let field = |name: &str| -> Result<f64> {
+            let kib: f64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .with_context(|| format!("{name} in /proc/{}/status", self.pid()))?
+                .parse()?;
+            Ok(kib / 1024.0)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// User + system CPU seconds so far.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
+        let after_name = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .context("/proc/pid/stat without a name")?;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // utime and stime: fields 14 and 15 of /proc/pid/stat, 12 and 13 after the name.
+        let ticks = |i: usize| -> Result<f64> {
+            Ok(fields
+                .get(i)
+                .context("/proc/pid/stat is too short")?
+                .parse()?)
+        };
+        Ok((ticks(11)? + ticks(12)?) / 100.0)
+    }
+
+    /// Whether the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL: no graceful shutdown, no Lease release.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

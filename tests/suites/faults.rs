@@ -1,70 +1,19 @@
-//! AWS faults, injected by a proxy in front of moto
-//! (tests/localenv/aws_fault_proxy.py): the operator converges through
-//! throttling and 5xx at 30 % while its request rate stays under its bound,
-//! and access denied is reported as Stalled with the AWS code, clearing once
-//! access is granted.
+//! Single faults, each at a chosen moment: access denied is reported as
+//! Stalled with the AWS code and clears once access is granted; a SIGKILL
+//! between "AWS created it" and "the status recorded it" neither duplicates
+//! nor leaks. The randomised, many-object scenarios are in `chaos.rs`.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::api::PostParams;
 use movieapp_operator::crd::MovieApp;
-use movieapp_tests::operator::{Operator, free_port, metric_sum};
+use movieapp_tests::aws_proxy::FaultProxy;
+use movieapp_tests::operator::{Operator, OperatorProcess, operator_binary};
 use movieapp_tests::{LocalEnv, eventually, fixtures, unique_name};
 use serde_json::json;
-
-/// The proxy process; stopped on drop.
-struct Proxy {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proxy {
-    async fn start(upstream: &str) -> Result<Self> {
-        let port = free_port()?;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/localenv/aws_fault_proxy.py");
-        let child = Command::new("python3")
-            .args([script, "--port", &port.to_string(), "--upstream", upstream])
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting the AWS fault proxy")?;
-        let proxy = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let control = format!("{}/__faults", proxy.url);
-        eventually("the fault proxy to answer", Duration::from_secs(10), || {
-            let control = control.clone();
-            async move { Ok(reqwest::get(&control).await.ok().map(|_| ())) }
-        })
-        .await?;
-        Ok(proxy)
-    }
-
-    async fn set(&self, faults: serde_json::Value) -> Result<()> {
-        let response = reqwest::Client::new()
-            .put(format!("{}/__faults", self.url))
-            .json(&faults)
-            .send()
-            .await?;
-        ensure!(
-            response.status().is_success(),
-            "fault settings refused: {}",
-            response.text().await?
-        );
-        Ok(())
-    }
-}
 
 fn condition<'a>(app: &'a MovieApp, type_: &str) -> Option<&'a Condition> {
     app.status
@@ -103,77 +52,9 @@ fn app(repository: &str) -> Result<MovieApp> {
 }
 
 #[tokio::test]
-async fn throttling_and_server_errors_at_30_percent_converge_within_the_rate_bound() -> Result<()> {
-    let (env, client, ns, repository, api) = scenario("faults-throttle").await?;
-    let proxy = Proxy::start(&env.aws_endpoint_url).await?;
-    proxy
-        .set(json!({ "throttle_ratio": 0.15, "error_ratio": 0.15 }))
-        .await?;
-    const MAX_RPS: f64 = 20.0;
-    let operator = Operator::start(
-        &ns,
-        &[
-            "--aws-endpoint-url",
-            &proxy.url,
-            "--aws-max-rps",
-            "20",
-            "--resync-interval",
-            "5s",
-        ],
-    )
-    .await?;
-    let started = Instant::now();
-
-    api.create(&PostParams::default(), &app(&repository)?)
-        .await?;
-    eventually(
-        "Ready=True through the faults",
-        Duration::from_secs(180),
-        || async {
-            let app = api.get("shop").await?;
-            Ok(condition(&app, "Ready")
-                .filter(|c| c.status == "True")
-                .map(|_| ()))
-        },
-    )
-    .await?;
-    // Keep the faults on for a few resyncs: no hot loop.
-    tokio::time::sleep(Duration::from_secs(10)).await;
-
-    let elapsed = started.elapsed().as_secs_f64();
-    let metrics = operator.metrics().await?;
-    let total = metric_sum(&metrics, "movieapp_aws_requests_total", &[]);
-    let throttled = metric_sum(
-        &metrics,
-        "movieapp_aws_requests_total",
-        &["outcome=\"throttled\""],
-    );
-    let server_errors = metric_sum(
-        &metrics,
-        "movieapp_aws_requests_total",
-        &["outcome=\"server_error\""],
-    );
-    ensure!(
-        throttled > 0.0 && server_errors > 0.0,
-        "no injected fault was seen: {throttled} throttled, {server_errors} 5xx"
-    );
-    // The token bucket: at most MAX_RPS per second plus one burst of MAX_RPS.
-    let bound = MAX_RPS * elapsed + MAX_RPS;
-    ensure!(
-        total <= bound,
-        "{total} AWS requests in {elapsed:.1} s exceed the bound {bound:.0}"
-    );
-
-    operator.stop().await?;
-    drop(proxy);
-    let _ = client;
-    fixtures::delete_namespace(&env.kube().await?, &ns).await
-}
-
-#[tokio::test]
 async fn access_denied_stalls_with_the_aws_code_and_clears_when_granted() -> Result<()> {
     let (env, client, ns, repository, api) = scenario("faults-denied").await?;
-    let proxy = Proxy::start(&env.aws_endpoint_url).await?;
+    let proxy = FaultProxy::start(&env.aws_endpoint_url).await?;
     proxy
         .set(json!({ "deny": ["CreateTable", "DescribeTable"] }))
         .await?;
@@ -221,42 +102,11 @@ async fn access_denied_stalls_with_the_aws_code_and_clears_when_granted() -> Res
     fixtures::delete_namespace(&env.kube().await?, &ns).await
 }
 
-/// The debug `movieapp-operator` binary `make test` builds first.
-fn operator_binary() -> Result<std::path::PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let binary = target.join("debug/movieapp-operator");
-    ensure!(
-        binary.is_file(),
-        "{} is missing: build it first (cargo build -p movieapp-operator)",
-        binary.display()
-    );
-    Ok(binary)
-}
-
-fn spawn_operator(binary: &std::path::Path, ns: &str) -> Result<Child> {
-    Command::new(binary)
-        .args([
-            "run",
-            "--namespaces",
-            ns,
-            "--metrics-addr",
-            &format!("127.0.0.1:{}", free_port()?),
-            "--resync-interval",
-            "3s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting movieapp-operator")
-}
-
 #[tokio::test]
 async fn sigkill_between_create_and_status_neither_duplicates_nor_leaks() -> Result<()> {
     use movieapp_operator::naming::{AppId, component};
     let (env, client, ns, repository, api) = scenario("faults-kill").await?;
-    let binary = operator_binary()?;
+    let binary = operator_binary("debug")?;
     let aws = env.aws().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let sqs = aws_sdk_sqs::Client::new(&aws);
@@ -267,7 +117,8 @@ async fn sigkill_between_create_and_status_neither_duplicates_nor_leaks() -> Res
     };
     let users_table = id.table_name(movieapp_model::USERS.component);
 
-    let mut first = spawn_operator(&binary, &ns)?;
+    let spawn = || OperatorProcess::spawn(&binary, &ns, &["--resync-interval", "3s"], &[]);
+    let first = spawn().await?;
     api.create(&PostParams::default(), &app(&repository)?)
         .await?;
     // Kill the process the moment AWS has the first resource, before the
@@ -286,12 +137,11 @@ async fn sigkill_between_create_and_status_neither_duplicates_nor_leaks() -> Res
         },
     )
     .await?;
-    first.kill().context("SIGKILL")?;
-    let _ = first.wait();
+    first.kill();
     let status_at_kill = api.get("shop").await?.status.unwrap_or_default();
 
     // Restart: the new process finds what the killed one made.
-    let mut second = spawn_operator(&binary, &ns)?;
+    let second = spawn().await?;
     eventually(
         "Ready=True after the restart",
         Duration::from_secs(90),
@@ -303,8 +153,7 @@ async fn sigkill_between_create_and_status_neither_duplicates_nor_leaks() -> Res
         },
     )
     .await?;
-    let _ = second.kill();
-    let _ = second.wait();
+    second.kill();
 
     // Exactly one of each resource, looked up by the deterministic names.
     let prefix = id.table_name("");
@@ -363,7 +212,7 @@ async fn sigkill_between_create_and_status_neither_duplicates_nor_leaks() -> Res
     );
 
     // Clean up through the operator: deletion removes them all.
-    let mut third = spawn_operator(&binary, &ns)?;
+    let third = spawn().await?;
     api.delete("shop", &Default::default()).await?;
     eventually(
         "the MovieApp to be deleted",
@@ -371,8 +220,7 @@ async fn sigkill_between_create_and_status_neither_duplicates_nor_leaks() -> Res
         || async { Ok(api.get_opt("shop").await?.is_none().then_some(())) },
     )
     .await?;
-    let _ = third.kill();
-    let _ = third.wait();
+    third.kill();
     let _ = client;
     fixtures::delete_namespace(&env.kube().await?, &ns).await
 }
