@@ -1,0 +1,753 @@
+//! Chaos scenarios against the local environment (docs/reliability.md).
+//! Each one breaks something real — the operator process, AWS, the
+//! kube-apiserver, moto's state, the leader — and asserts the outcome: every
+//! live MovieApp Ready, AWS holding exactly what the live objects own, the
+//! request rate under its bound.
+//!
+//! Two scenarios restart shared components of the environment, so the
+//! scenarios run one at a time (`ALONE`); `make test` runs this binary on
+//! its own, after the other suites of this crate are done with the cluster.
+//! Sizes come from `CHAOS_APPS` and `CHAOS_ROUNDS`; the random choices from
+//! `CHAOS_SEED` (printed, so a failure can be replayed). With
+//! `CHAOS_REPORT=<file>` each scenario appends its figures as a JSON line
+//! (`make chaos` turns them into a table in docs/reliability.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use futures::future::try_join_all;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Event;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use movieapp_operator::crd::MovieApp;
+use movieapp_tests::aws_proxy::FaultProxy;
+use movieapp_tests::inventory::{Inventory, Owned};
+use movieapp_tests::operator::{OperatorProcess, metric_sum, operator_binary};
+use movieapp_tests::{LocalEnv, eventually, fixtures, unique_name};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+/// One scenario at a time: some restart what every test shares.
+static ALONE: Mutex<()> = Mutex::const_new(());
+
+/// What one MovieApp owns in AWS: three tables, the jobs queue and its DLQ,
+/// the topic with the jobs queue subscribed.
+const ONE_APP: Owned = Owned {
+    tables: 3,
+    queues: 2,
+    topics: 1,
+    subscriptions: 1,
+};
+
+fn env_number(name: &str, default: u64) -> Result<u64> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .with_context(|| format!("{name}={value:?} is not a whole number")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// The seed of this run's random choices.
+fn seed() -> Result<u64> {
+    let seed = env_number("CHAOS_SEED", fastrand::u64(..))?;
+    eprintln!("chaos: CHAOS_SEED={seed}");
+    Ok(seed)
+}
+
+/// Appends one scenario's figures to `$CHAOS_REPORT`, and prints them.
+fn report(scenario: &str, figures: serde_json::Value) -> Result<()> {
+    let line = json!({ "scenario": scenario, "figures": figures }).to_string();
+    eprintln!("chaos figures: {line}");
+    if let Ok(path) = std::env::var("CHAOS_REPORT") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {path}"))?;
+        writeln!(file, "{line}")?;
+    }
+    Ok(())
+}
+
+/// Runs `tests/localenv/localenv.sh <args>` (restarts a component).
+fn localenv(args: &[&str]) -> Result<()> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/localenv/localenv.sh");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {script}"))?;
+    ensure!(status.success(), "localenv.sh {args:?} failed: {status}");
+    Ok(())
+}
+
+fn ready(app: &MovieApp) -> bool {
+    app.status.as_ref().is_some_and(|s| {
+        s.observed_generation.is_some()
+            && s.observed_generation == app.metadata.generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+/// A namespace with the TMDB Secret and an image in ECR.
+struct Scenario {
+    env: LocalEnv,
+    client: kube::Client,
+    aws: aws_config::SdkConfig,
+    ns: String,
+    repository: String,
+    api: Api<MovieApp>,
+}
+
+impl Scenario {
+    async fn new(prefix: &str) -> Result<Self> {
+        let env = LocalEnv::get();
+        let client = env.kube().await?;
+        fixtures::install_crd(&client).await?;
+        let ns = unique_name(prefix);
+        fixtures::namespace(&client, &ns).await?;
+        fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
+        let aws = env.aws().await;
+        let repository = unique_name("img");
+        fixtures::push_image(&aws_sdk_ecr::Client::new(&aws), &repository, "1.0.0", 1).await?;
+        let api = Api::namespaced(client.clone(), &ns);
+        Ok(Self {
+            env,
+            client,
+            aws,
+            ns,
+            repository,
+            api,
+        })
+    }
+
+    fn movieapp(&self, name: &str) -> Result<MovieApp> {
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "movieapp.io/v1alpha1",
+            "kind": "MovieApp",
+            "metadata": { "name": name },
+            "spec": {
+                "worker": { "image": { "repository": self.repository, "tag": "1.0.0" }, "replicas": 1 },
+            },
+        }))?)
+    }
+
+    async fn create_all(&self, names: &[String]) -> Result<()> {
+        try_join_all(names.iter().map(|name| async move {
+            match self
+                .api
+                .create(&PostParams::default(), &self.movieapp(name)?)
+                .await
+            {
+                // Made by an earlier try whose answer was lost.
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+                Err(error) => Err(error).with_context(|| format!("creating {name}")),
+            }
+        }))
+        .await?;
+        Ok(())
+    }
+
+    /// Waits until every one of `live` is Ready for its current generation
+    /// and every one of `gone` has left the API server (its finalizer ran).
+    async fn converged(
+        &self,
+        live: &BTreeSet<String>,
+        gone: &BTreeSet<String>,
+        timeout: Duration,
+    ) -> Result<Duration> {
+        let started = Instant::now();
+        eventually("every MovieApp to converge", timeout, || async {
+            let apps = self.api.list(&ListParams::default()).await?.items;
+            let present: BTreeMap<String, &MovieApp> = apps
+                .iter()
+                .filter_map(|a| Some((a.metadata.name.clone()?, a)))
+                .collect();
+            let waiting: Vec<&String> = live
+                .iter()
+                .filter(|name| !present.get(*name).is_some_and(|a| ready(a)))
+                .chain(gone.iter().filter(|name| present.contains_key(*name)))
+                .collect();
+            if waiting.is_empty() {
+                Ok(Some(()))
+            } else {
+                bail!("{} not converged yet, e.g. {:?}", waiting.len(), &waiting[..waiting.len().min(5)])
+            }
+        })
+        .await?;
+        Ok(started.elapsed())
+    }
+
+    /// The uids of the MovieApps the API server holds.
+    async fn live_uids(&self) -> Result<BTreeSet<String>> {
+        Ok(self
+            .api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|a| a.metadata.uid)
+            .collect())
+    }
+
+    /// AWS holds exactly what the live MovieApps own: one full set per live
+    /// uid, nothing for any other uid, nothing untagged.
+    async fn assert_no_duplicate_and_no_orphan(&self) -> Result<Inventory> {
+        let uids = self.live_uids().await?;
+        let inventory = Inventory::of_namespace(&self.aws, &self.ns).await?;
+        let owners = inventory.by_owner();
+        for uid in &uids {
+            let owned = owners.get(uid).copied().unwrap_or_default();
+            ensure!(
+                owned == ONE_APP,
+                "MovieApp {uid} owns {owned:?} in AWS, expected {ONE_APP:?}"
+            );
+        }
+        let orphans: Vec<(&String, &Owned)> =
+            owners.iter().filter(|(uid, _)| !uids.contains(*uid)).collect();
+        ensure!(
+            orphans.is_empty(),
+            "AWS resources owned by no live MovieApp (uid \"\" = untagged): {orphans:?}"
+        );
+        Ok(inventory)
+    }
+
+    /// Deletes every MovieApp (an operator must be running), checks that AWS
+    /// is empty for the namespace, and deletes the namespace.
+    async fn tear_down(self) -> Result<()> {
+        let names: BTreeSet<String> = self
+            .api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|a| a.metadata.name)
+            .collect();
+        for name in &names {
+            self.api.delete(name, &DeleteParams::default()).await?;
+        }
+        self.converged(&BTreeSet::new(), &names, Duration::from_secs(300))
+            .await?;
+        let inventory = Inventory::of_namespace(&self.aws, &self.ns).await?;
+        ensure!(
+            inventory.is_empty(),
+            "deletion left AWS resources behind: {inventory:?}"
+        );
+        fixtures::delete_namespace(&self.client, &self.ns).await
+    }
+}
+
+/// Scenario 1: the operator SIGKILLed at random moments while MovieApps are
+/// created, updated and deleted, over several rounds.
+#[tokio::test]
+async fn sigkill_at_random_moments_leaves_no_duplicate_and_no_orphan() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let apps = env_number("CHAOS_APPS", 50)? as usize;
+    let rounds = env_number("CHAOS_ROUNDS", 10)? as usize;
+    let mut rng = fastrand::Rng::with_seed(seed()?);
+    let s = Scenario::new("chaos-kill").await?;
+    let binary = operator_binary("debug")?;
+    let flags = [
+        "--resync-interval",
+        "30s",
+        "--concurrency",
+        "16",
+        "--aws-max-rps",
+        "200",
+    ];
+
+    // Creations spread over the first half of the rounds; updates and
+    // deletions in every round after the first.
+    let creating_rounds = (rounds / 2).max(1);
+    let mut next = 0;
+    let mut live: BTreeMap<String, i32> = BTreeMap::new(); // name → visibility timeout
+    let mut gone: BTreeSet<String> = BTreeSet::new();
+    let (mut updates, mut kills_during_start) = (0, 0);
+    for round in 0..rounds {
+        let operator = OperatorProcess::spawn(&binary, &s.ns, &flags, &[]).await?;
+        let batch = if round < creating_rounds {
+            (apps - next).div_ceil(creating_rounds - round)
+        } else {
+            0
+        };
+        let names: Vec<String> = (next..next + batch).map(|i| format!("app-{i}")).collect();
+        next += batch;
+        s.create_all(&names).await?;
+        live.extend(names.iter().map(|n| (n.clone(), 60)));
+
+        if round > 0 {
+            let chosen: Vec<String> = live
+                .keys()
+                .filter(|_| rng.u8(0..10) < 2)
+                .cloned()
+                .collect();
+            for name in &chosen {
+                let timeout = 30 + rng.i32(0..300);
+                s.api
+                    .patch(
+                        name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({ "spec": {
+                            "queue": { "visibilityTimeoutSeconds": timeout },
+                            "worker": { "replicas": rng.i32(1..=2) },
+                        }})),
+                    )
+                    .await
+                    .with_context(|| format!("updating {name}"))?;
+                live.insert(name.clone(), timeout);
+                updates += 1;
+            }
+            let deletions = rng.usize(0..=3).min(live.len().saturating_sub(1));
+            for _ in 0..deletions {
+                let keys: Vec<String> = live.keys().cloned().collect();
+                let name = keys[rng.usize(0..keys.len())].clone();
+                s.api.delete(&name, &DeleteParams::default()).await?;
+                live.remove(&name);
+                gone.insert(name);
+            }
+        }
+
+        let moment = Duration::from_millis(rng.u64(0..5_000));
+        if moment < Duration::from_millis(500) {
+            kills_during_start += 1;
+        }
+        tokio::time::sleep(moment).await;
+        operator.kill();
+    }
+
+    let operator = OperatorProcess::spawn(&binary, &s.ns, &flags, &[]).await?;
+    let live_names: BTreeSet<String> = live.keys().cloned().collect();
+    let converge = s
+        .converged(&live_names, &gone, Duration::from_secs(300))
+        .await?;
+    let inventory = s.assert_no_duplicate_and_no_orphan().await?;
+
+    // The last update of each live MovieApp reached AWS.
+    let sqs = aws_sdk_sqs::Client::new(&s.aws);
+    for (name, timeout) in &live {
+        let app = s.api.get(name).await?;
+        let url = app
+            .status
+            .and_then(|st| st.queue)
+            .map(|q| q.url)
+            .with_context(|| format!("{name} has no queue in its status"))?;
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await?
+            .attributes
+            .unwrap_or_default();
+        let actual = attributes
+            .get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+            .cloned()
+            .unwrap_or_default();
+        ensure!(
+            actual == timeout.to_string(),
+            "{name}: the jobs queue has VisibilityTimeout {actual}, the spec says {timeout}"
+        );
+    }
+    report(
+        "sigkill",
+        json!({
+            "rounds": rounds,
+            "created": next,
+            "updates": updates,
+            "deleted": gone.len(),
+            "live": live.len(),
+            "kills_within_500ms_of_start": kills_during_start,
+            "tables": inventory.tables.len(),
+            "queues": inventory.queues.len(),
+            "topics": inventory.topics.len(),
+            "converge_after_last_kill_s": converge.as_secs_f64(),
+        }),
+    )?;
+    s.tear_down().await?;
+    operator.kill();
+    Ok(())
+}
+
+/// Scenario 2: throttling, 5xx, hung requests and connection resets on 30 %
+/// of AWS requests. Everything converges; the request rate stays under the
+/// token bucket's bound; reconciles stay at the resync and backoff rate.
+#[tokio::test]
+async fn aws_faults_at_30_percent_converge_within_the_rate_bound() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let s = Scenario::new("chaos-faults").await?;
+    let proxy = FaultProxy::start(&s.env.aws_endpoint_url).await?;
+    // Hung requests outlast the operator's 10 s attempt time-out.
+    proxy
+        .set(json!({
+            "throttle_ratio": 0.08, "error_ratio": 0.08,
+            "hang_ratio": 0.07, "reset_ratio": 0.07, "hang_seconds": 12,
+        }))
+        .await?;
+    const MAX_RPS: f64 = 20.0;
+    const RESYNC_S: f64 = 10.0;
+    let apps = 8;
+    let operator = OperatorProcess::spawn(
+        &operator_binary("debug")?,
+        &s.ns,
+        &[
+            "--aws-endpoint-url",
+            &proxy.url,
+            "--aws-max-rps",
+            "20",
+            "--resync-interval",
+            "10s",
+        ],
+        &[],
+    )
+    .await?;
+    let started = Instant::now();
+    let names: Vec<String> = (0..apps).map(|i| format!("app-{i}")).collect();
+    s.create_all(&names).await?;
+    let live: BTreeSet<String> = names.iter().cloned().collect();
+    let converge = s
+        .converged(&live, &BTreeSet::new(), Duration::from_secs(420))
+        .await?;
+
+    // Faults stay on over several resyncs: no hot loop.
+    let before = operator.metrics().await?;
+    let window = Duration::from_secs(40);
+    tokio::time::sleep(window).await;
+    let after = operator.metrics().await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let requests = metric_sum(&after, "movieapp_aws_requests_total", &[]);
+    let outcomes: BTreeMap<&str, f64> = [
+        "success",
+        "throttled",
+        "server_error",
+        "timeout",
+        "network_error",
+        "client_error",
+    ]
+    .into_iter()
+    .map(|o| {
+        (
+            o,
+            metric_sum(
+                &after,
+                "movieapp_aws_requests_total",
+                &[&format!("outcome=\"{o}\"")],
+            ),
+        )
+    })
+    .collect();
+    let counters = proxy.counters().await?;
+    ensure!(
+        counters.throttled > 0 && counters.server_error > 0 && counters.hung > 0 && counters.reset > 0,
+        "every kind of fault was injected: {counters:?}"
+    );
+    ensure!(
+        outcomes["throttled"] > 0.0 && outcomes["server_error"] > 0.0 && outcomes["timeout"] > 0.0,
+        "the operator saw the faults: {outcomes:?}"
+    );
+    // The token bucket: at most MAX_RPS per second plus one burst of MAX_RPS.
+    let bound = MAX_RPS * elapsed + MAX_RPS;
+    ensure!(
+        requests <= bound,
+        "{requests} AWS requests in {elapsed:.1} s exceed the bound {bound:.0}"
+    );
+    // A reconcile per resync, plus the error backoff's retries (2 s, 4 s,
+    // 8 s, ... so at most log2(window / 2 s) + 1 of them) per MovieApp.
+    let reconciles = metric_sum(&after, "movieapp_reconcile_total", &[])
+        - metric_sum(&before, "movieapp_reconcile_total", &[]);
+    let window_s = window.as_secs_f64();
+    let per_app_bound = window_s / RESYNC_S + 1.0 + ((window_s / 2.0).log2().floor() + 1.0);
+    let reconcile_bound = per_app_bound * apps as f64;
+    ensure!(
+        reconciles <= reconcile_bound,
+        "{reconciles} reconciles in {window_s} s for {apps} MovieApps: more than {reconcile_bound:.0}, a hot loop"
+    );
+    s.assert_no_duplicate_and_no_orphan().await?;
+    report(
+        "aws-faults",
+        json!({
+            "apps": apps,
+            "fault_ratio": 0.30,
+            "converge_s": converge.as_secs_f64(),
+            "aws_requests": requests,
+            "elapsed_s": elapsed,
+            "request_rate": requests / elapsed,
+            "rate_bound": MAX_RPS,
+            "outcomes": outcomes,
+            "injected": {
+                "throttled": counters.throttled, "server_error": counters.server_error,
+                "hung": counters.hung, "reset": counters.reset,
+            },
+            "reconciles_in_window": reconciles,
+            "window_s": window_s,
+            "reconcile_bound": reconcile_bound,
+        }),
+    )?;
+    proxy.set(json!({ "throttle_ratio": 0, "error_ratio": 0, "hang_ratio": 0, "reset_ratio": 0 })).await?;
+    s.tear_down().await?;
+    operator.kill();
+    Ok(())
+}
+
+/// Scenario 3: the kube-apiserver restarted while MovieApps are being
+/// provisioned. The same operator process re-establishes its watches and
+/// converges; a long resync proves the watches (not the timer) did it.
+#[tokio::test]
+async fn a_restarted_kube_apiserver_is_survived_without_restarting_the_operator() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let s = Scenario::new("chaos-apiserver").await?;
+    let mut operator = OperatorProcess::spawn(
+        &operator_binary("debug")?,
+        &s.ns,
+        &["--resync-interval", "10m"],
+        &[],
+    )
+    .await?;
+    let first: Vec<String> = (0..8).map(|i| format!("before-{i}")).collect();
+    s.create_all(&first).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let restart_started = Instant::now();
+    localenv(&["restart", "kube-apiserver"])?;
+    let downtime = restart_started.elapsed();
+    ensure!(operator.is_running(), "the operator exited with the API server");
+
+    // Changes made after the restart arrive through the new watches.
+    let client = s.env.kube().await?;
+    let api: Api<MovieApp> = Api::namespaced(client.clone(), &s.ns);
+    let second: Vec<String> = (0..4).map(|i| format!("after-{i}")).collect();
+    eventually("the API server to take writes", Duration::from_secs(60), || async {
+        Ok(s.create_all(&second).await.ok())
+    })
+    .await?;
+    api.patch(
+        "before-0",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "worker": { "replicas": 2 } } })),
+    )
+    .await?;
+    let live: BTreeSet<String> = first.iter().chain(&second).cloned().collect();
+    let converge = s
+        .converged(&live, &BTreeSet::new(), Duration::from_secs(240))
+        .await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &s.ns);
+    let replicas = deployments
+        .get("before-0")
+        .await?
+        .spec
+        .and_then(|spec| spec.replicas);
+    ensure!(replicas == Some(2), "before-0 runs {replicas:?} replicas, the spec says 2");
+
+    // A deleted child comes back at once: the owns() watch is live again.
+    let uid_before = deployments.get("after-0").await?.metadata.uid;
+    deployments
+        .delete("after-0", &DeleteParams::default())
+        .await?;
+    let repaired = Instant::now();
+    eventually(
+        "the deleted Deployment to be recreated",
+        Duration::from_secs(20),
+        || async {
+            Ok(deployments
+                .get_opt("after-0")
+                .await?
+                .filter(|d| d.metadata.uid != uid_before)
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    let repair = repaired.elapsed();
+    ensure!(operator.is_running(), "the operator is the same process throughout");
+    s.assert_no_duplicate_and_no_orphan().await?;
+    report(
+        "apiserver-restart",
+        json!({
+            "apps": live.len(),
+            "apiserver_restart_s": downtime.as_secs_f64(),
+            "converge_after_restart_s": converge.as_secs_f64(),
+            "deployment_recreated_s": repair.as_secs_f64(),
+        }),
+    )?;
+    s.tear_down().await?;
+    operator.kill();
+    Ok(())
+}
+
+/// Scenario 4: moto restarted with its state lost. The operator notices at
+/// the next resync, recreates every resource, and says so with Events.
+#[tokio::test]
+async fn moto_restarted_empty_is_noticed_at_resync_and_everything_recreated() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let s = Scenario::new("chaos-moto").await?;
+    const RESYNC: Duration = Duration::from_secs(10);
+    let operator = OperatorProcess::spawn(
+        &operator_binary("debug")?,
+        &s.ns,
+        &["--resync-interval", "10s"],
+        &[],
+    )
+    .await?;
+    let names: Vec<String> = (0..5).map(|i| format!("app-{i}")).collect();
+    s.create_all(&names).await?;
+    let live: BTreeSet<String> = names.iter().cloned().collect();
+    s.converged(&live, &BTreeSet::new(), Duration::from_secs(120))
+        .await?;
+    let uids = s.live_uids().await?;
+
+    localenv(&["restart", "moto"])?;
+    let restarted = Instant::now();
+    ensure!(
+        Inventory::of_namespace(&s.aws, &s.ns).await?.is_empty(),
+        "moto came back with its state"
+    );
+    // The image is a build artefact, not something the operator makes: push
+    // it again, as a release pipeline would.
+    fixtures::push_image(&aws_sdk_ecr::Client::new(&s.aws), &s.repository, "1.0.0", 1).await?;
+
+    eventually(
+        "every resource to be recreated",
+        RESYNC * 2 + Duration::from_secs(90),
+        || async {
+            let inventory = s.assert_no_duplicate_and_no_orphan().await?;
+            Ok((!inventory.is_empty()).then_some(()))
+        },
+    )
+    .await?;
+    let recreated = restarted.elapsed();
+    s.converged(&live, &BTreeSet::new(), Duration::from_secs(120))
+        .await?;
+
+    // Each MovieApp says what happened, in its own Events.
+    let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns);
+    let recreated_events = eventually("Recreated Events", Duration::from_secs(30), || async {
+        let events = events.list(&ListParams::default()).await?.items;
+        let by_app: BTreeMap<String, usize> = events
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("Recreated"))
+            .filter_map(|e| e.involved_object.uid.clone())
+            .fold(BTreeMap::new(), |mut acc, uid| {
+                *acc.entry(uid).or_default() += 1;
+                acc
+            });
+        let missing: Vec<&String> = uids.iter().filter(|u| !by_app.contains_key(*u)).collect();
+        if missing.is_empty() {
+            Ok(Some(by_app.values().sum::<usize>()))
+        } else {
+            bail!("no Recreated Event yet for {} MovieApps", missing.len())
+        }
+    })
+    .await?;
+    report(
+        "moto-state-lost",
+        json!({
+            "apps": names.len(),
+            "resync_s": RESYNC.as_secs(),
+            "all_recreated_after_s": recreated.as_secs_f64(),
+            "recreated_events": recreated_events,
+        }),
+    )?;
+    s.tear_down().await?;
+    operator.kill();
+    Ok(())
+}
+
+/// Scenario 6: two replicas with leader election; the leader SIGKILLed while
+/// MovieApps are being provisioned. The standby takes over within 15 s, and
+/// the AWS request counts show the work was done once.
+#[tokio::test]
+async fn a_killed_leader_under_load_is_replaced_within_15_s_without_double_work() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let mut rng = fastrand::Rng::with_seed(seed()?);
+    let s = Scenario::new("chaos-leader").await?;
+    let proxy = FaultProxy::start(&s.env.aws_endpoint_url).await?;
+    let binary = operator_binary("debug")?;
+    let flags = [
+        "--leader-elect",
+        "--leader-election-namespace",
+        &s.ns,
+        "--aws-endpoint-url",
+        &proxy.url,
+        "--resync-interval",
+        "1m",
+    ];
+    let a = OperatorProcess::spawn(&binary, &s.ns, &flags, &[]).await?;
+    let b = OperatorProcess::spawn(&binary, &s.ns, &flags, &[]).await?;
+    let is_leader = |text: &str| metric_sum(text, "movieapp_leader", &[]) == 1.0;
+    let (leader, standby) = eventually("a leader", Duration::from_secs(30), || async {
+        let (ta, tb) = (a.metrics().await?, b.metrics().await?);
+        Ok(match (is_leader(&ta), is_leader(&tb)) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        })
+    })
+    .await
+    .map(|a_leads| if a_leads { (a, b) } else { (b, a) })?;
+
+    let apps = 16;
+    let names: Vec<String> = (0..apps).map(|i| format!("app-{i}")).collect();
+    s.create_all(&names).await?;
+    // Under load: kill while the leader is provisioning.
+    eventually("provisioning under way", Duration::from_secs(30), || async {
+        Ok((proxy.counters().await?.succeeded("CreateTable") > 0).then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(rng.u64(0..2_000))).await;
+    let standby_requests = metric_sum(&standby.metrics().await?, "movieapp_aws_requests_total", &[]);
+    ensure!(
+        standby_requests == 0.0,
+        "the standby made {standby_requests} AWS requests while the leader was alive"
+    );
+    let at_kill = proxy.counters().await?;
+    leader.kill();
+    let killed = Instant::now();
+    eventually("the standby to lead", Duration::from_secs(20), || async {
+        Ok(is_leader(&standby.metrics().await?).then_some(()))
+    })
+    .await?;
+    let takeover = killed.elapsed();
+    ensure!(
+        takeover <= Duration::from_secs(15),
+        "the standby took over after {takeover:?}"
+    );
+    let live: BTreeSet<String> = names.iter().cloned().collect();
+    s.converged(&live, &BTreeSet::new(), Duration::from_secs(180))
+        .await?;
+    s.assert_no_duplicate_and_no_orphan().await?;
+
+    // Work done once: every resource created by exactly one call, however
+    // the work was split between the two leaders.
+    let counters = proxy.counters().await?;
+    let expected = [
+        ("CreateTable", 3 * apps),
+        ("CreateQueue", 2 * apps),
+        ("CreateTopic", apps),
+        ("Subscribe", apps),
+    ];
+    for (operation, count) in expected {
+        let calls = counters.operations.get(operation).copied().unwrap_or_default();
+        ensure!(
+            calls == count as u64,
+            "{calls} {operation} requests for {apps} MovieApps, expected {count}: {counters:?}"
+        );
+    }
+    report(
+        "leader-kill",
+        json!({
+            "apps": apps,
+            "tables_created_when_killed": at_kill.succeeded("CreateTable"),
+            "takeover_s": takeover.as_secs_f64(),
+            "create_requests": expected.iter().map(|(op, _)| (op.to_string(), counters.operations.get(*op).copied().unwrap_or_default())).collect::<BTreeMap<_, _>>(),
+            "aws_requests_total": counters.total(),
+        }),
+    )?;
+    s.tear_down().await?;
+    standby.kill();
+    Ok(())
+}
