@@ -30,9 +30,20 @@ struct Stub {
 
 impl Stub {
     async fn start(port: u16, key: &str) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tmdb-stub/tmdb_stub.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/tmdb-stub/tmdb_stub.py"
+        );
         let child = Command::new("python3")
-            .args([script, "--host", "127.0.0.1", "--port", &port.to_string(), "--api-key", key])
+            .args([
+                script,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--api-key",
+                key,
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -43,7 +54,10 @@ impl Stub {
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            assert!(Instant::now() < deadline, "the TMDB stub did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "the TMDB stub did not start on port {port}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Self { child }
@@ -205,7 +219,10 @@ async fn a_tmdb_outage_under_load_serves_cached_movies_and_recovers() {
             if answer.headers().get("x-cache").is_none_or(|v| v != "stale") {
                 break;
             }
-            assert!(Instant::now() < deadline, "movie {id} is still served stale after TMDB came back");
+            assert!(
+                Instant::now() < deadline,
+                "movie {id} is still served stale after TMDB came back"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

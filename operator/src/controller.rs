@@ -233,7 +233,10 @@ where
     .modify(|object: &mut K| object.managed_fields_mut().clear())
     .reflect(writer)
     .touched_objects();
-    (reader, without_errors(<K as k8s_openapi::Resource>::KIND, stream))
+    (
+        reader,
+        without_errors(<K as k8s_openapi::Resource>::KIND, stream),
+    )
 }
 
 /// Logs a watch's errors and keeps them from the controller. Each watch
@@ -256,7 +259,6 @@ fn without_errors<T: Send + 'static>(
         }
     })
 }
-
 
 /// What in a MovieApp calls for a reconcile: the spec (generation), the
 /// adopt annotation, deletion and finalizers; never our own status writes.

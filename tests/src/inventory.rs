@@ -152,7 +152,11 @@ impl Inventory {
         for topic in &self.topics {
             let owned = owners.entry(uid(topic)).or_default();
             owned.topics += 1;
-            owned.subscriptions += self.subscriptions.get(&topic.name).copied().unwrap_or_default();
+            owned.subscriptions += self
+                .subscriptions
+                .get(&topic.name)
+                .copied()
+                .unwrap_or_default();
         }
         owners
     }

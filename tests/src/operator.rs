@@ -138,7 +138,11 @@ pub fn operator_binary(profile: &str) -> Result<std::path::PathBuf> {
         binary.is_file(),
         "{} is missing: build it first (cargo build{} -p movieapp-operator)",
         binary.display(),
-        if profile == "release" { " --release" } else { "" }
+        if profile == "release" {
+            " --release"
+        } else {
+            ""
+        }
     );
     Ok(binary)
 }
@@ -176,16 +180,20 @@ impl OperatorProcess {
             url: format!("http://{addr}"),
         };
         let healthz = format!("{}/healthz", process.url);
-        eventually("the operator to serve /healthz", Duration::from_secs(30), || {
-            let healthz = healthz.clone();
-            async move {
-                Ok(reqwest::get(&healthz)
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ()))
-            }
-        })
+        eventually(
+            "the operator to serve /healthz",
+            Duration::from_secs(30),
+            || {
+                let healthz = healthz.clone();
+                async move {
+                    Ok(reqwest::get(&healthz)
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(|_| ()))
+                }
+            },
+        )
         .await?;
         Ok(process)
     }

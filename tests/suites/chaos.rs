@@ -178,7 +178,11 @@ impl Scenario {
             if waiting.is_empty() {
                 Ok(Some(()))
             } else {
-                bail!("{} not converged yet, e.g. {:?}", waiting.len(), &waiting[..waiting.len().min(5)])
+                bail!(
+                    "{} not converged yet, e.g. {:?}",
+                    waiting.len(),
+                    &waiting[..waiting.len().min(5)]
+                )
             }
         })
         .await?;
@@ -210,8 +214,10 @@ impl Scenario {
                 "MovieApp {uid} owns {owned:?} in AWS, expected {ONE_APP:?}"
             );
         }
-        let orphans: Vec<(&String, &Owned)> =
-            owners.iter().filter(|(uid, _)| !uids.contains(*uid)).collect();
+        let orphans: Vec<(&String, &Owned)> = owners
+            .iter()
+            .filter(|(uid, _)| !uids.contains(*uid))
+            .collect();
         ensure!(
             orphans.is_empty(),
             "AWS resources owned by no live MovieApp (uid \"\" = untagged): {orphans:?}"
@@ -283,11 +289,7 @@ async fn sigkill_at_random_moments_leaves_no_duplicate_and_no_orphan() -> Result
         live.extend(names.iter().map(|n| (n.clone(), 60)));
 
         if round > 0 {
-            let chosen: Vec<String> = live
-                .keys()
-                .filter(|_| rng.u8(0..10) < 2)
-                .cloned()
-                .collect();
+            let chosen: Vec<String> = live.keys().filter(|_| rng.u8(0..10) < 2).cloned().collect();
             for name in &chosen {
                 let timeout = 30 + rng.i32(0..300);
                 s.api
@@ -444,7 +446,10 @@ async fn aws_faults_at_30_percent_converge_within_the_rate_bound() -> Result<()>
     .collect();
     let counters = proxy.counters().await?;
     ensure!(
-        counters.throttled > 0 && counters.server_error > 0 && counters.hung > 0 && counters.reset > 0,
+        counters.throttled > 0
+            && counters.server_error > 0
+            && counters.hung > 0
+            && counters.reset > 0,
         "every kind of fault was injected: {counters:?}"
     );
     ensure!(
@@ -489,7 +494,9 @@ async fn aws_faults_at_30_percent_converge_within_the_rate_bound() -> Result<()>
             "reconcile_bound": reconcile_bound,
         }),
     )?;
-    proxy.set(json!({ "throttle_ratio": 0, "error_ratio": 0, "hang_ratio": 0, "reset_ratio": 0 })).await?;
+    proxy
+        .set(json!({ "throttle_ratio": 0, "error_ratio": 0, "hang_ratio": 0, "reset_ratio": 0 }))
+        .await?;
     s.tear_down().await?;
     operator.kill();
     Ok(())
@@ -516,15 +523,20 @@ async fn a_restarted_kube_apiserver_is_survived_without_restarting_the_operator(
     let restart_started = Instant::now();
     localenv(&["restart", "kube-apiserver"])?;
     let downtime = restart_started.elapsed();
-    ensure!(operator.is_running(), "the operator exited with the API server");
+    ensure!(
+        operator.is_running(),
+        "the operator exited with the API server"
+    );
 
     // Changes made after the restart arrive through the new watches.
     let client = s.env.kube().await?;
     let api: Api<MovieApp> = Api::namespaced(client.clone(), &s.ns);
     let second: Vec<String> = (0..4).map(|i| format!("after-{i}")).collect();
-    eventually("the API server to take writes", Duration::from_secs(60), || async {
-        Ok(s.create_all(&second).await.ok())
-    })
+    eventually(
+        "the API server to take writes",
+        Duration::from_secs(60),
+        || async { Ok(s.create_all(&second).await.ok()) },
+    )
     .await?;
     api.patch(
         "before-0",
@@ -542,7 +554,10 @@ async fn a_restarted_kube_apiserver_is_survived_without_restarting_the_operator(
         .await?
         .spec
         .and_then(|spec| spec.replicas);
-    ensure!(replicas == Some(2), "before-0 runs {replicas:?} replicas, the spec says 2");
+    ensure!(
+        replicas == Some(2),
+        "before-0 runs {replicas:?} replicas, the spec says 2"
+    );
 
     // A deleted child comes back at once: the owns() watch is live again.
     let uid_before = deployments.get("after-0").await?.metadata.uid;
@@ -563,7 +578,10 @@ async fn a_restarted_kube_apiserver_is_survived_without_restarting_the_operator(
     )
     .await?;
     let repair = repaired.elapsed();
-    ensure!(operator.is_running(), "the operator is the same process throughout");
+    ensure!(
+        operator.is_running(),
+        "the operator is the same process throughout"
+    );
     s.assert_no_duplicate_and_no_orphan().await?;
     report(
         "apiserver-restart",
@@ -694,12 +712,18 @@ async fn a_killed_leader_under_load_is_replaced_within_15_s_without_double_work(
     let names: Vec<String> = (0..apps).map(|i| format!("app-{i}")).collect();
     s.create_all(&names).await?;
     // Under load: kill while the leader is provisioning.
-    eventually("provisioning under way", Duration::from_secs(30), || async {
-        Ok((proxy.counters().await?.succeeded("CreateTable") > 0).then_some(()))
-    })
+    eventually(
+        "provisioning under way",
+        Duration::from_secs(30),
+        || async { Ok((proxy.counters().await?.succeeded("CreateTable") > 0).then_some(())) },
+    )
     .await?;
     tokio::time::sleep(Duration::from_millis(rng.u64(0..2_000))).await;
-    let standby_requests = metric_sum(&standby.metrics().await?, "movieapp_aws_requests_total", &[]);
+    let standby_requests = metric_sum(
+        &standby.metrics().await?,
+        "movieapp_aws_requests_total",
+        &[],
+    );
     ensure!(
         standby_requests == 0.0,
         "the standby made {standby_requests} AWS requests while the leader was alive"
@@ -731,7 +755,11 @@ async fn a_killed_leader_under_load_is_replaced_within_15_s_without_double_work(
         ("Subscribe", apps),
     ];
     for (operation, count) in expected {
-        let calls = counters.operations.get(operation).copied().unwrap_or_default();
+        let calls = counters
+            .operations
+            .get(operation)
+            .copied()
+            .unwrap_or_default();
         ensure!(
             calls == count as u64,
             "{calls} {operation} requests for {apps} MovieApps, expected {count}: {counters:?}"

@@ -312,7 +312,10 @@ async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
     .await?;
 
     if reused.is_none() {
-        ctx.set_verified(&uid, verified_pass(pass_inputs, &image, &provisioned, pass_started));
+        ctx.set_verified(
+            &uid,
+            verified_pass(pass_inputs, &image, &provisioned, pass_started),
+        );
     }
     let next = next_check(&parts, resync);
     Ok(match &reused {
