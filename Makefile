@@ -10,7 +10,7 @@ RUST_KEY := $(shell rustc -vV 2>/dev/null | sha256sum | cut -c1-12)
 export MOVIEAPP_CACHE
 export CARGO_TARGET_DIR ?= $(MOVIEAPP_CACHE)/target-$(RUST_KEY)
 
-.PHONY: help demo test env-up env-down manifests lint bench build lambda-package
+.PHONY: help demo test env-up env-down manifests lint bench chaos build lambda-package
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ lint: ## fmt, clippy, chart, Terraform and Dockerfile linters
 
 bench: ## benchmarks; results in docs/benchmarks.md
 	@bash scripts/bench.sh
+
+chaos: ## chaos scenarios (kills, AWS faults, restarts); figures in docs/reliability.md
+	@bash scripts/chaos.sh
 
 lambda-package: ## the api-worker's Lambda zip (bootstrap for provided.al2023, x86_64)
 	@bash api-worker/lambda/package.sh

@@ -39,6 +39,7 @@ DOCUMENTS = [
     "docs/gitops.md",
     "docs/lambda.md",
     "docs/terraform.md",
+    "docs/reliability.md",
 ]
 MARKER = re.compile(r"<!-- not run by the tests: (.*?) -->")
 NOT_RUN = {
