@@ -7,7 +7,8 @@
 # missing, builds the release binary and runs it against moto and the stub.
 # Prints a Markdown report and writes it to $BENCH_REPORT (default
 # .localenv/artifacts/api-worker-bench.md).
-#   BENCH_DURATION=10s  BENCH_CONNECTIONS=64  BENCH_STRICT=1 (exit 1 on a missed target)
+#   BENCH_DURATION=10s  BENCH_CONNECTIONS=64  BENCH_RUNS=3 (each figure is the
+#   median of that many runs)  BENCH_STRICT=1 (exit 1 on a missed target)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../tests/support.sh
@@ -15,6 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 aw_require_env
 
 duration=${BENCH_DURATION:-10s}
+runs=${BENCH_RUNS:-3}
 connections=${BENCH_CONNECTIONS:-64}
 report=${BENCH_REPORT:-$AW_ARTIFACTS/api-worker-bench.md}
 
@@ -36,12 +38,12 @@ idle_start_kib=$(rss_kib)
 curl -sf "$AW_URL/api/v1/movies/550" >/dev/null   # fill the cache
 threads=$(( $(nproc) > 1 ? 2 : 1 ))
 
-# run NAME URL [wrk args...] → "rps p50_ms p99_ms non2xx"
-run() {
+# once NAME URL [wrk args...] → "rps p50_ms p99_ms non2xx" of one wrk run
+once() {
   local name=$1 url=$2; shift 2
   local out
   out=$(wrk -t"$threads" -c"$connections" -d"$duration" --latency "$@" "$url")
-  printf '%s\n' "$out" >"$AW_ARTIFACTS/bench-$name.txt"
+  printf '%s\n' "$out" >>"$AW_ARTIFACTS/bench-$name.txt"
   awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /Requests\/sec:/ { rps = $2 }
@@ -49,6 +51,24 @@ run() {
     /^ +99%/ { p99 = ms($2) }
     /Non-2xx or 3xx responses:/ { bad = $NF }
     END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad + 0 }' <<<"$out"
+}
+
+# run NAME URL [wrk args...] → the median of each column over $runs runs
+run() {
+  local name=$1; shift
+  rm -f "$AW_ARTIFACTS/bench-$name.txt"
+  local i
+  for i in $(seq 1 "$runs"); do once "$name" "$@"; done | awk -v n="$runs" '
+    { for (c = 1; c <= 4; c++) v[c, NR] = $c }
+    END {
+      for (c = 1; c <= 4; c++) {
+        for (i = 1; i <= n; i++) col[i] = v[c, i]
+        # insertion sort, then the middle value
+        for (i = 2; i <= n; i++) { x = col[i]; j = i - 1; while (j > 0 && col[j] > x) { col[j + 1] = col[j]; j-- } col[j + 1] = x }
+        m[c] = (n % 2) ? col[(n + 1) / 2] : (col[n / 2] + col[n / 2 + 1]) / 2
+      }
+      printf "%.0f %.2f %.2f %d\n", m[1], m[2], m[3], m[4]
+    }'
 }
 
 aw_log "ceiling: GET /healthz"
@@ -71,8 +91,8 @@ mkdir -p "$(dirname "$report")"
 cat >"$report" <<MD
 ## api-worker
 
-\`api-worker/bench/bench.sh\`: wrk, $connections connections, $threads threads, $duration per run, one release
-build against moto and the TMDB stub, on $(nproc) cores ($(uname -m), $(date -u +%Y-%m-%d)).
+\`api-worker/bench/bench.sh\`: wrk, $connections connections, $threads threads, $duration per run, each figure
+the median of $runs runs; one release build against moto and the TMDB stub, on $(nproc) cores ($(uname -m), $(date -u +%Y-%m-%d)).
 The load generator shares the machine's cores with the server.
 
 | request | requests/s | p50 ms | p99 ms | non-2xx |
