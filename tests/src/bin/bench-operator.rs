@@ -9,7 +9,7 @@
 //! Markdown section on stdout, with the published figures of the anchors
 //! (ACK, Crossplane) beside ours.
 //!
-//!   bench-operator <path to movieapp-operator> [--objects 500] [--sequential 20] [--repeat 3]
+//!   bench-operator <path to movieapp-operator> [--objects 200] [--sequential 20] [--repeat 3]
 
 use std::time::{Duration, Instant};
 
@@ -311,7 +311,7 @@ async fn main() -> Result<()> {
             }
         }
     };
-    let objects = flag("--objects", 500)?;
+    let objects = flag("--objects", 200)?;
     let sequential = flag("--sequential", 20)?;
     let repeat = flag("--repeat", 3)?.max(1);
     let binary = std::path::Path::new(binary);
