@@ -34,6 +34,17 @@ pub struct Owned {
     pub subscriptions: usize,
 }
 
+impl Owned {
+    /// What one MovieApp owns: three tables, the jobs queue and its DLQ,
+    /// the topic with the jobs queue subscribed.
+    pub const ONE_MOVIEAPP: Self = Self {
+        tables: 3,
+        queues: 2,
+        topics: 1,
+        subscriptions: 1,
+    };
+}
+
 impl Inventory {
     /// Reads every resource named `movieapp-<namespace>-…` (the operator's
     /// physical names keep the whole namespace for the short ones the tests use).

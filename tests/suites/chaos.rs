@@ -32,14 +32,7 @@ use tokio::sync::Mutex;
 /// One scenario at a time: some restart what every test shares.
 static ALONE: Mutex<()> = Mutex::const_new(());
 
-/// What one MovieApp owns in AWS: three tables, the jobs queue and its DLQ,
-/// the topic with the jobs queue subscribed.
-const ONE_APP: Owned = Owned {
-    tables: 3,
-    queues: 2,
-    topics: 1,
-    subscriptions: 1,
-};
+const ONE_APP: Owned = Owned::ONE_MOVIEAPP;
 
 fn env_number(name: &str, default: u64) -> Result<u64> {
     match std::env::var(name) {

@@ -268,9 +268,15 @@ async fn run_once(binary: &std::path::Path, objects: usize, sequential: usize) -
 }
 
 /// "median (min–max)" of one figure over the runs.
-fn summary(runs: &[Run], figure: impl Fn(&Run) -> f64, decimals: usize) -> String {
+/// One figure of every run, sorted.
+fn sorted(runs: &[Run], figure: impl Fn(&Run) -> f64) -> Vec<f64> {
     let mut values: Vec<f64> = runs.iter().map(figure).collect();
     values.sort_by(f64::total_cmp);
+    values
+}
+
+fn summary(runs: &[Run], figure: impl Fn(&Run) -> f64, decimals: usize) -> String {
+    let values = sorted(runs, figure);
     let median = median(&values);
     match (values.first(), values.last()) {
         (Some(min), Some(max)) if values.len() > 1 && min != max => {
@@ -324,11 +330,7 @@ async fn main() -> Result<()> {
         runs.push(run);
     }
     let total = objects + sequential;
-    let med = |figure: fn(&Run) -> f64| {
-        let mut values: Vec<f64> = runs.iter().map(figure).collect();
-        values.sort_by(f64::total_cmp);
-        median(&values)
-    };
+    let med = |figure: fn(&Run) -> f64| median(&sorted(&runs, figure));
     let (idle, converge, peak, writes) = (
         med(|r| r.idle_rss),
         med(|r| r.converge),
