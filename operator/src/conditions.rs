@@ -79,7 +79,7 @@ impl PartState {
         matches!(self, Self::Blocked { .. })
     }
 
-    fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> &'static str {
         match self {
             Self::Ready { reason, .. }
             | Self::Progressing { reason, .. }

@@ -315,6 +315,66 @@ async fn missing_image_sets_image_resolved_false() -> Result<()> {
     fixtures::delete_namespace(&client, &ns).await
 }
 
+#[tokio::test]
+async fn a_child_the_api_server_refuses_is_reported_and_retried() -> Result<()> {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let Setup {
+        client,
+        ns,
+        repository,
+        api,
+        ..
+    } = setup("op-quota", true).await?;
+    // A quota of no Services: the API server refuses the worker's Service.
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &ns);
+    quotas
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": "no-services" },
+                "spec": { "hard": { "services": "0" } },
+            }))?,
+        )
+        .await?;
+    let operator = Operator::start(&ns, &[]).await?;
+    api.create(
+        &PostParams::default(),
+        &movieapp(
+            "shop",
+            json!({ "worker": { "image": { "repository": repository, "tag": "1.0.0" } } }),
+        )?,
+    )
+    .await?;
+    let stalled = wait_for(
+        &api,
+        "shop",
+        "WorkerAvailable=False with reason ChildRejected",
+        |app| is(app, "WorkerAvailable", "False", Some("ChildRejected")),
+    )
+    .await?;
+    ensure!(is(&stalled, "Stalled", "True", Some("ChildRejected")));
+    ensure!(is(&stalled, "Ready", "False", Some("ChildRejected")));
+    // The AWS side is reported as it stands.
+    ensure!(is(&stalled, "DatabaseReady", "True", None));
+    let message = &condition(&stalled, "WorkerAvailable")
+        .context("no WorkerAvailable condition")?
+        .message;
+    ensure!(
+        message.contains(&format!("Service {ns}/shop")) && message.contains("quota"),
+        "the message names the child and the API server's reason: {message}"
+    );
+
+    // The quota goes: the retries (with backoff) apply the Service.
+    quotas.delete("no-services", &Default::default()).await?;
+    wait_for(&api, "shop", "Ready=True once the quota is gone", |app| {
+        is(app, "Ready", "True", None)
+    })
+    .await?;
+
+    operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
 /// Counts audit-log entries of mutating requests in `namespace` after `offset` bytes.
 fn audit_writes(audit: &str, namespace: &str, offset: usize) -> Result<Vec<String>> {
     let log = std::fs::read_to_string(audit).with_context(|| format!("reading {audit}"))?;

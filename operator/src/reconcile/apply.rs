@@ -24,6 +24,43 @@ pub struct Applier {
     applied: Mutex<HashMap<String, u64>>,
 }
 
+/// A child the API server would not apply or delete, with which one it was.
+#[derive(Debug, thiserror::Error)]
+#[error("{verb} {kind} {namespace}/{name} failed: {source}")]
+pub struct ChildError {
+    pub verb: &'static str,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+impl ChildError {
+    fn new<K: Resource<DynamicType = ()>>(
+        verb: &'static str,
+        namespace: &str,
+        name: &str,
+    ) -> impl FnOnce(kube::Error) -> Self {
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        move |source| Self {
+            verb,
+            kind: K::kind(&()).into_owned(),
+            namespace,
+            name,
+            source,
+        }
+    }
+
+    /// The API server's status code, when it answered.
+    pub fn code(&self) -> Option<u16> {
+        match &self.source {
+            kube::Error::Api(status) => Some(status.code),
+            _ => None,
+        }
+    }
+}
+
 /// What an apply did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -40,7 +77,7 @@ impl Applier {
         client: &Client,
         store: &Store<K>,
         desired: &K,
-    ) -> Result<Outcome, kube::Error>
+    ) -> Result<Outcome, ChildError>
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -51,7 +88,10 @@ impl Applier {
         let name = desired.name_any();
         let namespace = desired.namespace().unwrap_or_default();
         let key = format!("{}/{namespace}/{name}", K::kind(&()));
-        let desired_value = serde_json::to_value(desired).map_err(kube::Error::SerdeError)?;
+        let failed = || ChildError::new::<K>("applying", &namespace, &name);
+        let desired_value = serde_json::to_value(desired)
+            .map_err(kube::Error::SerdeError)
+            .map_err(failed())?;
         let desired_hash = hash_value(&desired_value);
 
         let current = store.get(&ObjectRef::new(&name).within(&namespace));
@@ -62,8 +102,9 @@ impl Applier {
             .get(&key)
             .copied();
         if let Some(current) = current {
-            let current_value =
-                serde_json::to_value(current.as_ref()).map_err(kube::Error::SerdeError)?;
+            let current_value = serde_json::to_value(current.as_ref())
+                .map_err(kube::Error::SerdeError)
+                .map_err(failed())?;
             match first_difference(&desired_value, &current_value, String::new()) {
                 None if remembered == Some(desired_hash) => return Ok(Outcome::Unchanged),
                 None => {}
@@ -79,7 +120,8 @@ impl Applier {
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(desired),
         )
-        .await?;
+        .await
+        .map_err(failed())?;
         self.applied
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -94,7 +136,7 @@ impl Applier {
         store: &Store<K>,
         namespace: &str,
         name: &str,
-    ) -> Result<Outcome, kube::Error>
+    ) -> Result<Outcome, ChildError>
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -108,7 +150,7 @@ impl Applier {
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(error),
+            Err(error) => return Err(ChildError::new::<K>("deleting", namespace, name)(error)),
         }
         self.applied
             .lock()

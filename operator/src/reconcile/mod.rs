@@ -52,6 +52,8 @@ const CLEANUP_INTERVAL: Duration = Duration::from_secs(3);
 pub enum Error {
     #[error("Kubernetes API request failed: {0}")]
     Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Child(#[from] apply::ChildError),
     #[error("AWS cleanup failed: {0}")]
     Aws(#[from] crate::aws::AwsError),
     #[error("the MovieApp has no {0}")]
@@ -64,6 +66,8 @@ impl Error {
         match self {
             Error::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
             Error::Kube(_) => "kubernetes",
+            Error::Child(error) if error.code() == Some(409) => "conflict",
+            Error::Child(_) => "kubernetes",
             Error::Aws(_) => "aws",
             Error::Malformed(_) => "malformed_object",
         }
@@ -93,6 +97,7 @@ pub async fn reconcile(
         }
     };
     let key = object_key(app);
+    debug!(movieapp = %key, "reconciling");
     let result = if app.metadata.deletion_timestamp.is_some() {
         cleanup(app, &ctx).await
     } else {
@@ -262,22 +267,29 @@ async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
         (Ok(image), None) => inputs(ctx, image, &region, &provisioned, auth_secret),
         _ => None,
     };
+    // A child the API server refuses is reported in the status before the
+    // reconcile fails and is retried with backoff.
     let mut applied_now = false;
+    let mut apply_error = None;
     if let Some(inputs) = &inputs {
         let owner_ref = app
             .controller_owner_ref(&())
             .ok_or(Error::Malformed("metadata for an owner reference"))?;
         let built = children::build(app, &owner_ref, inputs);
-        applied_now = apply_children(ctx, &namespace, &name, &built).await?;
+        match apply_children(ctx, &namespace, &name, &built).await {
+            Ok(written) => applied_now = written,
+            Err(error) => apply_error = Some(error),
+        }
     }
 
     let deployment = ctx
         .stores
         .deployments
         .get(&ObjectRef::new(&name).within(&namespace));
-    let worker_state = match worker_blocker {
-        Some(blocked) => blocked,
-        None => worker_state(app, deployment.as_deref(), inputs.is_some(), applied_now),
+    let worker_state = match (worker_blocker, &apply_error) {
+        (Some(blocked), _) => blocked,
+        (None, Some(error)) => apply_failed_state(error),
+        (None, None) => worker_state(app, deployment.as_deref(), inputs.is_some(), applied_now),
     };
 
     let parts = vec![
@@ -317,10 +329,13 @@ async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
             verified_pass(pass_inputs, &image, &provisioned, pass_started),
         );
     }
+    if let Some(error) = apply_error {
+        return Err(error.into());
+    }
     let next = next_check(&parts, resync);
     Ok(match &reused {
         // Keep the AWS re-read on its schedule.
-        Some(verified) if parts.iter().all(|p| p.state.is_ready()) => Action::requeue(
+        Some(verified) if settled(&parts) => Action::requeue(
             (verified.at + resync)
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_secs(1)),
@@ -356,11 +371,28 @@ fn verified_pass(
     })
 }
 
+/// Whether nothing but the watches can bring news: every part is ready, or
+/// only the worker Deployment is rolling out, and the Deployment is watched,
+/// so its every change reconciles at once without a timer. Polling it as
+/// well would cost a reconcile per object every few seconds; with hundreds
+/// rolling out at once those polls crowd out new objects.
+fn settled(parts: &[Part]) -> bool {
+    parts.iter().all(|p| {
+        p.state.is_ready()
+            || (p.condition == kind::WORKER_AVAILABLE
+                && !p.state.is_blocked()
+                && ROLLING_OUT.contains(&p.state.reason()))
+    })
+}
+
+/// The worker's reasons while its Deployment rolls out (see [`worker_state`]).
+const ROLLING_OUT: [&str; 2] = ["Deploying", "Progressing"];
+
 /// When to reconcile again, from how the parts stand.
 fn next_check(parts: &[Part], resync: Duration) -> Action {
     let interval = if parts.iter().any(|p| p.state.is_blocked()) {
         BLOCKED_INTERVAL.min(resync)
-    } else if parts.iter().all(|p| p.state.is_ready()) {
+    } else if settled(parts) {
         resync
     } else {
         PROGRESS_INTERVAL.min(resync)
@@ -416,6 +448,17 @@ fn inputs(
     })
 }
 
+/// The worker part when a child could not be applied: a refusal only a
+/// human can lift (forbidden by RBAC or a quota, rejected by validation or
+/// an admission policy) stalls; anything else (the API server busy or
+/// failing, a conflict) is retried.
+fn apply_failed_state(error: &apply::ChildError) -> PartState {
+    match error.code() {
+        Some(400 | 403 | 422) => PartState::blocked("ChildRejected", error.to_string()),
+        _ => PartState::progressing("ApplyFailed", format!("retrying: {error}")),
+    }
+}
+
 /// Applies every child and deletes the optional ones the spec no longer asks
 /// for. Returns whether anything was written.
 async fn apply_children(
@@ -423,7 +466,7 @@ async fn apply_children(
     namespace: &str,
     name: &str,
     built: &children::Children,
-) -> Result<bool, Error> {
+) -> Result<bool, apply::ChildError> {
     use apply::Outcome::Applied;
     let client = &ctx.shared.client;
     let stores = &ctx.stores;
@@ -729,6 +772,36 @@ mod tests {
         assert_eq!(
             next_check(&blocked, resync),
             Action::requeue(BLOCKED_INTERVAL)
+        );
+        // Only the Deployment rolling out: its watch, not a timer, reconciles.
+        let rolling_out = vec![
+            Part::new(kind::DATABASE_READY, PartState::ready("Active", "")),
+            Part::new(
+                kind::WORKER_AVAILABLE,
+                PartState::progressing("Progressing", "0/2 replicas available"),
+            ),
+        ];
+        assert_eq!(next_check(&rolling_out, resync), Action::requeue(resync));
+        // A rollout with AWS still in progress, or a worker retrying an
+        // error, is polled.
+        let aws_too = vec![
+            Part::new(kind::DATABASE_READY, PartState::progressing("Creating", "")),
+            Part::new(
+                kind::WORKER_AVAILABLE,
+                PartState::progressing("Deploying", ""),
+            ),
+        ];
+        assert_eq!(
+            next_check(&aws_too, resync),
+            Action::requeue(PROGRESS_INTERVAL)
+        );
+        let retrying = vec![Part::new(
+            kind::WORKER_AVAILABLE,
+            PartState::progressing("SecretUnreadable", ""),
+        )];
+        assert_eq!(
+            next_check(&retrying, resync),
+            Action::requeue(PROGRESS_INTERVAL)
         );
     }
 
