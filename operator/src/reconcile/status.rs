@@ -142,10 +142,30 @@ pub async fn update(
         );
         event(ctx, app, kind, reason, &note).await;
     }
-    for notice in observation.notices {
-        event(ctx, app, EventKind::Normal, notice.reason, &notice.message).await;
+    for (reason, note) in group_notices(observation.notices) {
+        event(ctx, app, EventKind::Normal, reason, &note).await;
     }
     Ok(())
+}
+
+/// One Event per reason: a first reconcile creates seven AWS resources, and
+/// one `Created` Event naming them all costs one API request instead of
+/// seven (which, for hundreds of MovieApps at once, slowed every reconcile).
+fn group_notices(notices: &[&Notice]) -> Vec<(&'static str, String)> {
+    let mut grouped: Vec<(&'static str, String)> = Vec::new();
+    for notice in notices {
+        match grouped
+            .iter_mut()
+            .find(|(reason, _)| *reason == notice.reason)
+        {
+            Some((_, note)) => {
+                note.push_str("; ");
+                note.push_str(&notice.message);
+            }
+            None => grouped.push((notice.reason, notice.message.clone())),
+        }
+    }
+    grouped
 }
 
 /// Marks the object as being deleted.
@@ -215,5 +235,28 @@ pub async fn event(ctx: &Context, app: &MovieApp, kind: EventKind, reason: &str,
     {
         Ok(()) => ctx.shared.metrics.event_published(label),
         Err(error) => warn!(movieapp = %object_key(app), %error, "could not publish an Event"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_are_grouped_by_reason_in_order() {
+        let notices = [
+            Notice::new("Created", "created table a"),
+            Notice::new("Adopted", "adopted queue q"),
+            Notice::new("Created", "created table b"),
+        ];
+        let refs: Vec<&Notice> = notices.iter().collect();
+        assert_eq!(
+            group_notices(&refs),
+            vec![
+                ("Created", "created table a; created table b".to_owned()),
+                ("Adopted", "adopted queue q".to_owned()),
+            ]
+        );
+        assert!(group_notices(&[]).is_empty());
     }
 }
