@@ -167,12 +167,24 @@ impl OperatorProcess {
         env: &[(&str, &str)],
     ) -> Result<Self> {
         let addr = format!("127.0.0.1:{}", free_port()?);
+        // MOVIEAPP_OPERATOR_LOG=<file> keeps the operator's log (appended)
+        // for a failed run to be read; otherwise it is discarded.
+        let log = match std::env::var_os("MOVIEAPP_OPERATOR_LOG") {
+            Some(path) => std::process::Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.to_string_lossy()))?,
+            ),
+            None => std::process::Stdio::null(),
+        };
         let child = std::process::Command::new(binary)
             .args(["run", "--namespaces", namespace, "--metrics-addr", &addr])
             .args(extra)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let process = Self {
