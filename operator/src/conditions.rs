@@ -87,7 +87,7 @@ impl PartState {
         }
     }
 
-    fn message(&self) -> &str {
+    pub fn message(&self) -> &str {
         match self {
             Self::Ready { message, .. }
             | Self::Progressing { message, .. }

@@ -102,6 +102,16 @@ impl Context {
             .cloned()
     }
 
+    /// The last complete AWS pass of `uid` made for `inputs`, however old.
+    pub fn last_verified(&self, uid: &str, inputs: &PassInputs) -> Option<Verified> {
+        self.verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(uid)
+            .filter(|v| v.inputs == *inputs)
+            .cloned()
+    }
+
     /// Records a complete AWS pass of `uid` (`None`: the last pass was not).
     pub fn set_verified(&self, uid: &str, verified: Option<Verified>) {
         let mut all = self.verified.lock().unwrap_or_else(PoisonError::into_inner);

@@ -59,6 +59,10 @@ impl Notice {
     }
 }
 
+/// The reason of a part that a transient AWS error (throttling, a 5xx, a
+/// time-out) interrupted.
+pub const TRANSIENT_AWS_ERROR: &str = "AwsError";
+
 /// What one part looks like after provisioning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed<T> {
@@ -81,7 +85,7 @@ impl<T> Observed<T> {
     pub fn from_error(error: &AwsError, value: Option<T>, notices: Vec<Notice>) -> Self {
         let state = match error.stalled_reason() {
             Some(reason) => PartState::blocked(reason, error.to_string()),
-            None => PartState::progressing("AwsError", format!("retrying: {error}")),
+            None => PartState::progressing(TRANSIENT_AWS_ERROR, format!("retrying: {error}")),
         };
         Self {
             state,

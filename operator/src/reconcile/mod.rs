@@ -32,7 +32,7 @@ use crate::conditions::{Part, PartState, kind};
 use crate::context::{Context, PassInputs, Verified};
 use crate::crd::{DeletionPolicy, MovieApp};
 use crate::naming::AppId;
-use crate::provision::{self, Cleanup, Notice, Provisioned, Target};
+use crate::provision::{self, Cleanup, Notice, Provisioned, TRANSIENT_AWS_ERROR, Target};
 use children::{AUTH_SECRET_KEY, Inputs};
 
 /// The finalizer that guards AWS cleanup.
@@ -250,6 +250,17 @@ async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
         ),
     };
     let auth_secret = auth_secret?;
+    // A resync that could not re-read AWS (throttled, a 5xx, a time-out)
+    // says nothing about the resources: what the last complete pass found
+    // stands, and the pass is retried soon.
+    let (image, provisioned, unread) = match &reused {
+        Some(_) => (image, provisioned, Vec::new()),
+        None => hold_through_read_errors(
+            ctx.last_verified(&uid, &pass_inputs).as_ref(),
+            image,
+            provisioned,
+        ),
+    };
 
     // Validate what the schema could not.
     let problems = validate::validate(app, &region);
@@ -323,7 +334,15 @@ async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
     )
     .await?;
 
-    if reused.is_none() {
+    if !unread.is_empty() {
+        let note = format!(
+            "could not re-read AWS, so the last observed state stands; retrying in {}s: {}",
+            PROGRESS_INTERVAL.as_secs(),
+            unread.join("; ")
+        );
+        warn!(movieapp = %object_key(app), %note, "resync incomplete");
+        status::event(ctx, app, status::EventKind::Warning, "ResyncFailed", &note).await;
+    } else if reused.is_none() {
         ctx.set_verified(
             &uid,
             verified_pass(pass_inputs, &image, &provisioned, pass_started),
@@ -331,6 +350,9 @@ async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
     }
     if let Some(error) = apply_error {
         return Err(error.into());
+    }
+    if !unread.is_empty() {
+        return Ok(Action::requeue(PROGRESS_INTERVAL.min(resync)));
     }
     let next = next_check(&parts, resync);
     Ok(match &reused {
@@ -342,6 +364,42 @@ async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
         ),
         _ => next,
     })
+}
+
+/// Keeps, from `last` (the last complete pass for the same spec), every part
+/// this pass could not read because of a transient AWS error; returns what
+/// it kept, as messages. Anything else this pass saw (a resource gone, a
+/// conflict, access denied, a new image) is reported as seen.
+fn hold_through_read_errors(
+    last: Option<&Verified>,
+    image: Result<ResolvedImage, ImageError>,
+    mut provisioned: Provisioned,
+) -> (Result<ResolvedImage, ImageError>, Provisioned, Vec<String>) {
+    let Some(last) = last else {
+        return (image, provisioned, Vec::new());
+    };
+    let mut unread = Vec::new();
+    let transient = |state: &PartState| matches!(state, PartState::Progressing { reason, .. } if *reason == TRANSIENT_AWS_ERROR);
+    if transient(&provisioned.tables.state) {
+        unread.push(provisioned.tables.state.message().to_owned());
+        provisioned.tables = last.provisioned.tables.clone();
+    }
+    if transient(&provisioned.queue.state) {
+        unread.push(provisioned.queue.state.message().to_owned());
+        provisioned.queue = last.provisioned.queue.clone();
+    }
+    if transient(&provisioned.notifications.state) {
+        unread.push(provisioned.notifications.state.message().to_owned());
+        provisioned.notifications = last.provisioned.notifications.clone();
+    }
+    let image = match image {
+        Err(ImageError::Aws(error)) if error.stalled_reason().is_none() => {
+            unread.push(error.to_string());
+            Ok(last.image.clone())
+        }
+        other => other,
+    };
+    (image, provisioned, unread)
 }
 
 /// The pass to remember, when it found every AWS part in place.
@@ -863,5 +921,52 @@ mod tests {
             region: "us-east-1".to_owned(),
         });
         assert!(verified_pass(inputs(), &missing, &complete, at).is_none());
+    }
+
+    #[test]
+    fn a_transient_read_error_keeps_the_last_complete_pass() {
+        use crate::aws::{AwsError, ErrorKind};
+        let at = Instant::now();
+        let complete = provisioned(PartState::ready("Provisioned", ""));
+        let last = verified_pass(inputs(), &image(), &complete, at).expect("complete");
+
+        // The queue could not be read, nor the image: both are kept.
+        let throttled = AwsError {
+            service: "ecr",
+            operation: "DescribeImages",
+            kind: ErrorKind::Retryable,
+            code: Some("ThrottlingException".to_owned()),
+            message: "slow down".to_owned(),
+        };
+        let unread = provisioned(PartState::progressing(
+            TRANSIENT_AWS_ERROR,
+            "retrying: sqs GetQueueAttributes failed",
+        ));
+        let (kept_image, kept, messages) =
+            hold_through_read_errors(Some(&last), Err(ImageError::Aws(throttled)), unread.clone());
+        assert_eq!(kept.queue, last.provisioned.queue);
+        assert_eq!(kept_image.ok(), Some(last.image.clone()));
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(messages[0].contains("GetQueueAttributes"));
+        // The parts this pass did read stay as read, notices included.
+        assert_eq!(kept.tables, unread.tables);
+
+        // Without a complete pass to fall back on, the error is reported.
+        let (_, reported, messages) = hold_through_read_errors(None, image(), unread.clone());
+        assert_eq!(reported, unread);
+        assert!(messages.is_empty());
+
+        // What the pass did see (a resource being created, access denied) is
+        // not a read error and is reported as seen.
+        for state in [
+            PartState::progressing("Creating", ""),
+            PartState::blocked("AccessDenied", ""),
+        ] {
+            let seen = provisioned(state);
+            let (_, reported, messages) =
+                hold_through_read_errors(Some(&last), image(), seen.clone());
+            assert_eq!(reported, seen);
+            assert!(messages.is_empty());
+        }
     }
 }
