@@ -94,12 +94,8 @@ impl Context {
     /// The last complete AWS pass of `uid`, when it was made for `inputs`
     /// less than `max_age` ago.
     pub fn verified(&self, uid: &str, inputs: &PassInputs, max_age: Duration) -> Option<Verified> {
-        self.verified
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(uid)
-            .filter(|v| v.inputs == *inputs && v.at.elapsed() < max_age)
-            .cloned()
+        self.last_verified(uid, inputs)
+            .filter(|v| v.at.elapsed() < max_age)
     }
 
     /// The last complete AWS pass of `uid` made for `inputs`, however old.

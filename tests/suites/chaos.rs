@@ -32,8 +32,6 @@ use tokio::sync::Mutex;
 /// One scenario at a time: some restart what every test shares.
 static ALONE: Mutex<()> = Mutex::const_new(());
 
-const ONE_APP: Owned = Owned::ONE_MOVIEAPP;
-
 fn env_number(name: &str, default: u64) -> Result<u64> {
     match std::env::var(name) {
         Ok(value) => value
@@ -203,8 +201,9 @@ impl Scenario {
         for uid in &uids {
             let owned = owners.get(uid).copied().unwrap_or_default();
             ensure!(
-                owned == ONE_APP,
-                "MovieApp {uid} owns {owned:?} in AWS, expected {ONE_APP:?}"
+                owned == Owned::ONE_MOVIEAPP,
+                "MovieApp {uid} owns {owned:?} in AWS, expected {:?}",
+                Owned::ONE_MOVIEAPP
             );
         }
         let orphans: Vec<(&String, &Owned)> = owners

@@ -57,6 +57,19 @@ async fn wait_for(
     .await
 }
 
+/// Creates the MovieApp `shop` running `<repository>:<tag>`.
+async fn create_shop(api: &Api<MovieApp>, repository: &str, tag: &str) -> Result<()> {
+    api.create(
+        &PostParams::default(),
+        &movieapp(
+            "shop",
+            json!({ "worker": { "image": { "repository": repository, "tag": tag } } }),
+        )?,
+    )
+    .await?;
+    Ok(())
+}
+
 fn is(app: &MovieApp, type_: &str, status: &str, reason: Option<&str>) -> bool {
     condition(app, type_)
         .is_some_and(|c| c.status == status && reason.is_none_or(|r| c.reason == r))
@@ -205,14 +218,7 @@ async fn missing_secret_stalls_and_recovers_when_it_is_created() -> Result<()> {
         ..
     } = setup("op-secret", false).await?;
     let operator = Operator::start(&ns, &[]).await?;
-    api.create(
-        &PostParams::default(),
-        &movieapp(
-            "shop",
-            json!({ "worker": { "image": { "repository": repository, "tag": "1.0.0" } } }),
-        )?,
-    )
-    .await?;
+    create_shop(&api, &repository, "1.0.0").await?;
     let stalled = wait_for(
         &api,
         "shop",
@@ -264,14 +270,7 @@ async fn missing_image_sets_image_resolved_false() -> Result<()> {
         ..
     } = setup("op-image", true).await?;
     let operator = Operator::start(&ns, &[]).await?;
-    api.create(
-        &PostParams::default(),
-        &movieapp(
-            "shop",
-            json!({ "worker": { "image": { "repository": repository, "tag": "9.9.9" } } }),
-        )?,
-    )
-    .await?;
+    create_shop(&api, &repository, "9.9.9").await?;
     let app = wait_for(&api, "shop", "ImageResolved=False (ImageNotFound)", |app| {
         is(app, "ImageResolved", "False", Some("ImageNotFound"))
     })
@@ -337,14 +336,7 @@ async fn a_child_the_api_server_refuses_is_reported_and_retried() -> Result<()> 
         )
         .await?;
     let operator = Operator::start(&ns, &[]).await?;
-    api.create(
-        &PostParams::default(),
-        &movieapp(
-            "shop",
-            json!({ "worker": { "image": { "repository": repository, "tag": "1.0.0" } } }),
-        )?,
-    )
-    .await?;
+    create_shop(&api, &repository, "1.0.0").await?;
     let stalled = wait_for(
         &api,
         "shop",
@@ -416,14 +408,7 @@ async fn a_steady_movieapp_costs_no_api_writes() -> Result<()> {
     // A short resync, so the window below spans several.
     let operator = Operator::start(&ns, &["--resync-interval", "2s"]).await?;
 
-    api.create(
-        &PostParams::default(),
-        &movieapp(
-            "shop",
-            json!({ "worker": { "image": { "repository": repository, "tag": "1.0.0" } } }),
-        )?,
-    )
-    .await?;
+    create_shop(&api, &repository, "1.0.0").await?;
     wait_for(&api, "shop", "the first status", |app| {
         app.status.as_ref().and_then(|s| s.observed_generation) == app.metadata.generation
             && is(app, "ImageResolved", "True", None)

@@ -98,7 +98,7 @@ pub async fn ensure(target: &Target<'_>) -> (Observed<QueueStatus>, Observed<Not
     };
     let Some(account) = Arn::parse(&dead_letter.arn) else {
         let halt = Halt::progressing(
-            "AwsError",
+            super::TRANSIENT_AWS_ERROR,
             format!(
                 "SQS reported an unreadable queue ARN {}; retrying",
                 dead_letter.arn

@@ -195,7 +195,7 @@ pub async fn ensure(
         .cloned()
         .ok_or_else(|| {
             Halt::progressing(
-                "AwsError",
+                super::TRANSIENT_AWS_ERROR,
                 format!("{} reported no QueueArn; retrying", desired.what()),
             )
         })?;

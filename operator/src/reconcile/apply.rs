@@ -37,17 +37,17 @@ pub struct ChildError {
 }
 
 impl ChildError {
+    /// Wraps an error of `K` `namespace/name`; allocates only on failure.
     fn new<K: Resource<DynamicType = ()>>(
         verb: &'static str,
         namespace: &str,
         name: &str,
     ) -> impl FnOnce(kube::Error) -> Self {
-        let (namespace, name) = (namespace.to_owned(), name.to_owned());
         move |source| Self {
             verb,
             kind: K::kind(&()).into_owned(),
-            namespace,
-            name,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
             source,
         }
     }

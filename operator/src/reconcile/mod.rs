@@ -32,7 +32,7 @@ use crate::conditions::{Part, PartState, kind};
 use crate::context::{Context, PassInputs, Verified};
 use crate::crd::{DeletionPolicy, MovieApp};
 use crate::naming::AppId;
-use crate::provision::{self, Cleanup, Notice, Provisioned, TRANSIENT_AWS_ERROR, Target};
+use crate::provision::{self, Cleanup, Notice, Observed, Provisioned, TRANSIENT_AWS_ERROR, Target};
 use children::{AUTH_SECRET_KEY, Inputs};
 
 /// The finalizer that guards AWS cleanup.
@@ -63,11 +63,14 @@ pub enum Error {
 impl Error {
     /// A bounded label for metrics and Events.
     pub fn category(&self) -> &'static str {
+        let code = match self {
+            Error::Kube(kube::Error::Api(status)) => Some(status.code),
+            Error::Child(error) => error.code(),
+            _ => None,
+        };
         match self {
-            Error::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
-            Error::Kube(_) => "kubernetes",
-            Error::Child(error) if error.code() == Some(409) => "conflict",
-            Error::Child(_) => "kubernetes",
+            Error::Kube(_) | Error::Child(_) if code == Some(409) => "conflict",
+            Error::Kube(_) | Error::Child(_) => "kubernetes",
             Error::Aws(_) => "aws",
             Error::Malformed(_) => "malformed_object",
         }
@@ -379,19 +382,17 @@ fn hold_through_read_errors(
         return (image, provisioned, Vec::new());
     };
     let mut unread = Vec::new();
-    let transient = |state: &PartState| matches!(state, PartState::Progressing { reason, .. } if *reason == TRANSIENT_AWS_ERROR);
-    if transient(&provisioned.tables.state) {
-        unread.push(provisioned.tables.state.message().to_owned());
-        provisioned.tables = last.provisioned.tables.clone();
-    }
-    if transient(&provisioned.queue.state) {
-        unread.push(provisioned.queue.state.message().to_owned());
-        provisioned.queue = last.provisioned.queue.clone();
-    }
-    if transient(&provisioned.notifications.state) {
-        unread.push(provisioned.notifications.state.message().to_owned());
-        provisioned.notifications = last.provisioned.notifications.clone();
-    }
+    hold_part(
+        &mut provisioned.tables,
+        &last.provisioned.tables,
+        &mut unread,
+    );
+    hold_part(&mut provisioned.queue, &last.provisioned.queue, &mut unread);
+    hold_part(
+        &mut provisioned.notifications,
+        &last.provisioned.notifications,
+        &mut unread,
+    );
     let image = match image {
         Err(ImageError::Aws(error)) if error.stalled_reason().is_none() => {
             unread.push(error.to_string());
@@ -400,6 +401,15 @@ fn hold_through_read_errors(
         other => other,
     };
     (image, provisioned, unread)
+}
+
+/// Puts `last` in place of `part` when a transient AWS error interrupted it.
+fn hold_part<T: Clone>(part: &mut Observed<T>, last: &Observed<T>, unread: &mut Vec<String>) {
+    if matches!(part.state, PartState::Progressing { reason, .. } if reason == TRANSIENT_AWS_ERROR)
+    {
+        unread.push(part.state.message().to_owned());
+        *part = last.clone();
+    }
 }
 
 /// The pass to remember, when it found every AWS part in place.
@@ -443,8 +453,11 @@ fn settled(parts: &[Part]) -> bool {
     })
 }
 
-/// The worker's reasons while its Deployment rolls out (see [`worker_state`]).
-const ROLLING_OUT: [&str; 2] = ["Deploying", "Progressing"];
+/// The worker's reasons while its Deployment is created, and while it rolls
+/// out (see [`worker_state`]).
+const DEPLOYING: &str = "Deploying";
+const PROGRESSING: &str = "Progressing";
+const ROLLING_OUT: [&str; 2] = [DEPLOYING, PROGRESSING];
 
 /// When to reconcile again, from how the parts stand.
 fn next_check(parts: &[Part], resync: Duration) -> Action {
@@ -579,7 +592,7 @@ fn worker_state(
 ) -> PartState {
     let Some(deployment) = deployment else {
         return if inputs_ready || applied_now {
-            PartState::progressing("Deploying", "the worker Deployment is being created")
+            PartState::progressing(DEPLOYING, "the worker Deployment is being created")
         } else {
             PartState::progressing(
                 "WaitingForDependencies",
@@ -599,7 +612,7 @@ fn worker_state(
     let total = status.replicas.unwrap_or(0);
     if status.observed_generation.unwrap_or(0) < generation {
         return PartState::progressing(
-            "Progressing",
+            PROGRESSING,
             "the Deployment controller has not seen the latest change yet",
         );
     }
@@ -610,7 +623,7 @@ fn worker_state(
         )
     } else {
         PartState::progressing(
-            "Progressing",
+            PROGRESSING,
             format!("{available}/{desired} replicas available, {updated} updated"),
         )
     }
@@ -812,55 +825,57 @@ mod tests {
 
     #[test]
     fn next_check_follows_the_parts() {
-        let ready = vec![Part::new(
-            kind::IMAGE_RESOLVED,
-            PartState::ready("Resolved", ""),
-        )];
+        use PartState as S;
         let resync = Duration::from_secs(300);
-        assert_eq!(next_check(&ready, resync), Action::requeue(resync));
-        let progressing = vec![Part::new(
-            kind::IMAGE_RESOLVED,
-            PartState::progressing("X", ""),
-        )];
-        assert_eq!(
-            next_check(&progressing, resync),
-            Action::requeue(PROGRESS_INTERVAL)
-        );
-        let blocked = vec![Part::new(kind::IMAGE_RESOLVED, PartState::blocked("X", ""))];
-        assert_eq!(
-            next_check(&blocked, resync),
-            Action::requeue(BLOCKED_INTERVAL)
-        );
-        // Only the Deployment rolling out: its watch, not a timer, reconciles.
-        let rolling_out = vec![
-            Part::new(kind::DATABASE_READY, PartState::ready("Active", "")),
-            Part::new(
-                kind::WORKER_AVAILABLE,
-                PartState::progressing("Progressing", "0/2 replicas available"),
+        let part = Part::new;
+        let cases = [
+            (
+                vec![part(kind::IMAGE_RESOLVED, S::ready("Resolved", ""))],
+                resync,
+            ),
+            (
+                vec![part(kind::IMAGE_RESOLVED, S::progressing("X", ""))],
+                PROGRESS_INTERVAL,
+            ),
+            (
+                vec![part(kind::IMAGE_RESOLVED, S::blocked("X", ""))],
+                BLOCKED_INTERVAL,
+            ),
+            // Only the Deployment rolling out: its watch, not a timer, reconciles.
+            (
+                vec![
+                    part(kind::DATABASE_READY, S::ready("Active", "")),
+                    part(
+                        kind::WORKER_AVAILABLE,
+                        S::progressing("Progressing", "0/2 replicas available"),
+                    ),
+                ],
+                resync,
+            ),
+            // A rollout with AWS still in progress, or a worker retrying an
+            // error, is polled.
+            (
+                vec![
+                    part(kind::DATABASE_READY, S::progressing("Creating", "")),
+                    part(kind::WORKER_AVAILABLE, S::progressing("Deploying", "")),
+                ],
+                PROGRESS_INTERVAL,
+            ),
+            (
+                vec![part(
+                    kind::WORKER_AVAILABLE,
+                    S::progressing("SecretUnreadable", ""),
+                )],
+                PROGRESS_INTERVAL,
             ),
         ];
-        assert_eq!(next_check(&rolling_out, resync), Action::requeue(resync));
-        // A rollout with AWS still in progress, or a worker retrying an
-        // error, is polled.
-        let aws_too = vec![
-            Part::new(kind::DATABASE_READY, PartState::progressing("Creating", "")),
-            Part::new(
-                kind::WORKER_AVAILABLE,
-                PartState::progressing("Deploying", ""),
-            ),
-        ];
-        assert_eq!(
-            next_check(&aws_too, resync),
-            Action::requeue(PROGRESS_INTERVAL)
-        );
-        let retrying = vec![Part::new(
-            kind::WORKER_AVAILABLE,
-            PartState::progressing("SecretUnreadable", ""),
-        )];
-        assert_eq!(
-            next_check(&retrying, resync),
-            Action::requeue(PROGRESS_INTERVAL)
-        );
+        for (parts, expected) in cases {
+            assert_eq!(
+                next_check(&parts, resync),
+                Action::requeue(expected),
+                "{parts:?}"
+            );
+        }
     }
 
     fn provisioned(queue: PartState) -> Provisioned {

@@ -267,7 +267,6 @@ async fn run_once(binary: &std::path::Path, objects: usize, sequential: usize) -
     })
 }
 
-/// "median (min–max)" of one figure over the runs.
 /// One figure of every run, sorted.
 fn sorted(runs: &[Run], figure: impl Fn(&Run) -> f64) -> Vec<f64> {
     let mut values: Vec<f64> = runs.iter().map(figure).collect();
@@ -275,6 +274,7 @@ fn sorted(runs: &[Run], figure: impl Fn(&Run) -> f64) -> Vec<f64> {
     values
 }
 
+/// "median (min–max)" of one figure over the runs.
 fn summary(runs: &[Run], figure: impl Fn(&Run) -> f64, decimals: usize) -> String {
     let values = sorted(runs, figure);
     let median = median(&values);
