@@ -342,8 +342,14 @@ up() {
   fi
   check_ports
 
+  # Checkouts that start at once (CI beside a developer's run) share the
+  # cache: one builds and installs, the others wait for it and reuse it.
+  mkdir -p "$cache_root"
+  exec 9>"$cache_root/.setup.lock"
+  flock 9
   bin=$("$here/build.sh" | tail -n 1)
   venv=$(python_venv)
+  exec 9>&-
   mkdir -p "$state" "$logs" "$pids"
   make_pki
   kubeconfig admin "$state/kubeconfig"
