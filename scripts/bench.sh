@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: benchmarks on the local environment; writes docs/benchmarks.md
 # (command, machine, date, then one section per benchmark).
-#   BENCH_OBJECTS=200 (MovieApps applied at once; 500 stalls, see docs/benchmarks.md)  BENCH_REPEAT=3 (runs per median)
+#   BENCH_OBJECTS=500 (MovieApps applied at once)  BENCH_REPEAT=3 (runs per median)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +25,7 @@ kubectl apply -f crds/ >/dev/null
 kubectl wait --for=condition=Established crd/movieapps.movieapp.io --timeout=60s >/dev/null
 cargo build --release --locked -p movieapp-operator -p movieapp-tests --bin movieapp-operator --bin bench-operator
 release="${CARGO_TARGET_DIR:-target}/release"
-"$release/bench-operator" "$release/movieapp-operator" --objects "${BENCH_OBJECTS:-200}" --sequential 20 \
+"$release/bench-operator" "$release/movieapp-operator" --objects "${BENCH_OBJECTS:-500}" --sequential 20 \
   --repeat "${BENCH_REPEAT:-3}" >>"$sections"
 
 echo "==> api-worker benchmark"
@@ -38,7 +38,7 @@ memory=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
 {
   echo "# Benchmarks"
   echo
-  echo "Written by \`make bench\` (BENCH_OBJECTS=${BENCH_OBJECTS:-200} BENCH_REPEAT=${BENCH_REPEAT:-3}; $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD))."
+  echo "Written by \`make bench\` (BENCH_OBJECTS=${BENCH_OBJECTS:-500} BENCH_REPEAT=${BENCH_REPEAT:-3}; $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD))."
   echo "Machine: $(nproc) cores ($cpu), $memory, $(uname -sr). Everything runs on this one"
   echo "machine, load generator included; on a shared 2-core machine read ratios and"
   echo "medians rather than single times."

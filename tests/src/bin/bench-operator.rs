@@ -1,15 +1,22 @@
-//! Operator benchmark on the local environment: idle memory, time from apply
-//! to Ready, many MovieApps at once (wall time, peak memory, CPU), and what a
-//! steady resync costs (AWS reads, AWS writes, API-server writes). Each
-//! figure is the median over `--repeat` runs, each run in a fresh namespace
-//! with a fresh operator process; the range is shown beside it.
+//! Operator benchmark on the local environment, in two phases per run:
+//!
+//! - one at a time, then steady resync: `--sequential` MovieApps applied one
+//!   after the other (time from apply to Ready, AWS requests), then one full
+//!   window of a short resync interval (AWS reads per reconcile, AWS writes,
+//!   API-server requests and writes);
+//! - many at once: `--objects` MovieApps created together under the default
+//!   resync interval (idle memory before, wall time to all Ready, CPU, peak
+//!   memory), then a quiet window in which nothing may be written.
+//!
+//! Each figure is the median over `--repeat` runs, each phase in a fresh
+//! namespace with a fresh operator process; the range is shown beside it.
 //!
 //! Runs the release `movieapp-operator` binary as its own process (so its
 //! memory and CPU are its own), scoped to the run's namespace. Prints a
 //! Markdown section on stdout, with the published figures of the anchors
 //! (ACK, Crossplane) beside ours.
 //!
-//!   bench-operator <path to movieapp-operator> [--objects 200] [--sequential 20] [--repeat 3]
+//!   bench-operator <path to movieapp-operator> [--objects 500] [--sequential 20] [--repeat 3]
 
 use std::time::{Duration, Instant};
 
@@ -105,6 +112,10 @@ struct Run {
     cpu: f64,
     loaded_rss: f64,
     peak_rss: f64,
+    quiet_reconciles: f64,
+    quiet_aws_requests: f64,
+    quiet_aws_writes: f64,
+    quiet_api_writes: f64,
     reads_per_resync: f64,
     aws_writes: f64,
     api_requests_per_app: f64,
@@ -126,51 +137,125 @@ fn aws_writes(text: &str) -> f64 {
     metric_sum(text, "movieapp_aws_requests_total", &[]) - reads
 }
 
+/// The resync interval of the steady-resync phase: short, so that a window
+/// of one interval holds a resync of every object.
 const RESYNC_S: u64 = 20;
+/// The resync interval of the many-at-once phase: the operator's default.
+const MANY_RESYNC: &str = "5m";
+/// The quiet window after the many-at-once phase converged.
+const QUIET_S: u64 = 30;
+/// Flags of every operator process of the bench besides the resync interval.
+const FLAGS: [&str; 4] = ["--concurrency", "16", "--aws-max-rps", "1000"];
 
+/// A namespace with the TMDB Secret and an ECR repository holding `1.0.0`.
+struct Stage {
+    client: kube::Client,
+    ns: String,
+    repository: String,
+    api: Api<MovieApp>,
+}
+
+impl Stage {
+    async fn new(prefix: &str) -> Result<Self> {
+        let env = LocalEnv::get();
+        let client = env.kube().await?;
+        let ns = unique_name(prefix);
+        fixtures::namespace(&client, &ns).await?;
+        fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
+        let ecr = aws_sdk_ecr::Client::new(&env.aws().await);
+        let repository = unique_name("bench-img");
+        fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
+        let api = Api::namespaced(client.clone(), &ns);
+        Ok(Self {
+            client,
+            ns,
+            repository,
+            api,
+        })
+    }
+
+    async fn operator(&self, binary: &std::path::Path, resync: &str) -> Result<OperatorProcess> {
+        let mut args = vec!["--resync-interval", resync];
+        args.extend(FLAGS);
+        OperatorProcess::spawn(binary, &self.ns, &args, &[]).await
+    }
+
+    /// Deletes every MovieApp (the operator deletes their AWS resources),
+    /// then the operator and the namespace.
+    async fn tear_down(self, operator: OperatorProcess) -> Result<()> {
+        for app in self.api.list(&ListParams::default()).await? {
+            if let Some(name) = app.metadata.name {
+                self.api.delete(&name, &DeleteParams::default()).await?;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(900);
+        while !self
+            .api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .is_empty()
+        {
+            ensure!(
+                Instant::now() < deadline,
+                "MovieApps in {} not deleted after 900 s",
+                self.ns
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        operator.kill();
+        fixtures::delete_namespace(&self.client, &self.ns).await
+    }
+}
+
+/// (reconciles, AWS requests, AWS writes) so far.
+async fn counters(operator: &OperatorProcess) -> Result<(f64, f64, f64)> {
+    let text = operator.metrics().await?;
+    Ok((
+        metric_sum(&text, "movieapp_reconcile_total", &[]),
+        metric_sum(&text, "movieapp_aws_requests_total", &[]),
+        aws_writes(&text),
+    ))
+}
+
+/// What the operator and the API server did in a window of `seconds`:
+/// (reconciles, AWS requests, AWS writes, API requests, API writes).
+async fn window(
+    operator: &OperatorProcess,
+    ns: &str,
+    seconds: u64,
+) -> Result<(f64, f64, f64, usize, usize)> {
+    let before = counters(operator).await?;
+    let offset = audit_len()?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let after = counters(operator).await?;
+    let (api_requests, api_writes) = audit_requests(ns, offset)?;
+    Ok((
+        after.0 - before.0,
+        after.1 - before.1,
+        after.2 - before.2,
+        api_requests,
+        api_writes,
+    ))
+}
+
+/// One run: the steady-resync phase, then the many-at-once phase, each in
+/// its own namespace with its own operator process.
 async fn run_once(binary: &std::path::Path, objects: usize, sequential: usize) -> Result<Run> {
-    let env = LocalEnv::get();
-    let client = env.kube().await?;
-    let ns = unique_name("bench");
-    fixtures::namespace(&client, &ns).await?;
-    fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
-    let ecr = aws_sdk_ecr::Client::new(&env.aws().await);
-    let repository = unique_name("bench-img");
-    fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
-
-    let operator = OperatorProcess::spawn(
-        binary,
-        &ns,
-        &[
-            "--resync-interval",
-            &format!("{RESYNC_S}s"),
-            "--concurrency",
-            "16",
-            "--aws-max-rps",
-            "1000",
-        ],
-        &[],
-    )
-    .await?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let (idle_rss, _) = operator.memory()?;
-
-    let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
-
-    // Apply → Ready, one at a time.
-    let calls_before = metric_sum(
-        &operator.metrics().await?,
-        "movieapp_aws_requests_total",
-        &[],
-    );
+    // Apply → Ready one at a time, then a steady resync of those objects.
+    let stage = Stage::new("bench-seq").await?;
+    let operator = stage.operator(binary, &format!("{RESYNC_S}s")).await?;
+    let calls_before = counters(&operator).await?.1;
     let mut latencies = Vec::new();
     for i in 0..sequential {
         let name = format!("seq-{i}");
         let started = Instant::now();
-        api.create(&PostParams::default(), &app(&name, &repository)?)
+        stage
+            .api
+            .create(&PostParams::default(), &app(&name, &stage.repository)?)
             .await?;
         loop {
-            if ready(&api.get(&name).await?) {
+            if ready(&stage.api.get(&name).await?) {
                 break;
             }
             ensure!(
@@ -182,19 +267,24 @@ async fn run_once(binary: &std::path::Path, objects: usize, sequential: usize) -
         latencies.push(started.elapsed().as_secs_f64());
     }
     latencies.sort_by(f64::total_cmp);
-    let calls_per_create = (metric_sum(
-        &operator.metrics().await?,
-        "movieapp_aws_requests_total",
-        &[],
-    ) - calls_before)
-        / sequential.max(1) as f64;
+    let calls_per_create = (counters(&operator).await?.1 - calls_before) / sequential.max(1) as f64;
+    // Let the first resync after the last apply pass, then measure one full
+    // resync window (plus a margin).
+    tokio::time::sleep(Duration::from_secs(RESYNC_S)).await;
+    let (reconciles, calls, aws_writes, api_requests, api_writes) =
+        window(&operator, &stage.ns, RESYNC_S + 2).await?;
+    stage.tear_down(operator).await?;
 
-    // Many at once.
+    // Many at once, with the default resync interval.
+    let stage = Stage::new("bench-many").await?;
+    let operator = stage.operator(binary, MANY_RESYNC).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (idle_rss, _) = operator.memory()?;
     let cpu_before = operator.cpu_seconds()?;
     let started = Instant::now();
     let creates = (0..objects).map(|i| {
-        let api = api.clone();
-        let repository = repository.clone();
+        let api = stage.api.clone();
+        let repository = stage.repository.clone();
         async move {
             api.create(
                 &PostParams::default(),
@@ -207,45 +297,14 @@ async fn run_once(binary: &std::path::Path, objects: usize, sequential: usize) -
     for result in join_all(creates).await {
         result?;
     }
-    wait_all_ready(&api, objects + sequential, Duration::from_secs(900)).await?;
+    wait_all_ready(&stage.api, objects, Duration::from_secs(900)).await?;
     let converge = started.elapsed().as_secs_f64();
     let cpu = operator.cpu_seconds()? - cpu_before;
     let (loaded_rss, peak_rss) = operator.memory()?;
-
-    // Steady state: let the first resync after convergence pass, then
-    // measure one full resync window.
-    tokio::time::sleep(Duration::from_secs(RESYNC_S)).await;
-    let total = objects + sequential;
-    let text = operator.metrics().await?;
-    let (reconciles0, calls0, writes0) = (
-        metric_sum(&text, "movieapp_reconcile_total", &[]),
-        metric_sum(&text, "movieapp_aws_requests_total", &[]),
-        aws_writes(&text),
-    );
-    let offset = audit_len()?;
-    tokio::time::sleep(Duration::from_secs(RESYNC_S + 2)).await;
-    let text = operator.metrics().await?;
-    let reconciles = metric_sum(&text, "movieapp_reconcile_total", &[]) - reconciles0;
-    let calls = metric_sum(&text, "movieapp_aws_requests_total", &[]) - calls0;
-    let aws_writes = aws_writes(&text) - writes0;
-    let (api_requests, api_writes) = audit_requests(&ns, offset)?;
-
-    // Clean up: deletion removes every AWS resource.
-    for app in api.list(&ListParams::default()).await? {
-        if let Some(name) = app.metadata.name {
-            api.delete(&name, &DeleteParams::default()).await?;
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(900);
-    while !api.list(&ListParams::default()).await?.items.is_empty() {
-        ensure!(
-            Instant::now() < deadline,
-            "MovieApps not deleted after 900 s"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    operator.kill();
-    fixtures::delete_namespace(&client, &ns).await?;
+    // Settled: nothing should happen until the next resync.
+    let (quiet_reconciles, quiet_aws_requests, quiet_aws_writes, _, quiet_api_writes) =
+        window(&operator, &stage.ns, QUIET_S).await?;
+    stage.tear_down(operator).await?;
 
     Ok(Run {
         idle_rss,
@@ -256,13 +315,17 @@ async fn run_once(binary: &std::path::Path, objects: usize, sequential: usize) -
         cpu,
         loaded_rss,
         peak_rss,
+        quiet_reconciles,
+        quiet_aws_requests,
+        quiet_aws_writes,
+        quiet_api_writes: quiet_api_writes as f64,
         reads_per_resync: if reconciles > 0.0 {
             calls / reconciles
         } else {
             0.0
         },
         aws_writes,
-        api_requests_per_app: api_requests as f64 / total as f64,
+        api_requests_per_app: api_requests as f64 / sequential.max(1) as f64,
         api_writes: api_writes as f64,
     })
 }
@@ -317,7 +380,7 @@ async fn main() -> Result<()> {
             }
         }
     };
-    let objects = flag("--objects", 200)?;
+    let objects = flag("--objects", 500)?;
     let sequential = flag("--sequential", 20)?;
     let repeat = flag("--repeat", 3)?.max(1);
     let binary = std::path::Path::new(binary);
@@ -329,20 +392,25 @@ async fn main() -> Result<()> {
         eprintln!("bench-operator: {run:?}");
         runs.push(run);
     }
-    let total = objects + sequential;
     let med = |figure: fn(&Run) -> f64| median(&sorted(&runs, figure));
     let (idle, converge, peak, writes) = (
         med(|r| r.idle_rss),
         med(|r| r.converge),
         med(|r| r.peak_rss),
-        med(|r| r.aws_writes + r.api_writes),
+        med(|r| r.aws_writes + r.api_writes + r.quiet_aws_writes + r.quiet_api_writes),
     );
+    let flags = FLAGS.join(" ");
 
     println!("## movieapp-operator\n");
     println!(
-        "`bench-operator`: release build, one process, `--concurrency 16 --aws-max-rps 1000 --resync-interval {RESYNC_S}s`, \
-         against moto and the local control plane. Each figure is the median of {repeat} runs (each in a fresh namespace \
-         with a fresh operator process), the range in brackets.\n"
+        "`bench-operator`: release build against moto and the local control plane, one operator process per phase \
+         (`{flags}`), scoped to the phase's own namespace. Each figure is the median of {repeat} runs \
+         (fresh namespaces, fresh processes), the range in brackets.\n\n\
+         - **one at a time** and **steady resync**: {sequential} MovieApps applied one after the other, \
+         then one full window of `--resync-interval {RESYNC_S}s`, in which the operator re-reads every one of them \
+         from AWS and compares it with its spec;\n\
+         - **many at once**: {objects} MovieApps created together under the default `--resync-interval {MANY_RESYNC}`, \
+         then {QUIET_S} s of quiet in which nothing changed and no resync was due.\n"
     );
     println!("| figure | measured | target | |");
     println!("|---|---:|---:|---|");
@@ -352,41 +420,23 @@ async fn main() -> Result<()> {
         verdict(idle <= 24.0)
     );
     println!(
-        "| apply → Ready, one at a time, p50 ({sequential} objects) | {} s | | |",
+        "| one at a time: apply → Ready, p50 ({sequential} objects) | {} s | | |",
         summary(&runs, |r| r.p50, 2)
     );
     println!(
-        "| apply → Ready, one at a time, p95 ({sequential} objects) | {} s | | |",
+        "| one at a time: apply → Ready, p95 | {} s | | |",
         summary(&runs, |r| r.p95, 2)
     );
     println!(
-        "| AWS requests per MovieApp, apply to Ready | {} | | |",
+        "| one at a time: AWS requests per MovieApp, apply to Ready | {} | | |",
         summary(&runs, |r| r.calls_per_create, 1)
     );
     println!(
-        "| {objects} MovieApps applied at once: all Ready | {} s | ≤ 60 s | {} |",
-        summary(&runs, |r| r.converge, 1),
-        verdict(converge <= 60.0)
-    );
-    println!(
-        "| … operator CPU for them | {} s | | |",
-        summary(&runs, |r| r.cpu, 1)
-    );
-    println!(
-        "| … memory with {total} MovieApps (RSS) | {} MiB | | |",
-        summary(&runs, |r| r.loaded_rss, 1)
-    );
-    println!(
-        "| … peak memory (VmHWM) | {} MiB | ≤ 64 MiB | {} |",
-        summary(&runs, |r| r.peak_rss, 1),
-        verdict(peak <= 64.0)
-    );
-    println!(
-        "| steady resync: AWS requests per MovieApp | {} (reads) | reads only | |",
+        "| steady resync: AWS requests per reconcile | {} (reads) | reads only | |",
         summary(&runs, |r| r.reads_per_resync, 1)
     );
     println!(
-        "| steady resync: AWS writes ({total} objects, {} s) | {} | 0 | {} |",
+        "| steady resync: AWS writes ({sequential} objects, {} s) | {} | 0 | {} |",
         RESYNC_S + 2,
         summary(&runs, |r| r.aws_writes, 0),
         verdict(runs.iter().all(|r| r.aws_writes == 0.0))
@@ -396,10 +446,42 @@ async fn main() -> Result<()> {
         summary(&runs, |r| r.api_requests_per_app, 1)
     );
     println!(
-        "| steady resync: API-server writes ({total} objects, {} s) | {} | 0 | {} |",
+        "| steady resync: API-server writes ({sequential} objects, {} s) | {} | 0 | {} |",
         RESYNC_S + 2,
         summary(&runs, |r| r.api_writes, 0),
         verdict(runs.iter().all(|r| r.api_writes == 0.0))
+    );
+    println!(
+        "| many at once: {objects} MovieApps applied together, all Ready | {} s | ≤ 60 s | {} |",
+        summary(&runs, |r| r.converge, 1),
+        verdict(converge <= 60.0)
+    );
+    println!(
+        "| … operator CPU for them | {} s | | |",
+        summary(&runs, |r| r.cpu, 1)
+    );
+    println!(
+        "| … memory with {objects} MovieApps (RSS) | {} MiB | | |",
+        summary(&runs, |r| r.loaded_rss, 1)
+    );
+    println!(
+        "| … peak memory (VmHWM) | {} MiB | ≤ 64 MiB | {} |",
+        summary(&runs, |r| r.peak_rss, 1),
+        verdict(peak <= 64.0)
+    );
+    println!(
+        "| … then {QUIET_S} s of quiet: reconciles, AWS requests | {}, {} | | |",
+        summary(&runs, |r| r.quiet_reconciles, 0),
+        summary(&runs, |r| r.quiet_aws_requests, 0)
+    );
+    println!(
+        "| … then {QUIET_S} s of quiet: AWS writes, API-server writes | {}, {} | 0 | {} |",
+        summary(&runs, |r| r.quiet_aws_writes, 0),
+        summary(&runs, |r| r.quiet_api_writes, 0),
+        verdict(
+            runs.iter()
+                .all(|r| r.quiet_aws_writes == 0.0 && r.quiet_api_writes == 0.0)
+        )
     );
     println!();
 
@@ -416,7 +498,7 @@ async fn main() -> Result<()> {
         "| processes for DynamoDB + SQS + SNS + ECR | 1 | 4 controllers, one per service [1] | 1 monolithic or 4 family providers, plus Crossplane core [3] |"
     );
     println!(
-        "| memory | {idle:.0} MiB idle, {peak:.0} MiB peak with {total} MovieApps | 64 MiB requested, 128 MiB limit per controller: 256–512 MiB for four [1] | ≈ 600 MB idle, 1.4 GB reconciling 10 resources [3]; 1.1 GB average, 3 GB peak [4]; OOM-killed at 1.5 GB, 12 GB not enough for one provider [5] |"
+        "| memory | {idle:.0} MiB idle, {peak:.0} MiB peak with {objects} MovieApps | 64 MiB requested, 128 MiB limit per controller: 256–512 MiB for four [1] | ≈ 600 MB idle, 1.4 GB reconciling 10 resources [3]; 1.1 GB average, 3 GB peak [4]; OOM-killed at 1.5 GB, 12 GB not enough for one provider [5] |"
     );
     println!(
         "| drift detected after | the resync interval, 5 min by default (Kubernetes children at once, by watch) | 10 h by default [2] | 10 min poll by default (upjet providers) [4] |"
