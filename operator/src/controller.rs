@@ -15,7 +15,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
-use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::controller::{Config as ControllerConfig, Controller, Error as ControllerError};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher};
@@ -23,7 +23,7 @@ use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::aws::Aws;
 use crate::aws::ecr::ImageResolver;
@@ -362,8 +362,14 @@ async fn run_controller(
         .graceful_shutdown_on(stop)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!(%error, "controller event");
+            match result {
+                Ok(_) => {}
+                // A child's watch event for a MovieApp already gone (its
+                // children are garbage-collected after it): nothing to do.
+                Err(error @ ControllerError::ObjectNotFound(_)) => {
+                    debug!(%error, "controller event for a deleted MovieApp")
+                }
+                Err(error) => warn!(%error, "controller event"),
             }
         })
         .await;
