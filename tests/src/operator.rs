@@ -127,6 +127,24 @@ pub fn metric_sum(text: &str, name: &str, filters: &[&str]) -> f64 {
         .sum()
 }
 
+/// User + system CPU seconds process `pid` has used so far.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("/proc/pid/stat without a name")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime: fields 14 and 15 of /proc/pid/stat, 12 and 13 after the name.
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("/proc/pid/stat is too short")?
+            .parse()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
 /// The `movieapp-operator` binary of a Cargo profile (`debug` or `release`)
 /// in the workspace's target directory; `make test` builds the debug one first.
 pub fn operator_binary(profile: &str) -> Result<std::path::PathBuf> {
@@ -239,20 +257,7 @@ impl OperatorProcess {
 
     /// User + system CPU seconds so far.
     pub fn cpu_seconds(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
-        let after_name = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest)
-            .context("/proc/pid/stat without a name")?;
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        // utime and stime: fields 14 and 15 of /proc/pid/stat, 12 and 13 after the name.
-        let ticks = |i: usize| -> Result<f64> {
-            Ok(fields
-                .get(i)
-                .context("/proc/pid/stat is too short")?
-                .parse()?)
-        };
-        Ok((ticks(11)? + ticks(12)?) / 100.0)
+        cpu_seconds(self.pid())
     }
 
     /// Whether the process has not exited.

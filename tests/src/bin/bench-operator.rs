@@ -18,14 +18,17 @@
 //!
 //!   bench-operator <path to movieapp-operator> [--objects 500] [--sequential 20] [--repeat 3]
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
+use futures::TryStreamExt;
 use futures::future::join_all;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::watcher::{self, watcher};
 use movieapp_operator::crd::MovieApp;
-use movieapp_tests::operator::{OperatorProcess, metric_sum};
+use movieapp_tests::operator::{OperatorProcess, cpu_seconds, metric_sum};
 use movieapp_tests::{LocalEnv, fixtures, unique_name};
 use serde_json::json;
 
@@ -55,19 +58,40 @@ fn ready(app: &MovieApp) -> bool {
     })
 }
 
+/// Waits until `count` MovieApps are Ready, following a watch (a list of
+/// every object several times a second would load the API server the
+/// operator is measured against).
 async fn wait_all_ready(api: &Api<MovieApp>, count: usize, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let list = api.list(&ListParams::default()).await?;
-        let done = list.items.iter().filter(|a| ready(a)).count();
-        if done >= count {
-            return Ok(());
+    let mut ready_names = HashSet::new();
+    let mut events = std::pin::pin!(watcher(api.clone(), watcher::Config::default()));
+    let deadline = tokio::time::Instant::now() + timeout;
+    while ready_names.len() < count {
+        let event = tokio::time::timeout_at(deadline, events.try_next())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "only {} of {count} MovieApps Ready after {timeout:?}",
+                    ready_names.len()
+                )
+            })?
+            .context("watching MovieApps")?
+            .context("the MovieApp watch ended")?;
+        match event {
+            watcher::Event::Apply(app) | watcher::Event::InitApply(app) => {
+                let name = app.metadata.name.clone().unwrap_or_default();
+                if ready(&app) {
+                    ready_names.insert(name);
+                } else {
+                    ready_names.remove(&name);
+                }
+            }
+            watcher::Event::Delete(app) => {
+                ready_names.remove(&app.metadata.name.clone().unwrap_or_default());
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
         }
-        if Instant::now() > deadline {
-            bail!("only {done} of {count} MovieApps Ready after {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    Ok(())
 }
 
 /// (all requests, mutating requests) in `namespace` after `offset` bytes of the audit log.
@@ -110,6 +134,8 @@ struct Run {
     calls_per_create: f64,
     converge: f64,
     cpu: f64,
+    /// CPU seconds of each of `COMPONENTS` while they converged.
+    component_cpu: [f64; 5],
     loaded_rss: f64,
     peak_rss: f64,
     quiet_reconciles: f64,
@@ -208,6 +234,32 @@ impl Stage {
     }
 }
 
+/// The local environment's processes that serve the operator, by name.
+const COMPONENTS: [&str; 5] = [
+    "moto",
+    "kube-apiserver",
+    "etcd",
+    "kube-controller-manager",
+    "kwok",
+];
+
+/// CPU seconds so far of each of `COMPONENTS`.
+fn component_cpu() -> Result<Vec<f64>> {
+    let dir = std::env::var("LOCALENV_DIR").context("LOCALENV_DIR")?;
+    COMPONENTS
+        .iter()
+        .map(|name| {
+            let path = format!("{dir}/pids/{name}");
+            let pid = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+            let pid = pid
+                .trim()
+                .parse()
+                .with_context(|| format!("{path} holds no pid"))?;
+            cpu_seconds(pid)
+        })
+        .collect()
+}
+
 /// (reconciles, AWS requests, AWS writes) so far.
 async fn counters(operator: &OperatorProcess) -> Result<(f64, f64, f64)> {
     let text = operator.metrics().await?;
@@ -281,6 +333,7 @@ async fn run_once(binary: &std::path::Path, objects: usize, sequential: usize) -
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (idle_rss, _) = operator.memory()?;
     let cpu_before = operator.cpu_seconds()?;
+    let components_before = component_cpu()?;
     let started = Instant::now();
     let creates = (0..objects).map(|i| {
         let api = stage.api.clone();
@@ -300,6 +353,14 @@ async fn run_once(binary: &std::path::Path, objects: usize, sequential: usize) -
     wait_all_ready(&stage.api, objects, Duration::from_secs(900)).await?;
     let converge = started.elapsed().as_secs_f64();
     let cpu = operator.cpu_seconds()? - cpu_before;
+    let mut components = [0.0; 5];
+    for ((slot, after), before) in components
+        .iter_mut()
+        .zip(component_cpu()?)
+        .zip(components_before)
+    {
+        *slot = after - before;
+    }
     let (loaded_rss, peak_rss) = operator.memory()?;
     // Settled: nothing should happen until the next resync.
     let (quiet_reconciles, quiet_aws_requests, quiet_aws_writes, _, quiet_api_writes) =
@@ -313,6 +374,7 @@ async fn run_once(binary: &std::path::Path, objects: usize, sequential: usize) -
         calls_per_create,
         converge,
         cpu,
+        component_cpu: components,
         loaded_rss,
         peak_rss,
         quiet_reconciles,
@@ -460,6 +522,12 @@ async fn main() -> Result<()> {
         "| … operator CPU for them | {} s | | |",
         summary(&runs, |r| r.cpu, 1)
     );
+    for (i, name) in COMPONENTS.iter().enumerate() {
+        println!(
+            "| … CPU of {name} meanwhile | {} s | | |",
+            summary(&runs, |r| r.component_cpu[i], 1)
+        );
+    }
     println!(
         "| … memory with {objects} MovieApps (RSS) | {} MiB | | |",
         summary(&runs, |r| r.loaded_rss, 1)
