@@ -94,6 +94,9 @@ def render(lines: list[dict], command: str, elapsed: int) -> str:
         "|---|---|---|",
     ]
     seen = set()
+    # In the order of the scenario table, whatever order they ran in.
+    order = list(ROWS)
+    lines = sorted(lines, key=lambda l: order.index(l["scenario"]) if l["scenario"] in order else len(order))
     for line in lines:
         name = line["scenario"]
         seen.add(name)
