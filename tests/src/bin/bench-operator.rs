@@ -423,6 +423,15 @@ fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "**missed**" }
 }
 
+/// A table row of a figure whose target is zero in every run.
+fn zero_row(label: &str, runs: &[Run], figure: impl Fn(&Run) -> f64) {
+    println!(
+        "| {label} | {} | 0 | {} |",
+        summary(runs, &figure, 0),
+        verdict(runs.iter().all(|r| figure(r) == 0.0))
+    );
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -497,21 +506,25 @@ async fn main() -> Result<()> {
         "| steady resync: AWS requests per reconcile | {} (reads) | reads only | |",
         summary(&runs, |r| r.reads_per_resync, 1)
     );
-    println!(
-        "| steady resync: AWS writes ({sequential} objects, {} s) | {} | 0 | {} |",
-        RESYNC_S + 2,
-        summary(&runs, |r| r.aws_writes, 0),
-        verdict(runs.iter().all(|r| r.aws_writes == 0.0))
+    zero_row(
+        &format!(
+            "steady resync: AWS writes ({sequential} objects, {} s)",
+            RESYNC_S + 2
+        ),
+        &runs,
+        |r| r.aws_writes,
     );
     println!(
         "| steady resync: API-server requests per MovieApp | {} (reads) | | |",
         summary(&runs, |r| r.api_requests_per_app, 1)
     );
-    println!(
-        "| steady resync: API-server writes ({sequential} objects, {} s) | {} | 0 | {} |",
-        RESYNC_S + 2,
-        summary(&runs, |r| r.api_writes, 0),
-        verdict(runs.iter().all(|r| r.api_writes == 0.0))
+    zero_row(
+        &format!(
+            "steady resync: API-server writes ({sequential} objects, {} s)",
+            RESYNC_S + 2
+        ),
+        &runs,
+        |r| r.api_writes,
     );
     println!(
         "| many at once: {objects} MovieApps applied together, all Ready | {} s | ≤ 60 s | {} |",
