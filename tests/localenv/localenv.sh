@@ -270,9 +270,9 @@ start_component() {
         --audit-policy-file "$state/audit-policy.yaml" --audit-log-path "$state/audit.log" \
         --audit-log-format json --audit-log-mode batch ;;
     kube-controller-manager)
-      # Client limits of a managed control plane rather than client-go's 20
-      # requests/s: at 20, making the ReplicaSets and Pods of 500
-      # Deployments alone took about two minutes.
+      # 200 requests/s instead of client-go's default of 20, at which making
+      # the ReplicaSets and Pods of 500 Deployments held them all from Ready
+      # for 120 s (docs/benchmarks.md).
       start kube-controller-manager "$bin/kube-controller-manager" \
         --kubeconfig "$state/controller-manager.kubeconfig" \
         --authentication-kubeconfig "$state/controller-manager.kubeconfig" \

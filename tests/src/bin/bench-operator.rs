@@ -94,15 +94,24 @@ async fn wait_all_ready(api: &Api<MovieApp>, count: usize, timeout: Duration) ->
     Ok(())
 }
 
-/// (all requests, mutating requests) in `namespace` after `offset` bytes of the audit log.
-fn audit_requests(namespace: &str, offset: u64) -> Result<(usize, usize)> {
-    let path = format!(
+/// The API server's audit log in the local environment.
+fn audit_path() -> Result<String> {
+    Ok(format!(
         "{}/audit.log",
         std::env::var("LOCALENV_DIR").context("LOCALENV_DIR")?
-    );
-    let log = std::fs::read(&path)?;
-    let text = String::from_utf8_lossy(log.get(offset as usize..).unwrap_or_default()).into_owned();
-    let entries: Vec<serde_json::Value> = text
+    ))
+}
+
+/// (all requests, mutating requests) in `namespace` after `offset` bytes of
+/// the audit log; reads only what was appended after `offset`.
+fn audit_requests(namespace: &str, offset: u64) -> Result<(usize, usize)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = audit_path()?;
+    let mut file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut appended = Vec::new();
+    file.read_to_end(&mut appended)?;
+    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&appended)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|e| e["objectRef"]["namespace"].as_str() == Some(namespace))
@@ -118,11 +127,7 @@ fn audit_requests(namespace: &str, offset: u64) -> Result<(usize, usize)> {
 }
 
 fn audit_len() -> Result<u64> {
-    let path = format!(
-        "{}/audit.log",
-        std::env::var("LOCALENV_DIR").context("LOCALENV_DIR")?
-    );
-    Ok(std::fs::metadata(path)?.len())
+    Ok(std::fs::metadata(audit_path()?)?.len())
 }
 
 /// The figures of one run.
