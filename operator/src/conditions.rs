@@ -8,6 +8,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::reason::Reason;
+
 /// Condition types.
 pub mod kind {
     pub const READY: &str = "Ready";
@@ -20,51 +22,33 @@ pub mod kind {
     pub const WORKER_AVAILABLE: &str = "WorkerAvailable";
 }
 
-/// Reasons of the summary conditions that are not taken from a part.
-pub mod reason {
-    pub const AVAILABLE: &str = "Available";
-    pub const PROGRESSING: &str = "Progressing";
-    pub const RECONCILED: &str = "Reconciled";
-    pub const NO_BLOCKERS: &str = "NoBlockers";
-    pub const DELETING: &str = "Deleting";
-}
-
 /// How one part of the application stands after a reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartState {
     /// Done and healthy.
-    Ready {
-        reason: &'static str,
-        message: String,
-    },
+    Ready { reason: Reason, message: String },
     /// Work under way, or a transient error that is being retried.
-    Progressing {
-        reason: &'static str,
-        message: String,
-    },
+    Progressing { reason: Reason, message: String },
     /// Needs a human: bad spec, missing reference, conflict, access denied.
-    Blocked {
-        reason: &'static str,
-        message: String,
-    },
+    Blocked { reason: Reason, message: String },
 }
 
 impl PartState {
-    pub fn ready(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn ready(reason: Reason, message: impl Into<String>) -> Self {
         Self::Ready {
             reason,
             message: message.into(),
         }
     }
 
-    pub fn progressing(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn progressing(reason: Reason, message: impl Into<String>) -> Self {
         Self::Progressing {
             reason,
             message: message.into(),
         }
     }
 
-    pub fn blocked(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn blocked(reason: Reason, message: impl Into<String>) -> Self {
         Self::Blocked {
             reason,
             message: message.into(),
@@ -79,11 +63,11 @@ impl PartState {
         matches!(self, Self::Blocked { .. })
     }
 
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
             Self::Ready { reason, .. }
             | Self::Progressing { reason, .. }
-            | Self::Blocked { reason, .. } => reason,
+            | Self::Blocked { reason, .. } => *reason,
         }
     }
 
@@ -114,7 +98,7 @@ impl Part {
 struct Desired {
     type_: &'static str,
     status: bool,
-    reason: &'static str,
+    reason: Reason,
     message: String,
 }
 
@@ -152,19 +136,19 @@ pub fn deleting(
         Desired {
             type_: kind::READY,
             status: false,
-            reason: reason::DELETING,
+            reason: Reason::Deleting,
             message: message.to_owned(),
         },
         Desired {
             type_: kind::RECONCILING,
             status: true,
-            reason: reason::DELETING,
+            reason: Reason::Deleting,
             message: message.to_owned(),
         },
         Desired {
             type_: kind::STALLED,
             status: false,
-            reason: reason::NO_BLOCKERS,
+            reason: Reason::NoBlockers,
             message: String::new(),
         },
     ]
@@ -191,7 +175,7 @@ fn summary(parts: &[Part]) -> [Desired; 3] {
         None => Desired {
             type_: kind::READY,
             status: true,
-            reason: reason::AVAILABLE,
+            reason: Reason::Available,
             message: "every part is provisioned and the worker is available".to_owned(),
         },
         Some(first) => {
@@ -215,7 +199,7 @@ fn summary(parts: &[Part]) -> [Desired; 3] {
         None => Desired {
             type_: kind::STALLED,
             status: false,
-            reason: reason::NO_BLOCKERS,
+            reason: Reason::NoBlockers,
             message: String::new(),
         },
     };
@@ -225,14 +209,14 @@ fn summary(parts: &[Part]) -> [Desired; 3] {
         Desired {
             type_: kind::RECONCILING,
             status: true,
-            reason: reason::PROGRESSING,
+            reason: Reason::Progressing,
             message: format!("waiting for {}", names.join(", ")),
         }
     } else {
         Desired {
             type_: kind::RECONCILING,
             status: false,
-            reason: reason::RECONCILED,
+            reason: Reason::Reconciled,
             message: String::new(),
         }
     };
@@ -254,7 +238,7 @@ fn materialise(
     Condition {
         type_: desired.type_.to_owned(),
         status: status.to_owned(),
-        reason: desired.reason.to_owned(),
+        reason: desired.reason.as_str().to_owned(),
         message: desired.message,
         last_transition_time,
         observed_generation: generation,
@@ -310,8 +294,14 @@ mod tests {
 
     fn all_ready() -> Vec<Part> {
         vec![
-            Part::new(kind::IMAGE_RESOLVED, PartState::ready("Resolved", "ok")),
-            Part::new(kind::WORKER_AVAILABLE, PartState::ready("Available", "2/2")),
+            Part::new(
+                kind::IMAGE_RESOLVED,
+                PartState::ready(Reason::Resolved, "ok"),
+            ),
+            Part::new(
+                kind::WORKER_AVAILABLE,
+                PartState::ready(Reason::Available, "2/2"),
+            ),
         ]
     }
 
@@ -338,10 +328,13 @@ mod tests {
     #[test]
     fn progressing_part_means_reconciling_not_stalled() {
         let parts = vec![
-            Part::new(kind::IMAGE_RESOLVED, PartState::ready("Resolved", "ok")),
+            Part::new(
+                kind::IMAGE_RESOLVED,
+                PartState::ready(Reason::Resolved, "ok"),
+            ),
             Part::new(
                 kind::WORKER_AVAILABLE,
-                PartState::progressing("Progressing", "0/2 available"),
+                PartState::progressing(Reason::Progressing, "0/2 available"),
             ),
         ];
         let conditions = compute(&[], &parts, Some(1), &at(10));
@@ -364,11 +357,11 @@ mod tests {
         let parts = vec![
             Part::new(
                 kind::IMAGE_RESOLVED,
-                PartState::progressing("Resolving", ""),
+                PartState::progressing(Reason::Creating, ""),
             ),
             Part::new(
                 kind::WORKER_AVAILABLE,
-                PartState::blocked("SecretNotFound", "Secret tmdb not found"),
+                PartState::blocked(Reason::SecretNotFound, "Secret tmdb not found"),
             ),
         ];
         let conditions = compute(&[], &parts, Some(1), &at(10));
@@ -392,7 +385,7 @@ mod tests {
 
         let stalled_parts = vec![Part::new(
             kind::WORKER_AVAILABLE,
-            PartState::blocked("SecretNotFound", "x"),
+            PartState::blocked(Reason::SecretNotFound, "x"),
         )];
         let third = compute(&second, &stalled_parts, Some(1), &at(30));
         assert_eq!(find(&third, kind::STALLED).last_transition_time, at(30));
@@ -413,7 +406,7 @@ mod tests {
             &again,
             &[Part::new(
                 kind::WORKER_AVAILABLE,
-                PartState::blocked("SecretNotFound", "x"),
+                PartState::blocked(Reason::SecretNotFound, "x"),
             )],
             Some(2),
             &at(30),
@@ -432,7 +425,10 @@ mod tests {
     fn deleting_keeps_part_conditions() {
         let ready = compute(&[], &all_ready(), Some(1), &at(10));
         let deleting = deleting(&ready, "deleting AWS resources", Some(1), &at(20));
-        assert_eq!(find(&deleting, kind::READY).reason, reason::DELETING);
+        assert_eq!(
+            find(&deleting, kind::READY).reason,
+            Reason::Deleting.as_str()
+        );
         assert_eq!(find(&deleting, kind::RECONCILING).status, "True");
         assert_eq!(
             find(&deleting, kind::IMAGE_RESOLVED),

@@ -16,5 +16,6 @@ pub mod leader;
 pub mod metrics;
 pub mod naming;
 pub mod provision;
+pub mod reason;
 pub mod reconcile;
 pub mod server;

@@ -20,6 +20,7 @@ use movieapp_operator::crd::{
 use movieapp_operator::metrics::Metrics;
 use movieapp_operator::naming::{AppId, component};
 use movieapp_operator::provision::{self, Cleanup, Notice, Provisioned, Target, iam};
+use movieapp_operator::reason::Reason;
 use movieapp_tests::{LocalEnv, unique_name};
 use serde_json::{Value, json};
 
@@ -289,7 +290,7 @@ fn all_notices(p: &Provisioned) -> Vec<Notice> {
         .collect()
 }
 
-fn count_reason(notices: &[Notice], reason: &str) -> usize {
+fn count_reason(notices: &[Notice], reason: Reason) -> usize {
     notices.iter().filter(|n| n.reason == reason).count()
 }
 
@@ -493,7 +494,7 @@ async fn create_and_resync(app: &mut App) -> Result<()> {
     let calls_to_create = app.total_calls()?;
     // 3 tables, 2 queues, 1 topic, 2 subscriptions.
     ensure!(
-        count_reason(&notices, "Created") == 8,
+        count_reason(&notices, Reason::Created) == 8,
         "notices: {notices:#?}"
     );
 
@@ -775,7 +776,8 @@ async fn drift(app: &mut App) -> Result<()> {
     ensure!(
         notices
             .iter()
-            .any(|n| n.reason == "DriftRepaired" && n.message.contains("VisibilityTimeout 5 → 60")),
+            .any(|n| n.reason == Reason::DriftRepaired
+                && n.message.contains("VisibilityTimeout 5 → 60")),
         "{notices:#?}"
     );
     let attributes = queue_attributes(&app.sdk, &jobs_url).await?;
@@ -838,7 +840,7 @@ async fn drift(app: &mut App) -> Result<()> {
     ensure!(
         notices
             .iter()
-            .any(|n| n.reason == "Recreated" && n.message.contains(&app.jobs_queue())),
+            .any(|n| n.reason == Reason::Recreated && n.message.contains(&app.jobs_queue())),
         "{notices:#?}"
     );
     let url = queue_url(&app.sdk, &app.jobs_queue())
@@ -860,7 +862,7 @@ async fn drift(app: &mut App) -> Result<()> {
     ensure!(
         notices
             .iter()
-            .any(|n| n.reason == "Recreated" && n.message.contains(&movies)),
+            .any(|n| n.reason == Reason::Recreated && n.message.contains(&movies)),
         "{notices:#?}"
     );
     ensure!(point_in_time_recovery(&app.sdk, &movies).await?);
@@ -885,7 +887,7 @@ async fn spec_changes(app: &mut App) -> Result<()> {
     // Point-in-time recovery off, then on again.
     app.edit(|s| s.database.point_in_time_recovery = false);
     let notices = app.converge_and_settle().await?;
-    ensure!(count_reason(&notices, "Updated") == 3, "{notices:#?}");
+    ensure!(count_reason(&notices, Reason::Updated) == 3, "{notices:#?}");
     ensure!(!point_in_time_recovery(&app.sdk, &users).await?);
     app.edit(|s| s.database.point_in_time_recovery = true);
     app.converge_and_settle().await?;
@@ -955,7 +957,7 @@ async fn spec_changes(app: &mut App) -> Result<()> {
     ensure!(has_extra(&subscriptions(&app.sdk, &topic).await?));
     app.edit(|s| s.notifications.subscriptions.clear());
     let notices = app.converge_and_settle().await?;
-    ensure!(count_reason(&notices, "Deleted") == 1, "{notices:#?}");
+    ensure!(count_reason(&notices, Reason::Deleted) == 1, "{notices:#?}");
     let listed = subscriptions(&app.sdk, &topic).await?;
     ensure!(!has_extra(&listed) && listed.len() == 1, "{listed:?}");
     Ok(())
@@ -1027,7 +1029,7 @@ async fn a_table_owned_by_someone_else_is_a_name_conflict_and_left_untouched() -
             let provisioned = last.context("no pass")?;
             match &provisioned.tables.state {
                 movieapp_operator::conditions::PartState::Blocked { reason, message } => {
-                    ensure!(*reason == "NameConflict", "{reason}");
+                    ensure!(*reason == Reason::NameConflict, "{reason}");
                     ensure!(
                         message.contains("someone-else") && message.contains(&users),
                         "{message}"
@@ -1087,7 +1089,7 @@ async fn an_untagged_table_is_adopted_only_with_the_annotation() -> Result<()> {
             let provisioned = app.pass().await;
             match &provisioned.tables.state {
                 movieapp_operator::conditions::PartState::Blocked { reason, message } => {
-                    ensure!(*reason == "NameConflict");
+                    ensure!(*reason == Reason::NameConflict);
                     ensure!(message.contains("movieapp.io/adopt: \"true\""), "{message}");
                 }
                 other => bail!("expected NameConflict, got {other:?}"),
@@ -1103,7 +1105,7 @@ async fn an_untagged_table_is_adopted_only_with_the_annotation() -> Result<()> {
             ensure!(
                 notices
                     .iter()
-                    .any(|n| n.reason == "Adopted" && n.message.contains(&movies)),
+                    .any(|n| n.reason == Reason::Adopted && n.message.contains(&movies)),
                 "{notices:#?}"
             );
             ensure!(has_ownership_tags(&app, &table_tags(&app.sdk, &arn).await?));
@@ -1210,7 +1212,7 @@ async fn retain_keeps_everything_tagged_and_a_new_object_can_adopt_it() -> Resul
     let mut successor = app.recreated().await?;
     let provisioned = successor.pass().await;
     ensure!(
-        matches!(&provisioned.tables.state, movieapp_operator::conditions::PartState::Blocked { reason: "NameConflict", message } if message.contains("retained")),
+        matches!(&provisioned.tables.state, movieapp_operator::conditions::PartState::Blocked { reason: Reason::NameConflict, message } if message.contains("retained")),
         "{:?}",
         provisioned.tables.state
     );
@@ -1218,7 +1220,7 @@ async fn retain_keeps_everything_tagged_and_a_new_object_can_adopt_it() -> Resul
     with_cleanup(successor, |mut successor| async move {
         let result = async {
             let notices = successor.converge().await?;
-            ensure!(count_reason(&notices, "Adopted") == 6, "{notices:#?}");
+            ensure!(count_reason(&notices, Reason::Adopted) == 6, "{notices:#?}");
             let url = queue_url(&successor.sdk, &successor.jobs_queue())
                 .await?
                 .context("queue")?;

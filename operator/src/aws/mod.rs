@@ -29,6 +29,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
+use crate::reason::Reason;
 
 /// The SDK clients of one region.
 #[derive(Debug, Clone)]
@@ -205,10 +206,10 @@ impl AwsError {
     }
 
     /// A `Stalled` reason for errors a human must fix.
-    pub fn stalled_reason(&self) -> Option<&'static str> {
+    pub fn stalled_reason(&self) -> Option<Reason> {
         match self.kind {
-            ErrorKind::AccessDenied => Some("AccessDenied"),
-            ErrorKind::Invalid => Some("AwsValidationError"),
+            ErrorKind::AccessDenied => Some(Reason::AccessDenied),
+            ErrorKind::Invalid => Some(Reason::AwsValidationError),
             ErrorKind::Retryable | ErrorKind::NotFound => None,
         }
     }

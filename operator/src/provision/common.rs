@@ -10,6 +10,7 @@ use super::{Notice, Observed, Target};
 use crate::aws::tags::{self, Owner};
 use crate::aws::{AwsError, ErrorKind};
 use crate::conditions::PartState;
+use crate::reason::Reason;
 
 /// The annotation that lets a MovieApp take over existing resources (read by
 /// the reconciler into [`Target::adopt`]; named here for messages).
@@ -31,11 +32,11 @@ impl From<AwsError> for Halt {
 }
 
 impl Halt {
-    pub fn progressing(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn progressing(reason: Reason, message: impl Into<String>) -> Self {
         Self::State(PartState::progressing(reason, message))
     }
 
-    pub fn blocked(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn blocked(reason: Reason, message: impl Into<String>) -> Self {
         Self::State(PartState::blocked(reason, message))
     }
 
@@ -56,7 +57,7 @@ impl Halt {
         matches!(
             self,
             Self::State(PartState::Blocked {
-                reason: "NameConflict",
+                reason: Reason::NameConflict,
                 ..
             })
         )
@@ -65,7 +66,7 @@ impl Halt {
     /// What stopped, for a message.
     pub fn message(&self) -> String {
         match self {
-            Self::State(state) => message(state).to_owned(),
+            Self::State(state) => state.message().to_owned(),
             Self::Aws(error) => error.to_string(),
         }
     }
@@ -191,11 +192,11 @@ pub fn retained_tag(tags: &BTreeMap<String, String>) -> Option<(String, String)>
 pub fn created(known_before: bool, what: &str) -> Notice {
     if known_before {
         Notice::new(
-            "Recreated",
+            Reason::Recreated,
             format!("{what} had disappeared and was created again"),
         )
     } else {
-        Notice::new("Created", format!("created {what}"))
+        Notice::new(Reason::Created, format!("created {what}"))
     }
 }
 
@@ -207,15 +208,15 @@ pub fn changed(target: &Target<'_>, message: String) -> Notice {
         _ => false,
     };
     if spec_changed {
-        Notice::new("Updated", message)
+        Notice::new(Reason::Updated, message)
     } else {
-        Notice::new("DriftRepaired", message)
+        Notice::new(Reason::DriftRepaired, message)
     }
 }
 
 pub fn adopted(what: &str) -> Notice {
     Notice::new(
-        "Adopted",
+        Reason::Adopted,
         format!("adopted {what} and tagged it with this MovieApp's ownership tags"),
     )
 }
@@ -234,32 +235,16 @@ pub fn combine(states: Vec<(String, PartState)>, ready_message: String) -> PartS
     let describe = |parts: &[&(String, PartState)]| {
         parts
             .iter()
-            .map(|(name, state)| format!("{name}: {}", message(state)))
+            .map(|(name, state)| format!("{name}: {}", state.message()))
             .collect::<Vec<_>>()
             .join("; ")
     };
     if let Some((_, first)) = blocked.first() {
-        PartState::blocked(reason(first), describe(&blocked))
+        PartState::blocked(first.reason(), describe(&blocked))
     } else if let Some((_, first)) = waiting.first() {
-        PartState::progressing(reason(first), describe(&waiting))
+        PartState::progressing(first.reason(), describe(&waiting))
     } else {
-        PartState::ready("Provisioned", ready_message)
-    }
-}
-
-fn reason(state: &PartState) -> &'static str {
-    match state {
-        PartState::Ready { reason, .. }
-        | PartState::Progressing { reason, .. }
-        | PartState::Blocked { reason, .. } => reason,
-    }
-}
-
-fn message(state: &PartState) -> &str {
-    match state {
-        PartState::Ready { message, .. }
-        | PartState::Progressing { message, .. }
-        | PartState::Blocked { message, .. } => message,
+        PartState::ready(Reason::Provisioned, ready_message)
     }
 }
 
@@ -426,7 +411,7 @@ mod tests {
     #[test]
     fn notices_tell_spec_changes_from_drift() {
         with_target(false, |t| {
-            assert_eq!(changed(t, "x".into()).reason, "DriftRepaired");
+            assert_eq!(changed(t, "x".into()).reason, Reason::DriftRepaired);
             let previous = MovieAppStatus {
                 observed_generation: Some(1),
                 ..MovieAppStatus::default()
@@ -436,37 +421,52 @@ mod tests {
                 generation: Some(1),
                 ..*t
             };
-            assert_eq!(changed(&same, "x".into()).reason, "DriftRepaired");
+            assert_eq!(changed(&same, "x".into()).reason, Reason::DriftRepaired);
             let edited = Target {
                 generation: Some(2),
                 ..same
             };
-            assert_eq!(changed(&edited, "x".into()).reason, "Updated");
+            assert_eq!(changed(&edited, "x".into()).reason, Reason::Updated);
         });
-        assert_eq!(created(false, "t").reason, "Created");
-        assert_eq!(created(true, "t").reason, "Recreated");
+        assert_eq!(created(false, "t").reason, Reason::Created);
+        assert_eq!(created(true, "t").reason, Reason::Recreated);
     }
 
     #[test]
     fn combine_reports_the_worst_state() {
-        let ready = || PartState::ready("Provisioned", "ok");
+        let ready = || PartState::ready(Reason::Provisioned, "ok");
         assert!(combine(vec![("a".into(), ready())], "all".into()).is_ready());
         let waiting = combine(
             vec![
                 ("a".into(), ready()),
-                ("b".into(), PartState::progressing("Creating", "CREATING")),
+                (
+                    "b".into(),
+                    PartState::progressing(Reason::Creating, "CREATING"),
+                ),
             ],
             "all".into(),
         );
-        assert_eq!(waiting, PartState::progressing("Creating", "b: CREATING"));
+        assert_eq!(
+            waiting,
+            PartState::progressing(Reason::Creating, "b: CREATING")
+        );
         let blocked = combine(
             vec![
-                ("b".into(), PartState::progressing("Creating", "CREATING")),
-                ("c".into(), PartState::blocked("NameConflict", "not ours")),
+                (
+                    "b".into(),
+                    PartState::progressing(Reason::Creating, "CREATING"),
+                ),
+                (
+                    "c".into(),
+                    PartState::blocked(Reason::NameConflict, "not ours"),
+                ),
             ],
             "all".into(),
         );
-        assert_eq!(blocked, PartState::blocked("NameConflict", "c: not ours"));
+        assert_eq!(
+            blocked,
+            PartState::blocked(Reason::NameConflict, "c: not ours")
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::common::{self, Claim, Halt};
 use super::{Cleanup, Notice, Observed, Target};
 use crate::aws::AwsError;
 use crate::crd::{BillingMode, DatabaseSpec, TableEncryption, TableStatus};
+use crate::reason::Reason;
 
 const SERVICE: &str = "dynamodb";
 
@@ -71,8 +72,11 @@ async fn ensure_table(target: &Target<'_>, table: &Table) -> Observed<TableStatu
     match reconcile_table(target, table, &name, &mut value, &mut notices).await {
         Ok(()) => match value {
             Some(value) => Observed::ready(value, notices),
-            None => Halt::progressing("Creating", format!("DynamoDB table {name}: no ARN yet"))
-                .observed(None, notices),
+            None => Halt::progressing(
+                Reason::Creating,
+                format!("DynamoDB table {name}: no ARN yet"),
+            )
+            .observed(None, notices),
         },
         Err(halt) => halt.observed(value, notices),
     }
@@ -97,7 +101,7 @@ async fn reconcile_table(
                 .is_some_and(|s| s.tables.iter().any(|t| t.name == name));
             let Some(description) = create(target, &desired, name).await? else {
                 return Err(Halt::progressing(
-                    "Creating",
+                    Reason::Creating,
                     format!("{what} is being created"),
                 ));
             };
@@ -108,7 +112,7 @@ async fn reconcile_table(
     let arn = description
         .table_arn
         .clone()
-        .ok_or_else(|| Halt::progressing("Creating", format!("{what} has no ARN yet")))?;
+        .ok_or_else(|| Halt::progressing(Reason::Creating, format!("{what} has no ARN yet")))?;
 
     // A table we just created carries our tags already.
     if !created {
@@ -136,7 +140,7 @@ async fn claim(
     let dynamodb = &target.aws.dynamodb;
     let tags = list_tags(dynamodb, arn).await?;
     match common::claim(target, what, &tags) {
-        Claim::Conflict(message) => Err(Halt::blocked("NameConflict", message)),
+        Claim::Conflict(message) => Err(Halt::blocked(Reason::NameConflict, message)),
         Claim::Adopt => {
             write_tags(dynamodb, arn, &common::tag_changes(target.owner, &tags)).await?;
             notices.push(common::adopted(what));
@@ -176,7 +180,7 @@ async fn apply_table_changes(
             Ok(None) => return Ok(()),
             Err(incompatible) => {
                 return Err(Halt::blocked(
-                    "IncompatibleTable",
+                    Reason::IncompatibleTable,
                     format!("{what}: {incompatible}"),
                 ));
             }
@@ -189,7 +193,7 @@ async fn apply_table_changes(
         shape = TableShape::from_description(&description);
     }
     Err(Halt::progressing(
-        "Updating",
+        Reason::Updating,
         format!("{what}: more changes follow at the next reconcile"),
     ))
 }
@@ -260,7 +264,7 @@ async fn ensure_time_to_live(
     let (enabled, attribute) = match &step {
         TtlStep::Wait => {
             return Err(Halt::progressing(
-                "Updating",
+                Reason::Updating,
                 format!("{what}: time to live is changing"),
             ));
         }
@@ -504,23 +508,23 @@ impl TableShape {
 
     /// Why nothing may be changed right now, if so: DynamoDB refuses updates
     /// to a table or index that is not `ACTIVE`.
-    pub fn busy(&self) -> Option<(&'static str, String)> {
+    pub fn busy(&self) -> Option<(Reason, String)> {
         if self.status != "ACTIVE" {
             let reason = if self.status == "CREATING" {
-                "Creating"
+                Reason::Creating
             } else {
-                "Updating"
+                Reason::Updating
             };
             return Some((reason, format!("table is {}", self.status)));
         }
         if let Some(index) = self.indexes.iter().find(|i| i.status != "ACTIVE") {
             return Some((
-                "Updating",
+                Reason::Updating,
                 format!("index {} is {}", index.name, index.status),
             ));
         }
         if self.encryption == Encryption::Changing {
-            return Some(("Updating", "encryption is changing".to_owned()));
+            return Some((Reason::Updating, "encryption is changing".to_owned()));
         }
         None
     }
@@ -1265,14 +1269,14 @@ mod tests {
         let mut actual = shape_of(&desired);
         assert_eq!(actual.busy(), None);
         actual.status = "CREATING".into();
-        assert_eq!(actual.busy().map(|b| b.0), Some("Creating"));
+        assert_eq!(actual.busy().map(|b| b.0), Some(Reason::Creating));
         actual.status = "UPDATING".into();
-        assert_eq!(actual.busy().map(|b| b.0), Some("Updating"));
+        assert_eq!(actual.busy().map(|b| b.0), Some(Reason::Updating));
         let mut actual = shape_of(&desired);
         actual.indexes[0].status = "CREATING".into();
         assert_eq!(
             actual.busy(),
-            Some(("Updating", "index by-movie is CREATING".into()))
+            Some((Reason::Updating, "index by-movie is CREATING".into()))
         );
     }
 

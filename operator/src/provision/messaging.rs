@@ -15,6 +15,7 @@ use crate::aws::AwsError;
 use crate::conditions::PartState;
 use crate::crd::{NotificationsStatus, QueueStatus};
 use crate::naming::component;
+use crate::reason::Reason;
 
 /// The physical names of the messaging resources.
 #[derive(Debug, Clone)]
@@ -98,7 +99,7 @@ pub async fn ensure(target: &Target<'_>) -> (Observed<QueueStatus>, Observed<Not
     };
     let Some(account) = Arn::parse(&dead_letter.arn) else {
         let halt = Halt::progressing(
-            super::TRANSIENT_AWS_ERROR,
+            Reason::AwsError,
             format!(
                 "SQS reported an unreadable queue ARN {}; retrying",
                 dead_letter.arn
@@ -224,7 +225,7 @@ fn waiting_for_queue(halt: &Halt) -> Observed<NotificationsStatus> {
     let why = halt.message();
     Observed {
         state: PartState::progressing(
-            "WaitingForQueue",
+            Reason::WaitingForQueue,
             format!("the topic is provisioned once the jobs queues are: {why}"),
         ),
         value: None,

@@ -20,6 +20,7 @@ use crate::aws::{AwsClients, AwsError};
 use crate::conditions::PartState;
 use crate::crd::{MovieAppSpec, MovieAppStatus, NotificationsStatus, QueueStatus, TableStatus};
 use crate::naming::AppId;
+use crate::reason::Reason;
 
 /// Everything provisioning needs to know about one MovieApp.
 #[derive(Debug, Clone, Copy)]
@@ -45,23 +46,19 @@ pub struct Target<'a> {
 /// recreated after it vanished, or an attribute restored after drift).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
-    /// A CamelCase Event reason: `Created`, `Adopted`, `Recreated`, `DriftRepaired`, `Deleted`, ...
-    pub reason: &'static str,
+    /// `Created`, `Adopted`, `Recreated`, `Updated`, `DriftRepaired` or `Deleted`.
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Notice {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         Self {
             reason,
             message: message.into(),
         }
     }
 }
-
-/// The reason of a part that a transient AWS error (throttling, a 5xx, a
-/// time-out) interrupted.
-pub const TRANSIENT_AWS_ERROR: &str = "AwsError";
 
 /// What one part looks like after provisioning.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +72,7 @@ pub struct Observed<T> {
 impl<T> Observed<T> {
     pub fn ready(value: T, notices: Vec<Notice>) -> Self {
         Self {
-            state: PartState::ready("Provisioned", "provisioned"),
+            state: PartState::ready(Reason::Provisioned, "provisioned"),
             value: Some(value),
             notices,
         }
@@ -85,7 +82,7 @@ impl<T> Observed<T> {
     pub fn from_error(error: &AwsError, value: Option<T>, notices: Vec<Notice>) -> Self {
         let state = match error.stalled_reason() {
             Some(reason) => PartState::blocked(reason, error.to_string()),
-            None => PartState::progressing(TRANSIENT_AWS_ERROR, format!("retrying: {error}")),
+            None => PartState::progressing(Reason::AwsError, format!("retrying: {error}")),
         };
         Self {
             state,

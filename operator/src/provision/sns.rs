@@ -12,6 +12,7 @@ use super::common::{self, Claim, Halt};
 use super::{Notice, Target};
 use crate::aws::AwsError;
 use crate::crd::SubscriptionStatus;
+use crate::reason::Reason;
 
 const SERVICE: &str = "sns";
 
@@ -98,7 +99,7 @@ pub async fn ensure_topic(
         return Ok(created);
     };
     match common::claim(target, &what, &tags) {
-        Claim::Conflict(message) => return Err(Halt::blocked("NameConflict", message)),
+        Claim::Conflict(message) => return Err(Halt::blocked(Reason::NameConflict, message)),
         Claim::Adopt => {
             write_tags(sns, arn, &common::tag_changes(target.owner, &tags)).await?;
             notices.push(common::adopted(&what));
@@ -133,7 +134,7 @@ pub async fn ensure_subscriptions(
     for subscription in &plan.unsubscribe {
         unsubscribe(sns, &subscription.arn).await?;
         notices.push(Notice::new(
-            "Deleted",
+            Reason::Deleted,
             format!(
                 "unsubscribed {} {} from the notifications topic",
                 subscription.protocol, subscription.endpoint
@@ -284,7 +285,7 @@ async fn create_topic(target: &Target<'_>, name: &str) -> Result<String, Halt> {
         .map_err(|e| AwsError::from_sdk(SERVICE, "CreateTopic", e))?;
     output.topic_arn.ok_or_else(|| {
         Halt::progressing(
-            "Creating",
+            Reason::Creating,
             format!("CreateTopic returned no ARN for {name}"),
         )
     })

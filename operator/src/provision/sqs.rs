@@ -14,6 +14,7 @@ use super::Target;
 use super::common::{self, Claim, Halt};
 use super::policy::{self, Redrive};
 use crate::aws::AwsError;
+use crate::reason::Reason;
 
 const SERVICE: &str = "sqs";
 
@@ -164,7 +165,7 @@ pub async fn ensure(
     };
     let tags = list_tags(sqs, &url).await?;
     match common::claim(target, &desired.what(), &tags) {
-        Claim::Conflict(message) => return Err(Halt::blocked("NameConflict", message)),
+        Claim::Conflict(message) => return Err(Halt::blocked(Reason::NameConflict, message)),
         Claim::Adopt => {
             write_tags(sqs, &url, &common::tag_changes(target.owner, &tags)).await?;
             notices.push(common::adopted(&desired.what()));
@@ -195,7 +196,7 @@ pub async fn ensure(
         .cloned()
         .ok_or_else(|| {
             Halt::progressing(
-                super::TRANSIENT_AWS_ERROR,
+                Reason::AwsError,
                 format!("{} reported no QueueArn; retrying", desired.what()),
             )
         })?;
@@ -402,7 +403,7 @@ async fn create(
     };
     let url = url.ok_or_else(|| {
         Halt::progressing(
-            "Creating",
+            Reason::Creating,
             format!("CreateQueue returned no URL for {}", desired.what()),
         )
     })?;
@@ -411,7 +412,10 @@ async fn create(
         .await?
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .ok_or_else(|| {
-            Halt::progressing("Creating", format!("{} is being created", desired.what()))
+            Halt::progressing(
+                Reason::Creating,
+                format!("{} is being created", desired.what()),
+            )
         })?;
     Ok(Queue { url, arn })
 }
@@ -423,7 +427,7 @@ fn creation_refused(desired: &DesiredQueue, error: AwsError) -> Halt {
     match code {
         // AWS keeps a deleted queue's name for 60 seconds.
         "QueueDeletedRecently" => Halt::progressing(
-            "Creating",
+            Reason::Creating,
             format!(
                 "{} was deleted less than 60 s ago and SQS does not allow the name yet; retrying",
                 desired.what()
@@ -432,7 +436,7 @@ fn creation_refused(desired: &DesiredQueue, error: AwsError) -> Halt {
         // Someone created the name between our lookup and our create: the
         // next pass looks at it (and checks its owner) again.
         "QueueAlreadyExists" | "QueueNameExists" => Halt::progressing(
-            "Creating",
+            Reason::Creating,
             format!(
                 "{} appeared while being created; checking it again",
                 desired.what()

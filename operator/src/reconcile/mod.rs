@@ -32,7 +32,8 @@ use crate::conditions::{Part, PartState, kind};
 use crate::context::{Context, PassInputs, Verified};
 use crate::crd::{DeletionPolicy, MovieApp};
 use crate::naming::AppId;
-use crate::provision::{self, Cleanup, Notice, Observed, Provisioned, TRANSIENT_AWS_ERROR, Target};
+use crate::provision::{self, Cleanup, Notice, Observed, Provisioned, Target};
+use crate::reason::Reason;
 use children::{AUTH_SECRET_KEY, Inputs};
 
 /// The finalizer that guards AWS cleanup.
@@ -155,7 +156,7 @@ async fn report_invalid(
     warn!(movieapp = %key, error = %invalid.error, "the object does not match the MovieApp schema");
     let event = kube::runtime::events::Event {
         type_: kube::runtime::events::EventType::Warning,
-        reason: "InvalidObject".to_owned(),
+        reason: Reason::InvalidObject.as_str().to_owned(),
         note: Some(format!(
             "the object does not match the MovieApp schema: {}",
             invalid.error
@@ -270,7 +271,7 @@ async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
 
     let image_state = image_state(&image);
     let worker_blocker = if !problems.is_empty() {
-        Some(PartState::blocked("InvalidSpec", problems.join("; ")))
+        Some(PartState::blocked(Reason::InvalidSpec, problems.join("; ")))
     } else {
         secret.err()
     };
@@ -344,7 +345,14 @@ async fn apply(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
             unread.join("; ")
         );
         warn!(movieapp = %object_key(app), %note, "resync incomplete");
-        status::event(ctx, app, status::EventKind::Warning, "ResyncFailed", &note).await;
+        status::event(
+            ctx,
+            app,
+            status::EventKind::Warning,
+            Reason::ResyncFailed,
+            &note,
+        )
+        .await;
     } else if reused.is_none() {
         ctx.set_verified(
             &uid,
@@ -405,8 +413,13 @@ fn hold_through_read_errors(
 
 /// Puts `last` in place of `part` when a transient AWS error interrupted it.
 fn hold_part<T: Clone>(part: &mut Observed<T>, last: &Observed<T>, unread: &mut Vec<String>) {
-    if matches!(part.state, PartState::Progressing { reason, .. } if reason == TRANSIENT_AWS_ERROR)
-    {
+    if matches!(
+        part.state,
+        PartState::Progressing {
+            reason: Reason::AwsError,
+            ..
+        }
+    ) {
         unread.push(part.state.message().to_owned());
         *part = last.clone();
     }
@@ -449,15 +462,9 @@ fn settled(parts: &[Part]) -> bool {
         p.state.is_ready()
             || (p.condition == kind::WORKER_AVAILABLE
                 && !p.state.is_blocked()
-                && ROLLING_OUT.contains(&p.state.reason()))
+                && matches!(p.state.reason(), Reason::Deploying | Reason::Progressing))
     })
 }
-
-/// The worker's reasons while its Deployment is created, and while it rolls
-/// out (see [`worker_state`]).
-const DEPLOYING: &str = "Deploying";
-const PROGRESSING: &str = "Progressing";
-const ROLLING_OUT: [&str; 2] = [DEPLOYING, PROGRESSING];
 
 /// When to reconcile again, from how the parts stand.
 fn next_check(parts: &[Part], resync: Duration) -> Action {
@@ -473,16 +480,16 @@ fn next_check(parts: &[Part], resync: Duration) -> Action {
 
 fn image_state(image: &Result<ResolvedImage, ImageError>) -> PartState {
     match image {
-        Ok(image) => PartState::ready("Resolved", image.reference.clone()),
+        Ok(image) => PartState::ready(Reason::Resolved, image.reference.clone()),
         Err(error @ ImageError::RepositoryNotFound { .. }) => {
-            PartState::blocked("RepositoryNotFound", error.to_string())
+            PartState::blocked(Reason::RepositoryNotFound, error.to_string())
         }
         Err(error @ ImageError::ImageNotFound { .. }) => {
-            PartState::blocked("ImageNotFound", error.to_string())
+            PartState::blocked(Reason::ImageNotFound, error.to_string())
         }
         Err(ImageError::Aws(error)) => match error.stalled_reason() {
             Some(reason) => PartState::blocked(reason, error.to_string()),
-            None => PartState::progressing("EcrError", format!("retrying: {error}")),
+            None => PartState::progressing(Reason::EcrError, format!("retrying: {error}")),
         },
     }
 }
@@ -525,8 +532,8 @@ fn inputs(
 /// failing, a conflict) is retried.
 fn apply_failed_state(error: &apply::ChildError) -> PartState {
     match error.code() {
-        Some(400 | 403 | 422) => PartState::blocked("ChildRejected", error.to_string()),
-        _ => PartState::progressing("ApplyFailed", format!("retrying: {error}")),
+        Some(400 | 403 | 422) => PartState::blocked(Reason::ChildRejected, error.to_string()),
+        _ => PartState::progressing(Reason::ApplyFailed, format!("retrying: {error}")),
     }
 }
 
@@ -592,10 +599,10 @@ fn worker_state(
 ) -> PartState {
     let Some(deployment) = deployment else {
         return if inputs_ready || applied_now {
-            PartState::progressing(DEPLOYING, "the worker Deployment is being created")
+            PartState::progressing(Reason::Deploying, "the worker Deployment is being created")
         } else {
             PartState::progressing(
-                "WaitingForDependencies",
+                Reason::WaitingForDependencies,
                 "waiting for the image and the AWS resources before deploying the worker",
             )
         };
@@ -612,18 +619,18 @@ fn worker_state(
     let total = status.replicas.unwrap_or(0);
     if status.observed_generation.unwrap_or(0) < generation {
         return PartState::progressing(
-            PROGRESSING,
+            Reason::Progressing,
             "the Deployment controller has not seen the latest change yet",
         );
     }
     if updated >= desired && available >= desired && total == updated {
         PartState::ready(
-            "Available",
+            Reason::Available,
             format!("{available}/{desired} replicas available"),
         )
     } else {
         PartState::progressing(
-            PROGRESSING,
+            Reason::Progressing,
             format!("{available}/{desired} replicas available, {updated} updated"),
         )
     }
@@ -653,7 +660,7 @@ async fn check_tmdb_secret(
                 Ok(())
             } else {
                 Err(PartState::blocked(
-                    "SecretKeyNotFound",
+                    Reason::SecretKeyNotFound,
                     format!(
                         "Secret {}/{} has no non-empty key {}",
                         namespace, reference.name, reference.key
@@ -662,14 +669,14 @@ async fn check_tmdb_secret(
             }
         }
         Ok(None) => Err(PartState::blocked(
-            "SecretNotFound",
+            Reason::SecretNotFound,
             format!(
                 "Secret {}/{} (the TMDB API key) does not exist",
                 namespace, reference.name
             ),
         )),
         Err(error) => Err(PartState::progressing(
-            "SecretUnreadable",
+            Reason::SecretUnreadable,
             format!("reading Secret {}/{}: {error}", namespace, reference.name),
         )),
     }
@@ -782,7 +789,7 @@ async fn cleanup(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
                     ctx,
                     app,
                     status::EventKind::Normal,
-                    "Deleted",
+                    Reason::Deleted,
                     "deleted every AWS resource",
                 )
                 .await;
@@ -798,7 +805,7 @@ async fn cleanup(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
                 ctx,
                 app,
                 status::EventKind::Normal,
-                "Retained",
+                Reason::Retained,
                 "kept every AWS resource (deletionPolicy: Retain), tagged movieapp.io/retained=true",
             )
             .await;
@@ -830,24 +837,30 @@ mod tests {
         let part = Part::new;
         let cases = [
             (
-                vec![part(kind::IMAGE_RESOLVED, S::ready("Resolved", ""))],
+                vec![part(kind::IMAGE_RESOLVED, S::ready(Reason::Resolved, ""))],
                 resync,
             ),
             (
-                vec![part(kind::IMAGE_RESOLVED, S::progressing("X", ""))],
+                vec![part(
+                    kind::IMAGE_RESOLVED,
+                    S::progressing(Reason::Creating, ""),
+                )],
                 PROGRESS_INTERVAL,
             ),
             (
-                vec![part(kind::IMAGE_RESOLVED, S::blocked("X", ""))],
+                vec![part(
+                    kind::IMAGE_RESOLVED,
+                    S::blocked(Reason::NameConflict, ""),
+                )],
                 BLOCKED_INTERVAL,
             ),
             // Only the Deployment rolling out: its watch, not a timer, reconciles.
             (
                 vec![
-                    part(kind::DATABASE_READY, S::ready("Active", "")),
+                    part(kind::DATABASE_READY, S::ready(Reason::Provisioned, "")),
                     part(
                         kind::WORKER_AVAILABLE,
-                        S::progressing("Progressing", "0/2 replicas available"),
+                        S::progressing(Reason::Progressing, "0/2 replicas available"),
                     ),
                 ],
                 resync,
@@ -856,15 +869,18 @@ mod tests {
             // error, is polled.
             (
                 vec![
-                    part(kind::DATABASE_READY, S::progressing("Creating", "")),
-                    part(kind::WORKER_AVAILABLE, S::progressing("Deploying", "")),
+                    part(kind::DATABASE_READY, S::progressing(Reason::Creating, "")),
+                    part(
+                        kind::WORKER_AVAILABLE,
+                        S::progressing(Reason::Deploying, ""),
+                    ),
                 ],
                 PROGRESS_INTERVAL,
             ),
             (
                 vec![part(
                     kind::WORKER_AVAILABLE,
-                    S::progressing("SecretUnreadable", ""),
+                    S::progressing(Reason::SecretUnreadable, ""),
                 )],
                 PROGRESS_INTERVAL,
             ),
@@ -891,7 +907,7 @@ mod tests {
             topic_arn: "t".to_owned(),
             subscriptions: Vec::new(),
         };
-        let notice = || vec![Notice::new("Created", "made")];
+        let notice = || vec![Notice::new(Reason::Created, "made")];
         Provisioned {
             tables: Observed::ready(Vec::new(), notice()),
             queue: Observed {
@@ -921,14 +937,14 @@ mod tests {
     #[test]
     fn only_a_complete_pass_is_remembered_and_without_its_notices() {
         let at = Instant::now();
-        let complete = provisioned(PartState::ready("Provisioned", ""));
+        let complete = provisioned(PartState::ready(Reason::Provisioned, ""));
         let verified = verified_pass(inputs(), &image(), &complete, at).expect("complete");
         assert!(verified.provisioned.tables.notices.is_empty());
         assert!(verified.provisioned.queue.notices.is_empty());
         assert!(verified.provisioned.notifications.notices.is_empty());
         assert_eq!(verified.provisioned.queue.state, complete.queue.state);
 
-        let progressing = provisioned(PartState::progressing("Creating", ""));
+        let progressing = provisioned(PartState::progressing(Reason::Creating, ""));
         assert!(verified_pass(inputs(), &image(), &progressing, at).is_none());
         let missing = Err(ImageError::ImageNotFound {
             repository: "r".to_owned(),
@@ -942,7 +958,7 @@ mod tests {
     fn a_transient_read_error_keeps_the_last_complete_pass() {
         use crate::aws::{AwsError, ErrorKind};
         let at = Instant::now();
-        let complete = provisioned(PartState::ready("Provisioned", ""));
+        let complete = provisioned(PartState::ready(Reason::Provisioned, ""));
         let last = verified_pass(inputs(), &image(), &complete, at).expect("complete");
 
         // The queue could not be read, nor the image: both are kept.
@@ -954,7 +970,7 @@ mod tests {
             message: "slow down".to_owned(),
         };
         let unread = provisioned(PartState::progressing(
-            TRANSIENT_AWS_ERROR,
+            Reason::AwsError,
             "retrying: sqs GetQueueAttributes failed",
         ));
         let (kept_image, kept, messages) =
@@ -974,8 +990,8 @@ mod tests {
         // What the pass did see (a resource being created, access denied) is
         // not a read error and is reported as seen.
         for state in [
-            PartState::progressing("Creating", ""),
-            PartState::blocked("AccessDenied", ""),
+            PartState::progressing(Reason::Creating, ""),
+            PartState::blocked(Reason::AccessDenied, ""),
         ] {
             let seen = provisioned(state);
             let (_, reported, messages) =

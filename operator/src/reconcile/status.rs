@@ -17,6 +17,7 @@ use crate::conditions::{self, Part, kind};
 use crate::context::Context;
 use crate::crd::{MovieApp, MovieAppStatus};
 use crate::provision::{Notice, Provisioned};
+use crate::reason::Reason;
 
 /// What one reconcile saw.
 #[derive(Debug)]
@@ -131,16 +132,16 @@ pub async fn update(
         if transition.from.is_none() && !healthy && condition.type_ != kind::STALLED {
             continue;
         }
-        let (kind, reason) = if healthy {
-            (EventKind::Normal, condition.reason.as_str())
+        let kind = if healthy {
+            EventKind::Normal
         } else {
-            (EventKind::Warning, condition.reason.as_str())
+            EventKind::Warning
         };
         let note = format!(
             "{} is {}: {}",
             condition.type_, condition.status, condition.message
         );
-        event(ctx, app, kind, reason, &note).await;
+        publish(ctx, app, kind, &condition.reason, &note).await;
     }
     for (reason, note) in group_notices(observation.notices) {
         event(ctx, app, EventKind::Normal, reason, &note).await;
@@ -151,8 +152,8 @@ pub async fn update(
 /// One Event per reason: a first reconcile creates seven AWS resources, and
 /// one `Created` Event naming them all costs one API request instead of
 /// seven (which, for hundreds of MovieApps at once, slowed every reconcile).
-fn group_notices(notices: &[&Notice]) -> Vec<(&'static str, String)> {
-    let mut grouped: Vec<(&'static str, String)> = Vec::new();
+fn group_notices(notices: &[&Notice]) -> Vec<(Reason, String)> {
+    let mut grouped: Vec<(Reason, String)> = Vec::new();
     for notice in notices {
         match grouped
             .iter_mut()
@@ -215,7 +216,12 @@ pub enum EventKind {
 }
 
 /// Publishes an Event on the MovieApp; failures are logged, never fatal.
-pub async fn event(ctx: &Context, app: &MovieApp, kind: EventKind, reason: &str, note: &str) {
+pub async fn event(ctx: &Context, app: &MovieApp, kind: EventKind, reason: Reason, note: &str) {
+    publish(ctx, app, kind, reason.as_str(), note).await;
+}
+
+/// Publishes an Event with a reason already written (a condition's).
+async fn publish(ctx: &Context, app: &MovieApp, kind: EventKind, reason: &str, note: &str) {
     let (type_, label) = match kind {
         EventKind::Normal => (EventType::Normal, "Normal"),
         EventKind::Warning => (EventType::Warning, "Warning"),
@@ -245,16 +251,19 @@ mod tests {
     #[test]
     fn notices_are_grouped_by_reason_in_order() {
         let notices = [
-            Notice::new("Created", "created table a"),
-            Notice::new("Adopted", "adopted queue q"),
-            Notice::new("Created", "created table b"),
+            Notice::new(Reason::Created, "created table a"),
+            Notice::new(Reason::Adopted, "adopted queue q"),
+            Notice::new(Reason::Created, "created table b"),
         ];
         let refs: Vec<&Notice> = notices.iter().collect();
         assert_eq!(
             group_notices(&refs),
             vec![
-                ("Created", "created table a; created table b".to_owned()),
-                ("Adopted", "adopted queue q".to_owned()),
+                (
+                    Reason::Created,
+                    "created table a; created table b".to_owned()
+                ),
+                (Reason::Adopted, "adopted queue q".to_owned()),
             ]
         );
         assert!(group_notices(&[]).is_empty());
