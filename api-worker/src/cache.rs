@@ -1,14 +1,17 @@
-//! The two cache layers for TMDB answers: a bounded in-process map and the
-//! movies table (key `movie#<id>`, `popular#<page>`, `search#<query>#<page>`,
-//! TTL attribute from `movieapp-model`).
+//! The two cache layers for TMDB answers: an in-process cache bounded in
+//! bytes and the movies table (key `movie#<id>`, `popular#<page>`,
+//! `search#<query>#<page>`, TTL attribute from `movieapp-model`).
 //!
 //! An entry is *fresh* for the kind's TTL and then *stale*: a stale entry is
-//! refreshed from TMDB but still served when TMDB fails. DynamoDB removes it
-//! (via `expiresAt`) after the keep period; until its sweeper runs, reads
-//! ignore expired items themselves.
+//! refreshed from TMDB but still served when TMDB fails. The memory layer
+//! holds fresh entries only (each expires when it goes stale); stale copies
+//! come from the table, which DynamoDB empties (via `expiresAt`) after the
+//! keep period; until its sweeper runs, reads ignore expired items
+//! themselves. Concurrent misses for one key share one load
+//! ([`MovieCache::load`]), so they make one TMDB call.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,7 +23,7 @@ use crate::clock::now_epoch;
 use crate::config::CacheSettings;
 
 /// What a cache entry holds, a bounded metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Movie,
     Popular,
@@ -37,7 +40,7 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     pub kind: Kind,
     pub key: String,
@@ -78,56 +81,57 @@ impl Entry {
     }
 }
 
-/// A bounded map; when full, it drops expired entries, then an arbitrary
-/// eighth, which is cheap and good enough for a cache in front of a cache.
-#[derive(Debug)]
-pub struct MemoryCache {
-    entries: RwLock<HashMap<String, Entry>>,
-    capacity: usize,
+/// What one memory entry costs besides its key and body: moka's own
+/// bookkeeping, the `Bytes` and `String` headers (an estimate that errs high).
+const ENTRY_OVERHEAD: usize = 256;
+
+fn weight(key: &CacheKey, entry: &Entry) -> u32 {
+    u32::try_from(key.key.len() + entry.body.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
 }
 
-impl MemoryCache {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            entries: RwLock::new(HashMap::new()),
-            capacity: capacity.max(1),
+/// How long each kind stays fresh.
+#[derive(Debug, Clone, Copy)]
+struct Freshness {
+    details: Duration,
+    lists: Duration,
+}
+
+impl Freshness {
+    fn of(&self, kind: Kind) -> Duration {
+        match kind {
+            Kind::Movie => self.details,
+            Kind::Popular | Kind::Search => self.lists,
         }
     }
+}
 
-    pub fn get(&self, key: &str) -> Option<Entry> {
-        self.entries
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
+impl moka::Expiry<CacheKey, Entry> for Freshness {
+    fn expire_after_create(
+        &self,
+        key: &CacheKey,
+        entry: &Entry,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(self.of(key.kind).saturating_sub(entry.age(now_epoch())))
     }
+}
 
-    pub fn put(&self, key: &str, entry: Entry, keep: Duration) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.capacity && !entries.contains_key(key) {
-            let now = now_epoch();
-            entries.retain(|_, e| e.age(now) < keep);
-            if entries.len() >= self.capacity {
-                let drop: Vec<String> = entries
-                    .keys()
-                    .take(self.capacity.div_ceil(8))
-                    .cloned()
-                    .collect();
-                for key in drop {
-                    entries.remove(&key);
-                }
-            }
-        }
-        entries.insert(key.to_owned(), entry);
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// The memory layer: fresh entries only, at most `max_bytes` of them by
+/// weight. moka admits a new entry over an old one by how often each was
+/// asked for (TinyLFU), so a flood of one-off searches does not push out
+/// the entries that are read again and again.
+pub fn memory_cache(
+    settings: &CacheSettings,
+    max_bytes: u64,
+) -> moka::future::Cache<CacheKey, Entry> {
+    moka::future::Cache::builder()
+        .max_capacity(max_bytes)
+        .weigher(weight)
+        .expire_after(Freshness {
+            details: settings.cache_details_ttl,
+            lists: settings.cache_lists_ttl,
+        })
+        .build()
 }
 
 const BODY: &str = "body";
@@ -136,7 +140,7 @@ const FETCHED_AT: &str = "fetchedAt";
 /// Both layers and the freshness rules.
 #[derive(Debug)]
 pub struct MovieCache {
-    memory: MemoryCache,
+    memory: moka::future::Cache<CacheKey, Entry>,
     dynamo: aws_sdk_dynamodb::Client,
     table: String,
     settings: CacheSettings,
@@ -145,7 +149,7 @@ pub struct MovieCache {
 impl MovieCache {
     pub fn new(dynamo: aws_sdk_dynamodb::Client, table: String, settings: CacheSettings) -> Self {
         Self {
-            memory: MemoryCache::new(settings.cache_memory_entries),
+            memory: memory_cache(&settings, settings.cache_memory_mib.saturating_mul(1 << 20)),
             dynamo,
             table,
             settings,
@@ -167,14 +171,42 @@ impl MovieCache {
         entry.age(now) < self.settings.cache_keep
     }
 
-    pub fn memory(&self, key: &CacheKey) -> Option<Entry> {
-        self.memory
-            .get(&key.key)
-            .filter(|e| self.is_kept(e, now_epoch()))
+    /// A fresh entry from memory.
+    pub async fn memory(&self, key: &CacheKey) -> Option<Entry> {
+        self.memory.get(key).await
     }
 
-    pub fn remember(&self, key: &CacheKey, entry: Entry) {
-        self.memory.put(&key.key, entry, self.settings.cache_keep);
+    /// Keeps `entry` in memory while it is fresh.
+    pub async fn remember(&self, key: &CacheKey, entry: Entry) {
+        self.memory.insert(key.clone(), entry).await;
+    }
+
+    /// The fresh entry for `key` from memory, or from `load`, which runs
+    /// once for all concurrent callers: the others wait for its result
+    /// (an `Ok` is kept in memory, an `Err` is shared and not kept). The
+    /// flag says whether this caller's `load` ran.
+    pub async fn load<E>(
+        &self,
+        key: &CacheKey,
+        load: impl Future<Output = Result<Entry, E>>,
+    ) -> Result<(Entry, bool), Arc<E>>
+    where
+        E: Send + Sync + 'static,
+    {
+        let entry = self
+            .memory
+            .entry_by_ref(key)
+            .or_try_insert_with(load)
+            .await?;
+        let loaded_here = entry.is_fresh();
+        Ok((entry.into_value(), loaded_here))
+    }
+
+    /// Bytes the memory layer holds by its weigher (after pending
+    /// maintenance), and its entry count.
+    pub async fn memory_usage(&self) -> (u64, u64) {
+        self.memory.run_pending_tasks().await;
+        (self.memory.weighted_size(), self.memory.entry_count())
     }
 
     /// Reads the DynamoDB layer; expired items count as absent.
@@ -211,7 +243,12 @@ impl MovieCache {
 
     /// Writes both layers.
     pub async fn store(&self, key: &CacheKey, entry: Entry) -> anyhow::Result<()> {
-        self.remember(key, entry.clone());
+        self.remember(key, entry.clone()).await;
+        self.persist(key, &entry).await
+    }
+
+    /// Writes the DynamoDB layer.
+    pub async fn persist(&self, key: &CacheKey, entry: &Entry) -> anyhow::Result<()> {
         let body = String::from_utf8(entry.body.to_vec()).context("cache bodies are UTF-8 JSON")?;
         let expires_at = entry.fetched_at + self.settings.cache_keep.as_secs();
         let ttl_attribute = MOVIES.ttl_attribute.unwrap_or("expiresAt");
@@ -236,10 +273,19 @@ impl MovieCache {
 mod tests {
     use super::*;
 
-    fn entry(fetched_at: u64) -> Entry {
+    fn entry(size: usize, fetched_at: u64) -> Entry {
         Entry {
-            body: Bytes::from_static(b"{}"),
+            body: Bytes::from(vec![b'x'; size]),
             fetched_at,
+        }
+    }
+
+    fn settings() -> CacheSettings {
+        CacheSettings {
+            cache_details_ttl: Duration::from_secs(3600),
+            cache_lists_ttl: Duration::from_secs(60),
+            cache_keep: Duration::from_secs(86_400),
+            cache_memory_mib: 1,
         }
     }
 
@@ -250,25 +296,45 @@ mod tests {
         assert_eq!(CacheKey::search("fight club", 1).key, "search#fight club#1");
     }
 
-    #[test]
-    fn memory_cache_stays_within_capacity() {
-        let cache = MemoryCache::new(16);
+    #[tokio::test]
+    async fn memory_is_bounded_by_bytes_not_entries() {
+        let max_bytes = 1 << 20;
+        let memory = memory_cache(&settings(), max_bytes);
         let now = now_epoch();
-        for i in 0..100 {
-            cache.put(&format!("k{i}"), entry(now), Duration::from_secs(60));
-            assert!(cache.len() <= 16);
+        let popular = CacheKey::movie(550);
+        memory.insert(popular.clone(), entry(15_000, now)).await;
+        // 2,000 distinct searches of 15 KB: about 30 MB offered to a 1 MiB
+        // cache, each seen once, as a flood of unique queries would be;
+        // meanwhile one entry is read often.
+        for i in 0..2000 {
+            memory
+                .insert(CacheKey::search(&format!("q{i}"), 1), entry(15_000, now))
+                .await;
+            assert!(memory.get(&popular).await.is_some(), "after {i} searches");
         }
-        assert!(cache.get("k99").is_some(), "the newest entry is kept");
+        memory.run_pending_tasks().await;
+        let (bytes, entries) = (memory.weighted_size(), memory.entry_count());
+        assert!(bytes <= max_bytes, "{bytes} bytes held");
+        assert!(entries <= max_bytes / 15_000, "{entries} entries");
     }
 
-    #[test]
-    fn memory_cache_evicts_expired_entries_first() {
-        let cache = MemoryCache::new(2);
+    #[tokio::test]
+    async fn stale_entries_are_not_kept_in_memory() {
+        let memory = memory_cache(&settings(), 1 << 20);
         let now = now_epoch();
-        cache.put("old", entry(now - 120), Duration::from_secs(60));
-        cache.put("new", entry(now), Duration::from_secs(60));
-        cache.put("newer", entry(now), Duration::from_secs(60));
-        assert!(cache.get("old").is_none());
-        assert!(cache.get("new").is_some() && cache.get("newer").is_some());
+        memory
+            .insert(CacheKey::popular(1), entry(10, now - 120))
+            .await;
+        memory
+            .insert(CacheKey::movie(1), entry(10, now - 120))
+            .await;
+        assert!(
+            memory.get(&CacheKey::popular(1)).await.is_none(),
+            "lists are fresh for 60 s"
+        );
+        assert!(
+            memory.get(&CacheKey::movie(1)).await.is_some(),
+            "details for an hour"
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use movieapp_model::duration::parse as parse_duration;
 use movieapp_model::env;
 use reqwest::Url;
 
@@ -163,9 +164,9 @@ pub struct CacheSettings {
     /// How long an entry is kept (and may be served stale) before DynamoDB's TTL removes it.
     #[arg(long, default_value = "7d", value_parser = parse_duration)]
     pub cache_keep: Duration,
-    /// Entries kept in memory.
-    #[arg(long, default_value_t = 10_000)]
-    pub cache_memory_entries: usize,
+    /// Memory for cached TMDB answers, in MiB (bodies and keys are weighed).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub cache_memory_mib: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -195,10 +196,6 @@ pub struct AuthSettings {
     /// One more login attempt per client address is allowed after this long.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub login_address_refill: Duration,
-    /// Header carrying the client address set by a trusted proxy (e.g.
-    /// `x-forwarded-for`; its last entry is used). Unset: the peer address.
-    #[arg(long, env = "CLIENT_ADDRESS_HEADER")]
-    pub client_address_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -212,6 +209,10 @@ pub struct HttpSettings {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Header carrying the client address set by a trusted proxy (e.g.
+    /// `x-forwarded-for`; its last entry is used). Unset: the peer address.
+    #[arg(long, env = "CLIENT_ADDRESS_HEADER")]
+    pub client_address_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -290,31 +291,6 @@ impl AuthSettings {
     }
 }
 
-/// Parses `250ms`, `30s`, `15m`, `6h`, `7d` (or plain seconds).
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (digits, unit) = value.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{value:?} is not a duration such as 500ms, 30s, 15m, 6h or 7d"))?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        "d" => Duration::from_secs(n.saturating_mul(86_400)),
-        _ => {
-            return Err(format!(
-                "{value:?} has an unknown unit: use ms, s, m, h or d"
-            ));
-        }
-    };
-    Ok(duration)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,16 +305,6 @@ mod tests {
         "--token-signing-key=0123456789abcdef0123456789abcdef",
         "--tmdb-base-url=http://127.0.0.1:1",
     ];
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5y").is_err());
-    }
 
     #[test]
     fn serve_parses_with_the_required_settings() {

@@ -37,7 +37,7 @@ use crate::config::{AuthSettings, HttpSettings, Settings, WorkerSettings};
 use crate::http::REQUEST_ID;
 use crate::jobs::{self, JobError};
 use crate::state::{AppState, aws_config};
-use crate::{app, worker};
+use crate::{Accounts, app, serving, worker};
 
 /// Lambda's variable holding the function's `handler` setting.
 pub const HANDLER_ENV: &str = "_HANDLER";
@@ -125,15 +125,15 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         Function::Http => {
             let args = HttpFunctionArgs::try_parse_from(args)?;
             let aws = aws_config(&args.settings).await;
-            let state = AppState::new(args.settings, Some(args.auth), args.http, &aws)?;
+            let (state, accounts) = serving(args.settings, args.auth, args.http, &aws)?;
             tracing::info!(function = "http", "api-worker Lambda function initialised");
-            lambda_runtime::run(http_function(state)).await
+            lambda_runtime::run(http_function(state, accounts)).await
         }
         Function::Jobs => {
             let args = JobsFunctionArgs::try_parse_from(args)?;
             check_jobs_settings(&args.settings)?;
             let aws = aws_config(&args.settings).await;
-            let state = AppState::new(args.settings, None, HttpSettings::default(), &aws)?;
+            let state = AppState::new(args.settings, HttpSettings::default(), &aws)?;
             let settings = args.worker;
             tracing::info!(function = "jobs", "api-worker Lambda function initialised");
             lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
@@ -175,8 +175,8 @@ pub type HttpFunction = lambda_http::Adapter<'static, axum::response::Response, 
 /// client's address (API Gateway's `sourceIp`, for the per-address login
 /// limit) and, when the caller sent none, the Lambda request id as
 /// `x-request-id`, so our logs join Lambda's own lines for the invocation.
-pub fn http_function(state: AppState) -> HttpFunction {
-    lambda_http::Adapter::from(app(state).layer(map_request(from_api_gateway)))
+pub fn http_function(state: AppState, accounts: Accounts) -> HttpFunction {
+    lambda_http::Adapter::from(app(state, Some(accounts)).layer(map_request(from_api_gateway)))
 }
 
 async fn from_api_gateway(mut request: Request) -> Request {

@@ -4,7 +4,9 @@
 //! (module `lambda`, feature `lambda`).
 
 pub mod accounts;
+pub mod auth;
 pub mod cache;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -17,6 +19,7 @@ pub mod movies;
 pub mod notify;
 pub mod ops;
 pub mod ratelimit;
+pub mod readiness;
 pub mod server;
 pub mod state;
 pub mod tmdb;
@@ -30,15 +33,40 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use crate::accounts::Accounts;
 pub use crate::error::{AppError, Result};
 pub use crate::state::AppState;
 
-/// The whole HTTP surface: API, operational endpoints and web page.
-pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .merge(movies::router())
-        .merge(accounts::router())
-        .merge(watchlist::router());
+/// What a process serving HTTP (`serve`, the Lambda HTTP function) runs
+/// on: the shared state and the accounts over its users table.
+pub fn serving(
+    settings: config::Settings,
+    auth: config::AuthSettings,
+    http: config::HttpSettings,
+    aws: &aws_config::SdkConfig,
+) -> anyhow::Result<(AppState, Accounts)> {
+    let state = AppState::new(settings, http, aws)?;
+    let accounts = Accounts::new(
+        auth,
+        state.dynamo.clone(),
+        state.settings.users_table.clone(),
+    )?;
+    Ok((state, accounts))
+}
+
+/// The whole HTTP surface: API, operational endpoints and web page. The
+/// account and watchlist routes are mounted only with `accounts`.
+pub fn app(state: AppState, accounts: Option<Accounts>) -> Router {
+    let mut api = Router::new().merge(movies::router());
+    if let Some(accounts) = accounts {
+        let watchlist = watchlist::WatchlistState {
+            app: state.clone(),
+            auth: accounts.auth.clone(),
+        };
+        api = api
+            .merge(accounts::router().with_state(accounts))
+            .merge(watchlist::router().with_state(watchlist));
+    }
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())
@@ -48,6 +76,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.http.body_limit))
         .layer(from_fn_with_state(state.clone(), http::timeout))
         .layer(CatchPanicLayer::custom(http::panic_response))
+        .layer(from_fn_with_state(state.client.clone(), client::resolve))
         .layer(from_fn_with_state(state.clone(), http::observe))
         .with_state(state)
 }

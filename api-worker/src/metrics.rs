@@ -11,8 +11,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::tmdb::Endpoint;
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
@@ -143,7 +141,8 @@ impl Metrics {
             .inc();
     }
 
-    /// `result` is `hit` (memory), `hit_dynamodb`, `miss` or `stale`.
+    /// `result` is `hit` (memory), `hit_dynamodb`, `miss`, `stale` or
+    /// `coalesced` (answered by a concurrent request's lookup).
     pub fn cache_lookup(&self, kind: &'static str, result: &'static str) {
         self.0
             .cache
@@ -151,13 +150,11 @@ impl Metrics {
             .inc();
     }
 
-    pub fn tmdb_request(&self, endpoint: Endpoint, outcome: &'static str) {
+    /// `endpoint` and `outcome` come from the TMDB client's fixed sets.
+    pub fn tmdb_request(&self, endpoint: &'static str, outcome: &'static str) {
         self.0
             .tmdb
-            .get_or_create(&TmdbLabels {
-                endpoint: endpoint.label(),
-                outcome,
-            })
+            .get_or_create(&TmdbLabels { endpoint, outcome })
             .inc();
     }
 
@@ -185,7 +182,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.http_request("GET", "/api/v1/movies/{id}", 200, Duration::from_millis(2));
         metrics.cache_lookup("movie", "hit");
-        metrics.tmdb_request(Endpoint::Details, "ok");
+        metrics.tmdb_request("details", "ok");
         metrics.job("refresh-movie", "ok");
         let text = metrics.encode().expect("encodes");
         for expected in [

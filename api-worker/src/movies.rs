@@ -302,12 +302,16 @@ pub async fn refetch_details(state: &AppState, id: u64) -> Result<Option<MovieDe
     Ok(Some(details))
 }
 
-async fn store<T: Serialize>(state: &AppState, key: &CacheKey, value: &T) -> Entry {
+fn entry_of<T: Serialize>(value: &T) -> Entry {
     // Our own types always serialise.
-    let entry = Entry {
+    Entry {
         body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
         fetched_at: now_epoch(),
-    };
+    }
+}
+
+async fn store<T: Serialize>(state: &AppState, key: &CacheKey, value: &T) -> Entry {
+    let entry = entry_of(value);
     if let Err(error) = state.cache.store(key, entry.clone()).await {
         // A cache that cannot be written only costs a later TMDB call.
         tracing::warn!(key = %key.key, error = format!("{error:#}"), "could not write the movies cache");
@@ -315,54 +319,41 @@ async fn store<T: Serialize>(state: &AppState, key: &CacheKey, value: &T) -> Ent
     entry
 }
 
-async fn cached<'a, T, F, Fut>(
-    state: &'a AppState,
-    key: CacheKey,
-    what: &str,
-    fetch: F,
-) -> Result<Served>
+/// Why a lookup past memory found no fresh answer (shared by every caller
+/// that waited for the same lookup).
+#[derive(Debug)]
+enum Miss {
+    NotFound,
+    Failed {
+        error: TmdbError,
+        stale: Option<Entry>,
+    },
+}
+
+/// The lookup behind a memory miss: DynamoDB (fresh), then TMDB, which is
+/// given less time when a stale copy could be served instead.
+async fn lookup<T, Fut>(
+    state: &AppState,
+    key: &CacheKey,
+    fetch: impl FnOnce(Instant) -> Fut,
+    source: &mut Source,
+) -> Result<Entry, Miss>
 where
     T: Serialize,
-    F: FnOnce(Instant) -> Fut,
-    Fut: Future<Output = Result<T, TmdbError>> + 'a,
+    Fut: Future<Output = Result<T, TmdbError>>,
 {
-    let kind = key.kind.label();
     let now = now_epoch();
-    let mut stale = state.cache.memory(&key);
-    if let Some(entry) = stale
-        .as_ref()
-        .filter(|e| state.cache.is_fresh(&key, e, now))
-    {
-        state.metrics.cache_lookup(kind, "hit");
-        return Ok(Served {
-            body: entry.body.clone(),
-            source: Source::Memory,
-            age: entry.age(now).as_secs(),
-        });
-    }
-    match state.cache.stored(&key).await {
-        Ok(Some(entry)) if state.cache.is_fresh(&key, &entry, now) => {
-            state.metrics.cache_lookup(kind, "hit_dynamodb");
-            state.cache.remember(&key, entry.clone());
-            let age = entry.age(now).as_secs();
-            return Ok(Served {
-                body: entry.body,
-                source: Source::Dynamo,
-                age,
-            });
+    let stale = match state.cache.stored(key).await {
+        Ok(Some(entry)) if state.cache.is_fresh(key, &entry, now) => {
+            *source = Source::Dynamo;
+            return Ok(entry);
         }
-        Ok(Some(entry))
-            if stale
-                .as_ref()
-                .is_none_or(|s| s.fetched_at < entry.fetched_at) =>
-        {
-            stale = Some(entry)
-        }
-        Ok(_) => {}
+        Ok(stale) => stale,
         Err(error) => {
-            tracing::warn!(key = %key.key, error = format!("{error:#}"), "could not read the movies cache")
+            tracing::warn!(key = %key.key, error = format!("{error:#}"), "could not read the movies cache");
+            None
         }
-    }
+    };
     let tmdb = &state.settings.tmdb;
     let budget = if stale.is_some() {
         tmdb.tmdb_stale_deadline
@@ -371,36 +362,80 @@ where
     };
     match fetch(Instant::now() + budget).await {
         Ok(value) => {
-            state.metrics.cache_lookup(kind, "miss");
-            let entry = store(state, &key, &value).await;
-            Ok(Served {
-                body: entry.body,
-                source: Source::Tmdb,
-                age: 0,
-            })
+            *source = Source::Tmdb;
+            let entry = entry_of(&value);
+            if let Err(error) = state.cache.persist(key, &entry).await {
+                tracing::warn!(key = %key.key, error = format!("{error:#}"), "could not write the movies cache");
+            }
+            Ok(entry)
         }
-        Err(TmdbError::NotFound) => {
+        Err(TmdbError::NotFound) => Err(Miss::NotFound),
+        Err(error) => Err(Miss::Failed { error, stale }),
+    }
+}
+
+async fn cached<T, F, Fut>(state: &AppState, key: CacheKey, what: &str, fetch: F) -> Result<Served>
+where
+    T: Serialize,
+    F: FnOnce(Instant) -> Fut,
+    Fut: Future<Output = Result<T, TmdbError>>,
+{
+    let kind = key.kind.label();
+    if let Some(entry) = state.cache.memory(&key).await {
+        state.metrics.cache_lookup(kind, "hit");
+        return Ok(Served {
+            age: entry.age(now_epoch()).as_secs(),
+            body: entry.body,
+            source: Source::Memory,
+        });
+    }
+    // Answered by another request's lookup unless ours runs.
+    let mut source = Source::Memory;
+    let loaded = state
+        .cache
+        .load(&key, lookup(state, &key, fetch, &mut source))
+        .await;
+    let now = now_epoch();
+    let miss = match loaded {
+        Ok((entry, loaded_here)) => {
+            let result = match (loaded_here, source) {
+                (false, _) => "coalesced",
+                (true, Source::Dynamo) => "hit_dynamodb",
+                (true, _) => "miss",
+            };
+            state.metrics.cache_lookup(kind, result);
+            return Ok(Served {
+                age: entry.age(now).as_secs(),
+                body: entry.body,
+                source,
+            });
+        }
+        Err(miss) => miss,
+    };
+    match miss.as_ref() {
+        Miss::NotFound => {
             state.metrics.cache_lookup(kind, "miss");
             Err(AppError::NotFound(format!(
                 "TMDB has no {what} for this request"
             )))
         }
-        Err(error) => match stale {
-            Some(entry) => {
-                state.metrics.cache_lookup(kind, "stale");
-                tracing::warn!(key = %key.key, %error, "TMDB failed; serving a stale copy");
-                Ok(Served {
-                    body: entry.body.clone(),
-                    source: Source::Stale,
-                    age: entry.age(now).as_secs(),
-                })
-            }
-            None => {
-                state.metrics.cache_lookup(kind, "miss");
-                tracing::warn!(key = %key.key, %error, "TMDB failed and nothing is cached");
-                Err(upstream_error(error, what))
-            }
-        },
+        Miss::Failed {
+            error,
+            stale: Some(entry),
+        } => {
+            state.metrics.cache_lookup(kind, "stale");
+            tracing::warn!(key = %key.key, %error, "TMDB failed; serving a stale copy");
+            Ok(Served {
+                body: entry.body.clone(),
+                source: Source::Stale,
+                age: entry.age(now).as_secs(),
+            })
+        }
+        Miss::Failed { error, stale: None } => {
+            state.metrics.cache_lookup(kind, "miss");
+            tracing::warn!(key = %key.key, %error, "TMDB failed and nothing is cached");
+            Err(upstream_error(error.clone(), what))
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! Operational endpoints: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -16,13 +15,7 @@ use crate::state::AppState;
 /// The API description, written by hand and checked by schemathesis.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Readiness probes come every few seconds from every kubelet: answer from
-/// a short-lived memo instead of calling AWS each time.
-const READINESS_MEMO: Duration = Duration::from_secs(5);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Default)]
-pub struct Readiness(Mutex<Option<(Instant, Result<(), String>)>>);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,22 +41,11 @@ fn json_static(body: &'static str) -> Response {
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<Response> {
-    let memo = state
+    match state
         .readiness
-        .0
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let result = match memo {
-        Some((at, result)) if at.elapsed() < READINESS_MEMO => result,
-        _ => {
-            let result = check_dependencies(&state).await;
-            *state.readiness.0.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((Instant::now(), result.clone()));
-            result
-        }
-    };
-    match result {
+        .get_or_check(check_dependencies(&state))
+        .await
+    {
         Ok(()) => Ok(json_static(r#"{"status":"ready"}"#)),
         Err(detail) => Err(AppError::Unavailable {
             detail: format!("not ready: {detail}"),

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use crate::config::{Cli, Command, EnqueueArgs, LogFormat, ServeArgs, SyncPopularArgs, WorkerArgs};
 use crate::jobs::{self, Job, Message};
 use crate::state::{AppState, aws_config};
-use crate::{app, worker};
+use crate::{app, serving, worker};
 
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -66,7 +66,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let aws = aws_config(&args.settings).await;
     let listen = args.listen();
     let grace = args.http.shutdown_grace;
-    let state = AppState::new(args.settings, Some(args.auth), args.http, &aws)?;
+    let (state, accounts) = serving(args.settings, args.auth, args.http, &aws)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -75,7 +75,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut grace_rx = stop_rx.clone();
     let server = axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        app(state, Some(accounts)).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         shutdown_signal().await;
@@ -102,13 +102,13 @@ async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         );
     }
     let aws = aws_config(&args.settings).await;
-    let state = AppState::new(args.settings, None, Default::default(), &aws)?;
+    let state = AppState::new(args.settings, Default::default(), &aws)?;
     worker::run(state, args.worker, shutdown_signal()).await
 }
 
 async fn sync_popular(args: SyncPopularArgs) -> anyhow::Result<()> {
     let aws = aws_config(&args.settings).await;
-    let state = AppState::new(args.settings, None, Default::default(), &aws)?;
+    let state = AppState::new(args.settings, Default::default(), &aws)?;
     jobs::handle(&state, &Job::WarmPopular { pages: args.pages }).await?;
     Ok(())
 }

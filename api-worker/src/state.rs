@@ -5,26 +5,25 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use crate::accounts::Accounts;
 use crate::cache::MovieCache;
-use crate::config::{AuthSettings, HttpSettings, Settings};
+use crate::client::ClientResolver;
+use crate::config::{HttpSettings, Settings};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::ops::Readiness;
+use crate::readiness::Readiness;
 use crate::tmdb::TmdbClient;
 
 #[derive(Debug)]
 pub struct Inner {
     pub settings: Settings,
     pub http: HttpSettings,
+    pub client: ClientResolver,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub tmdb: TmdbClient,
     pub cache: MovieCache,
     pub notifier: Notifier,
     pub metrics: Metrics,
-    /// Present where accounts are served (`serve`); jobs do not need them.
-    pub accounts: Option<Accounts>,
     pub readiness: Readiness,
 }
 
@@ -57,10 +56,10 @@ impl AppState {
     /// cold start) stays fast; clients connect on first use.
     pub fn new(
         settings: Settings,
-        auth: Option<AuthSettings>,
         http: HttpSettings,
         aws: &aws_config::SdkConfig,
     ) -> anyhow::Result<Self> {
+        let client = ClientResolver::new(http.client_address_header.as_deref())?;
         let metrics = Metrics::new();
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         let sqs = aws_sdk_sqs::Client::new(aws);
@@ -72,23 +71,16 @@ impl AppState {
             settings.cache.clone(),
         );
         let notifier = Notifier::new(sns, settings.notifications_topic_arn.clone());
-        let accounts = match auth {
-            Some(auth) => {
-                auth.validate().map_err(anyhow::Error::msg)?;
-                Some(Accounts::new(auth))
-            }
-            None => None,
-        };
         Ok(Self(Arc::new(Inner {
             settings,
             http,
+            client,
             dynamo,
             sqs,
             tmdb,
             cache,
             notifier,
             metrics,
-            accounts,
             readiness: Readiness::default(),
         })))
     }
@@ -101,7 +93,7 @@ impl Default for HttpSettings {
             #[command(flatten)]
             http: HttpSettings,
         }
-        // Every field has a default and no environment variable.
+        // Every field has a default.
         Defaults::parse_from(["api-worker"]).http
     }
 }

@@ -218,7 +218,7 @@ impl TmdbClient {
                 let error = TmdbError::RateLimited {
                     retry_after: Some(wait),
                 };
-                self.metrics.tmdb_request(endpoint, error.outcome());
+                self.metrics.tmdb_request(endpoint.label(), error.outcome());
                 return Err(error);
             }
             let result = self.attempt::<T>(&url, query, deadline).await;
@@ -226,7 +226,7 @@ impl TmdbClient {
                 Ok(_) => "ok",
                 Err(error) => error.outcome(),
             };
-            self.metrics.tmdb_request(endpoint, outcome);
+            self.metrics.tmdb_request(endpoint.label(), outcome);
             let error = match result {
                 Ok(value) => return Ok(value),
                 Err(error) => error,

@@ -10,14 +10,14 @@ use std::collections::HashMap;
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use movieapp_model::WATCHLISTS;
 use serde::Serialize;
 
-use crate::accounts::CurrentUser;
+use crate::auth::{Authenticator, CurrentUser};
 use crate::clock::{now_epoch, rfc3339};
 use crate::error::{AppError, PathParam, Result};
 use crate::movies::{self, MovieDetails, MovieSummary};
@@ -34,7 +34,26 @@ fn movie_attr() -> &'static str {
     WATCHLISTS.sort_key.map_or("movieId", |k| k.name)
 }
 
-pub fn router() -> Router<AppState> {
+/// The watchlist's state: the shared one and who may call.
+#[derive(Debug, Clone)]
+pub struct WatchlistState {
+    pub app: AppState,
+    pub auth: Authenticator,
+}
+
+impl FromRef<WatchlistState> for AppState {
+    fn from_ref(state: &WatchlistState) -> Self {
+        state.app.clone()
+    }
+}
+
+impl FromRef<WatchlistState> for Authenticator {
+    fn from_ref(state: &WatchlistState) -> Self {
+        state.auth.clone()
+    }
+}
+
+pub fn router() -> Router<WatchlistState> {
     Router::new()
         .route("/me/watchlist", get(list))
         .route("/me/watchlist/{movie_id}", put(add).delete(remove))

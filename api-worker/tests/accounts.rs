@@ -177,9 +177,10 @@ async fn bad_account_requests_are_explained() {
     basic.assert_problem(401, "Bearer");
     assert_eq!(basic.header("www-authenticate"), Some("Bearer"));
 
-    let (state, app) = fx.app(&[]);
+    let (state, accounts) = fx.serving(&[]);
+    let app = api_worker::app(state, Some(accounts.clone()));
     let (user_id, _) = sign_up(&app, "grace@example.com").await;
-    let signer = state.accounts.as_ref().expect("accounts").signer();
+    let signer = accounts.auth.signer();
     let expired = signer.issue(&user_id, api_worker::clock::now_epoch() - 3600);
     call(&app, Method::GET, "/api/v1/me", Some(&expired), None)
         .await

@@ -254,12 +254,17 @@ fn token_of(reply: &Reply) -> Option<String> {
         .map(str::to_owned)
 }
 
+fn http_function_with(fx: &Fixture, extra: &[&str]) -> HttpFunction {
+    let (state, accounts) = fx.serving(extra);
+    http_function(state, accounts)
+}
+
 #[tokio::test]
 async fn api_gateway_events_get_the_answers_serve_gives() {
     // Each path gets its own tables, so both see the same history.
     let lambda_fx = Fixture::new("lambda-http").await;
     let server_fx = Fixture::new("lambda-serve").await;
-    let function = http_function(lambda_fx.state(&[]));
+    let function = http_function_with(&lambda_fx, &[]);
     let (_, app) = server_fx.app(&[]);
     let (mut lambda_token, mut server_token) = (None, None);
     for case in CASES {
@@ -297,8 +302,10 @@ async fn the_http_function_gives_the_api_gateway_source_ip_and_request_id_to_the
     let fx = Fixture::new("lambda-addr").await;
     // One failed login per address allowed: the second from the same
     // sourceIp is refused, one from another sourceIp is not.
-    let function =
-        http_function(fx.state(&["--login-address-burst=1", "--login-address-refill=1h"]));
+    let function = http_function_with(
+        &fx,
+        &["--login-address-burst=1", "--login-address-refill=1h"],
+    );
     let event = fixture("post-login-wrong-password");
     let first = through_lambda(&function, &event).await;
     assert_eq!(first.status, 401);

@@ -216,10 +216,8 @@ async fn operational_endpoints_answer() {
     );
 
     // Readiness fails, naming what is missing, when a table is gone.
-    let broken = fx.serve_args(&["--users-table=no-such-table"]);
-    let state = api_worker::AppState::new(broken.settings, Some(broken.auth), broken.http, &fx.aws)
-        .expect("state");
-    let answer = get(&api_worker::app(state), "/readyz").await;
+    let (_, broken) = fx.app(&["--users-table=no-such-table"]);
+    let answer = get(&broken, "/readyz").await;
     answer.assert_problem(503, "no-such-table");
 }
 

