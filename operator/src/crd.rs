@@ -21,6 +21,11 @@ pub const REGION_PATTERN: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}
 pub const REPOSITORY_PATTERN: &str = r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$";
 /// OCI image tags.
 pub const TAG_PATTERN: &str = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$";
+/// The tag a worker image follows when the spec names neither tag nor digest:
+/// the one mutable (channel) tag of the ECR repositories Terraform makes
+/// (`terraform/modules/registry`, `channel_tag`), checked equal by
+/// `tests/terraform/test_invariants.py`.
+pub const DEFAULT_TAG: &str = "latest";
 /// Image digests as ECR reports them.
 pub const DIGEST_PATTERN: &str = r"^sha256:[a-f0-9]{64}$";
 /// DNS-1123 subdomain (Secret names).
@@ -234,7 +239,7 @@ impl Default for ImageSpec {
 impl ImageSpec {
     /// The tag to resolve when no digest is set.
     pub fn effective_tag(&self) -> &str {
-        self.tag.as_deref().unwrap_or("latest")
+        self.tag.as_deref().unwrap_or(DEFAULT_TAG)
     }
 }
 

@@ -14,7 +14,9 @@ configuration with python-hcl2 and verify what the project promises:
                 composition's terraform.tfvars.example sets every required
                 variable and no undeclared one
   helm-outputs  the composition has the outputs the Helm values need
-  ecr           ECR repositories immutable, scan on push, KMS, lifecycle
+  ecr           ECR repositories immutable (but for one literal channel tag,
+                equal to the operator's default tag), scan on push, KMS,
+                lifecycle
   operator-iam  the operator's policy grants exactly the actions it calls,
                 the api-worker's only its data-plane actions
   side-tasks    the ECS scheduled task runs `api-worker sync-popular`
@@ -28,6 +30,20 @@ configuration with python-hcl2 and verify what the project promises:
                 plus only the Lambda runtime's calls, no wildcard action and
                 no managed policy; SQS mappings report batch item failures;
                 API Gateway may invoke only from the given API
+  zones         zones pinned by ID, not name; the HTTP API VPC link only in
+                subnets of zones that support it; interface endpoints only in
+                zones their service is offered in; instance types checked
+                against each zone's offerings
+  ecs-slr       the ECS capacity provider waits for the cluster (which makes
+                ECS's service-linked role) or for that role itself
+  node-role     the EKS node role has AmazonEC2ContainerRegistryReadOnly
+  schedules     side-task schedules are DISABLED until schedules_enabled,
+                which defaults to false and needs an image tag and the
+                environment (preconditions)
+  global-names  every account- or region-unique name carries the
+                environment prefix (var.name, from local.name)
+  first-apply   AAAA records only with a dual-stack domain; no Lambda
+                reserved concurrency by default (a new account has none)
 
 Usage:
   test_invariants.py                       check terraform/ (must pass)
@@ -67,9 +83,12 @@ REQUIRED_OUTPUTS = {
     "domain": "domain",
     "region": "operator --default-region",
     "api_worker_role_arns": "MovieApp spec.worker.serviceAccount annotation",
+    "api_worker_repository_name": "MovieApp spec.worker.image.repository",
+    "registry": "docker login / helm registry login",
+    "chart_repository": "helm push / helm install oci://",
 }
 
-REQUIRED_ECR_REPOSITORIES = {"movieapp-operator", "api-worker"}
+REQUIRED_ECR_REPOSITORIES = {"movieapp-operator", "api-worker", "charts/movieapp-operator"}
 
 OPERATOR_ACTIONS = {
     "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable",
@@ -389,8 +408,28 @@ def check_ecr(mods):
                 continue
             repos.append((mod, rname, body))
             where = f"{os.path.relpath(fname, REPO)}: aws_ecr_repository.{rname}"
-            if body.get("image_tag_mutability") != "IMMUTABLE":
-                bad.append(f"{where}: image_tag_mutability is not \"IMMUTABLE\"")
+            mutability = body.get("image_tag_mutability")
+            filters = block_items(body, "image_tag_mutability_exclusion_filter")
+            if mutability == "IMMUTABLE_WITH_EXCLUSION":
+                # One channel tag may move, and only that literal tag: the one
+                # a MovieApp follows by default (operator/src/crd.rs DEFAULT_TAG).
+                declared = {v[0]: b for _, v, b in mod.of("variable")}
+                values = []
+                for f in filters:
+                    value = f.get("filter", "")
+                    m = re.fullmatch(r"\$\{var\.([A-Za-z0-9_]+)\}", str(value))
+                    if m:
+                        value = declared.get(m.group(1), {}).get("default")
+                    values.append(value)
+                default_tag = operator_default_tag()
+                if len(filters) != 1 or any(f.get("filter_type") != "WILDCARD" for f in filters):
+                    bad.append(f"{where}: IMMUTABLE_WITH_EXCLUSION needs exactly one WILDCARD exclusion filter (the channel tag)")
+                elif not isinstance(values[0], str) or "*" in values[0] or "?" in values[0]:
+                    bad.append(f"{where}: the exclusion filter must be one literal tag, not a pattern ({values[0]!r}): every version tag stays immutable")
+                elif values[0] != default_tag:
+                    bad.append(f"{where}: the mutable channel tag {values[0]!r} is not the operator's default tag {default_tag!r} (operator/src/crd.rs DEFAULT_TAG)")
+            elif mutability != "IMMUTABLE":
+                bad.append(f"{where}: image_tag_mutability is not \"IMMUTABLE\" or \"IMMUTABLE_WITH_EXCLUSION\" with one channel tag")
             scans = block_items(body, "image_scanning_configuration")
             if not scans or scans[0].get("scan_on_push") is not True:
                 bad.append(f"{where}: image_scanning_configuration.scan_on_push is not true")
@@ -409,6 +448,46 @@ def check_ecr(mods):
     if not repos:
         bad.append("no aws_ecr_repository found")
     return bad
+
+
+def _text(v):
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def _locals(mod):
+    out = {}
+    for _, _, body in mod.of("locals"):
+        for k, v in body.items():
+            if not k.startswith("__"):
+                out[k] = v
+    return out
+
+
+def _expand(mod, text, depth=4):
+    """The text of an expression with the locals it names appended (and theirs)."""
+    locs = _locals(mod)
+    seen, todo, out = set(), [text], [text]
+    for _ in range(depth):
+        nxt = []
+        for t in todo:
+            for name in re.findall(r"local\.([A-Za-z0-9_]+)", t):
+                if name in locs and name not in seen:
+                    seen.add(name)
+                    out.append(_text(locs[name]))
+                    nxt.append(_text(locs[name]))
+        todo = nxt
+    return "\n".join(out)
+
+
+def operator_default_tag():
+    """DEFAULT_TAG of operator/src/crd.rs: the tag a MovieApp follows by default."""
+    path = os.path.join(REPO, "operator", "src", "crd.rs")
+    try:
+        with open(path, encoding="utf-8") as f:
+            m = re.search(r'pub const DEFAULT_TAG: &str = "([^"]+)";', f.read())
+    except OSError:
+        return None
+    return m.group(1) if m else None
 
 
 def _policy_actions(mod, name):
@@ -628,9 +707,201 @@ def check_lambda(mods):
     return bad
 
 
+# --- first-apply checks: what a real account refuses -------------------------
+
+ZONE_ID = re.compile(r"^[a-z]{2,5}[0-9]+-az[0-9]+$")
+
+
+def check_zones(mods):
+    """Zones by ID (names map to different physical zones per account), and
+    only where each service is offered."""
+    bad = []
+    unsupported = set()
+    for mod in mods:
+        for fname, (vname,), body in mod.of("variable"):
+            where = f"{os.path.relpath(fname, REPO)}: variable \"{vname}\""
+            if vname == "availability_zones":
+                bad.append(f"{where}: zones pinned by name; pin zone IDs (availability_zone_ids)")
+            if vname == "availability_zone_ids":
+                for z in literal_strings(body.get("default")):
+                    if not ZONE_ID.match(z):
+                        bad.append(f"{where}: default {z!r} is not a zone ID")
+            if vname == "vpc_link_unsupported_zone_ids":
+                unsupported.update(literal_strings(body.get("default")))
+        for fname, (rtype, rname), body in mod.of("resource"):
+            where = f"{os.path.relpath(fname, REPO)}: {rtype}.{rname}"
+            if rtype == "aws_subnet" and "availability_zone_id" not in body:
+                bad.append(f"{where}: placed by zone name (availability_zone); use availability_zone_id")
+            if rtype == "aws_apigatewayv2_vpc_link":
+                if "vpc_link_unsupported_zone_ids" not in _expand(mod, _text(body.get("subnet_ids", ""))):
+                    bad.append(f"{where}: subnet_ids are not filtered by the zones that support HTTP API VPC links (vpc_link_unsupported_zone_ids)")
+            if rtype == "aws_vpc_endpoint" and body.get("vpc_endpoint_type") == "Interface":
+                if "data.aws_vpc_endpoint_service" not in _expand(mod, _text(body.get("subnet_ids", ""))):
+                    bad.append(f"{where}: subnet_ids are not limited to the zones where the service is offered (data.aws_vpc_endpoint_service)")
+            if rtype in ("aws_eks_node_group", "aws_autoscaling_group"):
+                offerings = [b for _, l, b in mod.of("data") if l[0] == "aws_ec2_instance_type_offerings"]
+                if not any(b.get("location_type") == "availability-zone-id" and "postcondition" in _text(b) for b in offerings):
+                    bad.append(f"{where}: instance types not checked against the zones' offerings (data.aws_ec2_instance_type_offerings by availability-zone-id, with a postcondition)")
+        example = os.path.join(mod.path, "terraform.tfvars.example")
+        if is_root_module(mod) and os.path.exists(example):
+            with open(example, encoding="utf-8") as f:
+                values = hcl2.load(f, serialization_options=OPTIONS)
+            rel = os.path.relpath(example, REPO)
+            for z in literal_strings(values.get("availability_zone_ids")):
+                if not ZONE_ID.match(z):
+                    bad.append(f"{rel}: availability_zone_ids has {z!r}, not a zone ID")
+    for mod in mods:
+        example = os.path.join(mod.path, "terraform.tfvars.example")
+        zones = []
+        for _, (vname,), body in mod.of("variable"):
+            if vname == "availability_zone_ids" and is_root_module(mod):
+                zones += literal_strings(body.get("default"))
+        if is_root_module(mod) and os.path.exists(example):
+            with open(example, encoding="utf-8") as f:
+                zones += literal_strings(hcl2.load(f, serialization_options=OPTIONS).get("availability_zone_ids"))
+        for z in sorted(set(zones) & unsupported):
+            bad.append(f"{mod.rel}: example zone {z} has no HTTP API VPC links")
+    return bad
+
+
+def check_ecs_slr(mods):
+    bad = []
+    for mod in mods:
+        for fname, (rtype, rname), body in mod.of("resource"):
+            if rtype != "aws_ecs_capacity_provider":
+                continue
+            deps = _text(body.get("depends_on", ""))
+            if "aws_ecs_cluster." not in deps and "aws_iam_service_linked_role." not in deps:
+                bad.append(f"{os.path.relpath(fname, REPO)}: {rtype}.{rname}: depends only on the Auto Scaling group; in an account that never used ECS its service-linked role does not exist yet (depends_on the ECS cluster, or create the role)")
+    return bad
+
+
+NODE_ROLE_POLICIES = {"AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"}
+
+
+def check_node_role(mods):
+    bad = []
+    groups = 0
+    for mod in mods:
+        for fname, (rtype, rname), body in mod.of("resource"):
+            if rtype != "aws_eks_node_group":
+                continue
+            groups += 1
+            role = _ref_name(body.get("node_role_arn", ""), "aws_iam_role")
+            attached = set()
+            for _, (t, _), b in mod.of("resource"):
+                if t == "aws_iam_role_policy_attachment" and _ref_name(b.get("role", ""), "aws_iam_role") == role:
+                    text = _text(b.get("for_each", "")) + _text(b.get("policy_arn", ""))
+                    attached.update(p for p in NODE_ROLE_POLICIES if re.search(r"\b" + re.escape(p) + r"\b", text))
+            missing = NODE_ROLE_POLICIES - attached
+            if missing:
+                bad.append(f"{os.path.relpath(fname, REPO)}: {rtype}.{rname}: node role {role} lacks {sorted(missing)} (the node-group API refuses roles without ReadOnly)")
+    if not groups:
+        bad.append("no aws_eks_node_group found")
+    return bad
+
+
+def check_schedules(mods):
+    bad = []
+    found = False
+    for mod in mods:
+        declared = {v[0]: b for _, v, b in mod.of("variable")}
+        for fname, (rtype, rname), body in mod.of("resource"):
+            if rtype != "aws_scheduler_schedule":
+                continue
+            found = True
+            where = f"{os.path.relpath(fname, REPO)}: {rtype}.{rname}"
+            state = _text(body.get("state", "ENABLED"))
+            if "var.schedules_enabled" not in state:
+                bad.append(f"{where}: state does not wait for var.schedules_enabled (schedules run on the first apply, before an image or environment exists)")
+            if declared.get("schedules_enabled", {}).get("default") is not False:
+                bad.append(f"{where}: variable schedules_enabled must default to false")
+            pre = _text([b.get("lifecycle") for b in [body]])
+            if "precondition" not in pre or "api_worker_image_tag" not in pre or "environment" not in pre:
+                bad.append(f"{where}: no precondition that refuses schedules_enabled without an image tag and the environment")
+        # A composition must not enable them, nor name an image, by default.
+        if is_root_module(mod):
+            for vname in ("side_tasks_enabled",):
+                if vname in declared and declared[vname].get("default") is not False:
+                    bad.append(f"{mod.rel}: variable {vname} must default to false")
+            if "api_worker_image_tag" in declared and declared["api_worker_image_tag"].get("default") is not None:
+                bad.append(f"{mod.rel}: variable api_worker_image_tag must default to null (no image is pushed before the first apply)")
+    if not found:
+        bad.append("no aws_scheduler_schedule found")
+    return bad
+
+
+# Resource types whose names are unique in an account (IAM) or an account and
+# region, with the attribute that holds the name.
+GLOBAL_NAMES = {
+    "aws_kms_alias": "name", "aws_ecr_repository": "name",
+    "aws_iam_role": "name", "aws_iam_instance_profile": "name",
+    "aws_iam_policy": "name", "aws_ecs_cluster": "name",
+    "aws_ecs_capacity_provider": "name", "aws_ecs_task_definition": "family",
+    "aws_scheduler_schedule_group": "name", "aws_cloudwatch_log_group": "name",
+    "aws_lb": "name", "aws_lb_target_group": "name", "aws_eks_cluster": "name",
+    "aws_lambda_function": "function_name", "aws_launch_template": "name_prefix",
+    "aws_autoscaling_group": "name_prefix", "aws_secretsmanager_secret": "name",
+}
+
+
+def check_global_names(mods, by_path):
+    bad = []
+    for mod in mods:
+        for fname, (rtype, rname), body in mod.of("resource"):
+            attr = GLOBAL_NAMES.get(rtype)
+            if attr is None:
+                continue
+            where = f"{os.path.relpath(fname, REPO)}: {rtype}.{rname}.{attr}"
+            value = body.get(attr)
+            if value is None:
+                if not (attr == "name_prefix" and "name" not in body):
+                    bad.append(f"{where}: no {attr}")
+                continue
+            text = _text(value)
+            if re.search(r"each\.(key|value)", text):
+                text += "\n" + _text(body.get("for_each", ""))
+            if "var.name" not in _expand(mod, text):
+                bad.append(f"{where}: {value!r} does not carry the environment prefix (var.name): a second environment in the same account and region collides")
+        # The prefix a composition hands its modules carries the environment.
+        if is_root_module(mod):
+            for fname, (mname,), body in mod.of("module"):
+                child = by_path.get(os.path.normpath(os.path.join(mod.path, body.get("source", ""))))
+                if child is None or "name" not in {v[0] for _, v, _ in child.of("variable")}:
+                    continue
+                if "var.environment" not in _expand(mod, _text(body.get("name", ""))):
+                    bad.append(f"{os.path.relpath(fname, REPO)}: module \"{mname}\": name {body.get('name')!r} does not carry var.environment")
+    return bad
+
+
+def check_first_apply(mods):
+    bad = []
+    for mod in mods:
+        dualstack = any(
+            "dualstack" in _text(c.get("ip_address_type", ""))
+            for _, l, b in mod.of("resource") if l[0] == "aws_apigatewayv2_domain_name"
+            for c in block_items(b, "domain_name_configuration")
+        )
+        for fname, (rtype, rname), body in mod.of("resource"):
+            where = f"{os.path.relpath(fname, REPO)}: {rtype}.{rname}"
+            if rtype == "aws_route53_record":
+                text = _text(body.get("for_each", "")) + _text(body.get("type", ""))
+                if "AAAA" in text and (not dualstack or "var.dualstack" not in text):
+                    bad.append(f"{where}: an AAAA alias to an IPv4-only domain; publish AAAA only with a dual-stack domain (var.dualstack)")
+            if rtype == "aws_lambda_function":
+                value = body.get("reserved_concurrent_executions")
+                if isinstance(value, (int, float)) and value >= 0:
+                    bad.append(f"{where}: reserves {value} concurrent executions; a new account has none to reserve")
+        for fname, (vname,), body in mod.of("variable"):
+            if "reserved_concurrency" in vname and body.get("default") is not None:
+                bad.append(f"{os.path.relpath(fname, REPO)}: variable \"{vname}\" defaults to {body.get('default')}; default to null (a new account's concurrency quota leaves nothing to reserve)")
+    return bad
+
+
 CHECKS = ["tags", "iam-wildcard", "variables", "wiring", "helm-outputs", "ecr",
           "operator-iam", "side-tasks", "network-endpoints", "checkov-skips",
-          "lambda"]
+          "lambda", "zones", "ecs-slr", "node-role", "schedules", "global-names",
+          "first-apply"]
 
 
 def run(root, checkov_yaml):
@@ -649,6 +920,12 @@ def run(root, checkov_yaml):
     rep.check("network-endpoints", check_network_endpoints(mods))
     rep.check("checkov-skips", check_checkov_skips(mods, checkov_yaml))
     rep.check("lambda", check_lambda(mods))
+    rep.check("zones", check_zones(mods))
+    rep.check("ecs-slr", check_ecs_slr(mods))
+    rep.check("node-role", check_node_role(mods))
+    rep.check("schedules", check_schedules(mods))
+    rep.check("global-names", check_global_names(mods, by_path))
+    rep.check("first-apply", check_first_apply(mods))
     return rep
 
 

@@ -7,11 +7,11 @@ locals {
 module "network" {
   source = "../../modules/network"
 
-  name               = local.name
-  cidr_block         = var.vpc_cidr
-  availability_zones = var.availability_zones
-  single_nat_gateway = var.single_nat_gateway
-  cluster_name       = local.cluster_name
+  name                  = local.name
+  cidr_block            = var.vpc_cidr
+  availability_zone_ids = var.availability_zone_ids
+  single_nat_gateway    = var.single_nat_gateway
+  cluster_name          = local.cluster_name
 }
 
 module "cluster" {
@@ -21,6 +21,7 @@ module "cluster" {
   kubernetes_version           = var.kubernetes_version
   vpc_id                       = module.network.vpc_id
   subnet_ids                   = module.network.private_subnet_ids
+  availability_zone_ids        = module.network.availability_zone_ids
   endpoint_public_access       = var.cluster_endpoint_public_access
   endpoint_public_access_cidrs = var.cluster_endpoint_public_access_cidrs
   cluster_admin_principal_arns = var.cluster_admin_principal_arns
@@ -32,6 +33,8 @@ module "cluster" {
 
 module "registry" {
   source = "../../modules/registry"
+
+  name = local.name
 }
 
 module "edge" {
@@ -39,10 +42,11 @@ module "edge" {
 
   name                   = local.name
   vpc_id                 = module.network.vpc_id
-  subnet_ids             = module.network.private_subnet_ids
+  subnet_ids_by_zone_id  = module.network.private_subnet_ids_by_zone_id
   node_security_group_id = module.cluster.node_security_group_id
   domain_name            = var.domain_name
   hosted_zone_id         = var.hosted_zone_id
+  dualstack              = var.api_dualstack
   throttling_rate_limit  = var.api_throttling_rate_limit
   throttling_burst_limit = var.api_throttling_burst_limit
 }
@@ -53,7 +57,7 @@ module "iam" {
   name                = local.name
   oidc_provider_arn   = module.cluster.oidc_provider_arn
   oidc_issuer         = module.cluster.oidc_issuer
-  ecr_repository_arns = values(module.registry.repository_arns)
+  ecr_repository_arns = [for name, arn in module.registry.repository_arns : arn if !startswith(name, "charts/")] # images only
   movieapps           = var.movieapps
   target_group_arns   = [module.edge.target_group_arn]
 }
@@ -64,8 +68,10 @@ module "side_services" {
   name                      = "${local.name}-side"
   vpc_id                    = module.network.vpc_id
   subnet_ids                = module.network.private_subnet_ids
+  availability_zone_ids     = module.network.availability_zone_ids
   api_worker_repository_url = module.registry.repository_urls["api-worker"]
   api_worker_image_tag      = var.api_worker_image_tag
+  schedules_enabled         = var.side_tasks_enabled
   task_policy_json          = module.iam.api_worker_policy_json[var.edge_movieapp]
   environment               = merge({ AWS_REGION = var.region }, var.side_tasks_environment)
   secrets                   = var.side_tasks_secrets

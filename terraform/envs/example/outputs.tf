@@ -37,6 +37,21 @@ output "api_worker_image_repository" {
   value       = module.registry.repository_urls["api-worker"]
 }
 
+output "registry" {
+  description = "Host of the ECR registry: docker login / helm registry login."
+  value       = module.registry.registry
+}
+
+output "chart_repository" {
+  description = "OCI location of the operator's chart: helm push <chart>.tgz <this>; helm install movieapp-operator <this>/movieapp-operator."
+  value       = module.registry.chart_repository
+}
+
+output "api_worker_repository_name" {
+  description = "Name of the api-worker's ECR repository (<environment prefix>/api-worker): the MovieApp's spec.worker.image.repository."
+  value       = module.registry.repository_names["api-worker"]
+}
+
 output "api_worker_role_arns" {
   description = "IRSA role per MovieApp: spec.worker.serviceAccount.annotations.\"eks.amazonaws.com/role-arn\"."
   value       = module.iam.api_worker_role_arns

@@ -27,10 +27,10 @@ variable "vpc_cidr" {
   default     = "10.40.0.0/16"
 }
 
-variable "availability_zones" {
+variable "availability_zone_ids" {
   type        = list(string)
-  description = "Availability zones of the region to use (at least 2)."
-  default     = ["us-east-1a", "us-east-1b", "us-east-1c"]
+  description = "Availability zone IDs of the region to use (at least 2), for example use1-az1: IDs, not names, because each account maps zone names to different physical zones. The default avoids use1-az3, which has no HTTP API VPC links; outside us-east-1, set the IDs of your region (aws ec2 describe-availability-zones)."
+  default     = ["use1-az1", "use1-az2", "use1-az4"]
 }
 
 variable "single_nat_gateway" {
@@ -117,8 +117,14 @@ variable "hosted_zone_id" {
 
 variable "api_worker_image_tag" {
   type        = string
-  description = "api-worker image tag the ECS side tasks run (push it before applying the side-services)."
-  default     = "0.1.0"
+  description = "api-worker image version tag the ECS side tasks run; null until the image is pushed (side_tasks_enabled needs it)."
+  default     = null
+}
+
+variable "side_tasks_enabled" {
+  type        = bool
+  description = "Run the ECS side tasks (sync-popular) on their schedules. Leave off on the first apply; turn on once the image is pushed (api_worker_image_tag) and side_tasks_environment/side_tasks_secrets hold the MovieApp's settings; the plan names what is missing."
+  default     = false
 }
 
 variable "side_tasks_environment" {
@@ -131,6 +137,12 @@ variable "side_tasks_secrets" {
   type        = map(string)
   description = "Secrets Manager ARNs for the side tasks' secret environment, for example { TMDB_API_KEY = \"arn:aws:secretsmanager:...\" }."
   default     = {}
+}
+
+variable "api_dualstack" {
+  type        = bool
+  description = "Serve the API's custom domain on IPv6 too (dual-stack) and publish its AAAA record; off: IPv4 only, A record only."
+  default     = false
 }
 
 variable "api_throttling_rate_limit" {

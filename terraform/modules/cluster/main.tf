@@ -187,11 +187,14 @@ resource "aws_iam_role" "node" {
   tags = var.tags
 }
 
+# ReadOnly, not the narrower PullOnly: the EKS node-group API has refused
+# node roles without AmazonEC2ContainerRegistryReadOnly (aws/containers-roadmap
+# issue 1610), and terraform-aws-modules/eks attaches it for that reason.
 resource "aws_iam_role_policy_attachment" "node" {
   for_each = toset([
     "AmazonEKSWorkerNodePolicy",
     "AmazonEKS_CNI_Policy",
-    "AmazonEC2ContainerRegistryPullOnly",
+    "AmazonEC2ContainerRegistryReadOnly",
     "AmazonSSMManagedInstanceCore",
   ])
 
@@ -257,6 +260,29 @@ resource "aws_launch_template" "node" {
   tags = var.tags
 }
 
+# Every zone of the node group must offer at least one of its instance types,
+# or the group cannot place nodes there (offerings are per physical zone).
+data "aws_ec2_instance_type_offerings" "nodes" {
+  location_type = "availability-zone-id"
+
+  filter {
+    name   = "instance-type"
+    values = var.node_instance_types
+  }
+
+  filter {
+    name   = "location"
+    values = var.availability_zone_ids
+  }
+
+  lifecycle {
+    postcondition {
+      condition     = length(setsubtract(var.availability_zone_ids, self.locations)) == 0
+      error_message = "No instance type of node_instance_types is offered in ${join(", ", setsubtract(var.availability_zone_ids, self.locations))}: choose other types or zone IDs."
+    }
+  }
+}
+
 resource "aws_eks_node_group" "default" {
   cluster_name    = aws_eks_cluster.this.name
   node_group_name = "${var.name}-default"
@@ -291,7 +317,7 @@ resource "aws_eks_node_group" "default" {
     ignore_changes = [scaling_config[0].desired_size]
   }
 
-  depends_on = [aws_iam_role_policy_attachment.node]
+  depends_on = [aws_iam_role_policy_attachment.node, data.aws_ec2_instance_type_offerings.nodes]
 }
 
 # Core add-ons managed by EKS (versions: the default for the cluster version).

@@ -34,6 +34,11 @@ variable "subnet_ids" {
   }
 }
 
+variable "availability_zone_ids" {
+  type        = list(string)
+  description = "Availability zone IDs of subnet_ids (network module output availability_zone_ids); the plan fails when a zone offers none of node_instance_types."
+}
+
 variable "endpoint_public_access" {
   type        = bool
   description = "Expose the Kubernetes API endpoint publicly (restricted to endpoint_public_access_cidrs). The private endpoint is always on."

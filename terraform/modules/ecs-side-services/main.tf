@@ -13,6 +13,15 @@ locals {
   partition  = data.aws_partition.current.partition
   log_group  = "/aws/ecs/${var.name}"
   tasks      = { for k, t in var.side_tasks : k => t }
+
+  # What every side task needs before its schedule may run: the api-worker's
+  # connection settings (they exist once the MovieApp is Ready) and a pushed
+  # image. Until then the schedules exist but are DISABLED, so no instance is
+  # started every 6 hours to run a task that can only fail.
+  required_environment = ["MOVIEAPP_USERS_TABLE", "MOVIEAPP_MOVIES_TABLE", "MOVIEAPP_WATCHLISTS_TABLE", "MOVIEAPP_JOBS_QUEUE_URL", "MOVIEAPP_NOTIFICATIONS_TOPIC_ARN"]
+  missing_environment  = setsubtract(local.required_environment, keys(var.environment))
+  missing_secret       = contains(keys(merge(var.environment, var.secrets)), "TMDB_API_KEY") ? [] : ["TMDB_API_KEY"]
+  image                = "${var.api_worker_repository_url}:${coalesce(var.api_worker_image_tag, "not-pushed-yet")}"
 }
 
 # --- KMS for logs, ECS Exec and the schedules ------------------------------
@@ -214,6 +223,28 @@ resource "aws_launch_template" "instances" {
   tags = var.tags
 }
 
+# The container instances' type must be offered in every zone of subnet_ids.
+data "aws_ec2_instance_type_offerings" "instances" {
+  location_type = "availability-zone-id"
+
+  filter {
+    name   = "instance-type"
+    values = [var.instance_type]
+  }
+
+  filter {
+    name   = "location"
+    values = var.availability_zone_ids
+  }
+
+  lifecycle {
+    postcondition {
+      condition     = length(setsubtract(var.availability_zone_ids, self.locations)) == 0
+      error_message = "${var.instance_type} is not offered in ${join(", ", setsubtract(var.availability_zone_ids, self.locations))}: choose another instance_type or other zone IDs."
+    }
+  }
+}
+
 resource "aws_autoscaling_group" "instances" {
   name_prefix           = "${var.name}-"
   vpc_zone_identifier   = var.subnet_ids
@@ -249,8 +280,13 @@ resource "aws_autoscaling_group" "instances" {
   lifecycle {
     ignore_changes = [desired_capacity]
   }
+
+  depends_on = [data.aws_ec2_instance_type_offerings.instances]
 }
 
+# Creating the ECS cluster makes ECS create its service-linked role
+# (AWSServiceRoleForECS) in an account that never used ECS; the capacity
+# provider needs that role, so it waits for the cluster.
 resource "aws_ecs_capacity_provider" "ec2" {
   name = "${var.name}-ec2"
 
@@ -266,6 +302,8 @@ resource "aws_ecs_capacity_provider" "ec2" {
   }
 
   tags = var.tags
+
+  depends_on = [aws_ecs_cluster.this]
 }
 
 resource "aws_ecs_cluster_capacity_providers" "this" {
@@ -372,7 +410,7 @@ resource "aws_ecs_task_definition" "side" {
 
   container_definitions = jsonencode([{
     name                   = each.key
-    image                  = "${var.api_worker_repository_url}:${var.api_worker_image_tag}"
+    image                  = local.image
     essential              = true
     entryPoint             = ["api-worker"]
     command                = each.value.command
@@ -482,7 +520,7 @@ resource "aws_scheduler_schedule" "side" {
   group_name          = aws_scheduler_schedule_group.this.name
   description         = "Runs api-worker ${join(" ", each.value.command)} on ${var.name}"
   schedule_expression = each.value.schedule_expression
-  state               = each.value.enabled ? "ENABLED" : "DISABLED"
+  state               = var.schedules_enabled && each.value.enabled ? "ENABLED" : "DISABLED"
   kms_key_arn         = aws_kms_key.this.arn
 
   flexible_time_window {
@@ -519,4 +557,16 @@ resource "aws_scheduler_schedule" "side" {
   }
 
   depends_on = [aws_iam_role_policy.scheduler, aws_ecs_cluster_capacity_providers.this]
+
+  lifecycle {
+    precondition {
+      condition     = !var.schedules_enabled || var.api_worker_image_tag != null
+      error_message = "schedules_enabled needs api_worker_image_tag: push the api-worker image first and name its tag."
+    }
+
+    precondition {
+      condition     = !var.schedules_enabled || length(local.missing_environment) + length(local.missing_secret) == 0
+      error_message = "schedules_enabled needs the MovieApp's connection settings in environment and the TMDB key in secrets; missing: ${join(", ", concat(tolist(local.missing_environment), local.missing_secret))}. They are known once the MovieApp is Ready (docs/terraform.md, the side-services step)."
+    }
+  }
 }

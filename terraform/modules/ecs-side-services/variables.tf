@@ -13,6 +13,11 @@ variable "subnet_ids" {
   description = "Private subnets for the container instances and task ENIs (no public IPs anywhere)."
 }
 
+variable "availability_zone_ids" {
+  type        = list(string)
+  description = "Availability zone IDs of subnet_ids; the plan fails when instance_type is not offered in one of them."
+}
+
 variable "instance_type" {
   type        = string
   description = "EC2 instance type of the ECS container instances."
@@ -38,7 +43,14 @@ variable "api_worker_repository_url" {
 
 variable "api_worker_image_tag" {
   type        = string
-  description = "Tag of the api-worker image the side tasks run (tags are immutable, so this names one build)."
+  description = "Tag of the api-worker image the side tasks run: a version tag (immutable, so it names one build). null until the image is pushed; schedules_enabled requires it."
+  default     = null
+}
+
+variable "schedules_enabled" {
+  type        = bool
+  description = "Run the side tasks on their schedules. Off until the image is pushed (api_worker_image_tag) and the MovieApp's connection settings are in environment/secrets; turning it on without them fails the plan with what is missing."
+  default     = false
 }
 
 variable "side_tasks" {
@@ -50,7 +62,7 @@ variable "side_tasks" {
     environment         = optional(map(string), {})
     enabled             = optional(bool, true)
   }))
-  description = "Scheduled api-worker subcommands, keyed by a short name. The image's api-worker binary is the entry point, so command holds its arguments."
+  description = "Scheduled api-worker subcommands, keyed by a short name. The image's api-worker binary is the entry point, so command holds its arguments. A task runs only when both its enabled and schedules_enabled are true."
   default = {
     sync-popular = {
       command             = ["sync-popular"]

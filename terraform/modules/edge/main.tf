@@ -8,6 +8,9 @@ locals {
   partition  = data.aws_partition.current.partition
   log_group  = "/aws/apigateway/${var.name}"
   lb_port    = 8080
+
+  subnet_ids          = values(var.subnet_ids_by_zone_id)
+  vpc_link_subnet_ids = [for zone, id in var.subnet_ids_by_zone_id : id if !contains(var.vpc_link_unsupported_zone_ids, zone)]
 }
 
 # --- Internal network load balancer in front of the api-worker pods --------
@@ -80,7 +83,7 @@ resource "aws_lb" "api" {
   name                             = "${var.name}-api"
   internal                         = true
   load_balancer_type               = "network"
-  subnets                          = var.subnet_ids
+  subnets                          = local.subnet_ids
   security_groups                  = [aws_security_group.lb.id]
   enable_cross_zone_load_balancing = true
   enable_deletion_protection       = var.deletion_protection
@@ -174,12 +177,21 @@ resource "aws_cloudwatch_log_group" "access" {
   tags = var.tags
 }
 
+# HTTP API VPC links exist only in some zones of a region (by zone ID: use1-az3
+# has none). The link gets the subnets of the supported zones only.
 resource "aws_apigatewayv2_vpc_link" "this" {
   name               = "${var.name}-api"
-  subnet_ids         = var.subnet_ids
+  subnet_ids         = local.vpc_link_subnet_ids
   security_group_ids = [aws_security_group.vpc_link.id]
 
   tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(local.vpc_link_subnet_ids) >= 2
+      error_message = "Fewer than 2 of the subnets' zones support HTTP API VPC links (excluded: ${join(", ", var.vpc_link_unsupported_zone_ids)}); pin other availability_zone_ids."
+    }
+  }
 }
 
 resource "aws_apigatewayv2_api" "this" {
@@ -286,6 +298,7 @@ resource "aws_apigatewayv2_domain_name" "api" {
     certificate_arn = aws_acm_certificate_validation.api.certificate_arn
     endpoint_type   = "REGIONAL"
     security_policy = "TLS_1_2"
+    ip_address_type = var.dualstack ? "dualstack" : "ipv4"
   }
 
   tags = var.tags
@@ -297,8 +310,10 @@ resource "aws_apigatewayv2_api_mapping" "api" {
   stage       = aws_apigatewayv2_stage.default.id
 }
 
+# AAAA only when the custom domain answers on IPv6 too: an AAAA alias to an
+# IPv4-only domain name sends IPv6 clients nowhere.
 resource "aws_route53_record" "api" {
-  for_each = toset(["A", "AAAA"])
+  for_each = toset(var.dualstack ? ["A", "AAAA"] : ["A"])
 
   zone_id = var.hosted_zone_id
   name    = var.domain_name

@@ -13,9 +13,15 @@ variable "vpc_id" {
   description = "VPC of the cluster."
 }
 
-variable "subnet_ids" {
+variable "subnet_ids_by_zone_id" {
+  type        = map(string)
+  description = "Private subnet per availability zone ID (network module output private_subnet_ids_by_zone_id), for the internal load balancer and the VPC link."
+}
+
+variable "vpc_link_unsupported_zone_ids" {
   type        = list(string)
-  description = "Private subnets for the internal load balancer and the VPC link."
+  description = "Availability zone IDs where API Gateway HTTP API VPC links cannot be created (AWS API Gateway developer guide, \"Availability by Region\" of VPC links for HTTP APIs). The VPC link leaves their subnets out; extend the list for your region."
+  default     = ["use1-az3"]
 }
 
 variable "node_security_group_id" {
@@ -43,6 +49,12 @@ variable "domain_name" {
 variable "hosted_zone_id" {
   type        = string
   description = "Route 53 public hosted zone that holds domain_name (created outside this stack, with the domain's registrar pointing at it)."
+}
+
+variable "dualstack" {
+  type        = bool
+  description = "Serve the custom domain on IPv4 and IPv6 (API Gateway ip_address_type dualstack) and publish an AAAA alias beside the A alias. Off: IPv4 only, no AAAA record."
+  default     = false
 }
 
 variable "throttling_burst_limit" {

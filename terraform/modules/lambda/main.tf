@@ -270,17 +270,18 @@ resource "aws_lambda_function" "this" {
   # checkov:skip=CKV_AWS_272:The package is built from this checkout by make lambda-package and pinned by source_code_hash; AWS Signer code signing is left to deployments that sign their artifacts
   for_each = local.functions
 
-  function_name                  = local.function_names[each.key]
-  description                    = each.value.description
-  role                           = aws_iam_role.this.arn
-  runtime                        = "provided.al2023"
-  handler                        = each.key
-  architectures                  = ["x86_64"]
-  filename                       = var.package_file
-  source_code_hash               = filebase64sha256(var.package_file)
-  memory_size                    = var.memory_size
-  timeout                        = each.value.timeout
-  reserved_concurrent_executions = each.value.reserved_concurrency
+  function_name    = local.function_names[each.key]
+  description      = each.value.description
+  role             = aws_iam_role.this.arn
+  runtime          = "provided.al2023"
+  handler          = each.key
+  architectures    = ["x86_64"]
+  filename         = var.package_file
+  source_code_hash = filebase64sha256(var.package_file)
+  memory_size      = var.memory_size
+  timeout          = each.value.timeout
+  # -1: no reservation (the function shares the account's unreserved pool).
+  reserved_concurrent_executions = coalesce(each.value.reserved_concurrency, -1)
   kms_key_arn                    = aws_kms_key.this.arn
 
   environment {
@@ -362,7 +363,7 @@ resource "aws_lambda_event_source_mapping" "jobs" {
   enabled                 = true
 
   scaling_config {
-    maximum_concurrency = var.jobs_reserved_concurrency
+    maximum_concurrency = var.jobs_reserved_concurrency == null ? var.jobs_maximum_concurrency : min(var.jobs_maximum_concurrency, var.jobs_reserved_concurrency)
   }
 
   tags = var.tags

@@ -96,18 +96,34 @@ variable "queue_visibility_timeout_seconds" {
 
 variable "http_reserved_concurrency" {
   type        = number
-  description = "Reserved (and maximum) concurrent executions of the HTTP function: caps load on TMDB and DynamoDB."
-  default     = 50
+  description = "Reserved (and maximum) concurrent executions of the HTTP function; null reserves nothing. AWS keeps 100 of the account's concurrency unreserved, so a reservation needs a raised quota: a new account's quota (as low as 10) leaves nothing to reserve. API Gateway's throttling (edge module) caps the HTTP load either way."
+  default     = null
+
+  validation {
+    condition     = var.http_reserved_concurrency == null ? true : var.http_reserved_concurrency >= 1
+    error_message = "http_reserved_concurrency must be null (no reservation) or at least 1."
+  }
 }
 
 variable "jobs_reserved_concurrency" {
   type        = number
-  description = "Reserved concurrent executions of the jobs function; the event source mapping's maximum concurrency equals it."
+  description = "Reserved concurrent executions of the jobs function; null reserves nothing (see http_reserved_concurrency for the account quota this needs)."
+  default     = null
+
+  validation {
+    condition     = var.jobs_reserved_concurrency == null ? true : var.jobs_reserved_concurrency >= 2
+    error_message = "jobs_reserved_concurrency must be null or at least 2 (the event source mapping's maximum concurrency is at least 2)."
+  }
+}
+
+variable "jobs_maximum_concurrency" {
+  type        = number
+  description = "Most concurrent jobs invocations the SQS event source mapping starts (2-1000): bounds the load on TMDB and DynamoDB without reserving account concurrency."
   default     = 5
 
   validation {
-    condition     = var.jobs_reserved_concurrency >= 2
-    error_message = "jobs_reserved_concurrency must be at least 2 (the smallest maximum concurrency of an SQS event source mapping)."
+    condition     = var.jobs_maximum_concurrency >= 2 && var.jobs_maximum_concurrency <= 1000
+    error_message = "jobs_maximum_concurrency must be 2-1000 (the limits of an SQS event source mapping's maximum concurrency)."
   }
 }
 

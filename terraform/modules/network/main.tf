@@ -1,18 +1,30 @@
-# Resolves the pinned zones; fails the plan if one is not available here.
+# Resolves the pinned zones by ID; fails the plan if one is not available
+# here. Zone IDs (use1-az1), not names (us-east-1a): each account maps names
+# to physical zones differently, and what a zone supports (HTTP API VPC
+# links, interface endpoints, instance types) is a fact of the physical zone.
 data "aws_availability_zones" "pinned" {
   state = "available"
 
   filter {
-    name   = "zone-name"
-    values = var.availability_zones
+    name   = "zone-id"
+    values = var.availability_zone_ids
   }
 
   lifecycle {
     postcondition {
-      condition     = length(self.names) == length(var.availability_zones)
-      error_message = "Not every zone in availability_zones is available in this region and account."
+      condition     = length(self.zone_ids) == length(var.availability_zone_ids)
+      error_message = "Not every zone in availability_zone_ids is available in this region and account (aws ec2 describe-availability-zones lists them)."
     }
   }
+}
+
+# Where each interface endpoint's service is offered: an endpoint gets a
+# subnet only in the zones its service supports.
+data "aws_vpc_endpoint_service" "interface" {
+  for_each = toset(var.interface_endpoints)
+
+  service      = each.key
+  service_type = "Interface"
 }
 
 data "aws_region" "current" {}
@@ -20,7 +32,9 @@ data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  azs = data.aws_availability_zones.pinned.names
+  # Zone IDs in the order given, and the account's name for each.
+  azs       = var.availability_zone_ids
+  zone_name = zipmap(data.aws_availability_zones.pinned.zone_ids, data.aws_availability_zones.pinned.names)
 
   # Public /24s come out of the first /20; each AZ gets a private /20 for nodes and pods.
   public_cidrs  = { for i, az in local.azs : az => cidrsubnet(var.cidr_block, 8, i) }
@@ -58,7 +72,7 @@ resource "aws_subnet" "public" {
   for_each = local.public_cidrs
 
   vpc_id                  = aws_vpc.this.id
-  availability_zone       = each.key
+  availability_zone_id    = each.key
   cidr_block              = each.value
   map_public_ip_on_launch = false
 
@@ -72,9 +86,9 @@ resource "aws_subnet" "public" {
 resource "aws_subnet" "private" {
   for_each = local.private_cidrs
 
-  vpc_id            = aws_vpc.this.id
-  availability_zone = each.key
-  cidr_block        = each.value
+  vpc_id               = aws_vpc.this.id
+  availability_zone_id = each.key
+  cidr_block           = each.value
 
   tags = merge(var.tags, {
     Name                                        = "${var.name}-private-${each.key}"
@@ -182,10 +196,17 @@ resource "aws_vpc_endpoint" "interface" {
   service_name        = "com.amazonaws.${local.region}.${each.key}"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
-  subnet_ids          = [for s in aws_subnet.private : s.id]
+  subnet_ids          = [for az, s in aws_subnet.private : s.id if contains(data.aws_vpc_endpoint_service.interface[each.key].availability_zones, local.zone_name[az])]
   security_group_ids  = [aws_security_group.endpoints.id]
 
   tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
+
+  lifecycle {
+    precondition {
+      condition     = length(setintersection(data.aws_vpc_endpoint_service.interface[each.key].availability_zones, [for az in local.azs : local.zone_name[az]])) > 0
+      error_message = "The ${each.key} interface endpoint is offered in none of availability_zone_ids; pick zone IDs where it is (aws ec2 describe-vpc-endpoint-services), or drop it from interface_endpoints."
+    }
+  }
 }
 
 # VPC flow logs to CloudWatch Logs, encrypted with a key of their own.

@@ -8,9 +8,14 @@ output "vpc_cidr_block" {
   value       = aws_vpc.this.cidr_block
 }
 
-output "availability_zones" {
-  description = "Availability zones the subnets are in."
+output "availability_zone_ids" {
+  description = "Availability zone IDs the subnets are in, in the order given."
   value       = local.azs
+}
+
+output "private_subnet_ids_by_zone_id" {
+  description = "Private subnet ID per availability zone ID (the edge module leaves out zones where HTTP API VPC links are not supported)."
+  value       = { for az in local.azs : az => aws_subnet.private[az].id }
 }
 
 output "public_subnet_ids" {

@@ -19,13 +19,18 @@ variable "cidr_block" {
   }
 }
 
-variable "availability_zones" {
+variable "availability_zone_ids" {
   type        = list(string)
-  description = "Availability zone names to spread the subnets over (at least 2), pinned so the network never grows or moves when AWS adds a zone."
+  description = "Availability zone IDs (for example use1-az1, not us-east-1a: names map to different zones in each account) to spread the subnets over (at least 2), pinned so the network never grows or moves when AWS adds a zone."
 
   validation {
-    condition     = length(var.availability_zones) >= 2 && length(var.availability_zones) <= 6 && length(distinct(var.availability_zones)) == length(var.availability_zones)
-    error_message = "availability_zones must list 2 to 6 distinct zone names."
+    condition     = length(var.availability_zone_ids) >= 2 && length(var.availability_zone_ids) <= 6 && length(distinct(var.availability_zone_ids)) == length(var.availability_zone_ids)
+    error_message = "availability_zone_ids must list 2 to 6 distinct zone IDs."
+  }
+
+  validation {
+    condition     = alltrue([for z in var.availability_zone_ids : can(regex("^[a-z]{2,5}[0-9]+-az[0-9]+$", z))])
+    error_message = "availability_zone_ids takes zone IDs such as use1-az1 (aws ec2 describe-availability-zones --query 'AvailabilityZones[].[ZoneName,ZoneId]'), not zone names such as us-east-1a."
   }
 }
 

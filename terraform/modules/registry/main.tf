@@ -19,7 +19,7 @@ data "aws_iam_policy_document" "key" {
 }
 
 resource "aws_kms_key" "ecr" {
-  description             = "movieapp ECR images"
+  description             = "${var.name} ECR images"
   enable_key_rotation     = true
   deletion_window_in_days = 30
   policy                  = data.aws_iam_policy_document.key.json
@@ -28,16 +28,28 @@ resource "aws_kms_key" "ecr" {
 }
 
 resource "aws_kms_alias" "ecr" {
-  name          = "alias/movieapp-ecr"
+  name          = "alias/${var.name}-ecr"
   target_key_id = aws_kms_key.ecr.key_id
 }
 
 resource "aws_ecr_repository" "this" {
+  # checkov:skip=CKV_AWS_51:Immutable but for the one literal channel tag (latest) that promotion moves; test_invariants.py (ecr) refuses any other exclusion
   for_each = toset(var.repositories)
 
-  name                 = each.value
-  image_tag_mutability = "IMMUTABLE"
+  # <name>/<repository>: a second environment in the same account and region
+  # gets repositories of its own.
+  name = "${var.name}/${each.value}"
+  # Version tags never move; the one channel tag does: pushing a new build
+  # under it is how a MovieApp that follows the channel (the CRD's default
+  # tag) is promoted, and the operator rolls the new digest out at its next
+  # resync. docs/upgrading.md describes both ways.
+  image_tag_mutability = "IMMUTABLE_WITH_EXCLUSION"
   force_delete         = false
+
+  image_tag_mutability_exclusion_filter {
+    filter      = var.channel_tag
+    filter_type = "WILDCARD"
+  }
 
   image_scanning_configuration {
     scan_on_push = true

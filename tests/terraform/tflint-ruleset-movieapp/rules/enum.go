@@ -25,6 +25,7 @@ type enumCheck struct {
 // resources. Values come from the AWS API references.
 var enumChecks = []enumCheck{
 	{Resource: "aws_ecr_repository", Attribute: "image_tag_mutability", Allowed: []string{"MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION"}},
+	{Resource: "aws_ecr_repository", Block: "image_tag_mutability_exclusion_filter", Attribute: "filter_type", Allowed: []string{"WILDCARD"}},
 	{Resource: "aws_ecr_repository", Block: "encryption_configuration", Attribute: "encryption_type", Allowed: []string{"AES256", "KMS", "KMS_DSSE"}},
 	{Resource: "aws_cloudwatch_log_group", Attribute: "retention_in_days", Allowed: []string{"0", "1", "3", "5", "7", "14", "30", "60", "90", "120", "150", "180", "365", "400", "545", "731", "1096", "1827", "2192", "2557", "2922", "3288", "3653"}},
 	{Resource: "aws_apigatewayv2_api", Attribute: "protocol_type", Allowed: []string{"HTTP", "WEBSOCKET"}},
@@ -32,6 +33,7 @@ var enumChecks = []enumCheck{
 	{Resource: "aws_apigatewayv2_integration", Attribute: "connection_type", Allowed: []string{"INTERNET", "VPC_LINK"}},
 	{Resource: "aws_apigatewayv2_domain_name", Block: "domain_name_configuration", Attribute: "endpoint_type", Allowed: []string{"REGIONAL"}},
 	{Resource: "aws_apigatewayv2_domain_name", Block: "domain_name_configuration", Attribute: "security_policy", Allowed: []string{"TLS_1_2"}},
+	{Resource: "aws_apigatewayv2_domain_name", Block: "domain_name_configuration", Attribute: "ip_address_type", Allowed: []string{"ipv4", "dualstack"}},
 	{Resource: "aws_acm_certificate", Attribute: "validation_method", Allowed: []string{"DNS", "EMAIL", "NONE"}},
 	{Resource: "aws_route53_record", Attribute: "type", Allowed: []string{"A", "AAAA", "CAA", "CNAME", "DS", "HTTPS", "MX", "NAPTR", "NS", "PTR", "SOA", "SPF", "SRV", "SSHFP", "SVCB", "TLSA", "TXT"}},
 	{Resource: "aws_eks_node_group", Attribute: "capacity_type", Allowed: []string{"ON_DEMAND", "SPOT", "CAPACITY_BLOCK"}},
