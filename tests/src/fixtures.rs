@@ -116,6 +116,32 @@ pub async fn push_image(
         .context("PutImage returned no digest")
 }
 
+/// Creates an ECR repository as `terraform/modules/registry` makes it: every
+/// tag immutable but the one channel tag.
+pub async fn release_repository(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+    channel_tag: &str,
+) -> Result<()> {
+    use aws_sdk_ecr::types::{
+        ImageTagMutability, ImageTagMutabilityExclusionFilter,
+        ImageTagMutabilityExclusionFilterType,
+    };
+    let channel = ImageTagMutabilityExclusionFilter::builder()
+        .filter(channel_tag)
+        .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
+        .build()
+        .context("an exclusion filter")?;
+    ecr.create_repository()
+        .repository_name(repository)
+        .image_tag_mutability(ImageTagMutability::ImmutableWithExclusion)
+        .image_tag_mutability_exclusion_filters(channel)
+        .send()
+        .await
+        .context("creating the ECR repository (IMMUTABLE_WITH_EXCLUSION)")?;
+    Ok(())
+}
+
 /// Installs (server-side applies) the MovieApp CRD from the operator's types
 /// and waits until the API server serves it.
 pub async fn install_crd(client: &kube::Client) -> Result<()> {

@@ -259,6 +259,88 @@ async fn missing_secret_stalls_and_recovers_when_it_is_created() -> Result<()> {
     fixtures::delete_namespace(&client, &ns).await
 }
 
+/// Promotion with the registry Terraform makes: version tags never move, the
+/// channel tag (the CRD's default tag) does, and a MovieApp that names no tag
+/// runs what the channel points at, rolled out at the next resync.
+#[tokio::test]
+async fn promotion_moves_only_the_channel_tag_and_the_worker_follows_it() -> Result<()> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use movieapp_operator::crd::DEFAULT_TAG;
+
+    let Setup {
+        client,
+        ns,
+        ecr,
+        api,
+        ..
+    } = setup("op-promote", true).await?;
+    let repository = unique_name("release");
+    fixtures::release_repository(&ecr, &repository, DEFAULT_TAG).await?;
+    let version = fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
+    let first = fixtures::push_image(&ecr, &repository, DEFAULT_TAG, 1).await?;
+
+    let operator = Operator::start(&ns, &["--resync-interval", "3s"]).await?;
+    api.create(
+        &PostParams::default(),
+        &movieapp(
+            "shop",
+            json!({ "worker": { "image": { "repository": repository } } }),
+        )?,
+    )
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let runs = |digest: String| {
+        let deployments = deployments.clone();
+        async move {
+            let d = deployments.get_opt("shop").await?;
+            let image = d
+                .and_then(|d| d.spec)
+                .and_then(|s| s.template.spec)
+                .and_then(|p| p.containers.first().and_then(|c| c.image.clone()));
+            Ok(image.filter(|i| i.ends_with(&digest)).map(|_| ()))
+        }
+    };
+    eventually("the worker to run the channel's image", TIMEOUT, || {
+        runs(first.clone())
+    })
+    .await?;
+
+    // A version tag cannot be moved: the registry refuses the push (ECR says
+    // ImageTagAlreadyExistsException, moto ImageAlreadyExistsException), and
+    // the tag still names the first build.
+    let refused = fixtures::push_image(&ecr, &repository, "1.0.0", 2).await;
+    let error = format!("{:#}", refused.err().context("moving 1.0.0 was accepted")?);
+    ensure!(
+        error.contains("AlreadyExistsException") && error.contains("1.0.0"),
+        "moving a version tag failed for another reason: {error}"
+    );
+    let still = ecr
+        .describe_images()
+        .repository_name(&repository)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("1.0.0")
+                .build(),
+        )
+        .send()
+        .await?;
+    ensure!(
+        still.image_details().first().and_then(|d| d.image_digest()) == Some(version.as_str()),
+        "1.0.0 moved: {still:?}"
+    );
+
+    // Promoting a build to the channel rolls it out.
+    let promoted = fixtures::push_image(&ecr, &repository, DEFAULT_TAG, 2).await?;
+    ensure!(promoted != first);
+    eventually("the promoted image to be rolled out", TIMEOUT, || {
+        runs(promoted.clone())
+    })
+    .await?;
+
+    operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
 #[tokio::test]
 async fn missing_image_sets_image_resolved_false() -> Result<()> {
     let Setup {
