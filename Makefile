@@ -1,4 +1,4 @@
-# The project's entry points (DESIGN §7). Heavy build outputs live outside the
+# The project's entry points. Heavy build outputs live outside the
 # checkout, so a fresh clone reuses them: Cargo's target dir is keyed by the
 # toolchain, the control plane and the venv by what built them.
 SHELL := bash

@@ -5,8 +5,12 @@
   every condition type (operator/src/conditions.rs) and every reason
   (operator/src/reason.rs);
 - docs/troubleshooting.md has a section for every reason that stalls a MovieApp;
-- docs/metrics.md lists every metric operator/src/metrics.rs registers;
-- relative links between the docs point at files that exist.
+- docs/metrics.md lists every metric operator/src/metrics.rs registers, and
+  every reconcile-error category the operator counts;
+- relative links in README.md and docs/ point at files that exist, and the
+  repository paths the docs, the Makefile and the scripts name in backticks
+  or comments exist (the design contract lives outside the repository: no
+  file cites it as if it were here).
 
 Exit status non-zero on any failure; the last line is "N passed, F failed".
 """
@@ -56,6 +60,35 @@ def fields(node: dict, path: str) -> list[str]:
 def without_tests(text: str) -> str:
     """The code before the unit tests (`#[cfg(test)]` ends the production part)."""
     return text.split("#[cfg(test)]")[0]
+
+
+# Files that name repository paths for readers to open or run.
+REFERRING = ["README.md", "Makefile", "docs/*.md", "terraform/README.md", "scripts/*", "tests/delivery/*.sh", "tests/delivery/*.py"]
+# A repository path: a top-level directory of the project, then path parts, a
+# file name with an extension.
+PATH = re.compile(
+    r"(?<![\w/.-])((?:docs|tests|scripts|operator|api-worker|charts|crds|deploy|examples|gitops|terraform|\.github)/[\w./-]*\.[a-z]{1,4})(?![\w/])"
+)
+
+
+def dangling_paths() -> list[str]:
+    missing = []
+    for pattern in REFERRING:
+        for path in sorted(ROOT.glob(pattern)):
+            if not path.is_file() or path.suffix in {".pyc"}:
+                continue
+            text = path.read_text(errors="replace")
+            rel = path.relative_to(ROOT)
+            # The design contract is not part of the repository.
+            for m in re.finditer(r"DESIGN(?:\.md| §)", text):
+                missing.append(f"{rel} cites {m.group(0)!r}, which is not in the repository")
+            for target in sorted(set(PATH.findall(text))):
+                target = target.rstrip(".")
+                if "*" in target or "<" in target or not Path(target).suffix:
+                    continue
+                if not (ROOT / target).exists() and not (path.parent / target).exists():
+                    missing.append(f"{rel} → {target}")
+    return missing
 
 
 def main() -> int:
@@ -108,13 +141,23 @@ def main() -> int:
         return any(f"`{candidate}`" in metrics_doc for candidate in (name, f"{name}_total", f"{name}_info"))
 
     check(f"metrics.md lists every metric the operator registers ({len(names)})", sorted(n for n in names if not documented(n)))
+    reconcile = without_tests((SRC / "reconcile" / "mod.rs").read_text())
+    category_fn = re.search(r"fn category\(.*?\n    \}", reconcile, re.DOTALL)
+    categories = set(re.findall(r'=> "([a-z_]+)"', category_fn.group(0) if category_fn else ""))
+    categories |= set(re.findall(r'reconcile_failed\(\s*"([a-z_]+)"', reconcile))
+    errors_row = next((l for l in metrics_doc.splitlines() if l.startswith("| `movieapp_reconcile_errors_total`")), "")
+    check(
+        f"metrics.md lists every reconcile-error category ({len(categories)})",
+        sorted(c for c in categories if f"`{c}`" not in errors_row) or ([] if categories else ["(no category found in the code)"]),
+    )
 
     broken = []
-    for doc in sorted(DOCS.glob("*.md")):
+    for doc in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
             if not (doc.parent / target).exists():
-                broken.append(f"{doc.name} → {target}")
-    check("relative links in docs/ resolve", broken)
+                broken.append(f"{doc.relative_to(ROOT)} → {target}")
+    check("relative links in README.md and docs/ resolve", broken)
+    check("the files the docs, Makefile and scripts name exist", dangling_paths())
 
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
