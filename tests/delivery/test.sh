@@ -4,9 +4,14 @@
 #   offline  chart_test.py        chart renders, schema, RBAC rules, promtool alert tests, Kustomize parity
 #            lua_health_test.py   the Argo CD health check under lua5.4 and lua5.1
 #            gitops_test.py       Argo CD and Flux examples
-#            docs_test.py         the reference docs cover the CRD, reasons and metrics
+#            docs_test.py         the reference docs cover the CRD, reasons and metrics;
+#                                 no dangling file references
+#            workflows_test.py    the release pipeline (.github/workflows) builds, attests,
+#                                 signs and publishes what the docs say
 #            build-release.sh     the Dockerfile's release build, from the Docker context
-#   live     rbac-e2e.sh          the chart's RBAC on the local control plane, the operator as its ServiceAccount
+#   live     rbac-e2e.sh          the chart pushed to a local OCI registry and installed from
+#                                 oci://127.0.0.1:<port>; its RBAC on the local control plane,
+#                                 the operator as its ServiceAccount
 #            docs_walkthrough.py  the commands of docs/installation.md
 #
 # `test.sh offline` or `test.sh live` runs one group; the live group needs the

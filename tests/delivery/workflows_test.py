@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""The pipeline as code (.github/workflows) does what docs/installation.md
+says a release is (actionlint, in `make lint`, checks the syntax and the
+expressions; this checks the content):
+
+- ci.yaml runs `make lint` and `make test`, nothing else, on pushes to main
+  and on pull requests, with read-only permissions;
+- release.yaml builds both image targets of the Dockerfile for linux/amd64
+  and linux/arm64 with buildx, attaches an SBOM and max-mode provenance,
+  signs each image by digest with cosign, packages the chart with the
+  release's version, pushes it as an OCI artifact and signs it; the Helm it
+  installs is the version the tests use (tests/delivery/install-tools.sh);
+- only the release jobs that need it get `id-token: write`.
+
+Exit status non-zero on any failure; the last line is "N passed, F failed".
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+passed = failed = 0
+
+
+def check(ok: bool, description: str, detail: str = "") -> None:
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok   - {description}")
+    else:
+        failed += 1
+        print(f"FAIL - {description}" + (f": {detail}" if detail else ""))
+
+
+def load(name: str) -> dict:
+    doc = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the key `on` as True.
+    doc["on"] = doc.pop(True, doc.get("on"))
+    return doc
+
+
+def runs(job: dict) -> str:
+    return "\n".join(step.get("run", "") for step in job.get("steps", []))
+
+
+def uses(job: dict, action: str) -> list[dict]:
+    return [s for s in job.get("steps", []) if str(s.get("uses", "")).split("@")[0] == action]
+
+
+def main() -> int:
+    ci = load("ci.yaml")
+    check(set(ci["on"]) == {"push", "pull_request"} and ci["on"]["push"]["branches"] == ["main"],
+          "ci.yaml runs on pushes to main and on pull requests")
+    check(ci.get("permissions") == {"contents": "read"}, "ci.yaml has read-only permissions")
+    commands = sorted(re.findall(r"^make (\w+)$", "\n".join(runs(j) for j in ci["jobs"].values()), re.M))
+    check(commands == ["lint", "test"], "ci.yaml runs make lint and make test", str(commands))
+
+    release = load("release.yaml")
+    jobs = release["jobs"]
+    tags = release["on"]["push"]["tags"]
+    check(tags == ["v*.*.*"], "release.yaml runs on version tags", str(tags))
+    images = jobs.get("images", {})
+    targets = images.get("strategy", {}).get("matrix", {}).get("target", [])
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = set(re.findall(r"^FROM \S+ AS (\S+)", dockerfile, re.M))
+    check(sorted(targets) == ["api-worker", "movieapp-operator"] and set(targets) <= stages,
+          "the release builds both image targets of the Dockerfile", str(targets))
+    builds = uses(images, "docker/build-push-action")
+    build = builds[0].get("with", {}) if builds else {}
+    platforms = {p.strip() for p in str(build.get("platforms", "")).split(",")}
+    check({"linux/amd64", "linux/arm64"} <= platforms, "images are multi-arch (linux/amd64, linux/arm64)", str(platforms))
+    check(build.get("push") is True and build.get("sbom") is True and build.get("provenance") == "mode=max",
+          "images are pushed with an SBOM and max-mode provenance attestations", str(build))
+    check(bool(uses(images, "docker/setup-buildx-action")) and bool(uses(images, "docker/setup-qemu-action")),
+          "buildx (with QEMU for the other architecture) builds them")
+    check(re.search(r'cosign sign --yes "\$IMAGE"', runs(images)) is not None
+          and "@${{ steps.build.outputs.digest }}" in str(images),
+          "each image is signed with cosign by digest")
+
+    chart = jobs.get("chart", {})
+    script = runs(chart)
+    check("helm package charts/movieapp-operator --version \"$VERSION\" --app-version \"$VERSION\"" in script,
+          "the chart is packaged with the release's version")
+    check(re.search(r'helm push \S+ "oci://\$REGISTRY/\$PREFIX/charts"', script) is not None,
+          "the chart is pushed as an OCI artifact to <registry>/<prefix>/charts")
+    check("cosign sign --yes \"$REGISTRY/$PREFIX/charts/movieapp-operator@$digest\"" in script,
+          "the chart is signed by digest")
+    helm_pin = re.search(r"^HELM_VERSION=(\S+)", (ROOT / "tests/delivery/install-tools.sh").read_text(), re.M)
+    setup_helm = uses(chart, "azure/setup-helm")
+    check(bool(setup_helm) and helm_pin is not None and setup_helm[0].get("with", {}).get("version") == helm_pin.group(1),
+          "the release's Helm is the version the tests use")
+    check(chart.get("needs") == "images", "the chart is published after the images")
+
+    writers = sorted(name for name, job in jobs.items() if job.get("permissions", {}).get("id-token") == "write")
+    check(release.get("permissions") == {"contents": "read"} and writers == ["chart", "images", "promote"],
+          "id-token: write only on the jobs that sign or assume the AWS role", str(writers))
+    promote = runs(jobs.get("promote", {}))
+    check("--image-tag latest" in promote and "batch-get-image" in promote,
+          "promotion re-tags an existing version as latest (the channel tag), building nothing")
+
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
