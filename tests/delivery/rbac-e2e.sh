@@ -9,9 +9,11 @@
 #      mode, namespaced mode, every optional object on). The ServiceMonitor and
 #      PrometheusRule kinds are validated against the real prometheus-operator
 #      CRDs, installed for the test when the cluster lacks them and removed after.
-#   2. `helm install` in namespaced mode into a namespace that enforces the
-#      restricted Pod Security Standard (kwok runs the Pods: nothing executes,
-#      but admission and the rollout are real).
+#   2. The chart published as users get it: `helm package`, `helm push` to a
+#      real OCI registry on 127.0.0.1 (tests/delivery/oci-registry.sh), and
+#      `helm install oci://127.0.0.1:<port>/...` in namespaced mode into a
+#      namespace that enforces the restricted Pod Security Standard (kwok runs
+#      the Pods: nothing executes, but admission and the rollout are real).
 #   3. can-i checks (impersonating the ServiceAccount) for both modes; a real
 #      forbidden request with the token; the Applier's request pattern (SSA
 #      create, SSA update, get, list, delete) for every child kind, with the token.
@@ -163,13 +165,29 @@ else
   fail "kubectl apply --dry-run=server -k deploy/"; echo "$out" | tail -n 5
 fi
 
-# ------------------------------------------------------------ 2. install (namespaced mode)
-if "$HELM" install "$release" "$chart" -n "$ns_sys" --skip-crds \
-    --set "watchNamespaces={$ns_apps}" --wait --timeout 120s >"$work/helm.log" 2>&1; then
-  pass "helm install (namespaced mode) into a namespace enforcing the restricted Pod Security Standard; rollout complete"
+# ------------------------------------------------------------ 2. publish to OCI, install from it (namespaced mode)
+eval "$(bash "$here/oci-registry.sh" start)"
+chart_version=$(sed -n 's/^version: *//p' "$chart/Chart.yaml")
+chart_ref="oci://$OCI_REGISTRY/$release/charts/movieapp-operator"
+if "$HELM" package "$chart" --destination "$work" >"$work/package.log" 2>&1 \
+    && "$HELM" push "$work/movieapp-operator-$chart_version.tgz" "oci://$OCI_REGISTRY/$release/charts" --plain-http >"$work/push.log" 2>&1; then
+  pass "helm package + helm push to the OCI registry at $OCI_REGISTRY ($(sed -n 's/^Digest: //p' "$work/push.log"))"
 else
-  fail "helm install"; tail -n 20 "$work/helm.log"; finish; exit 1
+  fail "helm package + helm push"; cat "$work/package.log" "$work/push.log" | tail -n 20; finish; exit 1
 fi
+# What the registry holds is a Helm chart artifact, found by its tag.
+manifest=$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  "http://$OCI_REGISTRY/v2/$release/charts/movieapp-operator/manifests/$chart_version" || true)
+check "the registry serves the chart as an OCI artifact (config application/vnd.cncf.helm.config.v1+json, tag $chart_version)" \
+  python3 -c 'import json,sys; m=json.loads(sys.argv[1]); assert m["config"]["mediaType"]=="application/vnd.cncf.helm.config.v1+json"; assert m["layers"][0]["mediaType"]=="application/vnd.cncf.helm.chart.content.v1.tar+gzip"' "$manifest"
+if "$HELM" install "$release" "$chart_ref" --version "$chart_version" --plain-http -n "$ns_sys" --skip-crds \
+    --set "watchNamespaces={$ns_apps}" --wait --timeout 120s >"$work/helm.log" 2>&1; then
+  pass "helm install $chart_ref --version $chart_version (namespaced mode) into a namespace enforcing the restricted Pod Security Standard; rollout complete"
+else
+  fail "helm install from $chart_ref"; tail -n 20 "$work/helm.log"; finish; exit 1
+fi
+check "the release's chart is the one pulled from the registry ($chart_version)" \
+  bash -c "'$HELM' list -n '$ns_sys' -o json | python3 -c 'import json,sys; r=[x for x in json.load(sys.stdin) if x[\"name\"]==\"$release\"]; assert r and r[0][\"chart\"]==\"movieapp-operator-$chart_version\"'"
 check "the operator's Pods were admitted under Pod Security 'restricted'" \
   test "$(kubectl -n "$ns_sys" get pods -l "app.kubernetes.io/instance=$release" -o name | wc -l)" -eq 2
 "$HELM" template "$cw_release" "$chart" -n "$ns_sys" \
