@@ -3,6 +3,14 @@
 
 - every ```sh block after a `<!-- walkthrough -->` marker, in order, in one
   bash session (`set -euo pipefail`), on the local environment;
+- "Install on EKS": every ```sh block after `<!-- eks-walkthrough -->`, in
+  order, in one bash session, with what the blocks marked
+  `<!-- eks-walkthrough aws-only: REASON -->` (listed, not run) would have set
+  pointing at local stand-ins: the chart repository at a real OCI registry on
+  127.0.0.1 (tests/delivery/oci-registry.sh; helm's registry commands get
+  --plain-http), the worker image in moto's ECR. After the install step the
+  operator process runs with the release's ServiceAccount token (the local
+  node is simulated), and the MovieApp must become Ready;
 - the Kustomize overlay after `<!-- overlay-example -->`, built against deploy/.
 
 The walkthrough's names are replaced by unique ones (namespaces, the metrics
@@ -82,6 +90,22 @@ def overlay(text: str) -> None:
     )
 
 
+def run_steps(script: Path, steps: list[tuple[str, str]], label: str) -> subprocess.CompletedProcess:
+    """Runs a generated script whose steps print `@@ok N`; reports each step,
+    up to the first that did not finish (with the output's last lines)."""
+    result = subprocess.run(["timeout", "900", "bash", str(script)], cwd=ROOT, capture_output=True, text=True)
+    done = {int(l.split()[1]) for l in result.stdout.splitlines() if l.startswith("@@ok ")}
+    for index, (_, body) in enumerate(steps, 1):
+        lines = body.strip().splitlines()
+        description = f"{label.format(index=index)}: {lines[0]}{' …' if len(lines) > 1 else ''}"
+        if index in done:
+            report(True, description)
+        else:
+            report(False, description, "\n".join((result.stdout + result.stderr).splitlines()[-25:]))
+            break
+    return result
+
+
 def walkthrough(text: str) -> None:
     steps = blocks(text, "walkthrough", "sh")
     if len(steps) < 4:
@@ -128,26 +152,93 @@ done
 """
             )
     (work / "walkthrough.sh").write_text("\n".join(script) + "\n")
-    env = dict(os.environ)
-    result = subprocess.run(
-        ["timeout", "900", "bash", str(work / "walkthrough.sh")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
+    result = run_steps(work / "walkthrough.sh", steps, "walkthrough step {index}")
+    report("@@status" in result.stdout.splitlines(), "the operator wrote the example MovieApp's status within 30 s of its creation")
+    if result.returncode == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"# the generated script and logs are in {work}")
+
+
+def eks_walkthrough(text: str) -> None:
+    section = text.split("## Install on EKS", 1)[-1].split("\n## ", 1)[0]
+    steps = blocks(section, "eks-walkthrough", "sh")
+    unmarked = len(re.findall(r"^```sh$", section, re.M)) - len(steps)
+    aws_only = [(m, b) for m, b in steps if "aws-only:" in m]
+    runnable = [(m, b) for m, b in steps if "aws-only:" not in m]
+    report(
+        unmarked == 0 and len(aws_only) >= 2 and len(runnable) >= 3,
+        f"Install on EKS: every block is marked runnable or AWS-only ({len(runnable)} runnable, {len(aws_only)} AWS only, {unmarked} unmarked)",
     )
-    lines = result.stdout.splitlines()
-    done = {int(l.split()[1]) for l in lines if l.startswith("@@ok ")}
-    for index, (_, body) in enumerate(steps, 1):
+    for marker, body in aws_only:
         first = body.strip().splitlines()[0]
-        label = f"walkthrough step {index}: {first}{' …' if len(body.strip().splitlines()) > 1 else ''}"
-        if index in done:
-            report(True, label)
-        else:
-            tail = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
-            report(False, label, tail)
-            break
-    report("@@status" in lines, "the operator wrote the example MovieApp's status within 30 s of its creation")
+        report(True, f"Install on EKS, not run here ({marker.split('aws-only:', 1)[1].strip()}): {first} …")
+    if not runnable:
+        return
+
+    ident = secrets.token_hex(3)
+    ns, sys_ns, prefix = f"mvd-eks-{ident}", f"mvd-eks-{ident}-system", f"mvd-eks-{ident}"
+    work = Path(tempfile.mkdtemp(prefix="mvd-eks-"))
+    port = free_port()
+
+    def substitute(body: str) -> str:
+        body = body.replace("movieapp-system", sys_ns)
+        body = re.sub(r"(?<![\w/.-])movies(?![\w-])", ns, body)
+        body = body.replace("dist/", f"{work}/dist/")
+        body = body.replace("-f operator-values.json", f"-f {work}/operator-values.json")
+        return body
+
+    # What the AWS-only blocks set, pointing at the local stand-ins.
+    prelude = f"""set -euo pipefail
+. .localenv/env.sh
+eval "$(bash tests/delivery/install-tools.sh)"
+eval "$(bash tests/delivery/oci-registry.sh start)"
+# The local registry speaks plain HTTP; ECR speaks HTTPS.
+helm() {{ case "$1" in push|install|upgrade|pull|show) "$HELM" "$@" --plain-http ;; *) "$HELM" "$@" ;; esac; }}
+VERSION=0.1.0
+REGISTRY=$OCI_REGISTRY
+OPERATOR_IMAGE=$OCI_REGISTRY/{prefix}/movieapp-operator
+API_WORKER_REPOSITORY={prefix}/api-worker
+CHART_REPOSITORY=oci://$OCI_REGISTRY/{prefix}/charts
+WORKER_ROLE_ARN=arn:aws:iam::123456789012:role/movieapp-prod-app-netflix-clone
+"$LOCALENV_VENV/bin/python" tests/localenv/push-image.py --repository "$API_WORKER_REPOSITORY" --tag latest >/dev/null
+cat >{work}/operator-values.json <<JSON
+{{"image": {{"repository": "$OPERATOR_IMAGE"}}, "serviceAccount": {{"annotations": {{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/movieapp-prod-operator"}}}}}}
+JSON
+cleanup() {{
+  set +e
+  if [ -n "${{OPERATOR_PID:-}}" ]; then kill -TERM "$OPERATOR_PID" 2>/dev/null; fi
+  for o in $(kubectl -n {ns} get movieapps -o name 2>/dev/null); do kubectl -n {ns} patch "$o" --type merge -p '{{"metadata":{{"finalizers":null}}}}' >/dev/null 2>&1; done
+  "$HELM" uninstall movieapp-operator -n {sys_ns} >/dev/null 2>&1
+  kubectl delete namespace {ns} {sys_ns} --ignore-not-found --wait=false >/dev/null 2>&1
+  AWS_REPOSITORY="$API_WORKER_REPOSITORY" "$LOCALENV_VENV/bin/python" -c 'import os, boto3; boto3.client("ecr").delete_repository(repositoryName=os.environ["AWS_REPOSITORY"], force=True)' >/dev/null 2>&1
+}}
+trap cleanup EXIT
+"""
+    # The operator's Pods do not run on the simulated node: run the process
+    # from this checkout as the release's ServiceAccount.
+    start_operator = f"""cargo build --quiet --locked -p movieapp-operator
+kubectl config --kubeconfig {work}/operator.kubeconfig set-cluster local \
+  --server "$(kubectl config view --minify -o jsonpath='{{.clusters[0].cluster.server}}')" \
+  --certificate-authority .localenv/pki/ca.crt --embed-certs >/dev/null
+kubectl config --kubeconfig {work}/operator.kubeconfig set-credentials operator \
+  --token "$(kubectl -n {sys_ns} create token movieapp-operator --duration 1h)" >/dev/null
+kubectl config --kubeconfig {work}/operator.kubeconfig set-context local --cluster local --user operator >/dev/null
+kubectl config --kubeconfig {work}/operator.kubeconfig use-context local >/dev/null
+KUBECONFIG={work}/operator.kubeconfig POD_NAMESPACE={sys_ns} \
+  "${{CARGO_TARGET_DIR:-target}}/debug/movieapp-operator" run --namespaces {ns} --leader-elect \
+  --metrics-addr 127.0.0.1:{port} --aws-endpoint-url "$AWS_ENDPOINT_URL" --worker-tmdb-base-url "$TMDB_BASE_URL" \
+  >{work}/operator.log 2>&1 &
+OPERATOR_PID=$!
+until curl -sf 127.0.0.1:{port}/readyz >/dev/null; do kill -0 "$OPERATOR_PID"; sleep 1; done
+"""
+    script = [prelude]
+    for index, (_, body) in enumerate(runnable, 1):
+        script.append(f'echo "@@run {index}"\n{substitute(body)}\nprintf "\\n@@ok {index}\\n"')
+        if "helm install" in body:
+            script.append(start_operator)
+    (work / "eks.sh").write_text("\n".join(script) + "\n")
+    result = run_steps(work / "eks.sh", runnable, "Install on EKS, step {index} run here")
     if result.returncode == 0:
         shutil.rmtree(work, ignore_errors=True)
     else:
@@ -158,6 +249,7 @@ def main() -> int:
     text = DOC.read_text()
     overlay(text)
     walkthrough(text)
+    eks_walkthrough(text)
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

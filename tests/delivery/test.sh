@@ -52,6 +52,7 @@ if [ "$group" = all ] || [ "$group" = offline ]; then
   suite argocd-health "$DELIVERY_PYTHON" tests/delivery/lua_health_test.py
   suite gitops "$DELIVERY_PYTHON" tests/delivery/gitops_test.py
   suite docs "$DELIVERY_PYTHON" tests/delivery/docs_test.py
+  suite workflows "$DELIVERY_PYTHON" tests/delivery/workflows_test.py
   suite release-build bash tests/delivery/build-release.sh
 fi
 if [ "$group" = all ] || [ "$group" = live ]; then
