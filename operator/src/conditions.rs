@@ -31,6 +31,10 @@ pub enum PartState {
     Progressing { reason: Reason, message: String },
     /// Needs a human: bad spec, missing reference, conflict, access denied.
     Blocked { reason: Reason, message: String },
+    /// Not looked at in this reconcile (nothing was read while the spec is
+    /// invalid): the previous condition of this type stands as it was;
+    /// `reason` and `message` only when there is none.
+    Unchecked { reason: Reason, message: String },
 }
 
 impl PartState {
@@ -55,6 +59,13 @@ impl PartState {
         }
     }
 
+    pub fn unchecked(reason: Reason, message: impl Into<String>) -> Self {
+        Self::Unchecked {
+            reason,
+            message: message.into(),
+        }
+    }
+
     pub fn is_ready(&self) -> bool {
         matches!(self, Self::Ready { .. })
     }
@@ -67,7 +78,8 @@ impl PartState {
         match self {
             Self::Ready { reason, .. }
             | Self::Progressing { reason, .. }
-            | Self::Blocked { reason, .. } => *reason,
+            | Self::Blocked { reason, .. }
+            | Self::Unchecked { reason, .. } => *reason,
         }
     }
 
@@ -75,7 +87,8 @@ impl PartState {
         match self {
             Self::Ready { message, .. }
             | Self::Progressing { message, .. }
-            | Self::Blocked { message, .. } => message,
+            | Self::Blocked { message, .. }
+            | Self::Unchecked { message, .. } => message,
         }
     }
 }
@@ -113,16 +126,29 @@ pub fn compute(
     generation: Option<i64>,
     now: &Time,
 ) -> Vec<Condition> {
-    summary(parts)
+    let summary = summary(parts)
         .into_iter()
-        .chain(parts.iter().map(|part| Desired {
-            type_: part.condition,
-            status: part.state.is_ready(),
-            reason: part.state.reason(),
-            message: part.state.message().to_owned(),
-        }))
-        .map(|desired| materialise(previous, desired, generation, now))
-        .collect()
+        .map(|desired| materialise(previous, desired, generation, now));
+    let parts = parts.iter().map(|part| {
+        let kept = matches!(part.state, PartState::Unchecked { .. })
+            .then(|| previous.iter().find(|c| c.type_ == part.condition))
+            .flatten();
+        match kept {
+            Some(condition) => condition.clone(),
+            None => materialise(
+                previous,
+                Desired {
+                    type_: part.condition,
+                    status: part.state.is_ready(),
+                    reason: part.state.reason(),
+                    message: part.state.message().to_owned(),
+                },
+                generation,
+                now,
+            ),
+        }
+    });
+    summary.chain(parts).collect()
 }
 
 /// Conditions for an object being deleted: not ready, reconciling.
@@ -418,6 +444,39 @@ mod tests {
         assert_eq!(
             changed,
             [kind::READY, kind::STALLED, kind::WORKER_AVAILABLE]
+        );
+    }
+
+    #[test]
+    fn unchecked_parts_keep_their_condition() {
+        let ready = compute(&[], &all_ready(), Some(1), &at(10));
+        let parts = vec![
+            Part::new(
+                kind::IMAGE_RESOLVED,
+                PartState::unchecked(Reason::InvalidSpec, "not looked at"),
+            ),
+            Part::new(
+                kind::WORKER_AVAILABLE,
+                PartState::blocked(Reason::InvalidSpec, "bad env"),
+            ),
+        ];
+        let invalid = compute(&ready, &parts, Some(2), &at(20));
+        assert_eq!(
+            find(&invalid, kind::IMAGE_RESOLVED),
+            find(&ready, kind::IMAGE_RESOLVED)
+        );
+        let stalled = find(&invalid, kind::STALLED);
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "InvalidSpec")
+        );
+        assert_eq!(stalled.message, "WorkerAvailable: bad env");
+        // Without an earlier condition, the part says why it was not looked at.
+        let first = compute(&[], &parts, Some(1), &at(10));
+        let image = find(&first, kind::IMAGE_RESOLVED);
+        assert_eq!(
+            (image.status.as_str(), image.reason.as_str()),
+            ("False", "InvalidSpec")
         );
     }
 

@@ -28,11 +28,12 @@ use tracing::{debug, error, info, warn};
 use crate::aws::Aws;
 use crate::aws::ecr::ImageResolver;
 use crate::config::RunConfig;
-use crate::context::{Context, Shared, Stores};
+use crate::context::{Shared, Stores};
 use crate::crd::MovieApp;
 use crate::leader::{self, Elector, Timing};
 use crate::metrics::Metrics;
-use crate::reconcile::{self, ADOPT_ANNOTATION, children};
+use crate::reconcile::memory::{self, Memory};
+use crate::reconcile::{self, ADOPT_ANNOTATION, Context, children};
 
 /// Label selecting every child the operator made.
 const CHILD_SELECTOR: &str = "app.kubernetes.io/managed-by=movieapp-operator";
@@ -291,12 +292,15 @@ async fn run_controller(
         None => Api::all(client.clone()),
     };
     let (app_store, app_writer) = reflector::store();
+    // What the reconciler remembers per object goes when the object leaves the cache.
+    let memory = Arc::new(Memory::new(shared.metrics.clone()));
     let app_stream = without_errors(
         "MovieApp",
         watcher(apps, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(|app: &mut DeserializeGuard<MovieApp>| app.managed_fields_mut().clear())
             .reflect(app_writer)
+            .inspect(memory::follow(memory.clone(), app_store.clone()))
             .applied_objects()
             .predicate_filter(relevant_change, Default::default()),
     );
@@ -349,6 +353,8 @@ async fn run_controller(
             autoscalers,
             disruption_budgets,
         },
+        app_store.clone(),
+        memory,
     ));
     Controller::for_stream(app_stream, app_store)
         .with_config(ControllerConfig::default().concurrency(shared.config.concurrency))

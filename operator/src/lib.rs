@@ -1,8 +1,8 @@
 //! `movieapp-operator`: runs the movie-catalogue application on Kubernetes
 //! and AWS from `MovieApp` objects.
 //!
-//! The reconcile pipeline lives in [`reconcile`]: dereference (Secret, ECR
-//! image) → validate → build (pure) → apply → update status. AWS resources
+//! The reconcile pipeline lives in [`reconcile`]: dereference → validate →
+//! provision → build (pure) → apply → status. AWS resources
 //! are provisioned by [`provision`]; names come from [`naming`]; conditions
 //! are computed by [`conditions`].
 

@@ -58,6 +58,7 @@ pub struct Metrics {
     aws_requests: Family<AwsRequestLabels, Counter>,
     events: Family<KindLabels, Counter>,
     leader: Gauge,
+    remembered: Gauge,
     resources: Arc<ResourceConditions>,
 }
 
@@ -107,6 +108,12 @@ impl Metrics {
             "1 while this replica holds the leader Lease (or runs without leader election)",
             leader.clone(),
         );
+        let remembered = Gauge::default();
+        registry.register(
+            "movieapp_remembered_objects",
+            "MovieApps the operator keeps per-object state for (backoff, last AWS pass, applied children)",
+            remembered.clone(),
+        );
         registry.register(
             "movieapp_build",
             "Build information",
@@ -124,6 +131,7 @@ impl Metrics {
             aws_requests,
             events,
             leader,
+            remembered,
             resources,
         }
     }
@@ -172,14 +180,20 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
-    /// Records the conditions of one MovieApp (by its `namespace/name` key).
-    pub fn set_conditions(&self, key: String, conditions: Vec<(String, String)>) {
-        self.resources.set(key, conditions);
+    /// Records the conditions of one MovieApp (by uid).
+    pub fn set_conditions(&self, uid: String, conditions: Vec<(String, String)>) {
+        self.resources.set(uid, conditions);
     }
 
-    /// Forgets a deleted MovieApp.
-    pub fn forget(&self, key: &str) {
-        self.resources.remove(key);
+    /// Forgets a deleted MovieApp (by uid).
+    pub fn forget(&self, uid: &str) {
+        self.resources.remove(uid);
+    }
+
+    /// How many MovieApps the per-object memory holds.
+    pub fn set_remembered(&self, objects: usize) {
+        self.remembered
+            .set(i64::try_from(objects).unwrap_or(i64::MAX));
     }
 }
 

@@ -1,4 +1,5 @@
-//! Objects the end-to-end tests create: namespaces, the TMDB Secret, images in ECR.
+//! Objects the end-to-end tests create: namespaces, the TMDB Secret, images
+//! in ECR, and the fresh [`Stage`] most tests start from.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,66 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use movieapp_operator::crd::MovieApp;
 use serde_json::json;
+
+use crate::{LocalEnv, unique_name};
+
+/// A fresh stage: the MovieApp CRD installed, a new namespace (with the TMDB
+/// Secret a MovieApp refers to by default, unless asked otherwise), and an
+/// image `<repository>:1.0.0` in ECR.
+#[allow(missing_debug_implementations)] // kube::Client has no Debug
+pub struct Stage {
+    pub env: LocalEnv,
+    pub client: kube::Client,
+    pub aws: aws_config::SdkConfig,
+    pub ecr: aws_sdk_ecr::Client,
+    /// The namespace, named after the prefix given.
+    pub ns: String,
+    pub repository: String,
+    /// The digest of `<repository>:1.0.0`.
+    pub digest: String,
+    /// MovieApps in the namespace.
+    pub api: Api<MovieApp>,
+}
+
+impl Stage {
+    /// A stage with the TMDB Secret.
+    pub async fn new(prefix: &str) -> Result<Self> {
+        Self::build(prefix, true).await
+    }
+
+    /// A stage whose namespace has no TMDB Secret yet.
+    pub async fn without_tmdb_secret(prefix: &str) -> Result<Self> {
+        Self::build(prefix, false).await
+    }
+
+    async fn build(prefix: &str, tmdb_secret: bool) -> Result<Self> {
+        let env = LocalEnv::get();
+        let client = env.kube().await?;
+        install_crd(&client).await?;
+        let ns = unique_name(prefix);
+        namespace(&client, &ns).await?;
+        if tmdb_secret {
+            self::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
+        }
+        let aws = env.aws().await;
+        let ecr = aws_sdk_ecr::Client::new(&aws);
+        let repository = unique_name("img");
+        let digest = push_image(&ecr, &repository, "1.0.0", 1).await?;
+        let api = Api::namespaced(client.clone(), &ns);
+        Ok(Self {
+            env,
+            client,
+            aws,
+            ecr,
+            ns,
+            repository,
+            digest,
+            api,
+        })
+    }
+}
 
 /// Creates a namespace.
 pub async fn namespace(client: &kube::Client, name: &str) -> Result<()> {

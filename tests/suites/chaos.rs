@@ -25,7 +25,7 @@ use movieapp_operator::crd::MovieApp;
 use movieapp_tests::aws_proxy::FaultProxy;
 use movieapp_tests::inventory::{Inventory, Owned};
 use movieapp_tests::operator::{OperatorProcess, metric_sum, operator_binary};
-use movieapp_tests::{LocalEnv, eventually, fixtures, unique_name};
+use movieapp_tests::{LocalEnv, eventually, fixtures};
 use serde_json::json;
 use tokio::sync::Mutex;
 
@@ -98,16 +98,15 @@ struct Scenario {
 
 impl Scenario {
     async fn new(prefix: &str) -> Result<Self> {
-        let env = LocalEnv::get();
-        let client = env.kube().await?;
-        fixtures::install_crd(&client).await?;
-        let ns = unique_name(prefix);
-        fixtures::namespace(&client, &ns).await?;
-        fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
-        let aws = env.aws().await;
-        let repository = unique_name("img");
-        fixtures::push_image(&aws_sdk_ecr::Client::new(&aws), &repository, "1.0.0", 1).await?;
-        let api = Api::namespaced(client.clone(), &ns);
+        let fixtures::Stage {
+            env,
+            client,
+            aws,
+            ns,
+            repository,
+            api,
+            ..
+        } = fixtures::Stage::new(prefix).await?;
         Ok(Self {
             env,
             client,

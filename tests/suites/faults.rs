@@ -12,7 +12,7 @@ use kube::api::PostParams;
 use movieapp_operator::crd::MovieApp;
 use movieapp_tests::aws_proxy::FaultProxy;
 use movieapp_tests::operator::{Operator, OperatorProcess, operator_binary};
-use movieapp_tests::{LocalEnv, eventually, fixtures, unique_name};
+use movieapp_tests::{LocalEnv, eventually, fixtures};
 use serde_json::json;
 
 fn condition<'a>(app: &'a MovieApp, type_: &str) -> Option<&'a Condition> {
@@ -24,22 +24,14 @@ fn condition<'a>(app: &'a MovieApp, type_: &str) -> Option<&'a Condition> {
 }
 
 async fn scenario(prefix: &str) -> Result<(LocalEnv, kube::Client, String, String, Api<MovieApp>)> {
-    let env = LocalEnv::get();
-    let client = env.kube().await?;
-    fixtures::install_crd(&client).await?;
-    let ns = unique_name(prefix);
-    fixtures::namespace(&client, &ns).await?;
-    fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
-    let repository = unique_name("img");
-    fixtures::push_image(
-        &aws_sdk_ecr::Client::new(&env.aws().await),
-        &repository,
-        "1.0.0",
-        1,
-    )
-    .await?;
-    let api = Api::namespaced(client.clone(), &ns);
-    Ok((env, client, ns, repository, api))
+    let stage = fixtures::Stage::new(prefix).await?;
+    Ok((
+        stage.env,
+        stage.client,
+        stage.ns,
+        stage.repository,
+        stage.api,
+    ))
 }
 
 fn app(repository: &str) -> Result<MovieApp> {

@@ -75,43 +75,15 @@ fn is(app: &MovieApp, type_: &str, status: &str, reason: Option<&str>) -> bool {
         .is_some_and(|c| c.status == status && reason.is_none_or(|r| c.reason == r))
 }
 
-/// What most tests start from: the CRD installed, a fresh namespace (with the
-/// TMDB Secret when asked for), and an image `<repository>:1.0.0` in ECR.
-struct Setup {
-    env: LocalEnv,
-    client: kube::Client,
-    ns: String,
-    aws: aws_config::SdkConfig,
-    ecr: aws_sdk_ecr::Client,
-    repository: String,
-    digest: String,
-    api: Api<MovieApp>,
-}
+/// What most tests start from (see [`fixtures::Stage`]).
+type Setup = fixtures::Stage;
 
 async fn setup(prefix: &str, tmdb_secret: bool) -> Result<Setup> {
-    let env = LocalEnv::get();
-    let client = env.kube().await?;
-    fixtures::install_crd(&client).await?;
-    let ns = unique_name(prefix);
-    fixtures::namespace(&client, &ns).await?;
     if tmdb_secret {
-        fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
+        Setup::new(prefix).await
+    } else {
+        Setup::without_tmdb_secret(prefix).await
     }
-    let aws = env.aws().await;
-    let ecr = aws_sdk_ecr::Client::new(&aws);
-    let repository = unique_name("img");
-    let digest = fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
-    let api = Api::namespaced(client.clone(), &ns);
-    Ok(Setup {
-        env,
-        client,
-        ns,
-        aws,
-        ecr,
-        repository,
-        digest,
-        api,
-    })
 }
 
 #[tokio::test]
@@ -339,6 +311,213 @@ async fn promotion_moves_only_the_channel_tag_and_the_worker_follows_it() -> Res
 
     operator.stop().await?;
     fixtures::delete_namespace(&client, &ns).await
+}
+
+#[tokio::test]
+async fn an_invalid_movieapp_creates_nothing_in_aws_until_it_is_fixed() -> Result<()> {
+    let Setup {
+        client,
+        ns,
+        aws,
+        repository,
+        api,
+        ..
+    } = setup("op-invalid", true).await?;
+    let operator = Operator::start(&ns, &[]).await?;
+    let image = json!({ "repository": repository, "tag": "1.0.0" });
+    api.create(
+        &PostParams::default(),
+        &movieapp(
+            "shop",
+            json!({ "worker": { "image": image, "env": [{ "name": "TMDB_API_KEY", "value": "mine" }] } }),
+        )?,
+    )
+    .await?;
+    let stalled = wait_for(
+        &api,
+        "shop",
+        "Stalled=True with reason InvalidSpec",
+        |app| is(app, "Stalled", "True", Some("InvalidSpec")),
+    )
+    .await?;
+    ensure!(
+        condition(&stalled, "Stalled").is_some_and(|c| c.message.contains("TMDB_API_KEY")),
+        "the message names the variable"
+    );
+    for part in [
+        "ImageResolved",
+        "DatabaseReady",
+        "QueueReady",
+        "NotificationsReady",
+    ] {
+        ensure!(is(&stalled, part, "False", Some("InvalidSpec")), "{part}");
+    }
+    ensure!(
+        stalled
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_none_or(Vec::is_empty),
+        "nothing to clean up, so no finalizer: {:?}",
+        stalled.metadata.finalizers
+    );
+    // Not one AWS request, and nothing in AWS.
+    let requests = movieapp_tests::operator::metric_sum(
+        &operator.metrics().await?,
+        "movieapp_aws_requests_total",
+        &[],
+    );
+    ensure!(
+        requests == 0.0,
+        "{requests} AWS requests for an invalid MovieApp"
+    );
+    let inventory = movieapp_tests::inventory::Inventory::of_namespace(&aws, &ns).await?;
+    ensure!(inventory.is_empty(), "AWS holds {inventory:?}");
+
+    // Fixed: provisioned as any other.
+    api.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "worker": { "env": null } } })),
+    )
+    .await?;
+    let fixed = wait_for(&api, "shop", "DatabaseReady=True once fixed", |app| {
+        is(app, "DatabaseReady", "True", None) && is(app, "Stalled", "False", None)
+    })
+    .await?;
+    ensure!(
+        fixed
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == "movieapp.io/cleanup")),
+        "the finalizer is set before anything exists in AWS"
+    );
+    api.delete("shop", &Default::default()).await?;
+    eventually("the MovieApp to be gone", TIMEOUT, || async {
+        Ok(api.get_opt("shop").await?.is_none().then_some(()))
+    })
+    .await?;
+    ensure!(
+        movieapp_tests::inventory::Inventory::of_namespace(&aws, &ns)
+            .await?
+            .is_empty(),
+        "AWS resources left after deletion"
+    );
+    operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+#[tokio::test]
+async fn per_object_memory_goes_with_its_objects() -> Result<()> {
+    let Setup {
+        client,
+        ns,
+        repository,
+        api,
+        ..
+    } = setup("op-memory", true).await?;
+    let operator = Operator::start(&ns, &[]).await?;
+    let remembered = || async {
+        Ok::<f64, anyhow::Error>(movieapp_tests::operator::metric_sum(
+            &operator.metrics().await?,
+            "movieapp_remembered_objects",
+            &[],
+        ))
+    };
+    let spec = json!({ "worker": { "image": { "repository": repository, "tag": "1.0.0" } } });
+    for round in 0..3 {
+        // `shop` and `shop-2`: one deleted the usual way, the other with its
+        // finalizer removed by hand (its AWS resources are cleaned up below).
+        for name in ["shop", "shop-2"] {
+            api.create(&PostParams::default(), &movieapp(name, spec.clone())?)
+                .await?;
+        }
+        let mut provisioned = Vec::new();
+        for name in ["shop", "shop-2"] {
+            provisioned.push(
+                wait_for(&api, name, "the AWS side in place", |app| {
+                    ["DatabaseReady", "QueueReady", "NotificationsReady"]
+                        .iter()
+                        .all(|part| is(app, part, "True", None))
+                })
+                .await?,
+            );
+        }
+        ensure!(
+            remembered().await? >= 2.0,
+            "round {round}: nothing remembered"
+        );
+        api.patch(
+            "shop-2",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+        )
+        .await?;
+        for name in ["shop", "shop-2"] {
+            api.delete(name, &Default::default()).await?;
+        }
+        for name in ["shop", "shop-2"] {
+            eventually("the MovieApp to be gone", TIMEOUT, || async {
+                Ok(api.get_opt(name).await?.is_none().then_some(()))
+            })
+            .await?;
+        }
+        eventually("the memory to be empty", TIMEOUT, || async {
+            Ok((remembered().await? == 0.0).then_some(()))
+        })
+        .await
+        .with_context(|| format!("round {round}"))?;
+        let resources = movieapp_tests::operator::metric_sum(
+            &operator.metrics().await?,
+            "movieapp_resources",
+            &["condition=\"Ready\""],
+        );
+        ensure!(
+            resources == 0.0,
+            "round {round}: {resources} objects still counted"
+        );
+        // What the deletion without clean-up left in AWS.
+        delete_aws_side(&provisioned[1]).await?;
+    }
+    operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+/// Deletes the AWS resources of `app` the way the operator's clean-up does.
+async fn delete_aws_side(app: &MovieApp) -> Result<()> {
+    use movieapp_operator::aws::Aws;
+    use movieapp_operator::aws::tags::Owner;
+    use movieapp_operator::metrics::Metrics;
+    use movieapp_operator::naming::AppId;
+    use movieapp_operator::provision::{self, Cleanup, Target};
+    let env = LocalEnv::get();
+    let aws = Aws::new(Some(&env.aws_endpoint_url), 50, Metrics::new()).await;
+    let status = app.status.clone().context("no status")?;
+    let clients = aws.clients(status.region.as_deref().context("no region")?);
+    let namespace = app.metadata.namespace.clone().context("no namespace")?;
+    let name = app.metadata.name.clone().context("no name")?;
+    let owner = Owner {
+        uid: app.metadata.uid.clone().context("no uid")?,
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
+    let target = Target {
+        aws: &clients,
+        owner: &owner,
+        id: AppId {
+            namespace: &namespace,
+            name: &name,
+        },
+        spec: &app.spec,
+        adopt: false,
+        previous: Some(&status),
+        generation: app.metadata.generation,
+    };
+    eventually("the AWS side to be deleted", TIMEOUT, || async {
+        Ok((provision::delete(&target).await? == Cleanup::Done).then_some(()))
+    })
+    .await
 }
 
 #[tokio::test]

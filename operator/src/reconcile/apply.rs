@@ -1,12 +1,16 @@
-//! Apply: every child goes through [`Applier::apply`], which uses
+//! Apply: the children, when they were built, and how the worker stands.
+//!
+//! Every child goes through [`Applier::apply`], which uses
 //! server-side apply under one field manager, but only when the child is
 //! missing, drifted, or its desired form changed since this process last
-//! applied it. A steady MovieApp therefore costs no API writes.
+//! applied it (remembered per object in [`Memory`]). A steady MovieApp
+//! therefore costs no API writes.
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -16,12 +20,181 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::children::FIELD_MANAGER;
+use tracing::info;
 
-/// Remembers, per child, the hash of the desired form this process applied last.
-#[derive(Debug, Default)]
-pub struct Applier {
-    applied: Mutex<HashMap<String, u64>>,
+use super::Context;
+use super::build::Built;
+use super::children::{Children, FIELD_MANAGER};
+use super::memory::Memory;
+use super::provision::WithAws;
+use crate::conditions::PartState;
+use crate::crd::MovieApp;
+use crate::reason::Reason;
+
+/// A MovieApp after its children were applied (or left alone).
+#[derive(Debug)]
+pub struct Applied<'a> {
+    pub with_aws: WithAws<'a>,
+    /// The worker Deployment as the cache shows it.
+    pub deployment: Option<Arc<Deployment>>,
+    /// How the worker stands.
+    pub worker: PartState,
+    /// A child the API server would not apply: reported in the status, then
+    /// the reconcile fails and is retried with backoff.
+    pub error: Option<ChildError>,
+}
+
+/// The apply step.
+pub async fn apply<'a>(built: Built<'a>, ctx: &Context) -> Applied<'a> {
+    let Built { with_aws, children } = built;
+    let object = &with_aws.object;
+    let mut written = false;
+    let mut error = None;
+    if let Some(children) = &children {
+        let applier = Applier {
+            client: &ctx.shared.client,
+            memory: &ctx.memory,
+            uid: &object.uid,
+        };
+        match apply_children(ctx, applier, &object.namespace, &object.name, children).await {
+            Ok(wrote) => written = wrote,
+            Err(refused) => error = Some(refused),
+        }
+    }
+    let deployment = ctx
+        .stores
+        .deployments
+        .get(&ObjectRef::new(&object.name).within(&object.namespace));
+    let worker = match (&with_aws.worker_blocker, &error) {
+        (Some(blocked), _) => blocked.clone(),
+        (None, Some(error)) => failed_state(error),
+        (None, None) => worker_state(
+            object.app,
+            deployment.as_deref(),
+            children.is_some(),
+            written,
+        ),
+    };
+    Applied {
+        with_aws,
+        deployment,
+        worker,
+        error,
+    }
+}
+
+/// The metrics category of a failed Kubernetes request with this status code.
+pub fn category(code: Option<u16>) -> &'static str {
+    match code {
+        Some(409) => "conflict",
+        _ => "kubernetes",
+    }
+}
+
+/// The worker part when a child could not be applied: a refusal only a
+/// human can lift (forbidden by RBAC or a quota, rejected by validation or
+/// an admission policy) stalls; anything else (the API server busy or
+/// failing, a conflict) is retried.
+fn failed_state(error: &ChildError) -> PartState {
+    match error.code() {
+        Some(400 | 403 | 422) => PartState::blocked(Reason::ChildRejected, error.to_string()),
+        _ => PartState::progressing(Reason::ApplyFailed, format!("retrying: {error}")),
+    }
+}
+
+/// Applies every child and deletes the optional ones the spec no longer asks
+/// for. Returns whether anything was written.
+async fn apply_children(
+    ctx: &Context,
+    applier: Applier<'_>,
+    namespace: &str,
+    name: &str,
+    built: &Children,
+) -> Result<bool, ChildError> {
+    let stores = &ctx.stores;
+    let mut outcomes = vec![
+        applier
+            .apply(&stores.service_accounts, &built.service_account)
+            .await?,
+        applier
+            .apply(&stores.config_maps, &built.config_map)
+            .await?,
+        applier
+            .apply(&stores.deployments, &built.deployment)
+            .await?,
+        applier.apply(&stores.services, &built.service).await?,
+    ];
+    outcomes.push(match &built.autoscaler {
+        Some(hpa) => applier.apply(&stores.autoscalers, hpa).await?,
+        None => applier.prune(&stores.autoscalers, namespace, name).await?,
+    });
+    outcomes.push(match &built.disruption_budget {
+        Some(pdb) => applier.apply(&stores.disruption_budgets, pdb).await?,
+        None => {
+            applier
+                .prune(&stores.disruption_budgets, namespace, name)
+                .await?
+        }
+    });
+    let written = outcomes.iter().filter(|o| **o == Outcome::Applied).count();
+    if written > 0 {
+        info!(movieapp = %format!("{namespace}/{name}"), written, "applied children");
+    }
+    Ok(written > 0)
+}
+
+/// How the worker Deployment stands.
+fn worker_state(
+    app: &MovieApp,
+    deployment: Option<&Deployment>,
+    inputs_ready: bool,
+    applied_now: bool,
+) -> PartState {
+    let Some(deployment) = deployment else {
+        return if inputs_ready || applied_now {
+            PartState::progressing(Reason::Deploying, "the worker Deployment is being created")
+        } else {
+            PartState::progressing(
+                Reason::WaitingForDependencies,
+                "waiting for the image and the AWS resources before deploying the worker",
+            )
+        };
+    };
+    let status = deployment.status.clone().unwrap_or_default();
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    let desired = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(app.spec.worker.replicas);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    if status.observed_generation.unwrap_or(0) < generation {
+        return PartState::progressing(
+            Reason::Progressing,
+            "the Deployment controller has not seen the latest change yet",
+        );
+    }
+    if updated >= desired && available >= desired && total == updated {
+        PartState::ready(
+            Reason::Available,
+            format!("{available}/{desired} replicas available"),
+        )
+    } else {
+        PartState::progressing(
+            Reason::Progressing,
+            format!("{available}/{desired} replicas available, {updated} updated"),
+        )
+    }
+}
+
+/// Applies the children of one MovieApp (`uid`).
+#[derive(Clone, Copy)]
+pub struct Applier<'a> {
+    pub client: &'a Client,
+    pub memory: &'a Memory,
+    pub uid: &'a str,
 }
 
 /// A child the API server would not apply or delete, with which one it was.
@@ -70,14 +243,22 @@ pub enum Outcome {
     Applied,
 }
 
-impl Applier {
+impl std::fmt::Debug for Applier<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applier")
+            .field("uid", &self.uid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key of a child in [`crate::reconcile::memory::Remembered::applied`].
+fn child_key<K: Resource<DynamicType = ()>>(name: &str) -> String {
+    format!("{}/{name}", K::kind(&()))
+}
+
+impl Applier<'_> {
     /// Applies `desired` unless `store` shows it already in place.
-    pub async fn apply<K>(
-        &self,
-        client: &Client,
-        store: &Store<K>,
-        desired: &K,
-    ) -> Result<Outcome, ChildError>
+    pub async fn apply<K>(&self, store: &Store<K>, desired: &K) -> Result<Outcome, ChildError>
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -87,7 +268,7 @@ impl Applier {
     {
         let name = desired.name_any();
         let namespace = desired.namespace().unwrap_or_default();
-        let key = format!("{}/{namespace}/{name}", K::kind(&()));
+        let key = child_key::<K>(&name);
         let failed = || ChildError::new::<K>("applying", &namespace, &name);
         let desired_value = serde_json::to_value(desired)
             .map_err(kube::Error::SerdeError)
@@ -96,11 +277,9 @@ impl Applier {
 
         let current = store.get(&ObjectRef::new(&name).within(&namespace));
         let remembered = self
-            .applied
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .copied();
+            .memory
+            .read(self.uid, |r| r.applied.get(&key).copied())
+            .flatten();
         if let Some(current) = current {
             let current_value = serde_json::to_value(current.as_ref())
                 .map_err(kube::Error::SerdeError)
@@ -114,7 +293,7 @@ impl Applier {
             }
         }
 
-        let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+        let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
         api.patch(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
@@ -122,17 +301,14 @@ impl Applier {
         )
         .await
         .map_err(failed())?;
-        self.applied
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, desired_hash);
+        self.memory
+            .update(self.uid, |r| r.applied.insert(key, desired_hash));
         Ok(Outcome::Applied)
     }
 
     /// Deletes a child the spec no longer asks for, if `store` shows it.
     pub async fn prune<K>(
         &self,
-        client: &Client,
         store: &Store<K>,
         namespace: &str,
         name: &str,
@@ -146,31 +322,15 @@ impl Applier {
         if store.get(&ObjectRef::new(name).within(namespace)).is_none() {
             return Ok(Outcome::Unchanged);
         }
-        let api: Api<K> = Api::namespaced(client.clone(), namespace);
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(error) => return Err(ChildError::new::<K>("deleting", namespace, name)(error)),
         }
-        self.applied
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&format!("{}/{namespace}/{name}", K::kind(&())));
+        self.memory
+            .update(self.uid, |r| r.applied.remove(&child_key::<K>(name)));
         Ok(Outcome::Applied)
-    }
-
-    /// Forgets every child of a deleted MovieApp.
-    pub fn forget(&self, namespace: &str, name: &str) {
-        let prefix_matches = |key: &str| {
-            let mut parts = key.splitn(3, '/');
-            let (_, ns, child) = (parts.next(), parts.next(), parts.next());
-            ns == Some(namespace)
-                && child.is_some_and(|c| c == name || c.starts_with(&format!("{name}-")))
-        };
-        self.applied
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|key, _| !prefix_matches(key));
     }
 }
 
@@ -284,6 +444,29 @@ mod tests {
             &desired,
             &json!({ "env": [{ "name": "B" }, { "name": "A" }] })
         ));
+    }
+
+    #[test]
+    fn forgetting_shop_keeps_what_was_applied_for_shop_2() {
+        use crate::metrics::Metrics;
+        use k8s_openapi::api::apps::v1::Deployment;
+        use k8s_openapi::api::core::v1::ConfigMap;
+        // `shop` and `shop-2` in one namespace: their children share a prefix.
+        let memory = Memory::new(Metrics::new());
+        for (uid, app) in [("uid-shop", "shop"), ("uid-shop-2", "shop-2")] {
+            memory.update(uid, |r| {
+                r.applied.insert(child_key::<Deployment>(app), 1);
+                r.applied
+                    .insert(child_key::<ConfigMap>(&format!("{app}-config")), 2);
+            });
+        }
+        memory.forget("uid-shop");
+        let kept = memory
+            .read("uid-shop-2", |r| r.applied.clone())
+            .unwrap_or_default();
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(kept.contains_key("Deployment/shop-2"), "{kept:?}");
+        assert!(memory.read("uid-shop", |_| ()).is_none());
     }
 
     #[test]

@@ -1,23 +1,296 @@
-//! Update status: computed from one reconcile's observations, written only
-//! when it changed, with Events on condition transitions and for what
-//! provisioning reports (created, recreated, drift repaired, ...).
+//! Status: computed from one reconcile's observations, written only when it
+//! changed, with Events on condition transitions and for what provisioning
+//! reports (created, recreated, drift repaired, ...). Then the complete AWS
+//! pass is remembered and the next check scheduled.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::warn;
 
-use super::{Error, children, object_key};
-use crate::aws::ecr::ResolvedImage;
-use crate::conditions::{self, Part, kind};
-use crate::context::Context;
+use super::apply::{Applied, ChildError};
+use super::memory::{PassInputs, Verified};
+use super::validate::Invalid;
+use super::{Context, children, kube_category, object_key};
+use crate::aws::ecr::{ImageError, ResolvedImage};
+use crate::conditions::{self, Part, PartState, kind};
 use crate::crd::{MovieApp, MovieAppStatus};
 use crate::provision::{Notice, Provisioned};
 use crate::reason::Reason;
+
+/// How soon to look again while AWS resources are being created or changed.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+/// How soon to look again while a human must act (the world may change).
+const BLOCKED_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Why the status could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("writing the status failed: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(error) => kube_category(error),
+        }
+    }
+}
+
+/// What to do with the per-object memory's last complete AWS pass.
+#[derive(Debug)]
+pub enum Remember {
+    /// Nothing new was learnt about AWS (a reused pass, a pass that could
+    /// not read everything, an invalid spec).
+    Keep,
+    /// This pass read AWS: remember it when it was complete, else nothing.
+    Pass(Option<Box<Verified>>),
+}
+
+/// Everything one reconcile has to report.
+#[derive(Debug)]
+pub struct Report<'a> {
+    pub app: &'a MovieApp,
+    pub uid: String,
+    pub region: String,
+    pub parts: Vec<Part>,
+    pub image: Option<ResolvedImage>,
+    pub deployment: Option<Arc<Deployment>>,
+    /// `None` when AWS was not looked at.
+    pub provisioned: Option<Provisioned>,
+    /// What could not be re-read from AWS (the last complete pass stands).
+    pub unread: Vec<String>,
+    pub remember: Remember,
+    /// When the reused pass was made, if this reconcile reused one.
+    pub reused_at: Option<Instant>,
+    /// A child the API server would not apply: the reconcile fails with it.
+    pub error: Option<ChildError>,
+}
+
+impl<'a> From<Applied<'a>> for Report<'a> {
+    fn from(applied: Applied<'a>) -> Self {
+        let Applied {
+            with_aws,
+            deployment,
+            worker,
+            error,
+        } = applied;
+        let provisioned = with_aws.provisioned;
+        let remember = if !with_aws.unread.is_empty() || with_aws.reused.is_some() {
+            Remember::Keep
+        } else {
+            Remember::Pass(
+                verified_pass(
+                    with_aws.object.pass_inputs(),
+                    &with_aws.image,
+                    &provisioned,
+                    with_aws.started,
+                )
+                .map(Box::new),
+            )
+        };
+        Report {
+            app: with_aws.object.app,
+            parts: vec![
+                Part::new(kind::IMAGE_RESOLVED, image_state(&with_aws.image)),
+                Part::new(kind::DATABASE_READY, provisioned.tables.state.clone()),
+                Part::new(kind::QUEUE_READY, provisioned.queue.state.clone()),
+                Part::new(
+                    kind::NOTIFICATIONS_READY,
+                    provisioned.notifications.state.clone(),
+                ),
+                Part::new(kind::WORKER_AVAILABLE, worker),
+            ],
+            image: with_aws.image.ok(),
+            deployment,
+            provisioned: Some(provisioned),
+            unread: with_aws.unread,
+            remember,
+            reused_at: with_aws.reused.map(|v| v.at),
+            error,
+            uid: with_aws.object.uid,
+            region: with_aws.object.region,
+        }
+    }
+}
+
+impl<'a> Report<'a> {
+    /// An invalid spec: the worker is blocked with every problem; the image
+    /// and the AWS parts were not looked at, so their conditions stay as
+    /// they were.
+    pub fn invalid(invalid: Box<Invalid<'a>>, ctx: &Context) -> Self {
+        let worker = invalid.state();
+        let object = invalid.dereferenced.object.clone();
+        let unchecked = || {
+            PartState::unchecked(
+                Reason::InvalidSpec,
+                "not looked at while the spec is invalid",
+            )
+        };
+        Report {
+            app: object.app,
+            parts: vec![
+                Part::new(kind::IMAGE_RESOLVED, unchecked()),
+                Part::new(kind::DATABASE_READY, unchecked()),
+                Part::new(kind::QUEUE_READY, unchecked()),
+                Part::new(kind::NOTIFICATIONS_READY, unchecked()),
+                Part::new(kind::WORKER_AVAILABLE, worker),
+            ],
+            image: None,
+            deployment: ctx
+                .stores
+                .deployments
+                .get(&ObjectRef::new(&object.name).within(&object.namespace)),
+            provisioned: None,
+            unread: Vec::new(),
+            remember: Remember::Keep,
+            reused_at: None,
+            error: None,
+            uid: object.uid,
+            region: object.region,
+        }
+    }
+}
+
+/// The status step: writes the status and Events, remembers a complete AWS
+/// pass, and says when to look again.
+pub async fn report(ctx: &Context, report: Report<'_>) -> Result<Action, super::Error> {
+    let app = report.app;
+    let notices: Vec<&Notice> = report
+        .provisioned
+        .iter()
+        .flat_map(|p| {
+            p.tables
+                .notices
+                .iter()
+                .chain(&p.queue.notices)
+                .chain(&p.notifications.notices)
+        })
+        .collect();
+    update(
+        ctx,
+        app,
+        &report.uid,
+        Observation {
+            parts: &report.parts,
+            region: &report.region,
+            image: report.image.as_ref(),
+            deployment: report.deployment.as_deref(),
+            provisioned: report.provisioned.as_ref(),
+            notices: &notices,
+        },
+    )
+    .await?;
+
+    let resync = ctx.shared.config.resync_interval;
+    if !report.unread.is_empty() {
+        let note = format!(
+            "could not re-read AWS, so the last observed state stands; retrying in {}s: {}",
+            PROGRESS_INTERVAL.as_secs(),
+            report.unread.join("; ")
+        );
+        warn!(movieapp = %object_key(app), %note, "resync incomplete");
+        event(ctx, app, EventKind::Warning, Reason::ResyncFailed, &note).await;
+    }
+    if let Remember::Pass(verified) = report.remember {
+        ctx.memory
+            .update(&report.uid, |r| r.verified = verified.map(|v| *v));
+    }
+    if let Some(error) = report.error {
+        return Err(error.into());
+    }
+    if !report.unread.is_empty() {
+        return Ok(Action::requeue(PROGRESS_INTERVAL.min(resync)));
+    }
+    Ok(match report.reused_at {
+        // Keep the AWS re-read on its schedule.
+        Some(at) if settled(&report.parts) => Action::requeue(
+            (at + resync)
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1)),
+        ),
+        _ => next_check(&report.parts, resync),
+    })
+}
+
+/// The pass to remember, when it found every AWS part in place.
+pub fn verified_pass(
+    inputs: PassInputs,
+    image: &Result<ResolvedImage, ImageError>,
+    provisioned: &Provisioned,
+    at: Instant,
+) -> Option<Verified> {
+    let image = image.as_ref().ok()?.clone();
+    let complete = provisioned.tables.state.is_ready()
+        && provisioned.queue.state.is_ready()
+        && provisioned.notifications.state.is_ready();
+    if !complete {
+        return None;
+    }
+    // Its notices were reported with this pass; a reuse has nothing new to say.
+    let mut provisioned = provisioned.clone();
+    provisioned.tables.notices.clear();
+    provisioned.queue.notices.clear();
+    provisioned.notifications.notices.clear();
+    Some(Verified {
+        inputs,
+        provisioned,
+        image,
+        at,
+    })
+}
+
+/// Whether nothing but the watches can bring news: every part is ready, or
+/// only the worker Deployment is rolling out, and the Deployment is watched,
+/// so its every change reconciles at once without a timer. Polling it as
+/// well would cost a reconcile per object every few seconds; with hundreds
+/// rolling out at once those polls crowd out new objects.
+fn settled(parts: &[Part]) -> bool {
+    parts.iter().all(|p| {
+        p.state.is_ready()
+            || (p.condition == kind::WORKER_AVAILABLE
+                && !p.state.is_blocked()
+                && matches!(p.state.reason(), Reason::Deploying | Reason::Progressing))
+    })
+}
+
+/// When to reconcile again, from how the parts stand.
+fn next_check(parts: &[Part], resync: Duration) -> Action {
+    let interval = if parts.iter().any(|p| p.state.is_blocked()) {
+        BLOCKED_INTERVAL.min(resync)
+    } else if settled(parts) {
+        resync
+    } else {
+        PROGRESS_INTERVAL.min(resync)
+    };
+    Action::requeue(interval)
+}
+
+fn image_state(image: &Result<ResolvedImage, ImageError>) -> PartState {
+    match image {
+        Ok(image) => PartState::ready(Reason::Resolved, image.reference.clone()),
+        Err(error @ ImageError::RepositoryNotFound { .. }) => {
+            PartState::blocked(Reason::RepositoryNotFound, error.to_string())
+        }
+        Err(error @ ImageError::ImageNotFound { .. }) => {
+            PartState::blocked(Reason::ImageNotFound, error.to_string())
+        }
+        Err(ImageError::Aws(error)) => match error.stalled_reason() {
+            Some(reason) => PartState::blocked(reason, error.to_string()),
+            None => PartState::progressing(Reason::EcrError, format!("retrying: {error}")),
+        },
+    }
+}
 
 /// What one reconcile saw.
 #[derive(Debug)]
@@ -26,7 +299,8 @@ pub struct Observation<'a> {
     pub region: &'a str,
     pub image: Option<&'a ResolvedImage>,
     pub deployment: Option<&'a Deployment>,
-    pub provisioned: &'a Provisioned,
+    /// `None` when AWS was not looked at: what the status recorded stands.
+    pub provisioned: Option<&'a Provisioned>,
     pub notices: &'a [&'a Notice],
 }
 
@@ -66,21 +340,15 @@ pub fn compute(app: &MovieApp, observation: &Observation<'_>, now: &Time) -> Mov
         selector: Some(children::selector_string(&app.name_any())),
         tables: observation
             .provisioned
-            .tables
-            .value
-            .clone()
+            .and_then(|p| p.tables.value.clone())
             .unwrap_or(previous.tables),
         queue: observation
             .provisioned
-            .queue
-            .value
-            .clone()
+            .and_then(|p| p.queue.value.clone())
             .or(previous.queue),
         notifications: observation
             .provisioned
-            .notifications
-            .value
-            .clone()
+            .and_then(|p| p.notifications.value.clone())
             .or(previous.notifications),
     }
 }
@@ -101,16 +369,17 @@ fn running_image(deployment: &Deployment) -> Option<String> {
 }
 
 /// Writes the status if it changed, publishes Events, updates metrics.
-pub async fn update(
+async fn update(
     ctx: &Context,
     app: &MovieApp,
+    uid: &str,
     observation: Observation<'_>,
 ) -> Result<(), Error> {
     let status = compute(app, &observation, &now());
     let previous = app.status.clone().unwrap_or_default();
 
     ctx.shared.metrics.set_conditions(
-        object_key(app),
+        uid.to_owned(),
         status
             .conditions
             .iter()
@@ -247,6 +516,7 @@ async fn publish(ctx: &Context, app: &MovieApp, kind: EventKind, reason: &str, n
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::provision::hold_through_read_errors;
 
     #[test]
     fn notices_are_grouped_by_reason_in_order() {
@@ -267,5 +537,176 @@ mod tests {
             ]
         );
         assert!(group_notices(&[]).is_empty());
+    }
+
+    #[test]
+    fn next_check_follows_the_parts() {
+        use PartState as S;
+        let resync = Duration::from_secs(300);
+        let part = Part::new;
+        let cases = [
+            (
+                vec![part(kind::IMAGE_RESOLVED, S::ready(Reason::Resolved, ""))],
+                resync,
+            ),
+            (
+                vec![part(
+                    kind::IMAGE_RESOLVED,
+                    S::progressing(Reason::Creating, ""),
+                )],
+                PROGRESS_INTERVAL,
+            ),
+            (
+                vec![part(
+                    kind::IMAGE_RESOLVED,
+                    S::blocked(Reason::NameConflict, ""),
+                )],
+                BLOCKED_INTERVAL,
+            ),
+            // Only the Deployment rolling out: its watch, not a timer, reconciles.
+            (
+                vec![
+                    part(kind::DATABASE_READY, S::ready(Reason::Provisioned, "")),
+                    part(
+                        kind::WORKER_AVAILABLE,
+                        S::progressing(Reason::Progressing, "0/2 replicas available"),
+                    ),
+                ],
+                resync,
+            ),
+            // A rollout with AWS still in progress, or a worker retrying an
+            // error, is polled.
+            (
+                vec![
+                    part(kind::DATABASE_READY, S::progressing(Reason::Creating, "")),
+                    part(
+                        kind::WORKER_AVAILABLE,
+                        S::progressing(Reason::Deploying, ""),
+                    ),
+                ],
+                PROGRESS_INTERVAL,
+            ),
+            (
+                vec![part(
+                    kind::WORKER_AVAILABLE,
+                    S::progressing(Reason::SecretUnreadable, ""),
+                )],
+                PROGRESS_INTERVAL,
+            ),
+        ];
+        for (parts, expected) in cases {
+            assert_eq!(
+                next_check(&parts, resync),
+                Action::requeue(expected),
+                "{parts:?}"
+            );
+        }
+    }
+
+    fn provisioned(queue: PartState) -> Provisioned {
+        use crate::crd::{NotificationsStatus, QueueStatus};
+        use crate::provision::Observed;
+        let queue_status = QueueStatus {
+            url: "u".to_owned(),
+            arn: "a".to_owned(),
+            dead_letter_url: "du".to_owned(),
+            dead_letter_arn: "da".to_owned(),
+        };
+        let notifications = NotificationsStatus {
+            topic_arn: "t".to_owned(),
+            subscriptions: Vec::new(),
+        };
+        let notice = || vec![Notice::new(Reason::Created, "made")];
+        Provisioned {
+            tables: Observed::ready(Vec::new(), notice()),
+            queue: Observed {
+                state: queue,
+                value: Some(queue_status),
+                notices: notice(),
+            },
+            notifications: Observed::ready(notifications, notice()),
+        }
+    }
+
+    fn inputs() -> PassInputs {
+        PassInputs {
+            generation: Some(3),
+            adopt: false,
+            region: "us-east-1".to_owned(),
+        }
+    }
+
+    fn image() -> Result<ResolvedImage, ImageError> {
+        Ok(ResolvedImage {
+            reference: "r@sha256:1".to_owned(),
+            digest: "sha256:1".to_owned(),
+        })
+    }
+
+    #[test]
+    fn only_a_complete_pass_is_remembered_and_without_its_notices() {
+        let at = Instant::now();
+        let complete = provisioned(PartState::ready(Reason::Provisioned, ""));
+        let verified = verified_pass(inputs(), &image(), &complete, at).expect("complete");
+        assert!(verified.provisioned.tables.notices.is_empty());
+        assert!(verified.provisioned.queue.notices.is_empty());
+        assert!(verified.provisioned.notifications.notices.is_empty());
+        assert_eq!(verified.provisioned.queue.state, complete.queue.state);
+
+        let progressing = provisioned(PartState::progressing(Reason::Creating, ""));
+        assert!(verified_pass(inputs(), &image(), &progressing, at).is_none());
+        let missing = Err(ImageError::ImageNotFound {
+            repository: "r".to_owned(),
+            reference: "1".to_owned(),
+            region: "us-east-1".to_owned(),
+        });
+        assert!(verified_pass(inputs(), &missing, &complete, at).is_none());
+    }
+
+    #[test]
+    fn a_transient_read_error_keeps_the_last_complete_pass() {
+        use crate::aws::{AwsError, ErrorKind};
+        let at = Instant::now();
+        let complete = provisioned(PartState::ready(Reason::Provisioned, ""));
+        let last = verified_pass(inputs(), &image(), &complete, at).expect("complete");
+
+        // The queue could not be read, nor the image: both are kept.
+        let throttled = AwsError {
+            service: "ecr",
+            operation: "DescribeImages",
+            kind: ErrorKind::Retryable,
+            code: Some("ThrottlingException".to_owned()),
+            message: "slow down".to_owned(),
+        };
+        let unread = provisioned(PartState::progressing(
+            Reason::AwsError,
+            "retrying: sqs GetQueueAttributes failed",
+        ));
+        let (kept_image, kept, messages) =
+            hold_through_read_errors(Some(&last), Err(ImageError::Aws(throttled)), unread.clone());
+        assert_eq!(kept.queue, last.provisioned.queue);
+        assert_eq!(kept_image.ok(), Some(last.image.clone()));
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(messages[0].contains("GetQueueAttributes"));
+        // The parts this pass did read stay as read, notices included.
+        assert_eq!(kept.tables, unread.tables);
+
+        // Without a complete pass to fall back on, the error is reported.
+        let (_, reported, messages) = hold_through_read_errors(None, image(), unread.clone());
+        assert_eq!(reported, unread);
+        assert!(messages.is_empty());
+
+        // What the pass did see (a resource being created, access denied) is
+        // not a read error and is reported as seen.
+        for state in [
+            PartState::progressing(Reason::Creating, ""),
+            PartState::blocked(Reason::AccessDenied, ""),
+        ] {
+            let seen = provisioned(state);
+            let (_, reported, messages) =
+                hold_through_read_errors(Some(&last), image(), seen.clone());
+            assert_eq!(reported, seen);
+            assert!(messages.is_empty());
+        }
     }
 }

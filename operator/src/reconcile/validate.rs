@@ -1,8 +1,72 @@
-//! Validate: what the CRD schema cannot express, checked before anything is built.
+//! Validate: what the CRD schema cannot express, checked before anything
+//! is written. Pure.
+//!
+//! A spec that breaks a rule stops the pipeline here: the MovieApp is
+//! reported `Stalled` (`InvalidSpec`) and nothing is written to AWS or to
+//! its children. A TMDB Secret that is missing or lacks its key blocks the
+//! worker only: GitOps tools apply a MovieApp and its Secret in any order,
+//! and the AWS resources (the slow part) are provisioned meanwhile.
 
 use movieapp_model::{TABLES, env};
 
+use super::dereference::{Dereferenced, effective_region};
+use crate::conditions::PartState;
 use crate::crd::MovieApp;
+use crate::reason::Reason;
+
+/// A MovieApp whose spec passed validation.
+#[derive(Debug)]
+pub struct Validated<'a> {
+    pub dereferenced: Dereferenced<'a>,
+    /// Why the worker cannot be deployed yet (the TMDB Secret), if so.
+    pub worker_blocker: Option<PartState>,
+}
+
+/// A MovieApp whose spec breaks a rule: every problem, each a sentence.
+#[derive(Debug)]
+pub struct Invalid<'a> {
+    pub dereferenced: Dereferenced<'a>,
+    pub problems: Vec<String>,
+}
+
+impl Invalid<'_> {
+    /// The category of a reconcile that stopped here (logs).
+    pub fn category(&self) -> &'static str {
+        "invalid_spec"
+    }
+
+    /// The worker's state: blocked, with every problem.
+    pub fn state(&self) -> PartState {
+        PartState::blocked(Reason::InvalidSpec, self.problems.join("; "))
+    }
+}
+
+/// The validate step.
+pub fn validate(dereferenced: Dereferenced<'_>) -> Result<Validated<'_>, Box<Invalid<'_>>> {
+    let object = &dereferenced.object;
+    let problems = problems(object.app, &object.region);
+    if !problems.is_empty() {
+        return Err(Box::new(Invalid {
+            dereferenced,
+            problems,
+        }));
+    }
+    let worker_blocker = dereferenced.tmdb_secret.clone().err();
+    Ok(Validated {
+        dereferenced,
+        worker_blocker,
+    })
+}
+
+/// The spec's problems alone, before anything is read.
+pub fn spec(app: &MovieApp, default_region: &str) -> Result<(), Vec<String>> {
+    let problems = problems(app, &effective_region(app, default_region));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
 
 /// Variables the operator sets on the worker itself; `spec.worker.env` may not override them.
 fn managed_variables() -> Vec<&'static str> {
@@ -21,7 +85,7 @@ fn managed_variables() -> Vec<&'static str> {
 }
 
 /// Every problem found, each a sentence for the `Stalled` message; empty when valid.
-pub fn validate(app: &MovieApp, region: &str) -> Vec<String> {
+pub fn problems(app: &MovieApp, region: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let managed = managed_variables();
     for var in &app.spec.worker.env {
@@ -66,12 +130,12 @@ mod tests {
 
     #[test]
     fn a_default_spec_is_valid() {
-        assert!(validate(&app("{}"), "us-east-1").is_empty());
+        assert!(problems(&app("{}"), "us-east-1").is_empty());
     }
 
     #[test]
     fn managed_and_duplicate_variables_are_rejected() {
-        let problems = validate(
+        let problems = problems(
             &app(
                 "worker: { env: [{ name: TMDB_API_KEY, value: x }, { name: A, value: '1' }, { name: A, value: '2' }] }",
             ),
@@ -89,7 +153,7 @@ mod tests {
             region: Some("eu-west-1".into()),
             ..MovieAppStatus::default()
         });
-        assert!(validate(&app, "eu-west-1").is_empty());
-        assert_eq!(validate(&app, "us-east-1").len(), 1);
+        assert!(problems(&app, "eu-west-1").is_empty());
+        assert_eq!(problems(&app, "us-east-1").len(), 1);
     }
 }

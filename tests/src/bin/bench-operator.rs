@@ -28,8 +28,8 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher::{self, watcher};
 use movieapp_operator::crd::MovieApp;
+use movieapp_tests::fixtures;
 use movieapp_tests::operator::{OperatorProcess, cpu_seconds, metric_sum};
-use movieapp_tests::{LocalEnv, fixtures, unique_name};
 use serde_json::json;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -188,15 +188,13 @@ struct Stage {
 
 impl Stage {
     async fn new(prefix: &str) -> Result<Self> {
-        let env = LocalEnv::get();
-        let client = env.kube().await?;
-        let ns = unique_name(prefix);
-        fixtures::namespace(&client, &ns).await?;
-        fixtures::tmdb_secret(&client, &ns, &env.tmdb_api_key).await?;
-        let ecr = aws_sdk_ecr::Client::new(&env.aws().await);
-        let repository = unique_name("bench-img");
-        fixtures::push_image(&ecr, &repository, "1.0.0", 1).await?;
-        let api = Api::namespaced(client.clone(), &ns);
+        let fixtures::Stage {
+            client,
+            ns,
+            repository,
+            api,
+            ..
+        } = fixtures::Stage::new(prefix).await?;
         Ok(Self {
             client,
             ns,

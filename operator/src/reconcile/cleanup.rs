@@ -1,0 +1,91 @@
+//! Cleanup: what `deletionPolicy` asks of the AWS resources when a MovieApp
+//! is deleted. Kubernetes children go by garbage collection (owner
+//! references); the finalizer goes once this step succeeds.
+
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use tracing::info;
+
+use super::dereference::{self, Object};
+use super::status::{self, EventKind};
+use super::{Context, object_key};
+use crate::aws::AwsError;
+use crate::crd::{DeletionPolicy, MovieApp};
+use crate::provision::{self, Cleanup};
+use crate::reason::Reason;
+
+/// How soon to look again while AWS deletes resources.
+pub const CLEANUP_INTERVAL: Duration = Duration::from_secs(3);
+
+/// Why the finalizer stays.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Dereference(#[from] dereference::Error),
+    #[error("AWS cleanup failed: {0}")]
+    Aws(#[from] AwsError),
+    #[error(transparent)]
+    Status(#[from] status::Error),
+    /// AWS is still deleting: look again in [`CLEANUP_INTERVAL`]. Not a
+    /// failure, but the finalizer helper removes the finalizer as soon as
+    /// the clean-up returns `Ok`.
+    #[error("AWS is still deleting the resources")]
+    Pending,
+}
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Dereference(error) => error.category(),
+            Error::Aws(_) => "aws",
+            Error::Status(error) => error.category(),
+            Error::Pending => "pending",
+        }
+    }
+}
+
+/// Deletes or retains the AWS resources; `Ok` once that is complete.
+pub async fn cleanup(app: &MovieApp, ctx: &Context) -> Result<Action, super::Error> {
+    let object = Object::of(app, &ctx.shared.config.default_region).map_err(Error::from)?;
+    ctx.memory.update(&object.uid, |r| r.verified = None);
+    let aws = ctx.shared.aws.clients(&object.region);
+    let owner = object.owner();
+    let mut target = object.target(&aws, &owner);
+    target.adopt = false;
+
+    match app.spec.deletion_policy {
+        DeletionPolicy::Delete => match provision::delete(&target).await.map_err(Error::from)? {
+            Cleanup::Done => {
+                status::event(
+                    ctx,
+                    app,
+                    EventKind::Normal,
+                    Reason::Deleted,
+                    "deleted every AWS resource",
+                )
+                .await;
+            }
+            Cleanup::Waiting(message) => {
+                status::deleting(ctx, app, &format!("deleting AWS resources: {message}"))
+                    .await
+                    .map_err(Error::from)?;
+                return Err(Error::Pending.into());
+            }
+        },
+        DeletionPolicy::Retain => {
+            provision::retain(&target).await.map_err(Error::from)?;
+            status::event(
+                ctx,
+                app,
+                EventKind::Normal,
+                Reason::Retained,
+                "kept every AWS resource (deletionPolicy: Retain), tagged movieapp.io/retained=true",
+            )
+            .await;
+        }
+    }
+    ctx.memory.forget(&object.uid);
+    info!(movieapp = %object_key(app), policy = ?app.spec.deletion_policy, "cleaned up");
+    Ok(Action::await_change())
+}

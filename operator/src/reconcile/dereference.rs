@@ -1,0 +1,208 @@
+//! Dereference: who the MovieApp is, and what it refers to in the cluster
+//! (the TMDB Secret, the generated auth Secret) and in the per-object memory
+//! (the last complete AWS pass). Reads only.
+
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+
+use super::children;
+use super::memory::{PassInputs, Verified};
+use super::{ADOPT_ANNOTATION, Context, kube_category};
+use crate::aws::AwsClients;
+use crate::aws::tags::Owner;
+use crate::conditions::PartState;
+use crate::crd::MovieApp;
+use crate::naming::AppId;
+use crate::provision::Target;
+use crate::reason::Reason;
+
+/// Why dereferencing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the MovieApp has no {0}")]
+    Malformed(&'static str),
+    #[error("reading the auth Secret failed: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Malformed(_) => "malformed_object",
+            Error::Kube(error) => kube_category(error),
+        }
+    }
+}
+
+/// Who a MovieApp is, for every step after this one.
+#[derive(Debug, Clone)]
+pub struct Object<'a> {
+    pub app: &'a MovieApp,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// Where its AWS resources live: as set, else as first used, else the
+    /// operator's default.
+    pub region: String,
+    /// `movieapp.io/adopt: "true"`.
+    pub adopt: bool,
+}
+
+impl<'a> Object<'a> {
+    pub fn of(app: &'a MovieApp, default_region: &str) -> Result<Self, Error> {
+        Ok(Self {
+            app,
+            namespace: app.namespace().ok_or(Error::Malformed("namespace"))?,
+            name: app.name_any(),
+            uid: app.uid().ok_or(Error::Malformed("uid"))?,
+            region: effective_region(app, default_region),
+            adopt: app
+                .annotations()
+                .get(ADOPT_ANNOTATION)
+                .is_some_and(|v| v == "true"),
+        })
+    }
+
+    /// The owner tags every AWS resource of this MovieApp carries.
+    pub fn owner(&self) -> Owner {
+        Owner {
+            uid: self.uid.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// What provisioning needs to know about this MovieApp.
+    pub fn target<'t>(&'t self, aws: &'t AwsClients, owner: &'t Owner) -> Target<'t> {
+        Target {
+            aws,
+            owner,
+            id: AppId {
+                namespace: &self.namespace,
+                name: &self.name,
+            },
+            spec: &self.app.spec,
+            adopt: self.adopt,
+            previous: self.app.status.as_ref(),
+            generation: self.app.metadata.generation,
+        }
+    }
+
+    /// What an AWS pass of this MovieApp depends on.
+    pub fn pass_inputs(&self) -> PassInputs {
+        PassInputs {
+            generation: self.app.metadata.generation,
+            adopt: self.adopt,
+            region: self.region.clone(),
+        }
+    }
+}
+
+/// The region a MovieApp's resources live in: as set, else as first used,
+/// else the operator's default.
+pub fn effective_region(app: &MovieApp, default: &str) -> String {
+    app.spec
+        .region
+        .clone()
+        .or_else(|| app.status.as_ref().and_then(|s| s.region.clone()))
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// The generated Secret with the worker's token signing key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSecret {
+    pub name: String,
+    pub exists: bool,
+}
+
+/// What the next steps need, read.
+#[derive(Debug)]
+pub struct Dereferenced<'a> {
+    pub object: Object<'a>,
+    /// The TMDB Secret and key are there; `Err` carries the worker's state.
+    pub tmdb_secret: Result<(), PartState>,
+    pub auth_secret: AuthSecret,
+    /// The last complete AWS pass, when it is recent enough (most of a
+    /// resync interval) and was made for this spec: a reconcile that a
+    /// child's change causes needs the Kubernetes side only.
+    pub reused: Option<Verified>,
+    /// The last complete AWS pass for this spec, however old: what a resync
+    /// that cannot read AWS keeps.
+    pub last: Option<Verified>,
+    /// When the reconcile's AWS pass starts.
+    pub started: Instant,
+}
+
+pub async fn dereference<'a>(app: &'a MovieApp, ctx: &Context) -> Result<Dereferenced<'a>, Error> {
+    let object = Object::of(app, &ctx.shared.config.default_region)?;
+    let inputs = object.pass_inputs();
+    let last = ctx.memory.last_verified(&object.uid, &inputs);
+    let resync = ctx.shared.config.resync_interval;
+    let reused = last
+        .clone()
+        .filter(|v| v.at.elapsed() < resync.mul_f64(0.9));
+    let secrets: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &object.namespace);
+    let auth_name = children::auth_secret_name(&object.name);
+    let (tmdb_secret, auth) = tokio::join!(
+        check_tmdb_secret(&secrets, app, &object.namespace),
+        secrets.get_metadata_opt(&auth_name),
+    );
+    Ok(Dereferenced {
+        tmdb_secret,
+        auth_secret: AuthSecret {
+            name: auth_name,
+            exists: auth?.is_some(),
+        },
+        reused,
+        last,
+        started: Instant::now(),
+        object,
+    })
+}
+
+/// Checks the referenced TMDB Secret and key; `Err` carries the worker's state.
+async fn check_tmdb_secret(
+    secrets: &Api<Secret>,
+    app: &MovieApp,
+    namespace: &str,
+) -> Result<(), PartState> {
+    let reference = &app.spec.worker.tmdb.api_key_secret_ref;
+    match secrets.get_opt(&reference.name).await {
+        Ok(Some(secret)) => {
+            let has_key = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(&reference.key))
+                .is_some_and(|v| !v.0.is_empty())
+                || secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(&reference.key))
+                    .is_some_and(|v| !v.is_empty());
+            if has_key {
+                Ok(())
+            } else {
+                Err(PartState::blocked(
+                    Reason::SecretKeyNotFound,
+                    format!(
+                        "Secret {}/{} has no non-empty key {}",
+                        namespace, reference.name, reference.key
+                    ),
+                ))
+            }
+        }
+        Ok(None) => Err(PartState::blocked(
+            Reason::SecretNotFound,
+            format!(
+                "Secret {}/{} (the TMDB API key) does not exist",
+                namespace, reference.name
+            ),
+        )),
+        Err(error) => Err(PartState::progressing(
+            Reason::SecretUnreadable,
+            format!("reading Secret {}/{}: {error}", namespace, reference.name),
+        )),
+    }
+}

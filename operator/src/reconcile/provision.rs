@@ -1,0 +1,199 @@
+//! Provision: the AWS side of a valid MovieApp (the image resolved through
+//! ECR, the tables, queues and topic through [`crate::provision`]) and the
+//! generated auth Secret, concurrently.
+//!
+//! AWS is read again only when the last complete pass is older than most of
+//! a resync interval or was made for another spec. A resync that could not
+//! re-read AWS (throttled, a 5xx, a time-out) says nothing about the
+//! resources: what the last complete pass found stands, and the pass is
+//! retried soon.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use base64::Engine as _;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PostParams;
+use kube::{Api, Resource};
+
+use super::children::{self, AUTH_SECRET_KEY};
+use super::dereference::{AuthSecret, Object};
+use super::memory::Verified;
+use super::validate::Validated;
+use super::{Context, kube_category};
+use crate::aws::ecr::{ImageError, ResolvedImage};
+use crate::conditions::PartState;
+use crate::provision::{self as aws_side, Observed, Provisioned};
+use crate::reason::Reason;
+
+/// Why the step failed (AWS errors are not failures: they are reported per part).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("creating the auth Secret failed: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("no source of randomness for the auth Secret's key")]
+    Randomness,
+}
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(error) => kube_category(error),
+            Error::Randomness => "malformed_object",
+        }
+    }
+}
+
+/// A valid MovieApp with its AWS side as it stands.
+#[derive(Debug)]
+pub struct WithAws<'a> {
+    pub object: Object<'a>,
+    pub worker_blocker: Option<PartState>,
+    pub image: Result<ResolvedImage, ImageError>,
+    pub provisioned: Provisioned,
+    /// The name of the auth Secret.
+    pub auth_secret: String,
+    /// The pass this reconcile reused instead of reading AWS, if any.
+    pub reused: Option<Verified>,
+    /// What could not be re-read (the last pass's state was kept), as messages.
+    pub unread: Vec<String>,
+    /// When this reconcile's AWS pass started.
+    pub started: Instant,
+}
+
+pub async fn provision<'a>(validated: Validated<'a>, ctx: &Context) -> Result<WithAws<'a>, Error> {
+    let Validated {
+        dereferenced,
+        worker_blocker,
+    } = validated;
+    let object = dereferenced.object;
+    let started = Instant::now();
+    let aws = ctx.shared.aws.clients(&object.region);
+    let owner = object.owner();
+    let target = object.target(&aws, &owner);
+    let auth_secret = ensure_auth_secret(ctx, &object, &dereferenced.auth_secret);
+    let (image, provisioned, auth_secret, unread) = match &dereferenced.reused {
+        Some(reused) => {
+            let auth_secret = auth_secret.await;
+            (
+                Ok(reused.image.clone()),
+                reused.provisioned.clone(),
+                auth_secret,
+                Vec::new(),
+            )
+        }
+        None => {
+            let (image, provisioned, auth_secret) = tokio::join!(
+                ctx.shared
+                    .images
+                    .resolve(&aws, &object.app.spec.worker.image),
+                aws_side::provision(&target),
+                auth_secret,
+            );
+            let (image, provisioned, unread) =
+                hold_through_read_errors(dereferenced.last.as_ref(), image, provisioned);
+            (image, provisioned, auth_secret, unread)
+        }
+    };
+    Ok(WithAws {
+        worker_blocker,
+        image,
+        provisioned,
+        auth_secret: auth_secret?,
+        reused: dereferenced.reused,
+        unread,
+        started,
+        object,
+    })
+}
+
+/// Makes sure the Secret with the worker's token signing key exists,
+/// creating it with a random key on first use. Returns its name.
+async fn ensure_auth_secret(
+    ctx: &Context,
+    object: &Object<'_>,
+    auth: &AuthSecret,
+) -> Result<String, Error> {
+    if auth.exists {
+        return Ok(auth.name.clone());
+    }
+    // 32 random bytes, base64-encoded: printable, since it reaches the worker as an env var.
+    let mut random = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| Error::Randomness)?;
+    let key = base64::engine::general_purpose::STANDARD.encode(random);
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(auth.name.clone()),
+            namespace: Some(object.namespace.clone()),
+            labels: Some(children::labels(&object.name)),
+            owner_references: object.app.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(BTreeMap::from([(
+            AUTH_SECRET_KEY.to_owned(),
+            ByteString(key.into_bytes()),
+        )])),
+        ..Secret::default()
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &object.namespace);
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(auth.name.clone()),
+        // Created concurrently (another reconcile, a previous process): keep that one.
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(auth.name.clone()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Keeps, from `last` (the last complete pass for the same spec), every part
+/// this pass could not read because of a transient AWS error; returns what
+/// it kept, as messages. Anything else this pass saw (a resource gone, a
+/// conflict, access denied, a new image) is reported as seen.
+pub fn hold_through_read_errors(
+    last: Option<&Verified>,
+    image: Result<ResolvedImage, ImageError>,
+    provisioned: Provisioned,
+) -> (Result<ResolvedImage, ImageError>, Provisioned, Vec<String>) {
+    let Some(last) = last else {
+        return (image, provisioned, Vec::new());
+    };
+    let (tables, tables_unread) = hold_part(provisioned.tables, &last.provisioned.tables);
+    let (queue, queue_unread) = hold_part(provisioned.queue, &last.provisioned.queue);
+    let (notifications, notifications_unread) =
+        hold_part(provisioned.notifications, &last.provisioned.notifications);
+    let mut unread: Vec<String> = [tables_unread, queue_unread, notifications_unread]
+        .into_iter()
+        .flatten()
+        .collect();
+    let provisioned = Provisioned {
+        tables,
+        queue,
+        notifications,
+    };
+    let image = match image {
+        Err(ImageError::Aws(error)) if error.stalled_reason().is_none() => {
+            unread.push(error.to_string());
+            Ok(last.image.clone())
+        }
+        other => other,
+    };
+    (image, provisioned, unread)
+}
+
+/// `last` in place of `part` when a transient AWS error interrupted it,
+/// with the error's message.
+fn hold_part<T: Clone>(part: Observed<T>, last: &Observed<T>) -> (Observed<T>, Option<String>) {
+    if matches!(
+        part.state,
+        PartState::Progressing {
+            reason: Reason::AwsError,
+            ..
+        }
+    ) {
+        let message = part.state.message().to_owned();
+        (last.clone(), Some(message))
+    } else {
+        (part, None)
+    }
+}
