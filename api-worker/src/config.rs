@@ -13,6 +13,8 @@ use movieapp_model::duration::parse as parse_duration;
 use movieapp_model::env;
 use reqwest::Url;
 
+use crate::client::IpRange;
+
 /// The movie service: HTTP API, web page and background jobs.
 #[derive(Debug, Parser)]
 #[command(name = "api-worker", version, about)]
@@ -50,6 +52,10 @@ pub struct ServeArgs {
     /// Port to listen on.
     #[arg(long, env = env::PORT, value_name = env::PORT, default_value_t = 8080)]
     pub port: u16,
+    /// Address of the admin listener: `/metrics` and the detailed `/readyz`,
+    /// never on the public port. Unset: no admin listener.
+    #[arg(long, env = env::ADMIN_ADDR, value_name = env::ADMIN_ADDR)]
+    pub admin_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub settings: Settings,
     #[command(flatten)]
@@ -151,6 +157,13 @@ pub struct TmdbSettings {
     /// Client-side limit on TMDB requests per second (TMDB allows about 50).
     #[arg(long, default_value_t = 35, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub tmdb_requests_per_second: u32,
+    /// TMDB calls (uncached lookups) one client may cause before its own
+    /// limit applies, so no client takes more than its share of the rate above.
+    #[arg(long, default_value_t = 20)]
+    pub tmdb_client_burst: u32,
+    /// One more TMDB call per client is allowed after this long.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub tmdb_client_refill: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -190,6 +203,13 @@ pub struct AuthSettings {
     /// One more failed login per account is allowed after this long.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub login_account_refill: Duration,
+    /// Sign-ups allowed per client address before the limit applies (each
+    /// costs an argon2 hash).
+    #[arg(long, default_value_t = 5)]
+    pub signup_address_burst: u32,
+    /// One more sign-up per client address is allowed after this long.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub signup_address_refill: Duration,
     /// Login attempts allowed per client address before the limit applies.
     #[arg(long, default_value_t = 20)]
     pub login_address_burst: u32,
@@ -209,10 +229,17 @@ pub struct HttpSettings {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-    /// Header carrying the client address set by a trusted proxy (e.g.
-    /// `x-forwarded-for`; its last entry is used). Unset: the peer address.
-    #[arg(long, env = "CLIENT_ADDRESS_HEADER")]
-    pub client_address_header: Option<String>,
+    /// Address ranges of the proxies in front of this server, comma-separated
+    /// (`10.0.0.0/16,fd00::/8`). The forwarded header is believed only from
+    /// them. Empty: the client is the TCP peer.
+    #[arg(long, env = env::TRUSTED_PROXIES, value_name = env::TRUSTED_PROXIES, default_value = "",
+          value_parser = parse_ranges)]
+    pub trusted_proxies: IpRanges,
+    /// The header trusted proxies append the client's address to; its
+    /// right-most entry that is not a trusted proxy is the client.
+    #[arg(long, env = env::FORWARDED_HEADER, value_name = env::FORWARDED_HEADER,
+          default_value = "x-forwarded-for")]
+    pub forwarded_header: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -248,6 +275,19 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
+}
+
+/// Address ranges from a comma-separated list (empty: none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpRanges(pub Vec<IpRange>);
+
+fn parse_ranges(value: &str) -> Result<IpRanges, String> {
+    value
+        .split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map(IpRanges)
 }
 
 fn parse_url(value: &str) -> Result<Url, String> {

@@ -1,5 +1,5 @@
-//! Middleware every request passes: request ids, logs, metrics, time-outs
-//! and a panic guard. Route labels are templates (`/api/v1/movies/{id}`).
+//! Middleware every request passes: request ids, logs, metrics, security
+//! headers, time-outs and a panic guard. Route labels are templates (`/api/v1/movies/{id}`).
 
 use std::any::Any;
 use std::sync::LazyLock;
@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -85,9 +85,20 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     } else {
         tracing::debug!(status = status.as_u16(), latency_ms, "request served");
     }
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID.clone(), value);
+        headers.insert(REQUEST_ID.clone(), value);
     }
+    // Every answer, errors and JSON included: no MIME sniffing, no URLs
+    // (search terms, ids) handed to other sites in Referer.
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 

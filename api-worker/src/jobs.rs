@@ -153,7 +153,7 @@ pub async fn handle(state: &AppState, job: &Job) -> Result<Outcome, JobError> {
 
 async fn warm_popular(state: &AppState, pages: u32) -> Result<Outcome, JobError> {
     for page in 1..=pages {
-        let served = movies::popular(state, page)
+        let served = movies::popular(state, page, None)
             .await
             .map_err(|e| anyhow::anyhow!("popular page {page}: {e}"))?;
         if served.source == movies::Source::Stale {

@@ -50,11 +50,26 @@ pub fn serving(
         auth,
         state.dynamo.clone(),
         state.settings.users_table.clone(),
+        state.settings.movies_table.clone(),
     )?;
     Ok((state, accounts))
 }
 
-/// The whole HTTP surface: API, operational endpoints and web page. The
+/// The admin listener's surface: `/metrics`, the detailed `/readyz` and
+/// `/healthz`.
+pub fn admin_app(state: AppState) -> Router {
+    Router::new()
+        .merge(ops::admin_router())
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), http::timeout))
+        .layer(CatchPanicLayer::custom(http::panic_response))
+        .layer(from_fn_with_state(state.clone(), http::observe))
+        .with_state(state)
+}
+
+/// The public HTTP surface: API, web page, `/healthz`, a `/readyz` that
+/// reveals nothing and the OpenAPI document. The
 /// account and watchlist routes are mounted only with `accounts`.
 pub fn app(state: AppState, accounts: Option<Accounts>) -> Router {
     let mut api = Router::new().merge(movies::router());
@@ -69,7 +84,7 @@ pub fn app(state: AppState, accounts: Option<Accounts>) -> Router {
     }
     Router::new()
         .nest("/api/v1", api)
-        .merge(ops::router())
+        .merge(ops::public_router())
         .merge(web::router())
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)

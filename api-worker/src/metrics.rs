@@ -141,8 +141,9 @@ impl Metrics {
             .inc();
     }
 
-    /// `result` is `hit` (memory), `hit_dynamodb`, `miss`, `stale` or
-    /// `coalesced` (answered by a concurrent request's lookup).
+    /// `result` is `hit` (memory), `hit_dynamodb`, `miss`, `stale`,
+    /// `coalesced` (answered by a concurrent request's lookup) or `limited`
+    /// (the client's share of TMDB calls was used up).
     pub fn cache_lookup(&self, kind: &'static str, result: &'static str) {
         self.0
             .cache

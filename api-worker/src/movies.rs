@@ -5,6 +5,8 @@
 //! `Age` and a `Warning` header instead of an error.
 
 use std::future::Future;
+use std::net::IpAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::cache::{CacheKey, Entry};
+use crate::client::Client;
 use crate::clock::now_epoch;
 use crate::error::{AppError, PathParam, QueryParams, Result};
 use crate::state::AppState;
@@ -132,27 +135,36 @@ struct SearchQuery {
 
 async fn popular_handler(
     State(state): State<AppState>,
+    client: Client,
     QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Response> {
     let page = valid_page(q.page)?;
-    Ok(popular(&state, page).await?.into_response())
+    Ok(popular(&state, page, Some(client.key()))
+        .await?
+        .into_response())
 }
 
 async fn search_handler(
     State(state): State<AppState>,
+    client: Client,
     QueryParams(q): QueryParams<SearchQuery>,
 ) -> Result<Response> {
     let page = valid_page(q.page)?;
     let query = normalise_query(q.query.as_deref().unwrap_or_default())?;
-    Ok(search(&state, &query, page).await?.into_response())
+    Ok(search(&state, &query, page, Some(client.key()))
+        .await?
+        .into_response())
 }
 
 async fn details_handler(
     State(state): State<AppState>,
+    client: Client,
     PathParam(id): PathParam<String>,
 ) -> Result<Response> {
     let id = valid_movie_id(&id)?;
-    Ok(details(&state, id).await?.into_response())
+    Ok(details(&state, id, Some(client.key()))
+        .await?
+        .into_response())
 }
 
 pub fn valid_page(page: Option<u32>) -> Result<u32> {
@@ -242,10 +254,13 @@ impl IntoResponse for Served {
     }
 }
 
-pub async fn popular(state: &AppState, page: u32) -> Result<Served> {
+/// `client` (the key of per-client limits) is who would cause a TMDB
+/// call; `None` for jobs, which are not limited per client.
+pub async fn popular(state: &AppState, page: u32, client: Option<IpAddr>) -> Result<Served> {
     let image_base = state.settings.tmdb.tmdb_image_base_url.clone();
     cached(
         state,
+        client,
         CacheKey::popular(page),
         "popular movies",
         |deadline| async move {
@@ -256,10 +271,16 @@ pub async fn popular(state: &AppState, page: u32) -> Result<Served> {
     .await
 }
 
-pub async fn search(state: &AppState, query: &str, page: u32) -> Result<Served> {
+pub async fn search(
+    state: &AppState,
+    query: &str,
+    page: u32,
+    client: Option<IpAddr>,
+) -> Result<Served> {
     let image_base = state.settings.tmdb.tmdb_image_base_url.clone();
     cached(
         state,
+        client,
         CacheKey::search(query, page),
         "search results",
         |deadline| async move {
@@ -270,10 +291,11 @@ pub async fn search(state: &AppState, query: &str, page: u32) -> Result<Served> 
     .await
 }
 
-pub async fn details(state: &AppState, id: u64) -> Result<Served> {
+pub async fn details(state: &AppState, id: u64, client: Option<IpAddr>) -> Result<Served> {
     let image_base = state.settings.tmdb.tmdb_image_base_url.clone();
     let result = cached(
         state,
+        client,
         CacheKey::movie(id),
         "movie details",
         |deadline| async move {
@@ -324,6 +346,11 @@ async fn store<T: Serialize>(state: &AppState, key: &CacheKey, value: &T) -> Ent
 #[derive(Debug)]
 enum Miss {
     NotFound,
+    /// The client has used up its share of TMDB calls.
+    Limited {
+        retry_after: Duration,
+        stale: Option<Entry>,
+    },
     Failed {
         error: TmdbError,
         stale: Option<Entry>,
@@ -334,6 +361,7 @@ enum Miss {
 /// given less time when a stale copy could be served instead.
 async fn lookup<T, Fut>(
     state: &AppState,
+    client: Option<IpAddr>,
     key: &CacheKey,
     fetch: impl FnOnce(Instant) -> Fut,
     source: &mut Source,
@@ -354,6 +382,11 @@ where
             None
         }
     };
+    if let Some(client) = client
+        && let Err(retry_after) = state.tmdb_clients.take(&client, std::time::Instant::now())
+    {
+        return Err(Miss::Limited { retry_after, stale });
+    }
     let tmdb = &state.settings.tmdb;
     let budget = if stale.is_some() {
         tmdb.tmdb_stale_deadline
@@ -374,7 +407,13 @@ where
     }
 }
 
-async fn cached<T, F, Fut>(state: &AppState, key: CacheKey, what: &str, fetch: F) -> Result<Served>
+async fn cached<T, F, Fut>(
+    state: &AppState,
+    client: Option<IpAddr>,
+    key: CacheKey,
+    what: &str,
+    fetch: F,
+) -> Result<Served>
 where
     T: Serialize,
     F: FnOnce(Instant) -> Fut,
@@ -393,7 +432,7 @@ where
     let mut source = Source::Memory;
     let loaded = state
         .cache
-        .load(&key, lookup(state, &key, fetch, &mut source))
+        .load(&key, lookup(state, client, &key, fetch, &mut source))
         .await;
     let now = now_epoch();
     let miss = match loaded {
@@ -419,16 +458,30 @@ where
                 "TMDB has no {what} for this request"
             )))
         }
-        Miss::Failed {
-            error,
-            stale: Some(entry),
+        Miss::Limited {
+            stale: Some(entry), ..
+        }
+        | Miss::Failed {
+            stale: Some(entry), ..
         } => {
             state.metrics.cache_lookup(kind, "stale");
-            tracing::warn!(key = %key.key, %error, "TMDB failed; serving a stale copy");
+            tracing::warn!(key = %key.key, "no fresh answer; serving a stale copy");
             Ok(Served {
                 body: entry.body.clone(),
                 source: Source::Stale,
                 age: entry.age(now).as_secs(),
+            })
+        }
+        Miss::Limited {
+            retry_after,
+            stale: None,
+        } => {
+            state.metrics.cache_lookup(kind, "limited");
+            Err(AppError::TooManyRequests {
+                detail: format!(
+                    "too many requests for {what} that are not cached from this address; try again later"
+                ),
+                retry_after: *retry_after,
             })
         }
         Miss::Failed { error, stale: None } => {
@@ -439,21 +492,26 @@ where
     }
 }
 
-/// The client's view of a TMDB failure with nothing cached to fall back on.
+/// The client's view of a TMDB failure with nothing cached to fall back on:
+/// TMDB's own words (and whether our key was refused) stay in the log.
 fn upstream_error(error: TmdbError, what: &str) -> AppError {
     match error {
         TmdbError::Unauthorized(_) | TmdbError::Rejected { .. } | TmdbError::Malformed(_) => {
-            AppError::BadGateway(format!("cannot load {what}: {error}"))
+            AppError::BadGateway(format!(
+                "cannot load {what}: the movie database gave an answer we cannot use"
+            ))
         }
         TmdbError::RateLimited { retry_after } => AppError::Unavailable {
             detail: format!(
-                "cannot load {what}: TMDB is rate limiting us and nothing is cached; try again later"
+                "cannot load {what}: the movie database is busy and nothing is cached; try again later"
             ),
-            retry_after: retry_after.or(Some(std::time::Duration::from_secs(1))),
+            retry_after: retry_after.or(Some(Duration::from_secs(1))),
         },
         TmdbError::Unavailable(_) | TmdbError::NotFound => AppError::Unavailable {
-            detail: format!("cannot load {what}: {error}, and nothing is cached; try again later"),
-            retry_after: Some(std::time::Duration::from_secs(5)),
+            detail: format!(
+                "cannot load {what}: the movie database is unavailable and nothing is cached; try again later"
+            ),
+            retry_after: Some(Duration::from_secs(5)),
         },
     }
 }

@@ -1,15 +1,19 @@
-//! Operational endpoints: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! Operational endpoints. The public port answers `/healthz`, a `/readyz`
+//! that says only ready or not, and `/openapi.json`; the admin listener
+//! (`--admin-addr`) answers `/metrics` and a `/readyz` that names what is
+//! unreachable. Both readiness answers share one memo, so probes on either
+//! cost AWS at most one check per memo period.
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use movieapp_model::http;
 
-use crate::error::{AppError, Result};
+use crate::error::{AppError, Result, problem};
 use crate::state::AppState;
 
 /// The API description, written by hand and checked by schemathesis.
@@ -17,12 +21,20 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn router() -> Router<AppState> {
+/// What the public port serves besides the API and the web page.
+pub fn public_router() -> Router<AppState> {
     Router::new()
         .route(http::HEALTHZ, get(healthz))
-        .route(http::READYZ, get(readyz))
-        .route(http::METRICS, get(metrics))
+        .route(http::READYZ, get(public_readyz))
         .route("/openapi.json", get(openapi))
+}
+
+/// The admin listener's routes.
+pub fn admin_router() -> Router<AppState> {
+    Router::new()
+        .route(http::HEALTHZ, get(healthz))
+        .route(http::READYZ, get(admin_readyz))
+        .route(http::METRICS, get(metrics))
 }
 
 async fn healthz() -> Response {
@@ -40,12 +52,23 @@ fn json_static(body: &'static str) -> Response {
         .into_response()
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<Response> {
-    match state
+async fn readiness(state: &AppState) -> Result<(), String> {
+    state
         .readiness
-        .get_or_check(check_dependencies(&state))
+        .get_or_check(check_dependencies(state))
         .await
-    {
+}
+
+/// Ready or not, and nothing about why: strangers reach this port.
+async fn public_readyz(State(state): State<AppState>) -> Response {
+    match readiness(&state).await {
+        Ok(()) => json_static(r#"{"status":"ready"}"#),
+        Err(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+    }
+}
+
+async fn admin_readyz(State(state): State<AppState>) -> Result<Response> {
+    match readiness(&state).await {
         Ok(()) => Ok(json_static(r#"{"status":"ready"}"#)),
         Err(detail) => Err(AppError::Unavailable {
             detail: format!("not ready: {detail}"),
@@ -53,7 +76,6 @@ async fn readyz(State(state): State<AppState>) -> Result<Response> {
         }),
     }
 }
-
 /// Every AWS resource this process uses answers (TMDB is left out on
 /// purpose: while it is down the cache still serves).
 pub async fn check_dependencies(state: &AppState) -> Result<(), String> {
@@ -151,7 +173,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_openapi_document_is_json_and_lists_every_route() {
+    fn the_openapi_document_is_json_and_lists_every_public_route() {
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
         assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
         for path in [
@@ -165,9 +187,12 @@ mod tests {
             "/api/v1/me/watchlist/{movieId}",
             "/healthz",
             "/readyz",
-            "/metrics",
         ] {
             assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
         }
+        assert!(
+            doc["paths"].get("/metrics").is_none(),
+            "/metrics is on the admin listener only"
+        );
     }
 }

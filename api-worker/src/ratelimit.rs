@@ -1,9 +1,18 @@
-//! Token buckets: one shared bucket paces calls to TMDB; keyed buckets limit
-//! login attempts per account and per client address.
+//! Token buckets: one shared bucket paces calls to TMDB; bounded keyed
+//! buckets limit what one client address may do (log in, sign up, cause
+//! TMDB calls). Per-account login failures are shared through DynamoDB
+//! instead (`accounts::lockout`).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use lru::LruCache;
+
+/// Keys each per-client limiter holds at most: about 100 bytes each, so a
+/// limiter stays under 10 MB whatever a flood of addresses does.
+pub const CLIENT_KEYS: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -112,70 +121,148 @@ impl Pacer {
     }
 }
 
-/// Buckets by key; only spending takes a token, so a limiter can count
-/// failures alone while checking before every attempt.
+/// Buckets by key, bounded to `max_keys`. Only spending takes a token, so
+/// a limiter can count failures alone while checking before every attempt.
+///
+/// A key without a whole token is *locked*. Locked keys live apart from the
+/// others: a new key evicts the least recently used unlocked key, so a
+/// flood of new keys (made-up addresses) cannot wipe a lock. Only when every
+/// key held is locked does a new key evict a lock: the one that ends first.
+///
+/// (governor's keyed limiter keeps its keys in an unbounded map whose only
+/// clean-up, `retain_recent`, forgets keys by age: it can neither bound the
+/// memory of a flood nor spare the locked keys, which is the point here.)
 #[derive(Debug)]
-pub struct KeyedLimiter {
+pub struct KeyedLimiter<K: Hash + Eq> {
     rate: Rate,
-    buckets: Mutex<HashMap<String, Bucket>>,
     max_keys: usize,
+    buckets: Mutex<Buckets<K>>,
 }
 
-impl KeyedLimiter {
-    pub fn new(rate: Rate) -> Self {
+#[derive(Debug)]
+struct Buckets<K: Hash + Eq> {
+    open: LruCache<K, Bucket>,
+    locked: HashMap<K, Bucket>,
+}
+
+impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
+    pub fn new(rate: Rate, max_keys: usize) -> Self {
         Self {
             rate,
-            buckets: Mutex::new(HashMap::new()),
-            max_keys: 100_000,
+            max_keys: max_keys.max(1),
+            buckets: Mutex::new(Buckets {
+                open: LruCache::unbounded(),
+                locked: HashMap::new(),
+            }),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buckets<K>> {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `key`'s bucket as of `now`, if it holds one.
+    fn current(&self, buckets: &Buckets<K>, key: &K, now: Instant) -> Option<Bucket> {
+        buckets
+            .open
+            .peek(key)
+            .or_else(|| buckets.locked.get(key))
+            .map(|bucket| self.rate.refilled(*bucket, now))
+    }
+
     /// `Err(retry_after)` when `key` has no token left.
-    pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        match buckets.get(key) {
-            Some(bucket) => {
-                let bucket = self.rate.refilled(*bucket, now);
-                if bucket.tokens >= 1.0 {
-                    Ok(())
-                } else {
-                    Err(self.rate.wait(bucket))
-                }
-            }
-            None => Ok(()),
+    pub fn check(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        let buckets = self.lock();
+        match self.current(&buckets, key, now) {
+            Some(bucket) if bucket.tokens < 1.0 => Err(self.rate.wait(bucket)),
+            _ => Ok(()),
         }
     }
 
     /// Spends one token of `key` (saturating at zero).
-    pub fn spend(&self, key: &str, now: Instant) {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= self.max_keys && !buckets.contains_key(key) {
-            // Full buckets carry no information: forget them first.
-            buckets.retain(|_, b| self.rate.refilled(*b, now).tokens < f64::from(self.rate.burst));
-            if buckets.len() >= self.max_keys {
-                buckets.clear();
-            }
-        }
-        let bucket = buckets
-            .get(key)
-            .copied()
+    pub fn spend(&self, key: &K, now: Instant) {
+        let mut buckets = self.lock();
+        let bucket = self
+            .current(&buckets, key, now)
             .unwrap_or_else(|| self.rate.full(now));
-        let bucket = self.rate.refilled(bucket, now);
-        buckets.insert(
-            key.to_owned(),
+        self.put(
+            &mut buckets,
+            key,
             Bucket {
                 tokens: (bucket.tokens - 1.0).max(0.0),
                 ..bucket
             },
+            now,
         );
     }
 
+    /// Checks and spends at once: `Err(retry_after)`, spending nothing,
+    /// when `key` has no token left.
+    pub fn take(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        let mut buckets = self.lock();
+        let bucket = self
+            .current(&buckets, key, now)
+            .unwrap_or_else(|| self.rate.full(now));
+        if bucket.tokens < 1.0 {
+            return Err(self.rate.wait(bucket));
+        }
+        self.put(
+            &mut buckets,
+            key,
+            Bucket {
+                tokens: bucket.tokens - 1.0,
+                ..bucket
+            },
+            now,
+        );
+        Ok(())
+    }
+
     /// Forgets `key` (a successful login clears the account's failures).
-    pub fn reset(&self, key: &str) {
-        self.buckets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+    pub fn reset(&self, key: &K) {
+        let mut buckets = self.lock();
+        buckets.open.pop(key);
+        buckets.locked.remove(key);
+    }
+
+    /// How many keys are held, and how many of them are locked.
+    pub fn len(&self) -> (usize, usize) {
+        let buckets = self.lock();
+        (
+            buckets.open.len() + buckets.locked.len(),
+            buckets.locked.len(),
+        )
+    }
+
+    fn put(&self, buckets: &mut Buckets<K>, key: &K, bucket: Bucket, now: Instant) {
+        buckets.open.pop(key);
+        buckets.locked.remove(key);
+        while buckets.open.len() + buckets.locked.len() >= self.max_keys {
+            if buckets.open.pop_lru().is_some() {
+                continue;
+            }
+            // Every key is locked: drop the lock that ends first.
+            let first = buckets
+                .locked
+                .iter()
+                .min_by(|a, b| {
+                    self.rate
+                        .wait(self.rate.refilled(*a.1, now))
+                        .cmp(&self.rate.wait(self.rate.refilled(*b.1, now)))
+                })
+                .map(|(k, _)| k.clone());
+            match first {
+                Some(first) => {
+                    buckets.locked.remove(&first);
+                }
+                None => break,
+            }
+        }
+        if bucket.tokens < 1.0 {
+            buckets.locked.insert(key.clone(), bucket);
+        } else {
+            buckets.open.put(key.clone(), bucket);
+        }
     }
 }
 
@@ -208,19 +295,71 @@ mod tests {
 
     #[test]
     fn keyed_limiter_counts_spending_per_key_and_refills() {
-        let limiter = KeyedLimiter::new(Rate {
-            burst: 2,
-            refill: Duration::from_secs(60),
-        });
+        let limiter = KeyedLimiter::new(
+            Rate {
+                burst: 2,
+                refill: Duration::from_secs(60),
+            },
+            10,
+        );
         let now = Instant::now();
-        limiter.spend("a", now);
-        assert!(limiter.check("a", now).is_ok());
-        limiter.spend("a", now);
-        let wait = limiter.check("a", now).expect_err("a is limited");
+        limiter.spend(&"a", now);
+        assert!(limiter.check(&"a", now).is_ok());
+        limiter.spend(&"a", now);
+        let wait = limiter.check(&"a", now).expect_err("a is limited");
         assert!(wait <= Duration::from_secs(60));
-        assert!(limiter.check("b", now).is_ok(), "keys are independent");
-        assert!(limiter.check("a", now + Duration::from_secs(60)).is_ok());
-        limiter.reset("a");
-        assert!(limiter.check("a", now).is_ok());
+        assert!(limiter.check(&"b", now).is_ok(), "keys are independent");
+        assert!(limiter.check(&"a", now + Duration::from_secs(60)).is_ok());
+        limiter.reset(&"a");
+        assert!(limiter.check(&"a", now).is_ok());
+        assert!(limiter.take(&"c", now).is_ok() && limiter.take(&"c", now).is_ok());
+        assert!(
+            limiter.take(&"c", now).is_err(),
+            "take checks and spends at once"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_neither_grows_the_limiter_nor_unlocks_a_key() {
+        let limiter = KeyedLimiter::new(
+            Rate {
+                burst: 1,
+                refill: Duration::from_secs(3600),
+            },
+            1000,
+        );
+        let now = Instant::now();
+        limiter.spend(&0_u32, now);
+        assert!(limiter.check(&0, now).is_err(), "locked");
+        // 200,000 made-up keys, each failing once: every one of them locks
+        // too, yet the first lock survives while there are unlocked keys
+        // to drop... and spending on a new key drops the lock that ends first.
+        for key in 1..200_000_u32 {
+            limiter.check(&key, now).ok();
+            limiter.take(&key, now).ok();
+        }
+        let (held, _) = limiter.len();
+        assert!(held <= 1000, "{held} keys held");
+        // Unlocked floods (one request each, under the burst) never evict a lock.
+        let roomy = KeyedLimiter::new(
+            Rate {
+                burst: 5,
+                refill: Duration::from_secs(3600),
+            },
+            1000,
+        );
+        for _ in 0..5 {
+            roomy.spend(&0_u32, now);
+        }
+        assert!(roomy.check(&0, now).is_err(), "locked");
+        for key in 1..200_000_u32 {
+            roomy.spend(&key, now);
+        }
+        assert!(
+            roomy.check(&0, now).is_err(),
+            "still locked after the flood"
+        );
+        let (held, locked) = roomy.len();
+        assert!(held <= 1000 && locked == 1, "{held} held, {locked} locked");
     }
 }

@@ -1,6 +1,7 @@
 //! Running the subcommands: the HTTP server with graceful shutdown, the
 //! worker, the one-shot cache warm-up and the enqueue helper.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
@@ -8,7 +9,7 @@ use anyhow::{Context, bail};
 use crate::config::{Cli, Command, EnqueueArgs, LogFormat, ServeArgs, SyncPopularArgs, WorkerArgs};
 use crate::jobs::{self, Job, Message};
 use crate::state::{AppState, aws_config};
-use crate::{app, serving, worker};
+use crate::{admin_app, app, serving, worker};
 
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -72,6 +73,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let admin = match args.admin_addr {
+        Some(addr) => {
+            let admin = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr} (admin)"))?;
+            tracing::info!(addr = %admin.local_addr()?, "serving /metrics and /readyz (admin)");
+            let mut stopped = stop_rx.clone();
+            let server =
+                axum::serve(admin, admin_app(state.clone())).with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stopped| *stopped).await;
+                });
+            Some(tokio::spawn(server.into_future()))
+        }
+        None => {
+            tracing::info!(
+                "no admin listener ({}): /metrics is not served",
+                movieapp_model::env::ADMIN_ADDR
+            );
+            None
+        }
+    };
     let mut grace_rx = stop_rx.clone();
     let server = axum::serve(
         listener,
@@ -89,6 +111,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tokio::select! {
         result = server => result.context("serving HTTP")?,
         () = drained => tracing::warn!(?grace, "in-flight requests did not finish within the grace period"),
+    }
+    if let Some(admin) = admin {
+        admin.abort();
     }
     tracing::info!("stopped");
     Ok(())

@@ -1,5 +1,6 @@
 //! The one state every handler and job shares.
 
+use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use crate::client::ClientResolver;
 use crate::config::{HttpSettings, Settings};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::ratelimit::{CLIENT_KEYS, KeyedLimiter, Rate};
 use crate::readiness::Readiness;
 use crate::tmdb::TmdbClient;
 
@@ -18,6 +20,8 @@ pub struct Inner {
     pub settings: Settings,
     pub http: HttpSettings,
     pub client: ClientResolver,
+    /// TMDB calls per client (see `--tmdb-client-burst`).
+    pub tmdb_clients: KeyedLimiter<IpAddr>,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub tmdb: TmdbClient,
@@ -59,7 +63,14 @@ impl AppState {
         http: HttpSettings,
         aws: &aws_config::SdkConfig,
     ) -> anyhow::Result<Self> {
-        let client = ClientResolver::new(http.client_address_header.as_deref())?;
+        let client = ClientResolver::new(http.trusted_proxies.0.clone(), &http.forwarded_header)?;
+        let tmdb_clients = KeyedLimiter::new(
+            Rate {
+                burst: settings.tmdb.tmdb_client_burst,
+                refill: settings.tmdb.tmdb_client_refill,
+            },
+            CLIENT_KEYS,
+        );
         let metrics = Metrics::new();
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         let sqs = aws_sdk_sqs::Client::new(aws);
@@ -75,6 +86,7 @@ impl AppState {
             settings,
             http,
             client,
+            tmdb_clients,
             dynamo,
             sqs,
             tmdb,

@@ -18,6 +18,7 @@ use movieapp_model::WATCHLISTS;
 use serde::Serialize;
 
 use crate::auth::{Authenticator, CurrentUser};
+use crate::client::Client;
 use crate::clock::{now_epoch, rfc3339};
 use crate::error::{AppError, PathParam, Result};
 use crate::movies::{self, MovieDetails, MovieSummary};
@@ -123,11 +124,12 @@ async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<axum::
 async fn add(
     State(state): State<AppState>,
     user: CurrentUser,
+    client: Client,
     PathParam(id): PathParam<String>,
 ) -> Result<Response> {
     let movie_id = movies::valid_movie_id(&id)?;
     // The movie must exist; its details (cached) become the entry's snapshot.
-    let served = movies::details(&state, movie_id).await?;
+    let served = movies::details(&state, movie_id, Some(client.key())).await?;
     let details: MovieDetails =
         serde_json::from_slice(&served.body).context("reading cached movie details")?;
     let now = now_epoch();

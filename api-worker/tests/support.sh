@@ -40,7 +40,7 @@ aw_cleanup() {
 
 # aw_start PROFILE NAME [extra serve flags...]: builds, creates this run's
 # tables, queue and topic, starts `api-worker serve` on a free port and waits
-# for /readyz. Sets AW_URL and AW_PID; logs go to $AW_ARTIFACTS/NAME-server.log.
+# for /readyz. Sets AW_URL, AW_ADMIN_URL (/metrics) and AW_PID; logs go to $AW_ARTIFACTS/NAME-server.log.
 aw_start() {
   local profile=$1 name=$2; shift 2
   aw_require_env
@@ -59,6 +59,8 @@ aw_start() {
   . "$AW_STATE_DIR/env.sh"
   local port; port=$(aw_free_port)
   export PORT=$port LISTEN_ADDR=127.0.0.1 LOG_FORMAT=json
+  AW_ADMIN_URL="http://127.0.0.1:$(aw_free_port)"
+  export ADMIN_ADDR=${AW_ADMIN_URL#http://}
   MOVIEAPP_TOKEN_SIGNING_KEY=$(head -c 32 /dev/urandom | base64)
   export MOVIEAPP_TOKEN_SIGNING_KEY
   # Posters cannot load offline; the page falls back to a titled placeholder.

@@ -173,6 +173,13 @@ pub mod env {
     pub const TOKEN_SIGNING_KEY: &str = "MOVIEAPP_TOKEN_SIGNING_KEY";
     /// Port the HTTP server listens on.
     pub const PORT: &str = "PORT";
+    /// Address of the admin listener (`/metrics`, the detailed `/readyz`).
+    pub const ADMIN_ADDR: &str = "ADMIN_ADDR";
+    /// Address ranges of the proxies in front of the worker (comma-separated
+    /// CIDRs): only their forwarded header is believed.
+    pub const TRUSTED_PROXIES: &str = "MOVIEAPP_TRUSTED_PROXIES";
+    /// The header those proxies append the client's address to.
+    pub const FORWARDED_HEADER: &str = "MOVIEAPP_FORWARDED_HEADER";
 }
 
 /// Durations as both binaries read them from flags and variables.
@@ -201,8 +208,16 @@ pub mod http {
     pub const HEALTHZ: &str = "/healthz";
     /// Readiness: dependencies are reachable.
     pub const READYZ: &str = "/readyz";
-    /// Prometheus metrics.
+    /// Prometheus metrics (admin listener only).
     pub const METRICS: &str = "/metrics";
+    /// The admin listener's port in the worker's Pods.
+    pub const ADMIN_PORT: u16 = 9090;
+    /// The proxies the operator tells every worker to trust: the private
+    /// address ranges, where the NLB and the VPC link of the shipped edge
+    /// live. A client on the internet cannot send from them, so its
+    /// forwarded header is never believed; a MovieApp narrows the list with
+    /// `spec.worker.env` (`MOVIEAPP_TRUSTED_PROXIES`).
+    pub const TRUSTED_PROXIES: &str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7";
 }
 
 /// Job message types on the jobs queue (the `type` field of the JSON body).

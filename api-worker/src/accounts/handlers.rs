@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,7 @@ use super::validation::{
     check_display_name, check_password, default_display_name, normalise_email,
 };
 use crate::auth::CurrentUser;
-use crate::client::ClientAddress;
+use crate::client::Client;
 use crate::clock::now_epoch;
 use crate::error::{AppError, JsonBody, Result};
 
@@ -46,13 +46,9 @@ pub struct TokenResponse {
     expires_in: u64,
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SignupResponse {
-    user: Profile,
-    #[serde(flatten)]
-    token: TokenResponse,
-}
+/// The one answer to every well-formed sign-up, whether it made an account
+/// or the address already had one: the answer must not tell which.
+const SIGNED_UP: &str = r#"{"status":"accepted","detail":"If this address had no account, it has one now: log in with it."}"#;
 
 fn new_user_id() -> Result<String> {
     let mut bytes = [0u8; 16];
@@ -75,10 +71,30 @@ fn gone() -> AppError {
     AppError::NotFound("this account no longer exists".into())
 }
 
+fn too_many(detail: &str, retry_after: std::time::Duration) -> AppError {
+    AppError::TooManyRequests {
+        detail: detail.into(),
+        retry_after,
+    }
+}
+
+/// Creates an account. A taken address is answered like a free one (after
+/// the same argon2 hash and one DynamoDB write that fails its condition),
+/// so sign-up does not tell whether an address has an account.
 pub async fn signup(
     State(accounts): State<Accounts>,
+    client: Client,
     JsonBody(request): JsonBody<SignupRequest>,
 ) -> Result<impl IntoResponse> {
+    accounts
+        .signups
+        .take(&client.key(), Instant::now())
+        .map_err(|wait| {
+            too_many(
+                "too many sign-ups from this address; wait and try again",
+                wait,
+            )
+        })?;
     let email = normalise_email(&request.email)?;
     check_password(&request.password, &email)?;
     let display_name = match request.display_name.as_deref() {
@@ -94,46 +110,50 @@ pub async fn signup(
         password_hash,
         now: now_epoch(),
     };
-    let Some(user) = accounts.store.create(user).await? else {
-        return Err(AppError::Conflict(
-            "an account with this email already exists; log in instead".into(),
-        ));
-    };
-    tracing::info!(user_id = %id, "account created");
-    let token = issue(&accounts, &id);
+    match accounts.store.create(user).await? {
+        Some(_) => tracing::info!(user_id = %id, "account created"),
+        None => tracing::info!("sign-up for an address that has an account; nothing changed"),
+    }
     Ok((
-        StatusCode::CREATED,
-        axum::Json(SignupResponse { user, token }),
+        StatusCode::ACCEPTED,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        SIGNED_UP,
     ))
 }
 
+/// Logs in. Every attempt counts against the client address; the account's
+/// failure budget (shared by every replica) is spent before the password
+/// is checked, and cleared by a success. Known and unknown addresses take
+/// the same path: their answers differ by one DynamoDB read at most.
 pub async fn login(
     State(accounts): State<Accounts>,
-    ClientAddress(address): ClientAddress,
+    client: Client,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<impl IntoResponse> {
-    let now = Instant::now();
-    let address_key = format!("address:{address}");
-    if let Err(retry_after) = accounts.by_address.check(&address_key, now) {
-        return Err(AppError::TooManyRequests {
-            detail: "too many login attempts from this address; wait and try again".into(),
-            retry_after,
-        });
-    }
-    accounts.by_address.spend(&address_key, now);
+    accounts
+        .logins
+        .take(&client.key(), Instant::now())
+        .map_err(|wait| {
+            too_many(
+                "too many login attempts from this address; wait and try again",
+                wait,
+            )
+        })?;
     let failed = || AppError::Unauthorized("email or password is incorrect".into());
     // A malformed address cannot have an account: same answer, no lookup.
     let Ok(email) = normalise_email(&request.email) else {
         accounts.passwords.dummy_hash().await?;
         return Err(failed());
     };
-    let account_key = format!("account:{email}");
-    if let Err(retry_after) = accounts.by_account.check(&account_key, now) {
-        return Err(AppError::TooManyRequests {
-            detail: "too many failed logins for this account; wait and try again".into(),
-            retry_after,
-        });
-    }
+    accounts.lockouts.reserve(&email).await?.map_err(|wait| {
+        too_many(
+            "too many failed logins for this account; wait and try again",
+            wait,
+        )
+    })?;
     let (user_id, hash) = match accounts.store.credentials(&email).await? {
         Some(found) => (Some(found.user_id), found.password_hash),
         None => (None, accounts.passwords.dummy_hash().await?),
@@ -141,14 +161,11 @@ pub async fn login(
     let verified = accounts.passwords.verify(request.password, hash).await?;
     match user_id {
         Some(user_id) if verified => {
-            accounts.by_account.reset(&account_key);
+            accounts.lockouts.clear(&email).await?;
             tracing::info!(%user_id, "login");
             Ok(axum::Json(issue(&accounts, &user_id)))
         }
-        _ => {
-            accounts.by_account.spend(&account_key, now);
-            Err(failed())
-        }
+        _ => Err(failed()),
     }
 }
 

@@ -4,13 +4,16 @@
 //! - [`validation`]: what addresses, passwords and names must look like;
 //! - [`password`]: argon2id hashing on a bounded blocking pool;
 //! - [`store`]: the users table;
-//! - [`handlers`]: the endpoints, with the login limits.
+//! - [`lockout`]: failed logins per account, shared through DynamoDB;
+//! - [`handlers`]: the endpoints, with the per-client limits.
 
 pub mod handlers;
+pub mod lockout;
 pub mod password;
 pub mod store;
 pub mod validation;
 
+use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -20,8 +23,9 @@ use axum::routing::{get, post};
 
 use crate::auth::Authenticator;
 use crate::config::AuthSettings;
-use crate::ratelimit::{KeyedLimiter, Rate};
+use crate::ratelimit::{CLIENT_KEYS, KeyedLimiter, Rate};
 use crate::tokens::TokenSigner;
+use lockout::Lockouts;
 use password::Passwords;
 use store::UserStore;
 
@@ -30,8 +34,11 @@ pub struct Inner {
     pub auth: Authenticator,
     pub passwords: Passwords,
     pub store: UserStore,
-    by_address: KeyedLimiter,
-    by_account: KeyedLimiter,
+    pub lockouts: Lockouts,
+    /// Login attempts per client address.
+    pub logins: KeyedLimiter<IpAddr>,
+    /// Sign-ups per client address.
+    pub signups: KeyedLimiter<IpAddr>,
 }
 
 /// The accounts feature's state; cheap to clone.
@@ -58,6 +65,7 @@ impl Accounts {
         settings: AuthSettings,
         dynamo: aws_sdk_dynamodb::Client,
         users_table: String,
+        movies_table: String,
     ) -> anyhow::Result<Self> {
         settings.validate().map_err(anyhow::Error::msg)?;
         Ok(Self(Arc::new(Inner {
@@ -66,15 +74,29 @@ impl Accounts {
                 settings.token_ttl,
             )),
             passwords: Passwords::new(settings.argon2_memory_kib, settings.argon2_iterations),
-            store: UserStore::new(dynamo, users_table),
-            by_address: KeyedLimiter::new(Rate {
-                burst: settings.login_address_burst,
-                refill: settings.login_address_refill,
-            }),
-            by_account: KeyedLimiter::new(Rate {
-                burst: settings.login_account_burst,
-                refill: settings.login_account_refill,
-            }),
+            store: UserStore::new(dynamo.clone(), users_table),
+            lockouts: Lockouts::new(
+                dynamo,
+                movies_table,
+                Rate {
+                    burst: settings.login_account_burst,
+                    refill: settings.login_account_refill,
+                },
+            ),
+            logins: KeyedLimiter::new(
+                Rate {
+                    burst: settings.login_address_burst,
+                    refill: settings.login_address_refill,
+                },
+                CLIENT_KEYS,
+            ),
+            signups: KeyedLimiter::new(
+                Rate {
+                    burst: settings.signup_address_burst,
+                    refill: settings.signup_address_refill,
+                },
+                CLIENT_KEYS,
+            ),
         })))
     }
 }

@@ -160,7 +160,10 @@ function accountForm(kind) {
     const fields = Object.fromEntries(new FormData(form));
     if (!fields.displayName) delete fields.displayName;
     try {
-      const { data } = await api("POST", signup ? "/api/v1/auth/signup" : "/api/v1/auth/login", fields);
+      // Sign-up answers alike whether or not the address had an account;
+      // logging in with the new password tells the person which it was.
+      if (signup) await api("POST", "/api/v1/auth/signup", fields);
+      const { data } = await api("POST", "/api/v1/auth/login", { email: fields.email, password: fields.password });
       setToken(data.token);
       navigate("#/popular", signup ? "Welcome! Your account is ready." : "You are logged in.");
     } catch (error) { say(error.message, true); }

@@ -493,22 +493,30 @@ pub async fn get(app: &Router, uri: &str) -> Answer {
     call(app, Method::GET, uri, None, None).await
 }
 
-/// Signs up `email` and returns (user id, token).
+/// Signs up `email`, logs in and returns (user id, token).
 pub async fn sign_up(app: &Router, email: &str) -> (String, String) {
+    let credentials = serde_json::json!({"email": email, "password": "correct horse battery"});
     let answer = call(
         app,
         Method::POST,
         "/api/v1/auth/signup",
         None,
-        Some(serde_json::json!({"email": email, "password": "correct horse battery"})),
+        Some(credentials.clone()),
     )
     .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
-    let id = answer.body["user"]["id"]
-        .as_str()
-        .expect("user id")
-        .to_owned();
-    let token = answer.body["token"].as_str().expect("token").to_owned();
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text);
+    let login = call(
+        app,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(credentials),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    let token = login.body["token"].as_str().expect("token").to_owned();
+    let me = call(app, Method::GET, "/api/v1/me", Some(&token), None).await;
+    let id = me.body["id"].as_str().expect("user id").to_owned();
     (id, token)
 }
 

@@ -222,6 +222,16 @@ fn deployment(
             value: Some(port.to_string()),
             ..EnvVar::default()
         },
+        EnvVar {
+            name: env::ADMIN_ADDR.to_owned(),
+            value: Some(format!("0.0.0.0:{}", http::ADMIN_PORT)),
+            ..EnvVar::default()
+        },
+        EnvVar {
+            name: env::TRUSTED_PROXIES.to_owned(),
+            value: Some(http::TRUSTED_PROXIES.to_owned()),
+            ..EnvVar::default()
+        },
     ];
     env_vars.extend(worker.env.iter().cloned());
 
@@ -267,12 +277,22 @@ fn deployment(
         ..Probe::default()
     };
     let api = Container {
-        ports: Some(vec![ContainerPort {
-            name: Some("http".to_owned()),
-            container_port: port,
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".to_owned()),
+                container_port: port,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+            // `/metrics` and the detailed `/readyz`; the probes use the
+            // public port, whose `/readyz` says whether users can be served.
+            ContainerPort {
+                name: Some("admin".to_owned()),
+                container_port: i32::from(http::ADMIN_PORT),
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+        ]),
         liveness_probe: Some(probe(http::HEALTHZ, 10)),
         readiness_probe: Some(probe(http::READYZ, 5)),
         ..container(API_CONTAINER, vec!["serve".to_owned()])
