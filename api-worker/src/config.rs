@@ -191,7 +191,8 @@ pub struct AuthSettings {
     /// Lifetime of a login token.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     pub token_ttl: Duration,
-    /// Argon2id memory cost in KiB (OWASP: 19456).
+    /// Argon2id memory cost in KiB (OWASP: 19456 with 2 iterations; less
+    /// memory needs more iterations, see `ARGON2_MINIMUMS`; lower is refused).
     #[arg(long, default_value_t = 19_456, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
     pub argon2_memory_kib: u32,
     /// Argon2id iterations.
@@ -317,6 +318,16 @@ fn parse_secret(value: &str) -> Result<Secret, String> {
     }
 }
 
+/// OWASP's equivalent argon2id settings (memory in KiB, iterations; one
+/// lane): a cost is enough when it has the memory and the iterations of one.
+pub const ARGON2_MINIMUMS: [(u32, u32); 5] = [
+    (47_104, 1),
+    (19_456, 2),
+    (12_288, 3),
+    (9_216, 4),
+    (7_168, 5),
+];
+
 impl AuthSettings {
     /// Checks what clap cannot without echoing a secret in its error message.
     pub fn validate(&self) -> Result<(), String> {
@@ -325,6 +336,21 @@ impl AuthSettings {
             return Err(format!(
                 "{} (--token-signing-key) must be at least 32 bytes, got {len}",
                 env::TOKEN_SIGNING_KEY
+            ));
+        }
+        let (memory, iterations) = (self.argon2_memory_kib, self.argon2_iterations);
+        if !ARGON2_MINIMUMS
+            .iter()
+            .any(|&(m, t)| memory >= m && iterations >= t)
+        {
+            return Err(format!(
+                "--argon2-memory-kib={memory} with --argon2-iterations={iterations} is below OWASP's \
+                 minimum for argon2id: use at least one of {}",
+                ARGON2_MINIMUMS
+                    .iter()
+                    .map(|(m, t)| format!("{m} KiB × {t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         Ok(())
@@ -345,6 +371,33 @@ mod tests {
         "--token-signing-key=0123456789abcdef0123456789abcdef",
         "--tmdb-base-url=http://127.0.0.1:1",
     ];
+
+    #[test]
+    fn argon2_costs_below_owasp_are_refused() {
+        let auth = |memory: &str, iterations: &str| {
+            let mut args = REQUIRED.to_vec();
+            args.push(memory);
+            args.push(iterations);
+            let Command::Serve(serve) = Cli::try_parse_from(args).expect("parses").command else {
+                panic!("not serve")
+            };
+            serve.auth.validate()
+        };
+        assert!(auth("--argon2-memory-kib=19456", "--argon2-iterations=2").is_ok());
+        assert!(auth("--argon2-memory-kib=7168", "--argon2-iterations=5").is_ok());
+        assert!(auth("--argon2-memory-kib=65536", "--argon2-iterations=1").is_ok());
+        for (m, t) in [("12288", "2"), ("4096", "1"), ("19000", "2"), ("7168", "4")] {
+            let error = auth(
+                &format!("--argon2-memory-kib={m}"),
+                &format!("--argon2-iterations={t}"),
+            )
+            .expect_err("below the minimum");
+            assert!(
+                error.contains("OWASP") && error.contains("19456 KiB × 2"),
+                "{error}"
+            );
+        }
+    }
 
     #[test]
     fn serve_parses_with_the_required_settings() {

@@ -642,7 +642,7 @@ impl Bootstrap {
             // Cheap hashing in tests, through the variable meant for such flags.
             command.env(
                 "API_WORKER_LAMBDA_ARGS",
-                "--argon2-memory-kib=4096 --argon2-iterations=1",
+                "--argon2-memory-kib=7168 --argon2-iterations=5",
             );
         }
         let started = Instant::now();

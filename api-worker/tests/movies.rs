@@ -170,7 +170,7 @@ async fn bad_movie_requests_are_explained() {
 #[tokio::test]
 async fn operational_endpoints_answer() {
     let fx = Fixture::new("mv-ops").await;
-    let (_, app) = fx.app(&[]);
+    let (state, app) = fx.app(&[]);
     let health = get(&app, "/healthz").await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body["status"], "ok");
@@ -184,7 +184,7 @@ async fn operational_endpoints_answer() {
 
     get(&app, "/api/v1/movies/550").await;
     get(&app, "/api/v1/movies/550").await;
-    let metrics = get(&app, "/metrics").await;
+    let metrics = get(&api_worker::admin_app(state.clone()), "/metrics").await;
     assert_eq!(metrics.status, StatusCode::OK);
     for expected in [
         r#"movieapp_http_requests_total{method="GET",route="/api/v1/movies/{id}",status="200"} 2"#,
@@ -215,10 +215,14 @@ async fn operational_endpoints_answer() {
         Some("trace-42")
     );
 
-    // Readiness fails, naming what is missing, when a table is gone.
-    let (_, broken) = fx.app(&["--users-table=no-such-table"]);
-    let answer = get(&broken, "/readyz").await;
-    answer.assert_problem(503, "no-such-table");
+    // Readiness fails when a table is gone; the admin listener names it.
+    let (broken_state, broken) = fx.app(&["--users-table=no-such-table"]);
+    get(&broken, "/readyz")
+        .await
+        .assert_problem(503, "not ready");
+    get(&api_worker::admin_app(broken_state), "/readyz")
+        .await
+        .assert_problem(503, "no-such-table");
 }
 
 #[tokio::test]

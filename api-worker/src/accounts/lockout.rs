@@ -21,16 +21,30 @@ use crate::ratelimit::Rate;
 
 const TAT: &str = "tat";
 
-#[derive(Debug, Clone)]
+/// Reservations of one address in one process take turns: DynamoDB
+/// evaluates a condition and its update atomically, but two writes of one
+/// process need not race for it (and moto, the local stand-in, does not
+/// evaluate them atomically). Striped, so the locks never grow.
+const STRIPES: usize = 64;
+
+#[derive(Debug)]
 pub struct Lockouts {
     dynamo: aws_sdk_dynamodb::Client,
     table: String,
     rate: Rate,
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+fn digest_of(email: &str) -> digest::Digest {
+    digest::digest(&digest::SHA256, email.as_bytes())
 }
 
 fn key(email: &str) -> AttributeValue {
-    let hash = digest::digest(&digest::SHA256, email.as_bytes());
-    let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = digest_of(email)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     AttributeValue::S(format!("login#{hex}"))
 }
 
@@ -56,12 +70,15 @@ impl Lockouts {
             dynamo,
             table,
             rate,
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
 
     /// Reserves one attempt for `email` (normalised): `Ok(Err(retry_after))`
     /// when the account is locked.
     pub async fn reserve(&self, email: &str) -> anyhow::Result<Result<(), Duration>> {
+        let stripe = usize::from(digest_of(email).as_ref()[0]) % STRIPES;
+        let _turn = self.stripes[stripe].lock().await;
         let now = now_millis();
         let refill = millis(self.rate.refill).max(1);
         let burst = u64::from(self.rate.burst.max(1));
