@@ -47,6 +47,9 @@ bash api-worker/lambda/cargo-lambda-invoke.sh
 section "delivery end to end (RBAC as the chart's ServiceAccount, docs walkthrough)"
 bash tests/delivery/test.sh live
 
+section "GitOps and monitoring with the real tools (tests/gitops: Prometheus)"
+bash tests/delivery/test.sh gitops
+
 section "api-worker web page in headless Chromium"
 bash api-worker/tests/browser/run.sh
 

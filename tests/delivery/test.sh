@@ -13,9 +13,12 @@
 #                                 oci://127.0.0.1:<port>; its RBAC on the local control plane,
 #                                 the operator as its ServiceAccount
 #            docs_walkthrough.py  the commands of docs/installation.md
+#   gitops   tests/gitops/        the real tools, built once from the Go module proxy
+#                                 (tests/gitops/build.sh): Prometheus scraping the
+#                                 operator and firing the chart's alert
 #
-# `test.sh offline` or `test.sh live` runs one group; the live group needs the
-# local environment (make env-up). Each suite prints "N passed, F failed";
+# `test.sh offline`, `test.sh live` or `test.sh gitops` runs one group; the live
+# and gitops groups need the local environment (make env-up). Each suite prints "N passed, F failed";
 # this script sums them and fails if any suite failed.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -58,6 +61,12 @@ fi
 if [ "$group" = all ] || [ "$group" = live ]; then
   suite rbac-e2e bash tests/delivery/rbac-e2e.sh
   suite docs-walkthrough "$DELIVERY_PYTHON" tests/delivery/docs_walkthrough.py
+fi
+if [ "$group" = all ] || [ "$group" = gitops ]; then
+  # The local environment's venv: boto3 (moto) and PyYAML.
+  # shellcheck source=/dev/null
+  . .localenv/env.sh
+  suite prometheus "$LOCALENV_VENV/bin/python" tests/gitops/prometheus_test.py
 fi
 
 echo
