@@ -47,7 +47,7 @@ bash api-worker/lambda/cargo-lambda-invoke.sh
 section "delivery end to end (RBAC as the chart's ServiceAccount, docs walkthrough)"
 bash tests/delivery/test.sh live
 
-section "GitOps and monitoring with the real tools (tests/gitops: Prometheus)"
+section "GitOps and monitoring with the real tools (tests/gitops: Prometheus, Flux, Argo CD)"
 bash tests/delivery/test.sh gitops
 
 section "api-worker web page in headless Chromium"

@@ -132,7 +132,13 @@ def main() -> int:
             )
             ok, err = kustomize_builds(ROOT / d["spec"]["path"])
             check(f"{rel}: {d['spec']['path']} exists and builds with kubectl kustomize", ok, err)
-            check(f"{rel}: wait: true (Flux reads MovieApp health through kstatus)", d["spec"].get("wait") is True)
+            check(f"{rel}: wait: true (Flux waits for the objects' health)", d["spec"].get("wait") is True)
+            if "gitops/apps" in d["spec"]["path"]:
+                exprs = [e for e in d["spec"].get("healthCheckExprs", []) if e.get("kind") == "MovieApp"]
+                check(
+                    f"{rel}: healthCheckExprs for MovieApp (kstatus calls a MovieApp without status Current)",
+                    len(exprs) == 1 and exprs[0]["apiVersion"] == "movieapp.io/v1alpha1" and "Stalled" in exprs[0].get("failed", "") and "Ready" in exprs[0].get("current", ""),
+                )
         elif kind == "HelmRelease":
             chart = d["spec"]["chart"]["spec"]
             ref = chart["sourceRef"]

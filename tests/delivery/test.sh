@@ -15,7 +15,8 @@
 #            docs_walkthrough.py  the commands of docs/installation.md
 #   gitops   tests/gitops/        the real tools, built once from the Go module proxy
 #                                 (tests/gitops/build.sh): Prometheus scraping the
-#                                 operator and firing the chart's alert
+#                                 operator and firing the chart's alert, Flux and
+#                                 Argo CD syncing from a Git repository on loopback
 #
 # `test.sh offline`, `test.sh live` or `test.sh gitops` runs one group; the live
 # and gitops groups need the local environment (make env-up). Each suite prints "N passed, F failed";
@@ -67,6 +68,8 @@ if [ "$group" = all ] || [ "$group" = gitops ]; then
   # shellcheck source=/dev/null
   . .localenv/env.sh
   suite prometheus "$LOCALENV_VENV/bin/python" tests/gitops/prometheus_test.py
+  suite flux "$LOCALENV_VENV/bin/python" tests/gitops/flux_test.py
+  suite argocd "$LOCALENV_VENV/bin/python" tests/gitops/argocd_test.py
 fi
 
 echo

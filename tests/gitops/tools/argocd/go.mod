@@ -2,13 +2,15 @@
 // tests/gitops/build.sh. v3.2 is the newest Argo CD whose go.mod requires the
 // standalone github.com/argoproj/gitops-engine module: later releases replace
 // it with a directory of their own repository that the Go module proxy does
-// not serve. The replace block is upstream's, verbatim.
+// not serve. v3.2.11, not v3.2.12: v3.2.12's controller/cache calls
+// settings.ValidateExternalURL, which that release does not define, so it
+// does not compile. The replace block is upstream's, verbatim.
 module movieapp.io/gitops-tools/argocd
 
 go 1.25.5
 
 require (
-	github.com/argoproj/argo-cd/v3 v3.2.12
+	github.com/argoproj/argo-cd/v3 v3.2.11
 	github.com/spf13/cobra v1.10.1
 	k8s.io/klog/v2 v2.130.1
 )
@@ -28,7 +30,7 @@ require (
 	github.com/Microsoft/go-winio v0.6.2 // indirect
 	github.com/ProtonMail/go-crypto v1.1.6 // indirect
 	github.com/TomOnTime/utfutil v1.0.0 // indirect
-	github.com/argoproj/gitops-engine v0.7.1-0.20260512161450-ff8d2f5207dc // indirect
+	github.com/argoproj/gitops-engine v0.7.1-0.20251217140045-5baed5604d2d // indirect
 	github.com/argoproj/pkg v0.13.6 // indirect
 	github.com/argoproj/pkg/v2 v2.0.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -107,7 +109,7 @@ require (
 	github.com/mitchellh/copystructure v1.2.0 // indirect
 	github.com/mitchellh/go-wordwrap v1.0.1 // indirect
 	github.com/mitchellh/reflectwalk v1.0.2 // indirect
-	github.com/moby/spdystream v0.5.1 // indirect
+	github.com/moby/spdystream v0.5.0 // indirect
 	github.com/moby/term v0.5.2 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
