@@ -49,12 +49,7 @@ APP_RESYNC_SECONDS = 20
 
 def main() -> int:
     harness.require_localenv()
-    suite = harness.Suite("argocd")
-    try:
-        run(suite)
-    except Exception as error:  # a broken step fails the suite, clean-up still runs
-        suite.report(False, f"the suite ran to its end: {type(error).__name__}: {error}")
-    return suite.finish()
+    return harness.Suite("argocd").run(run)
 
 
 def redis_server() -> str:
@@ -74,6 +69,7 @@ def redis_server() -> str:
 
 
 def run(suite: harness.Suite) -> None:
+    harness.operator_binary()
     tools = {**harness.delivery_tools(), **harness.tools("kustomize", "argocd")}
     ident = suite.id
     ns_argo, ns_sys, ns_apps = f"mvg-{ident}-argocd", f"mvg-{ident}-system", f"mvg-{ident}-apps"

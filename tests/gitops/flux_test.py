@@ -45,12 +45,7 @@ APP = "gitops/apps/netflix-clone"
 
 def main() -> int:
     harness.require_localenv()
-    suite = harness.Suite("flux")
-    try:
-        run(suite)
-    except Exception as error:  # a broken step fails the suite, clean-up still runs
-        suite.report(False, f"the suite ran to its end: {type(error).__name__}: {error}")
-    return suite.finish()
+    return harness.Suite("flux").run(run)
 
 
 def crds(directory: str) -> list[str]:
@@ -59,6 +54,7 @@ def crds(directory: str) -> list[str]:
 
 
 def run(suite: harness.Suite) -> None:
+    harness.operator_binary()
     tools = {**harness.delivery_tools(), **harness.tools("source-controller", "kustomize-controller", "helm-controller")}
     ident = suite.id
     ns_flux, ns_sys, ns_apps = f"mvg-{ident}-flux", f"mvg-{ident}-system", f"mvg-{ident}-apps"

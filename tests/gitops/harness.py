@@ -44,6 +44,22 @@ class Suite:
         self.cleanups: list[Callable[[], None]] = []
         self.logs: dict[str, Path] = {}
 
+    def run(self, body: Callable[["Suite"], None]) -> int:
+        """Runs the suite's body; whatever happens (a broken step, SIGTERM,
+        Ctrl-C) every process it started is stopped and what it made removed."""
+
+        def terminated(signum, frame):
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, terminated)
+        try:
+            body(self)
+        except Exception as error:  # a broken step fails the suite
+            self.report(False, f"the suite ran to its end: {type(error).__name__}: {error}")
+        except KeyboardInterrupt as error:
+            self.report(False, f"the suite was interrupted ({error})")
+        return self.finish()
+
     # ------------------------------------------------------------ reporting
     def report(self, ok: bool, description: str, detail: str = "") -> bool:
         if ok:
@@ -239,11 +255,14 @@ def _exports(text: str) -> dict[str, str]:
 
 
 def operator_binary() -> str:
-    if os.environ.get("MOVIEAPP_OPERATOR_BIN"):
-        return os.environ["MOVIEAPP_OPERATOR_BIN"]
-    subprocess.run(["cargo", "build", "--quiet", "--locked", "-p", "movieapp-operator"], cwd=ROOT, check=True)
-    target = os.environ.get("CARGO_TARGET_DIR") or str(ROOT / "target")
-    return str(Path(target) / "debug" / "movieapp-operator")
+    """The operator binary (MOVIEAPP_OPERATOR_BIN, or a debug build). Suites
+    call it before they start anything timed: a build waiting for Cargo's
+    lock must not eat a controller's timeout."""
+    if not os.environ.get("MOVIEAPP_OPERATOR_BIN"):
+        subprocess.run(["cargo", "build", "--quiet", "--locked", "-p", "movieapp-operator"], cwd=ROOT, check=True)
+        target = os.environ.get("CARGO_TARGET_DIR") or str(ROOT / "target")
+        os.environ["MOVIEAPP_OPERATOR_BIN"] = str(Path(target) / "debug" / "movieapp-operator")
+    return os.environ["MOVIEAPP_OPERATOR_BIN"]
 
 
 def helm_template(helm: str, release: str, namespace: str, *args: str) -> list[dict]:

@@ -37,15 +37,11 @@ SCRAPE_INTERVAL = "2s"
 
 def main() -> int:
     harness.require_localenv()
-    suite = harness.Suite("prometheus")
-    try:
-        run(suite)
-    except Exception as error:  # a broken step fails the suite, clean-up still runs
-        suite.report(False, f"the suite ran to its end: {type(error).__name__}: {error}")
-    return suite.finish()
+    return harness.Suite("prometheus").run(run)
 
 
 def run(suite: harness.Suite) -> None:
+    harness.operator_binary()
     tools = {**harness.delivery_tools(), **harness.tools("prometheus")}
     ns_sys, ns_apps = f"mvg-{suite.id}-system", f"mvg-{suite.id}-apps"
     release = f"mvg-{suite.id}"
