@@ -30,7 +30,7 @@ use crate::aws::ecr::ImageResolver;
 use crate::config::RunConfig;
 use crate::context::{Shared, Stores};
 use crate::crd::MovieApp;
-use crate::leader::{self, Elector, Timing};
+use crate::leader::{self, Elector, Role, Round, StepDown, Timing};
 use crate::metrics::Metrics;
 use crate::reconcile::memory::{self, Memory};
 use crate::reconcile::{self, ADOPT_ANNOTATION, Context, children};
@@ -89,18 +89,18 @@ pub async fn run_until(
         info!(identity = candidate.identity(), %namespace, "waiting for the leader Lease");
         // A standby is healthy and ready: it takes part in the election.
         ready.store(true, Ordering::Relaxed);
-        loop {
+        let valid_until = loop {
             tokio::select! {
                 () = stopped() => return Ok(()),
-                acquired = candidate.try_acquire_or_renew() => match acquired {
-                    Ok(true) => break,
-                    Ok(false) => {}
+                round = candidate.round(Role::Standby) => match round {
+                    Ok(Round::Leading { valid_until }) => break valid_until,
+                    Ok(_) => {}
                     Err(error) => warn!(%error, "leader election request failed"),
                 }
             }
-            tokio::time::sleep(candidate.retry_period()).await;
-        }
-        elector = Some(candidate);
+            tokio::time::sleep(candidate.timing().retry_period).await;
+        };
+        elector = Some((candidate, valid_until));
     }
     metrics.set_leader(true);
 
@@ -134,7 +134,7 @@ pub async fn run_until(
 
     // Keep the Lease renewed; losing it stops the controllers at once.
     let (lease_stop_tx, lease_stop_rx) = watch::channel(false);
-    let renewal = elector.map(|mut elector| {
+    let renewal = elector.map(|(mut elector, mut valid_until)| {
         let lost = lost_lease.clone();
         let stopping = stopped();
         let metrics = metrics.clone();
@@ -143,18 +143,30 @@ pub async fn run_until(
             loop {
                 tokio::select! {
                     () = &mut stopping => break,
-                    () = tokio::time::sleep(elector.retry_period()) => {}
+                    () = tokio::time::sleep(elector.timing().retry_period) => {}
                 }
-                match elector.try_acquire_or_renew().await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        error!("lost the leader Lease; stopping");
-                        lost.store(true, Ordering::Relaxed);
-                        metrics.set_leader(false);
-                        let _ = lease_stop_tx.send(true);
-                        return elector;
+                let step_down = if tokio::time::Instant::now() >= valid_until {
+                    Some(StepDown::DeadlineMissed)
+                } else {
+                    match elector.round(Role::Leading { valid_until }).await {
+                        Ok(Round::Leading { valid_until: renewed }) => {
+                            valid_until = renewed;
+                            None
+                        }
+                        Ok(Round::SteppedDown(why)) => Some(why),
+                        Ok(Round::Standby { .. }) => Some(StepDown::Conflict),
+                        Err(error) => {
+                            warn!(%error, "renewing the leader Lease failed; retrying until the renew deadline");
+                            None
+                        }
                     }
-                    Err(error) => warn!(%error, "renewing the leader Lease failed; retrying"),
+                };
+                if let Some(why) = step_down {
+                    error!(reason = %why, "lost the leader Lease; stopping");
+                    lost.store(true, Ordering::Relaxed);
+                    metrics.set_leader(false);
+                    let _ = lease_stop_tx.send(true);
+                    return elector;
                 }
             }
             let _ = lease_stop_tx.send(true);

@@ -22,6 +22,7 @@ use k8s_openapi::api::core::v1::Event;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use movieapp_operator::crd::MovieApp;
+use movieapp_operator::leader::Timing;
 use movieapp_tests::aws_proxy::FaultProxy;
 use movieapp_tests::inventory::{Inventory, Owned};
 use movieapp_tests::operator::{OperatorProcess, metric_sum, operator_binary};
@@ -666,11 +667,21 @@ async fn moto_restarted_empty_is_noticed_at_resync_and_everything_recreated() ->
     Ok(())
 }
 
+/// The longest a standby may take to lead after the leader died without a
+/// word: the Lease duration from its last look at the renewed Lease, which
+/// came at most a retry period after the renewal, plus slack for the
+/// request that acquires it.
+fn takeover_bound() -> Duration {
+    let timing = Timing::default();
+    timing.lease_duration + timing.retry_period + Duration::from_secs(3)
+}
+
 /// Scenario 6: two replicas with leader election; the leader SIGKILLed while
-/// MovieApps are being provisioned. The standby takes over within 15 s, and
-/// the AWS request counts show the work was done once.
+/// MovieApps are being provisioned. The standby takes over within the Lease
+/// duration plus a retry period, and the AWS request counts show the work
+/// was done once.
 #[tokio::test]
-async fn a_killed_leader_under_load_is_replaced_within_15_s_without_double_work() -> Result<()> {
+async fn a_killed_leader_under_load_is_replaced_in_time_without_double_work() -> Result<()> {
     let _alone = ALONE.lock().await;
     let mut rng = fastrand::Rng::with_seed(seed()?);
     let s = Scenario::new("chaos-leader").await?;
@@ -722,14 +733,15 @@ async fn a_killed_leader_under_load_is_replaced_within_15_s_without_double_work(
     let at_kill = proxy.counters().await?;
     leader.kill();
     let killed = Instant::now();
-    eventually("the standby to lead", Duration::from_secs(20), || async {
+    eventually("the standby to lead", takeover_bound() * 2, || async {
         Ok(is_leader(&standby.metrics().await?).then_some(()))
     })
     .await?;
     let takeover = killed.elapsed();
     ensure!(
-        takeover <= Duration::from_secs(15),
-        "the standby took over after {takeover:?}"
+        takeover <= takeover_bound(),
+        "the standby took over after {takeover:?}, more than {:?}",
+        takeover_bound()
     );
     let live: BTreeSet<String> = names.iter().cloned().collect();
     s.converged(&live, &BTreeSet::new(), Duration::from_secs(180))
