@@ -1,5 +1,5 @@
 //! Wiring: watches, caches and the controller loop, plus the process
-//! lifecycle (leader election, signals, the metrics server).
+//! lifecycle (leader election and its terms, signals, the metrics server).
 
 use std::collections::hash_map::DefaultHasher;
 use std::fmt::Debug;
@@ -22,7 +22,8 @@ use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::aws::Aws;
@@ -30,6 +31,7 @@ use crate::aws::ecr::ImageResolver;
 use crate::config::RunConfig;
 use crate::context::{Shared, Stores};
 use crate::crd::MovieApp;
+use crate::fence::Fence;
 use crate::leader::{self, Elector, Role, Round, StepDown, Timing};
 use crate::metrics::Metrics;
 use crate::reconcile::memory::{self, Memory};
@@ -38,179 +40,244 @@ use crate::reconcile::{self, ADOPT_ANNOTATION, Context, children};
 /// Label selecting every child the operator made.
 const CHILD_SELECTOR: &str = "app.kubernetes.io/managed-by=movieapp-operator";
 
-/// Runs the operator until SIGTERM/SIGINT (or loss of the leader Lease).
+/// Runs the operator until SIGTERM/SIGINT.
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     run_until(config, shutdown_signal()).await
 }
 
-/// Runs the operator until `shutdown` resolves (or the leader Lease is lost):
-/// in-flight reconciles finish, the Lease is released.
+/// Runs the operator until `shutdown` resolves; then in-flight reconciles
+/// finish and the leader Lease is released.
+///
+/// With `--leader-elect` the process is a standby until it holds the Lease,
+/// then leads for one term: the controllers run while the Lease is renewed.
+/// A term ends when the Lease is lost (not renewed before the renew
+/// deadline, or taken): the fence closes, the controllers are dropped with
+/// their in-flight reconciles, and the process stands by again.
 pub async fn run_until(
     config: RunConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let client = Client::try_default()
-        .await
-        .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
-    let metrics = Metrics::new();
-    let ready = Arc::new(AtomicBool::new(false));
-
-    let listener = crate::server::bind(config.metrics_addr).await?;
-    let router = crate::server::router(metrics.clone(), ready.clone());
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router).await {
-            error!(%error, "the metrics server stopped");
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            info!("shutting down: finishing in-flight reconciles");
+            stop.cancel();
         }
     });
-    info!(addr = %config.metrics_addr, "serving /metrics, /healthz and /readyz");
+    let process = Process::start(config).await?;
+    if process.config.leader_elect {
+        process.run_elected(&stop).await?;
+    } else {
+        process.run_alone(&stop).await?;
+    }
+    info!("stopped");
+    Ok(())
+}
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        info!("shutting down: finishing in-flight reconciles");
-        let _ = stop_tx.send(true);
-    });
-    let stopped = move || until_set(stop_rx.clone());
+/// What outlives the terms of a process: its configuration, its metrics
+/// and the metrics server.
+struct Process {
+    config: RunConfig,
+    kube: kube::Config,
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+}
 
-    let mut elector = None;
-    let lost_lease = Arc::new(AtomicBool::new(false));
-    if config.leader_elect {
-        let namespace = config
+/// How a term as leader ended.
+enum TermEnd {
+    /// Shut down: the controllers finished their in-flight reconciles.
+    Stopped,
+    /// The Lease was lost; the controllers were cancelled.
+    Lost(StepDown),
+}
+
+impl Process {
+    async fn start(config: RunConfig) -> anyhow::Result<Self> {
+        let kube = kube::Config::infer()
+            .await
+            .context("loading the Kubernetes configuration (in-cluster, or KUBECONFIG)")?;
+        let process = Self {
+            config,
+            kube,
+            metrics: Metrics::new(),
+            ready: Arc::new(AtomicBool::new(false)),
+        };
+        let listener = crate::server::bind(process.config.metrics_addr).await?;
+        let router = crate::server::router(process.metrics.clone(), process.ready.clone());
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                error!(%error, "the metrics server stopped");
+            }
+        });
+        info!(addr = %process.config.metrics_addr, "serving /metrics, /healthz and /readyz");
+        Ok(process)
+    }
+
+    /// Without leader election: one term, never fenced, until `stop`.
+    async fn run_alone(&self, stop: &CancellationToken) -> anyhow::Result<()> {
+        let shared = self.term(&Fence::unbounded()).await?;
+        self.ready.store(true, Ordering::Relaxed);
+        self.metrics.set_leader(true);
+        run_controllers(shared, stop.clone()).await;
+        Ok(())
+    }
+
+    /// Stands by and leads, term after term, until `stop`.
+    async fn run_elected(&self, stop: &CancellationToken) -> anyhow::Result<()> {
+        let namespace = self
+            .config
             .leader_election_namespace
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "default".to_owned());
-        let mut candidate = Elector::new(
-            client.clone(),
-            &namespace,
-            leader::identity(),
-            Timing::default(),
-        );
-        info!(identity = candidate.identity(), %namespace, "waiting for the leader Lease");
+        let client = Client::try_from(self.kube.clone())
+            .context("building the Kubernetes client of the leader election")?;
+        let mut elector = Elector::new(client, &namespace, leader::identity(), Timing::default());
+        info!(identity = elector.identity(), %namespace, "waiting for the leader Lease");
         // A standby is healthy and ready: it takes part in the election.
-        ready.store(true, Ordering::Relaxed);
-        let valid_until = loop {
-            tokio::select! {
-                () = stopped() => return Ok(()),
-                round = candidate.round(Role::Standby) => match round {
-                    Ok(Round::Leading { valid_until }) => break valid_until,
-                    Ok(_) => {}
-                    Err(error) => warn!(%error, "leader election request failed"),
+        self.ready.store(true, Ordering::Relaxed);
+
+        while let Some(valid_until) = stop.run_until_cancelled(stand_by(&mut elector)).await {
+            let fence = Fence::until(valid_until);
+            self.metrics.set_leader(true);
+            let end = self.lead(&mut elector, &fence, stop).await;
+            fence.close();
+            self.metrics.set_leader(false);
+            match end? {
+                TermEnd::Stopped => {
+                    if let Err(error) = elector.release().await {
+                        warn!(%error, "could not release the leader Lease");
+                    }
+                    break;
+                }
+                TermEnd::Lost(why) => {
+                    error!(reason = %why, "lost the leader Lease: stopped every reconcile; standing by");
                 }
             }
-            tokio::time::sleep(candidate.timing().retry_period).await;
-        };
-        elector = Some((candidate, valid_until));
+        }
+        Ok(())
     }
-    metrics.set_leader(true);
 
-    let shared = Arc::new(Shared {
-        aws: Aws::new(
+    /// One term as leader. The controllers run while [`keep_lease`] renews
+    /// (from the start: building the clients may take a while); when the
+    /// Lease is lost the controllers are dropped at once, which cancels
+    /// their in-flight reconciles. `stop` lets them finish instead, the
+    /// Lease still renewed meanwhile.
+    async fn lead(
+        &self,
+        elector: &mut Elector,
+        fence: &Fence,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<TermEnd> {
+        let controllers = async {
+            let shared = self.term(fence).await?;
+            info!("leading: starting the controllers");
+            run_controllers(shared, stop.clone()).await;
+            anyhow::Ok(TermEnd::Stopped)
+        };
+        tokio::select! {
+            stopped = controllers => stopped,
+            why = keep_lease(elector, fence) => Ok(TermEnd::Lost(why)),
+        }
+    }
+
+    /// What the controllers of one term share.
+    async fn term(&self, _fence: &Fence) -> anyhow::Result<Arc<Shared>> {
+        let config = &self.config;
+        let client =
+            Client::try_from(self.kube.clone()).context("building the Kubernetes client")?;
+        let aws = Aws::new(
             config.aws_endpoint_url.as_deref(),
             config.aws_max_rps,
-            metrics.clone(),
+            self.metrics.clone(),
         )
-        .await,
-        images: ImageResolver::default(),
-        recorder: Recorder::new(
+        .await;
+        let recorder = Recorder::new(
             client.clone(),
             Reporter {
                 controller: "movieapp-operator".to_owned(),
                 instance: std::env::var("POD_NAME").ok(),
             },
-        ),
-        metrics: metrics.clone(),
-        config: config.clone(),
-        client: client.clone(),
-    });
+        );
+        Ok(Arc::new(Shared {
+            aws,
+            images: ImageResolver::default(),
+            recorder,
+            metrics: self.metrics.clone(),
+            config: config.clone(),
+            client,
+        }))
+    }
+}
 
+/// Looks at the Lease every retry period, or when the holder's Lease
+/// expires if that is sooner, until this replica leads; returns the
+/// deadline of its first term.
+async fn stand_by(elector: &mut Elector) -> Instant {
+    let timing = *elector.timing();
+    loop {
+        let mut pause = timing.retry_period;
+        // A request that hangs must not keep a standby from the election.
+        match tokio::time::timeout(timing.renew_deadline, elector.round(Role::Standby)).await {
+            Ok(Ok(Round::Leading { valid_until })) => return valid_until,
+            Ok(Ok(Round::Standby {
+                expires_in: Some(expires_in),
+                ..
+            })) => pause = pause.min(expires_in),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => warn!(%error, "leader election request failed"),
+            Err(_) => warn!("leader election request timed out"),
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Renews the Lease every retry period, each success moving the fence's
+/// deadline; returns, with the fence closed, when the Lease is lost: taken,
+/// released or deleted by someone else, or not renewed in time. Nothing
+/// waits past the deadline: neither the pause between attempts nor an
+/// attempt itself.
+async fn keep_lease(elector: &mut Elector, fence: &Fence) -> StepDown {
+    let retry_period = elector.timing().retry_period;
+    let why = loop {
+        let Some(valid_until) = fence.deadline() else {
+            break StepDown::DeadlineMissed;
+        };
+        tokio::time::sleep_until((Instant::now() + retry_period).min(valid_until)).await;
+        let attempt = elector.round(Role::Leading { valid_until });
+        match tokio::time::timeout_at(valid_until, attempt).await {
+            Ok(Ok(Round::Leading { valid_until })) => fence.extend(valid_until),
+            Ok(Ok(Round::SteppedDown(why))) => break why,
+            Ok(Ok(Round::Standby { .. })) => break StepDown::Conflict,
+            Ok(Err(error)) => {
+                warn!(%error, left = ?valid_until.saturating_duration_since(Instant::now()), "renewing the leader Lease failed; retrying until the renew deadline");
+            }
+            Err(_) => break StepDown::DeadlineMissed,
+        }
+    };
+    fence.close();
+    why
+}
+
+/// Every controller of one term, one per scope (a namespace, or all), until
+/// `stop` (gracefully) or until dropped.
+async fn run_controllers(shared: Arc<Shared>, stop: CancellationToken) {
+    let config = &shared.config;
     let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
         vec![None]
     } else {
         config.namespaces.iter().cloned().map(Some).collect()
     };
     info!(?scopes, default_region = %config.default_region, resync = ?config.resync_interval, "starting controllers");
-    ready.store(true, Ordering::Relaxed);
-
-    // Keep the Lease renewed; losing it stops the controllers at once.
-    let (lease_stop_tx, lease_stop_rx) = watch::channel(false);
-    let renewal = elector.map(|(mut elector, mut valid_until)| {
-        let lost = lost_lease.clone();
-        let stopping = stopped();
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            tokio::pin!(stopping);
-            loop {
-                tokio::select! {
-                    () = &mut stopping => break,
-                    () = tokio::time::sleep(elector.timing().retry_period) => {}
-                }
-                let step_down = if tokio::time::Instant::now() >= valid_until {
-                    Some(StepDown::DeadlineMissed)
-                } else {
-                    match elector.round(Role::Leading { valid_until }).await {
-                        Ok(Round::Leading { valid_until: renewed }) => {
-                            valid_until = renewed;
-                            None
-                        }
-                        Ok(Round::SteppedDown(why)) => Some(why),
-                        Ok(Round::Standby { .. }) => Some(StepDown::Conflict),
-                        Err(error) => {
-                            warn!(%error, "renewing the leader Lease failed; retrying until the renew deadline");
-                            None
-                        }
-                    }
-                };
-                if let Some(why) = step_down {
-                    error!(reason = %why, "lost the leader Lease; stopping");
-                    lost.store(true, Ordering::Relaxed);
-                    metrics.set_leader(false);
-                    let _ = lease_stop_tx.send(true);
-                    return elector;
-                }
-            }
-            let _ = lease_stop_tx.send(true);
-            elector
+    futures::future::join_all(scopes.into_iter().map(|scope| {
+        let stop = stop.clone();
+        run_controller(shared.clone(), scope, async move {
+            stop.cancelled().await;
         })
-    });
-
-    let stop_all = {
-        let stopped = stopped.clone();
-        move || {
-            let lease_lost = until_set(lease_stop_rx.clone());
-            let stopped = stopped();
-            async move {
-                tokio::select! {
-                    () = stopped => {}
-                    () = lease_lost => {}
-                }
-            }
-        }
-    };
-    futures::future::join_all(
-        scopes
-            .into_iter()
-            .map(|scope| run_controller(shared.clone(), scope, stop_all())),
-    )
+    }))
     .await;
-
-    if let Some(renewal) = renewal {
-        match renewal.await {
-            Ok(mut elector) => {
-                if !lost_lease.load(Ordering::Relaxed)
-                    && let Err(error) = elector.release().await
-                {
-                    warn!(%error, "could not release the leader Lease");
-                }
-            }
-            Err(error) => warn!(%error, "the Lease renewal task failed"),
-        }
-    }
-    if lost_lease.load(Ordering::Relaxed) {
-        anyhow::bail!("lost the leader Lease");
-    }
-    info!("stopped");
-    Ok(())
 }
 
 /// A watch of one kind of child, feeding a cache the reconciler reads.
@@ -391,13 +458,6 @@ async fn run_controller(
             }
         })
         .await;
-}
-
-/// Resolves once the flag is set; never if its sender is gone unset.
-async fn until_set(mut flag: watch::Receiver<bool>) {
-    if flag.wait_for(|set| *set).await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

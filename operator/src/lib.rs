@@ -12,6 +12,7 @@ pub mod config;
 pub mod context;
 pub mod controller;
 pub mod crd;
+pub mod fence;
 pub mod leader;
 pub mod metrics;
 pub mod naming;
