@@ -31,7 +31,7 @@ use crate::aws::ecr::ImageResolver;
 use crate::config::RunConfig;
 use crate::context::{Shared, Stores};
 use crate::crd::MovieApp;
-use crate::fence::Fence;
+use crate::fence::{self, Fence};
 use crate::leader::{self, Elector, Role, Round, StepDown, Timing};
 use crate::metrics::Metrics;
 use crate::reconcile::memory::{self, Memory};
@@ -132,6 +132,7 @@ impl Process {
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "default".to_owned());
+        // The election's own client: the only one the fence does not hold.
         let client = Client::try_from(self.kube.clone())
             .context("building the Kubernetes client of the leader election")?;
         let mut elector = Elector::new(client, &namespace, leader::identity(), Timing::default());
@@ -153,7 +154,7 @@ impl Process {
                     break;
                 }
                 TermEnd::Lost(why) => {
-                    error!(reason = %why, "lost the leader Lease: stopped every reconcile; standing by");
+                    error!(reason = %why, "lost the leader Lease: stopped every reconcile and request; standing by");
                 }
             }
         }
@@ -183,15 +184,17 @@ impl Process {
         }
     }
 
-    /// What the controllers of one term share.
-    async fn term(&self, _fence: &Fence) -> anyhow::Result<Arc<Shared>> {
+    /// What the controllers of one term share: AWS and Kubernetes clients
+    /// that both check `fence` before every request.
+    async fn term(&self, fence: &Fence) -> anyhow::Result<Arc<Shared>> {
         let config = &self.config;
-        let client =
-            Client::try_from(self.kube.clone()).context("building the Kubernetes client")?;
-        let aws = Aws::new(
+        let client = fence::kube_client(&self.kube, fence.clone(), self.metrics.clone())
+            .context("building the Kubernetes client")?;
+        let aws = Aws::fenced(
             config.aws_endpoint_url.as_deref(),
             config.aws_max_rps,
             self.metrics.clone(),
+            fence.clone(),
         )
         .await;
         let recorder = Recorder::new(

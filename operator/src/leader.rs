@@ -16,7 +16,7 @@
 //! expiry as `renewTime + leaseDuration` against the local wall clock, which
 //! assumes synchronised clocks (its `grace` is the skew it tolerates),
 //! renews by a patch that is not a compare-and-swap, and exposes no
-//! monotonic deadline for a leader to stop at.
+//! monotonic deadline for the fence ([`crate::fence`]) to be built on.
 
 use std::time::Duration;
 
@@ -39,8 +39,8 @@ pub struct Timing {
     pub lease_duration: Duration,
     /// How long after the start of its last successful renewal a leader may
     /// still act. Shorter than `lease_duration`: the difference covers a
-    /// request sent just before the deadline and the clocks of two nodes
-    /// running at slightly different rates.
+    /// request that passed the fence just before the deadline and the clocks
+    /// of two nodes running at slightly different rates.
     pub renew_deadline: Duration,
     /// How often the leader renews, and standbys look at the Lease.
     pub retry_period: Duration,
@@ -252,6 +252,7 @@ pub struct Elector {
 }
 
 impl Elector {
+    /// `client` must not be fenced: the election is what opens the fence.
     pub fn new(client: Client, namespace: &str, identity: String, timing: Timing) -> Self {
         Self {
             api: Api::namespaced(client, namespace),

@@ -44,6 +44,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClientLabels {
+    client: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -59,6 +64,7 @@ pub struct Metrics {
     events: Family<KindLabels, Counter>,
     leader: Gauge,
     remembered: Gauge,
+    fenced_requests: Family<ClientLabels, Counter>,
     resources: Arc<ResourceConditions>,
 }
 
@@ -114,6 +120,18 @@ impl Metrics {
             "MovieApps the operator keeps per-object state for (backoff, last AWS pass, applied children)",
             remembered.clone(),
         );
+        let fenced_requests = Family::<ClientLabels, Counter>::default();
+        // Both series exist from the start, at 0, so any increase shows.
+        for client in ["aws", "kubernetes"] {
+            fenced_requests
+                .get_or_create(&ClientLabels { client })
+                .inc_by(0);
+        }
+        registry.register(
+            "movieapp_fenced_requests",
+            "Requests refused because this replica no longer held a valid leader Lease, by client (aws, kubernetes)",
+            fenced_requests.clone(),
+        );
         registry.register(
             "movieapp_build",
             "Build information",
@@ -132,6 +150,7 @@ impl Metrics {
             events,
             leader,
             remembered,
+            fenced_requests,
             resources,
         }
     }
@@ -174,6 +193,13 @@ impl Metrics {
 
     pub fn event_published(&self, kind: &'static str) {
         self.events.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Counts a request the fence refused; `client` is `aws` or `kubernetes`.
+    pub fn fenced_request(&self, client: &'static str) {
+        self.fenced_requests
+            .get_or_create(&ClientLabels { client })
+            .inc();
     }
 
     pub fn set_leader(&self, leader: bool) {

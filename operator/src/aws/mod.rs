@@ -1,7 +1,8 @@
 //! AWS access: one set of SDK clients per region, each request counted by
-//! service, operation and outcome, and the whole operator held under one
-//! request-rate bound. Errors are classified once, here, into what the
-//! reconciler does about them.
+//! service, operation and outcome, the whole operator held under one
+//! request-rate bound, and every request refused once this replica's leader
+//! Lease is no longer valid ([`Fence`]). Errors are classified once, here,
+//! into what the reconciler does about them.
 
 pub mod ecr;
 pub mod tags;
@@ -23,11 +24,12 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse, Metadata};
-use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::time::Instant;
 
+use crate::fence::{Fence, is_fenced};
 use crate::metrics::Metrics;
 use crate::reason::Reason;
 
@@ -53,11 +55,29 @@ pub struct Aws {
 impl Aws {
     /// Loads credentials and settings the SDK's usual way (environment, IRSA
     /// web identity, instance profile), with `endpoint` overriding every
-    /// service's endpoint when set.
+    /// service's endpoint when set. Never fenced: for a process without
+    /// leader election.
     pub async fn new(
         endpoint: Option<&str>,
         max_requests_per_second: u32,
         metrics: Metrics,
+    ) -> Self {
+        Self::fenced(
+            endpoint,
+            max_requests_per_second,
+            metrics,
+            Fence::unbounded(),
+        )
+        .await
+    }
+
+    /// As [`Aws::new`], with every attempt of every request checked against
+    /// `fence` right before it is sent.
+    pub async fn fenced(
+        endpoint: Option<&str>,
+        max_requests_per_second: u32,
+        metrics: Metrics,
+        fence: Fence,
     ) -> Self {
         let https = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(
@@ -67,6 +87,8 @@ impl Aws {
         let http_client = RateLimitedHttpClient {
             inner: https,
             limiter: Arc::new(RateLimiter::new(max_requests_per_second)),
+            fence,
+            metrics: metrics.clone(),
         };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http_client)
@@ -301,6 +323,15 @@ impl Intercept for CountRequests {
         let Some(metadata) = cfg.load::<Metadata>() else {
             return Ok(());
         };
+        // Refused by the fence: never sent, so not an AWS request (the fence
+        // counts it in movieapp_fenced_requests_total).
+        if let Some(Err(error)) = context.output_or_error()
+            && error
+                .as_connector_error()
+                .is_some_and(|error| is_fenced(error))
+        {
+            return Ok(());
+        }
         let outcome = match context.response() {
             Some(response) => {
                 let status = response.status().as_u16();
@@ -407,12 +438,15 @@ impl RateLimiter {
     }
 }
 
-/// The SDK's HTTPS client behind a [`RateLimiter`]: every attempt of every
-/// request, retries included, waits for a token.
+/// The SDK's HTTPS client behind a [`RateLimiter`] and a [`Fence`]: every
+/// attempt of every request, retries included, waits for a token, then is
+/// refused if the fence has closed meanwhile.
 #[derive(Debug, Clone)]
 struct RateLimitedHttpClient {
     inner: SharedHttpClient,
     limiter: Arc<RateLimiter>,
+    fence: Fence,
+    metrics: Metrics,
 }
 
 impl HttpClient for RateLimitedHttpClient {
@@ -424,6 +458,8 @@ impl HttpClient for RateLimitedHttpClient {
         SharedHttpConnector::new(RateLimitedConnector {
             inner: self.inner.http_connector(settings, components),
             limiter: self.limiter.clone(),
+            fence: self.fence.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 }
@@ -432,14 +468,25 @@ impl HttpClient for RateLimitedHttpClient {
 struct RateLimitedConnector {
     inner: SharedHttpConnector,
     limiter: Arc<RateLimiter>,
+    fence: Fence,
+    metrics: Metrics,
 }
 
 impl HttpConnector for RateLimitedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let inner = self.inner.clone();
         let limiter = self.limiter.clone();
+        let fence = self.fence.clone();
+        let metrics = self.metrics.clone();
         HttpConnectorFuture::new(async move {
             limiter.acquire().await;
+            // The last moment before the request leaves: after the wait for
+            // a token, which can be long. A user error, so the SDK does not
+            // retry it.
+            if let Err(fenced) = fence.check() {
+                metrics.fenced_request("aws");
+                return Err(ConnectorError::user(Box::new(fenced)).never_connected());
+            }
             inner.call(request).await
         })
     }
@@ -488,6 +535,82 @@ mod tests {
             b"<Error><Code>Throttling</Code></Error>"
         ));
         assert!(!is_throttling_code("ValidationException"));
+    }
+
+    /// An SQS client through the doorway's HTTP client and interceptor, to
+    /// `endpoint`, with static credentials.
+    fn sqs_through(fence: Fence, endpoint: &str, metrics: &Metrics) -> aws_sdk_sqs::Client {
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https();
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            ))
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .http_client(RateLimitedHttpClient {
+                inner: https,
+                limiter: Arc::new(RateLimiter::new(100)),
+                fence,
+                metrics: metrics.clone(),
+            })
+            .interceptor(CountRequests {
+                metrics: metrics.clone(),
+            })
+            .build();
+        aws_sdk_sqs::Client::from_conf(config)
+    }
+
+    #[tokio::test]
+    async fn a_closed_fence_keeps_every_request_from_leaving() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let endpoint = format!("http://{}", listener.local_addr().expect("its address"));
+        let accepted = || {
+            std::iter::from_fn(|| listener.accept().ok())
+                .take(10)
+                .count()
+        };
+
+        // Open: the request reaches the endpoint (which closes it).
+        let metrics = Metrics::new();
+        let sent = sqs_through(Fence::unbounded(), &endpoint, &metrics)
+            .list_queues()
+            .send();
+        let _ = tokio::time::timeout(Duration::from_secs(1), sent).await;
+        assert!(accepted() > 0, "an open fence lets the request out");
+
+        // Closed: refused before any connection, counted as fenced only.
+        let metrics = Metrics::new();
+        let fence = Fence::until(Instant::now() + Duration::from_secs(10));
+        fence.close();
+        let error = sqs_through(fence, &endpoint, &metrics)
+            .list_queues()
+            .send()
+            .await
+            .expect_err("refused");
+        assert!(is_fenced(&error), "{}", error_chain(&error));
+        let classified = AwsError::from_sdk("sqs", "ListQueues", error);
+        assert!(classified.message.contains("leader Lease"), "{classified}");
+        assert_eq!(accepted(), 0, "nothing left the process");
+        let text = metrics.render().unwrap_or_default();
+        assert!(
+            text.contains("movieapp_fenced_requests_total{client=\"aws\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("movieapp_aws_requests_total{"),
+            "a refused request is not an AWS request: {text}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
