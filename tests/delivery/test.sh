@@ -27,7 +27,7 @@ cd "$root"
 eval "$(bash tests/delivery/install-tools.sh)"
 group=${1:-all}
 
-total_passed=0 total_failed=0 failed_suites=()
+total_passed=0 total_failed=0 failed_suites=() failed_checks=()
 suite() {
   local name=$1; shift
   local log started=$SECONDS
@@ -39,6 +39,9 @@ suite() {
   set -e
   local summary
   summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+  # Each failed check again at the end, where a CI log's tail shows it.
+  local check
+  while IFS= read -r check; do failed_checks+=("$name: $check"); done < <(grep -E '^(FAIL|not ok)\b' "$log" || true)
   rm -f "$log"
   if [ -n "$summary" ]; then
     total_passed=$((total_passed + ${summary%% passed*}))
@@ -75,6 +78,7 @@ fi
 echo
 if [ ${#failed_suites[@]} -gt 0 ]; then
   echo "delivery: failed suites: ${failed_suites[*]}"
+  [ ${#failed_checks[@]} -eq 0 ] || printf '  %s\n' "${failed_checks[@]}"
 fi
 echo "$total_passed passed, $total_failed failed"
 [ ${#failed_suites[@]} -eq 0 ]
