@@ -10,7 +10,7 @@ RUST_KEY := $(shell rustc -vV 2>/dev/null | sha256sum | cut -c1-12)
 export MOVIEAPP_CACHE
 export CARGO_TARGET_DIR ?= $(MOVIEAPP_CACHE)/target-$(RUST_KEY)
 
-.PHONY: help demo test env-up env-down manifests lint bench chaos build lambda-package
+.PHONY: help demo test env-up env-down env-status env-stress manifests lint bench chaos build lambda-package
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,12 @@ env-up: ## start the local environment; then: . .localenv/env.sh
 
 env-down: ## stop the local environment and whatever make demo started
 	@bash tests/localenv/localenv.sh down
+
+env-status: ## each process of the local environment and its health
+	@bash tests/localenv/localenv.sh status
+
+env-stress: ## CYCLES (20) env-up/env-down cycles, each with a 2-replica Deployment; figures in docs/reliability.md
+	@bash tests/localenv/localenv.sh stress --cycles $(or $(CYCLES),20) --report docs/reliability.md
 
 manifests: ## regenerate crds/ from the Rust types
 	@bash scripts/manifests.sh

@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 cargo build --workspace --all-targets --locked
 
 started_env=false
-env_status=$(bash tests/localenv/localenv.sh status 2>/dev/null || true)
-if ! grep -q 'kube-apiserver: running' <<<"$env_status"; then
+# 0: running; 2: running, a process of make demo beside it is not healthy.
+if ! bash tests/localenv/localenv.sh status --quiet && [ "${PIPESTATUS[0]}" -ne 2 ]; then
   bash tests/localenv/localenv.sh up
   started_env=true
 fi

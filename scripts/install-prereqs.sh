@@ -5,7 +5,6 @@
 set -euo pipefail
 
 need=()
-command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v jq >/dev/null || need+=(jq)
 command -v setsid >/dev/null || need+=(util-linux)

@@ -24,9 +24,8 @@ section "delivery checks (chart, Argo CD health, GitOps, docs, release build)"
 bash tests/delivery/test.sh offline
 
 started_env=false
-# (Captured first: grep -q closing the pipe early would fail it under pipefail.)
-env_status=$(bash tests/localenv/localenv.sh status 2>/dev/null || true)
-if ! grep -q 'kube-apiserver: running' <<<"$env_status"; then
+# 0: running; 2: running, a process of make demo beside it is not healthy.
+if ! bash tests/localenv/localenv.sh status --quiet && [ "${PIPESTATUS[0]}" -ne 2 ]; then
   section "starting the local environment"
   bash tests/localenv/localenv.sh up
   started_env=true

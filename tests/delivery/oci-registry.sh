@@ -16,7 +16,7 @@
 #   oci-registry.sh status          "oci-registry: running on ..." or "stopped"
 #
 # Port: --port, else OCI_REGISTRY_PORT, else LOCALENV_PORT_BASE + 20 (the
-# local environment's block; 42300 when unset). State: .localenv/oci-registry/
+# local environment's block; 27300 when unset). State: .localenv/oci-registry/
 # (config.yml, data/), log .localenv/logs/oci-registry.log, PID
 # .localenv/pids/oci-registry: `make env-down` stops it with the rest of the
 # environment, like every process recorded there.
@@ -71,7 +71,7 @@ port_from_args() {
     if [ -z "$base" ] && [ -f "$state_root/env.sh" ]; then
       base=$(sed -n 's/^export LOCALENV_PORT_BASE=//p' "$state_root/env.sh")
     fi
-    port=$(( ${base:-42300} + 20 ))
+    port=$(( ${base:-27300} + 20 ))
   fi
   [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -gt 0 ] && [ "$port" -lt 65536 ] || die "not a port: $port"
   echo "$port"

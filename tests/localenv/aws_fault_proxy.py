@@ -5,7 +5,7 @@ AccessDenied for chosen operations, each error in the shape of the service's
 protocol. Every request is counted by operation, so tests can tell how much
 work reached AWS.
 
-    aws_fault_proxy.py --port N --upstream http://127.0.0.1:42306
+    aws_fault_proxy.py --port N --upstream http://127.0.0.1:27306
 
 Control (not forwarded): `PUT /__faults` with a JSON object of any of
 `throttle_ratio`, `error_ratio`, `hang_ratio`, `reset_ratio` (0..1, adding up

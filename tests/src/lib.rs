@@ -18,10 +18,14 @@ pub struct LocalEnv {
 }
 
 impl LocalEnv {
-    /// Reads the environment written by `make env-up`.
+    /// Reads the environment written by `make env-up`, and checks (once per
+    /// test binary, that is before each suite) that every one of its
+    /// processes runs and answers its health check.
     ///
     /// # Panics
-    /// When a variable is missing: these tests must never pass by skipping.
+    /// When a variable is missing: these tests must never pass by skipping;
+    /// and when a component is down or unhealthy, naming it with the end of
+    /// its log, rather than leaving the tests to time out.
     pub fn get() -> Self {
         fn var(name: &str) -> String {
             std::env::var(name).unwrap_or_else(|_| {
@@ -32,6 +36,10 @@ impl LocalEnv {
             })
         }
         var("KUBECONFIG");
+        var("LOCALENV_DIR");
+        if let Err(problems) = checked_once() {
+            panic!("{problems}");
+        }
         Self {
             aws_endpoint_url: var("AWS_ENDPOINT_URL"),
             tmdb_base_url: var("TMDB_BASE_URL"),
@@ -53,6 +61,55 @@ impl LocalEnv {
             .load()
             .await
     }
+}
+
+/// What is wrong with the local environment of `LOCALENV_DIR` right now:
+/// each component that is down or not healthy, with the end of its log.
+/// `None` when all are well (processes run beside them, such as
+/// `make demo`'s, do not count: no test uses them).
+pub async fn environment_problems() -> Option<String> {
+    let dir = std::path::PathBuf::from(std::env::var_os("LOCALENV_DIR")?);
+    let report = match movieapp_localenv::Layout::load(&dir) {
+        Ok(Some(layout)) => movieapp_localenv::Report::collect_components(&layout).await,
+        Ok(None) => Err(anyhow::anyhow!(
+            "no local environment runs in {}",
+            dir.display()
+        )),
+        Err(error) => Err(error),
+    };
+    let problems = match report {
+        Ok(report) => report.component_problems()?,
+        Err(error) => format!("{error:#}"),
+    };
+    Some(format!(
+        "the local environment is not healthy (`make env-status` shows it; \
+         `make env-down && make env-up` starts it again):\n{problems}"
+    ))
+}
+
+/// [`environment_problems`], checked once per process. Runs on a thread of
+/// its own: `LocalEnv::get` is synchronous and called inside tests' runtimes.
+fn checked_once() -> std::result::Result<(), String> {
+    static CHECKED: std::sync::OnceLock<std::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            std::thread::spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("a runtime for the health check: {e}"))?;
+                match runtime.block_on(environment_problems()) {
+                    Some(problems) => Err(problems),
+                    None => Ok(()),
+                }
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err("the health check of the local environment panicked".to_owned())
+            })
+        })
+        .clone()
 }
 
 /// A name unique to this test run, valid as a Kubernetes name and in AWS.
@@ -83,11 +140,17 @@ where
             Err(error) => last_error = Some(error),
         }
         if tokio::time::Instant::now() >= deadline {
+            // A component that died is the likelier cause than the code
+            // under test: say so first.
+            let environment = environment_problems()
+                .await
+                .map(|problems| format!("\n{problems}"))
+                .unwrap_or_default();
             match last_error {
-                Some(error) => {
-                    bail!("timed out after {timeout:?} waiting for {what}; last error: {error:#}")
-                }
-                None => bail!("timed out after {timeout:?} waiting for {what}"),
+                Some(error) => bail!(
+                    "timed out after {timeout:?} waiting for {what}; last error: {error:#}{environment}"
+                ),
+                None => bail!("timed out after {timeout:?} waiting for {what}{environment}"),
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -166,70 +166,63 @@ pub fn operator_binary(profile: &str) -> Result<std::path::PathBuf> {
 }
 
 /// `movieapp-operator run` as a process of its own: it can be SIGKILLed at
-/// any moment, and its memory and CPU are its own. Killed when dropped.
+/// any moment, and its memory and CPU are its own. Started by the local
+/// environment's supervisor (in the test's process group, so it dies with
+/// the test); killed when dropped.
 #[derive(Debug)]
 pub struct OperatorProcess {
-    child: std::process::Child,
+    child: movieapp_localenv::process::Child,
+    identity: movieapp_localenv::process::Identity,
     /// Base URL of its /metrics, /healthz, /readyz server.
     pub url: String,
+    /// Where its output goes.
+    pub log: std::path::PathBuf,
 }
 
 impl OperatorProcess {
     /// Starts `binary run --namespaces <namespace> --metrics-addr <free port>
     /// <extra>` with `env` added to the environment, and waits until it
-    /// serves `/healthz`.
+    /// serves `/healthz`; fails with the end of its log if it exits first.
+    ///
+    /// Its output is appended to `MOVIEAPP_OPERATOR_LOG` when set, else to
+    /// `.localenv/logs/operator-<namespace>-<n>.log` (gone with `make env-down`).
     pub async fn spawn(
         binary: &std::path::Path,
         namespace: &str,
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self> {
+        use movieapp_localenv::process::Spec;
         let addr = format!("127.0.0.1:{}", free_port()?);
-        // MOVIEAPP_OPERATOR_LOG=<file> keeps the operator's log (appended)
-        // for a failed run to be read; otherwise it is discarded.
-        let log = match std::env::var_os("MOVIEAPP_OPERATOR_LOG") {
-            Some(path) => std::process::Stdio::from(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .with_context(|| format!("opening {}", path.to_string_lossy()))?,
-            ),
-            None => std::process::Stdio::null(),
-        };
-        let child = std::process::Command::new(binary)
+        let log = operator_log(namespace);
+        let mut spec = Spec::new("movieapp-operator", binary)
             .args(["run", "--namespaces", namespace, "--metrics-addr", &addr])
-            .args(extra)
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+            .args(extra.iter().copied())
+            .log(&log);
+        for (key, value) in env {
+            spec = spec.env(*key, *value);
+        }
+        let started = spec.spawn()?;
+        let child = started.child.context("an attached process has a handle")?;
         let process = Self {
             child,
+            identity: started.identity,
             url: format!("http://{addr}"),
+            log,
         };
-        let healthz = format!("{}/healthz", process.url);
-        eventually(
-            "the operator to serve /healthz",
+        movieapp_localenv::supervisor::wait_healthy(
+            "the operator",
+            process.identity,
+            movieapp_localenv::Probe::get(format!("{}/healthz", process.url)),
+            &process.log,
             Duration::from_secs(30),
-            || {
-                let healthz = healthz.clone();
-                async move {
-                    Ok(reqwest::get(&healthz)
-                        .await
-                        .ok()
-                        .filter(|r| r.status().is_success())
-                        .map(|_| ()))
-                }
-            },
         )
         .await?;
         Ok(process)
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.identity.pid
     }
 
     /// The Prometheus text of `/metrics`.
@@ -262,19 +255,28 @@ impl OperatorProcess {
 
     /// Whether the process has not exited.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.child.is_running()
     }
 
     /// SIGKILL: no graceful shutdown, no Lease release.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 }
 
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// `MOVIEAPP_OPERATOR_LOG`, or a file of its own in the environment's logs.
+fn operator_log(namespace: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static STARTED: AtomicU32 = AtomicU32::new(0);
+    if let Some(path) = std::env::var_os("MOVIEAPP_OPERATOR_LOG") {
+        return path.into();
     }
+    let dir = std::env::var_os("LOCALENV_DIR")
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from)
+        .join("logs");
+    let n = STARTED.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(
+        "operator-{namespace}-{}-{n}.log",
+        std::process::id()
+    ))
 }

@@ -65,16 +65,15 @@ fn report(scenario: &str, figures: serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-/// Runs `tests/localenv/localenv.sh <args>` (restarts a component).
-fn localenv(args: &[&str]) -> Result<()> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/localenv/localenv.sh");
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .args(args)
-        .status()
-        .with_context(|| format!("running {script}"))?;
-    ensure!(status.success(), "localenv.sh {args:?} failed: {status}");
-    Ok(())
+/// Restarts one component of the local environment, as
+/// `localenv.sh restart <component>` does.
+async fn restart(component: &str) -> Result<()> {
+    let dir = std::env::var_os("LOCALENV_DIR").context("LOCALENV_DIR is not set")?;
+    movieapp_localenv::restart(
+        std::path::Path::new(&dir),
+        movieapp_localenv::Component::from_name(component)?,
+    )
+    .await
 }
 
 fn ready(app: &MovieApp) -> bool {
@@ -513,7 +512,7 @@ async fn a_restarted_kube_apiserver_is_survived_without_restarting_the_operator(
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let restart_started = Instant::now();
-    localenv(&["restart", "kube-apiserver"])?;
+    restart("kube-apiserver").await?;
     let downtime = restart_started.elapsed();
     ensure!(
         operator.is_running(),
@@ -610,7 +609,7 @@ async fn moto_restarted_empty_is_noticed_at_resync_and_everything_recreated() ->
         .await?;
     let uids = s.live_uids().await?;
 
-    localenv(&["restart", "moto"])?;
+    restart("moto").await?;
     let restarted = Instant::now();
     ensure!(
         Inventory::of_namespace(&s.aws, &s.ns).await?.is_empty(),

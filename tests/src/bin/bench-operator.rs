@@ -248,17 +248,14 @@ const COMPONENTS: [&str; 5] = [
 
 /// CPU seconds so far of each of `COMPONENTS`.
 fn component_cpu() -> Result<Vec<f64>> {
-    let dir = std::env::var("LOCALENV_DIR").context("LOCALENV_DIR")?;
+    let dir = std::env::var_os("LOCALENV_DIR").context("LOCALENV_DIR")?;
     COMPONENTS
         .iter()
         .map(|name| {
-            let path = format!("{dir}/pids/{name}");
-            let pid = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-            let pid = pid
-                .trim()
-                .parse()
-                .with_context(|| format!("{path} holds no pid"))?;
-            cpu_seconds(pid)
+            let identity =
+                movieapp_localenv::supervisor::recorded(std::path::Path::new(&dir), name)
+                    .with_context(|| format!("{name} is not running"))?;
+            cpu_seconds(identity.pid)
         })
         .collect()
 }

@@ -1,0 +1,191 @@
+//! `localenv`: the local environment's command line (run through
+//! `tests/localenv/localenv.sh`, which builds it first; `make env-up`,
+//! `make env-down` and `make env-status` call that).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use movieapp_localenv::{Component, Request, stress};
+
+/// The local environment: a Kubernetes control plane, moto and the TMDB
+/// stub on 127.0.0.1, in the block of ports from LOCALENV_PORT_BASE.
+#[derive(Debug, Parser)]
+#[command(name = "localenv")]
+struct Cli {
+    /// The checkout the caller means; refused when this binary was built
+    /// from another (a shared Cargo target directory holds one `localenv`
+    /// for every checkout, and the last build wins).
+    #[arg(long, hide = true)]
+    checkout: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start (idempotent): returns once every component is healthy.
+    Up,
+    /// Stop exactly what was started, demo processes included, and remove
+    /// .localenv/.
+    Down,
+    /// Each process and its health. Exits 1 when a component is down or
+    /// unhealthy, 2 when only a process run beside them (make demo's) is,
+    /// 3 when no environment runs.
+    Status {
+        /// Print nothing; the exit code tells.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Stop one component and start it again with the same settings.
+    Restart {
+        /// etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+        /// kwok, moto or tmdb-stub.
+        component: String,
+    },
+    /// Start and stop the environment many times in a row, each time
+    /// waiting for a 2-replica Deployment to become available; exits 1 when
+    /// a cycle failed.
+    Stress {
+        #[arg(long, default_value_t = 20)]
+        cycles: u32,
+        /// Write the figures into this document, between its
+        /// `<!-- env-stress:begin -->` and `<!-- env-stress:end -->` lines.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+}
+
+/// The checkout this binary was built from.
+fn built_from() -> Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .context("finding the checkout")
+}
+
+/// Exit code for "built from another checkout": the wrapper rebuilds.
+const OTHER_CHECKOUT: u8 = 98;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("localenv: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let root = built_from()?;
+    if let Some(checkout) = &cli.checkout {
+        let checkout = checkout
+            .canonicalize()
+            .with_context(|| format!("{}", checkout.display()))?;
+        if checkout != root {
+            eprintln!(
+                "localenv: this build is of {}, not {}",
+                root.display(),
+                checkout.display()
+            );
+            return Ok(ExitCode::from(OTHER_CHECKOUT));
+        }
+    }
+    let state = root.join(".localenv");
+    match cli.command {
+        Command::Up => {
+            movieapp_localenv::up(&Request::for_checkout(&root)?).await?;
+        }
+        Command::Down => {
+            if movieapp_localenv::down(&state)? {
+                eprintln!(">> the local environment is stopped");
+            } else {
+                eprintln!(">> no local environment to stop");
+            }
+        }
+        Command::Status { quiet } => {
+            return Ok(match movieapp_localenv::status(&state).await? {
+                None => {
+                    if !quiet {
+                        println!("no local environment runs in {}", state.display());
+                        if state.join("pids").is_dir() {
+                            println!(
+                                "(processes an earlier version or an interrupted start recorded \
+                                 may run: `make env-down` stops them)"
+                            );
+                        }
+                    }
+                    ExitCode::from(3)
+                }
+                Some(report) => {
+                    if !quiet {
+                        print!("{report}");
+                    }
+                    if report.is_healthy() {
+                        ExitCode::SUCCESS
+                    } else if report.components_healthy() {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+            });
+        }
+        Command::Restart { component } => {
+            movieapp_localenv::restart(&state, Component::from_name(&component)?).await?;
+        }
+        Command::Stress { cycles, report } => {
+            let request = Request::for_checkout(&root)?;
+            let started = std::time::Instant::now();
+            let results = stress::run(&request, cycles).await?;
+            let text = stress::markdown(
+                &results,
+                &format!("make env-stress (CYCLES={cycles})"),
+                &machine(&root, request.ports.base()),
+                started.elapsed(),
+            );
+            println!("{text}");
+            if let Some(document) = report {
+                stress::write_report(&root.join(document), &text)?;
+            }
+            if !results.iter().all(stress::Cycle::passed) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "on 2026-12-02 (commit abc1234), 2 cores (CPU), Linux 6.1, ports from 27300".
+fn machine(root: &Path, base: u16) -> String {
+    let output = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_else(|| "?".to_owned())
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "?".to_owned());
+    format!(
+        "on {} (commit {}), {} cores ({cpu}), {} {}, ports from {base}",
+        output("date", &["-u", "+%Y-%m-%d"]),
+        output("git", &["rev-parse", "--short", "HEAD"]),
+        std::thread::available_parallelism().map_or(0, usize::from),
+        output("uname", &["-s"]),
+        output("uname", &["-r"]),
+    )
+}
