@@ -17,6 +17,12 @@ aw_require_env() {
   for v in AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY TMDB_BASE_URL TMDB_API_KEY; do
     [ -n "${!v:-}" ] || aw_die "$v is not set: run \`make env-up && . .localenv/env.sh\` first (or \`make test\`)"
   done
+  # A dead component fails here with its log, not later as a time-out
+  # (0: healthy; 2: only a process of make demo beside the components is not).
+  local report rc=0
+  report=$(bash "$aw_root/tests/localenv/localenv.sh" status 2>&1) || rc=$?
+  [ "$rc" -eq 0 ] || [ "$rc" -eq 2 ] || aw_die "the local environment is not healthy (make env-status):
+$report"
 }
 
 aw_free_port() {

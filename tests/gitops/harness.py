@@ -508,7 +508,22 @@ def port_open(port: int) -> bool:
 
 
 def require_localenv() -> None:
+    """Fails the suite at once, with the component's log, when the local
+    environment is not running or one of its components is not healthy
+    (`localenv.sh status`: 0 healthy, 2 only a process of make demo beside
+    the components is not), rather than leaving the tests to time out."""
     if "AWS_ENDPOINT_URL" not in os.environ or "KUBECONFIG" not in os.environ:
         print("FAIL - the local environment is not running: make env-up, then . .localenv/env.sh")
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    status = subprocess.run(
+        ["bash", str(ROOT / "tests/localenv/localenv.sh"), "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if status.returncode not in (0, 2):
+        print("FAIL - the local environment is not healthy (make env-status):")
+        print(status.stdout + status.stderr)
         print("0 passed, 1 failed")
         sys.exit(1)

@@ -751,7 +751,7 @@ impl fmt::Display for Report {
             writeln!(f, "  {:<24} {pid:>8}  {state:<8} {health}", entry.name)?;
         }
         if !self.is_healthy() {
-            write!(f, "\n{}", self.problems())?;
+            writeln!(f, "\n{}", self.problems())?;
         }
         Ok(())
     }
