@@ -96,6 +96,34 @@ impl Http {
         }
     }
 
+    /// Asks until healthy, at most `attempts` times `pause` apart, while
+    /// `alive()` holds: the last answer, or `None` once the process is gone.
+    /// On a machine whose every core is busy one answer can miss its
+    /// time-out; a process is called unhealthy only when it keeps failing.
+    pub async fn check_settled(
+        &self,
+        probe: &Probe,
+        attempts: u32,
+        pause: Duration,
+        alive: impl Fn() -> bool,
+    ) -> Option<Health> {
+        let mut last = None;
+        for attempt in 0..attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(pause).await;
+            }
+            let health = self.check(probe).await;
+            if !alive() {
+                return None;
+            }
+            if health.is_healthy() {
+                return Some(health);
+            }
+            last = Some(health);
+        }
+        last
+    }
+
     async fn get_ok(&self, url: &str) -> Result<()> {
         let response = self
             .client
@@ -176,4 +204,66 @@ async fn answer(response: reqwest::Response, url: &str) -> Result<Value> {
         bail!("{url}: {status} {}", body.trim());
     }
     serde_json::from_str(&body).with_context(|| format!("{url}: not JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server on 127.0.0.1 answering its connections with `statuses` in
+    /// turn (one request a connection), then 200; its `/` URL.
+    async fn answering(statuses: Vec<u16>) -> Result<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/", listener.local_addr()?);
+        let mut statuses = statuses.into_iter();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let status = statuses.next().unwrap_or(200);
+                let mut request = [0_u8; 1024];
+                let _ = stream.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        Ok(url)
+    }
+
+    #[tokio::test]
+    async fn a_process_that_fails_one_check_then_answers_is_healthy() -> Result<()> {
+        let http = Http::plain()?;
+        let probe = Probe::get(answering(vec![503, 503]).await?);
+        let health = http
+            .check_settled(&probe, 3, Duration::from_millis(10), || true)
+            .await;
+        assert_eq!(health, Some(Health::Healthy));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_process_that_keeps_failing_is_unhealthy_with_its_last_answer() -> Result<()> {
+        let http = Http::plain()?;
+        let probe = Probe::get(answering(vec![503, 500]).await?);
+        let health = http
+            .check_settled(&probe, 2, Duration::from_millis(10), || true)
+            .await;
+        match health {
+            Some(Health::Unhealthy(reason)) => assert!(reason.contains("500"), "{reason}"),
+            other => panic!("expected unhealthy, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_process_that_exits_while_checked_is_not_called_unhealthy() -> Result<()> {
+        let http = Http::plain()?;
+        let probe = Probe::get(answering(vec![503]).await?);
+        let health = http
+            .check_settled(&probe, 3, Duration::from_millis(10), || false)
+            .await;
+        assert_eq!(health, None);
+        Ok(())
+    }
 }

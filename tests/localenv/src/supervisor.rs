@@ -587,6 +587,12 @@ impl Entry {
     }
 }
 
+/// How many times a running process is asked, a pause apart, before it is
+/// reported unhealthy: one answer can miss its time-out on a loaded machine,
+/// and a false "unhealthy" fails a suite or has `up` start everything again.
+const STATUS_ATTEMPTS: u32 = 3;
+const STATUS_PAUSE: Duration = Duration::from_secs(1);
+
 /// Every process of an environment, checked now.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -637,10 +643,19 @@ impl Report {
                 };
                 let probe = Component::from_name(&name)
                     .map_or_else(|_| record.probe.clone(), |c| c.probe(layout));
-                let (process, health) = if record.identity.is_alive() {
-                    (Process::Running, Some(http.check(&probe).await))
+                let identity = record.identity;
+                let health = if identity.is_alive() {
+                    http.check_settled(&probe, STATUS_ATTEMPTS, STATUS_PAUSE, || {
+                        identity.is_alive()
+                    })
+                    .await
                 } else {
-                    (Process::Exited, None)
+                    None
+                };
+                let process = if health.is_some() {
+                    Process::Running
+                } else {
+                    Process::Exited
                 };
                 Entry {
                     name,
