@@ -56,8 +56,11 @@ eventually() {
 }
 
 # 0: running; 2: running, a process of make demo beside it is not healthy.
-if ! bash tests/localenv/localenv.sh status --quiet && [ "${PIPESTATUS[0]}" -ne 2 ]; then
-  echo "FAIL - the local environment is not running or not healthy: make env-status"
+env_status=0
+env_report=$(bash tests/localenv/localenv.sh status 2>&1) || env_status=$?
+if [ "$env_status" -ne 0 ] && [ "$env_status" -ne 2 ]; then
+  echo "FAIL - the local environment is not running or not healthy (make env-status):"
+  echo "$env_report"
   echo "0 passed, 1 failed"
   exit 1
 fi
