@@ -83,6 +83,16 @@ impl PartState {
         }
     }
 
+    /// The same state with its message rewritten.
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Self::Ready { reason, message } => Self::ready(reason, f(message)),
+            Self::Progressing { reason, message } => Self::progressing(reason, f(message)),
+            Self::Blocked { reason, message } => Self::blocked(reason, f(message)),
+            Self::Unchecked { reason, message } => Self::unchecked(reason, f(message)),
+        }
+    }
+
     pub fn message(&self) -> &str {
         match self {
             Self::Ready { message, .. }

@@ -8,6 +8,7 @@ pub mod ecr;
 pub mod tags;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -21,8 +22,8 @@ use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
 };
-use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -43,12 +44,44 @@ pub struct AwsClients {
     pub ecr: aws_sdk_ecr::Client,
 }
 
+impl AwsClients {
+    /// The clients of `region` from `config`, without request counting.
+    pub fn from_config(region: &str, config: &SdkConfig) -> Self {
+        Self::build(region, config, &[])
+    }
+
+    /// The clients of `region` from `config`, each with `interceptors`.
+    fn build(region: &str, config: &SdkConfig, interceptors: &[SharedInterceptor]) -> Self {
+        let config = config
+            .to_builder()
+            .region(Region::new(region.to_owned()))
+            .build();
+        macro_rules! client {
+            ($sdk:ident) => {{
+                let mut builder = $sdk::config::Builder::from(&config);
+                for interceptor in interceptors {
+                    builder.push_interceptor(interceptor.clone());
+                }
+                $sdk::Client::from_conf(builder.build())
+            }};
+        }
+        Self {
+            region: region.to_owned(),
+            dynamodb: client!(aws_sdk_dynamodb),
+            sqs: client!(aws_sdk_sqs),
+            sns: client!(aws_sdk_sns),
+            ecr: client!(aws_sdk_ecr),
+        }
+    }
+}
+
 /// Builds and caches [`AwsClients`] per region, all sharing one HTTP client,
 /// one rate limit and one metrics interceptor.
 #[derive(Debug)]
 pub struct Aws {
     base: SdkConfig,
-    metrics: Metrics,
+    /// On every client: request counting.
+    interceptors: Vec<SharedInterceptor>,
     clients: Mutex<HashMap<String, Arc<AwsClients>>>,
 }
 
@@ -103,9 +136,14 @@ impl Aws {
         if let Some(endpoint) = endpoint {
             loader = loader.endpoint_url(endpoint);
         }
+        Self::from_config(loader.load().await, metrics)
+    }
+
+    /// Clients made from `base` as it is, each request counted in `metrics`.
+    pub fn from_config(base: SdkConfig, metrics: Metrics) -> Self {
         Self {
-            base: loader.load().await,
-            metrics,
+            base,
+            interceptors: vec![SharedInterceptor::new(CountRequests { metrics })],
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -115,40 +153,28 @@ impl Aws {
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         clients
             .entry(region.to_owned())
-            .or_insert_with(|| {
-                let config = self
-                    .base
-                    .to_builder()
-                    .region(Region::new(region.to_owned()))
-                    .build();
-                let count = || CountRequests {
-                    metrics: self.metrics.clone(),
-                };
-                Arc::new(AwsClients {
-                    region: region.to_owned(),
-                    dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                        aws_sdk_dynamodb::config::Builder::from(&config)
-                            .interceptor(count())
-                            .build(),
-                    ),
-                    sqs: aws_sdk_sqs::Client::from_conf(
-                        aws_sdk_sqs::config::Builder::from(&config)
-                            .interceptor(count())
-                            .build(),
-                    ),
-                    sns: aws_sdk_sns::Client::from_conf(
-                        aws_sdk_sns::config::Builder::from(&config)
-                            .interceptor(count())
-                            .build(),
-                    ),
-                    ecr: aws_sdk_ecr::Client::from_conf(
-                        aws_sdk_ecr::config::Builder::from(&config)
-                            .interceptor(count())
-                            .build(),
-                    ),
-                })
-            })
+            .or_insert_with(|| Arc::new(AwsClients::build(region, &self.base, &self.interceptors)))
             .clone()
+    }
+}
+
+/// Collects every page of a listing the SDK has no paginator for: `page`
+/// asks for the page after a token (none for the first) and returns its
+/// items and the next token.
+pub async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, AwsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), AwsError>>,
+{
+    let mut items = Vec::new();
+    let mut token = None;
+    loop {
+        let (batch, next) = page(token.take()).await?;
+        items.extend(batch);
+        match next {
+            Some(next) if !next.is_empty() => token = Some(next),
+            _ => return Ok(items),
+        }
     }
 }
 
