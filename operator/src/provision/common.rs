@@ -1,20 +1,13 @@
-//! What every provisioning file shares: deciding whether an existing resource
-//! with our physical name may be touched, how a step stops short of ready,
-//! how parts combine, and reading ARNs.
-
-use std::collections::BTreeMap;
+//! What every provisioning file shares besides the resource path
+//! ([`super::resource`]): how a step stops short of ready, how parts
+//! combine, and reading ARNs.
 
 use aws_smithy_types::error::operation::BuildError;
 
-use super::{Notice, Observed, Target};
-use crate::aws::tags::{self, Owner};
+use super::{Notice, Observed};
 use crate::aws::{AwsError, ErrorKind};
 use crate::conditions::PartState;
 use crate::reason::Reason;
-
-/// The annotation that lets a MovieApp take over existing resources (read by
-/// the reconciler into [`Target::adopt`]; named here for messages).
-const ADOPT_ANNOTATION: &str = "movieapp.io/adopt";
 
 /// Why provisioning of a resource stopped before it was ready.
 #[derive(Debug)]
@@ -63,6 +56,15 @@ impl Halt {
         )
     }
 
+    /// The same halt about `what`: a state's message then starts with it
+    /// (`DynamoDB table x: table is CREATING`).
+    pub fn about(self, what: &str) -> Self {
+        match self {
+            Self::State(state) => Self::State(state.map_message(|m| format!("{what}: {m}"))),
+            aws @ Self::Aws(_) => aws,
+        }
+    }
+
     /// What stopped, for a message.
     pub fn message(&self) -> String {
         match self {
@@ -82,143 +84,6 @@ pub fn build_error(service: &'static str, operation: &'static str, error: BuildE
         code: None,
         message: format!("could not build the request: {error}"),
     }
-}
-
-// ------------------------------------------------------------------ ownership
-
-/// What may be done with an existing resource that has our physical name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// Tagged with our uid.
-    Ours,
-    /// Not ours yet, but the MovieApp asked to adopt it: tag it, then manage it.
-    Adopt,
-    /// Someone else's, or untagged without the adopt annotation: never touched.
-    Conflict(String),
-}
-
-/// Decides whether `target` may manage the resource `what` (e.g. `DynamoDB
-/// table movieapp-...-users`) that carries `tags`.
-///
-/// Besides untagged resources, adoption also takes over a resource retained
-/// by a deleted MovieApp of the same namespace and name (`retained=true`):
-/// re-creating a MovieApp after `deletionPolicy: Retain` is the usual way to
-/// get its data back. A live foreign owner's resource is never adopted.
-pub fn claim(target: &Target<'_>, what: &str, tags: &BTreeMap<String, String>) -> Claim {
-    let owner = target.owner;
-    let borrowed = || tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    match owner.ownership(borrowed()) {
-        tags::Ownership::Ours => Claim::Ours,
-        tags::Ownership::Untagged if target.adopt => Claim::Adopt,
-        tags::Ownership::Untagged => Claim::Conflict(format!(
-            "{what} already exists without the movieapp.io ownership tags, so it is left untouched; \
-             to let this MovieApp take it over, annotate the MovieApp with {ADOPT_ANNOTATION}: \"true\""
-        )),
-        tags::Ownership::Foreign { uid } => {
-            let retained_here = tags.get(tags::RETAINED).is_some_and(|v| v == "true")
-                && tags.get(tags::NAMESPACE) == Some(&owner.namespace)
-                && tags.get(tags::NAME) == Some(&owner.name);
-            if retained_here && target.adopt {
-                Claim::Adopt
-            } else if retained_here {
-                Claim::Conflict(format!(
-                    "{what} was retained by a deleted MovieApp of the same name ({}={uid}), so it is left untouched; \
-                     to take it over, annotate this MovieApp with {ADOPT_ANNOTATION}: \"true\"",
-                    tags::UID
-                ))
-            } else {
-                Claim::Conflict(format!(
-                    "{what} belongs to another MovieApp ({}={uid}); it is never modified or deleted",
-                    tags::UID
-                ))
-            }
-        }
-    }
-}
-
-/// Whether the resource carries this MovieApp's uid: the only resources that
-/// deletion and retention touch.
-pub fn is_ours(target: &Target<'_>, tags: &BTreeMap<String, String>) -> bool {
-    target
-        .owner
-        .ownership(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        == tags::Ownership::Ours
-}
-
-/// The tag writes that make a resource carry exactly our ownership tags.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TagChanges {
-    /// Tags to set (missing or with another value).
-    pub set: BTreeMap<String, String>,
-    /// Tag keys to remove: a retained marker left by a previous owner.
-    pub remove: Vec<String>,
-}
-
-impl TagChanges {
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.remove.is_empty()
-    }
-
-    /// The keys touched, for an Event message.
-    pub fn describe(&self) -> String {
-        let mut keys: Vec<&str> = self.set.keys().map(String::as_str).collect();
-        keys.extend(self.remove.iter().map(String::as_str));
-        keys.join(", ")
-    }
-}
-
-/// What to write so that `tags` carry `owner`'s ownership tags.
-pub fn tag_changes(owner: &Owner, tags: &BTreeMap<String, String>) -> TagChanges {
-    let set = owner.missing_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let remove = tags
-        .contains_key(tags::RETAINED)
-        .then(|| tags::RETAINED.to_owned())
-        .into_iter()
-        .collect();
-    TagChanges { set, remove }
-}
-
-/// The tag that marks a resource kept after its MovieApp was deleted, when
-/// `tags` do not carry it yet.
-pub fn retained_tag(tags: &BTreeMap<String, String>) -> Option<(String, String)> {
-    (tags.get(tags::RETAINED).map(String::as_str) != Some("true"))
-        .then(|| (tags::RETAINED.to_owned(), "true".to_owned()))
-}
-
-// ------------------------------------------------------------------ notices
-
-/// `Recreated` when the status recorded this resource (so it vanished out of
-/// band), `Created` otherwise.
-pub fn created(known_before: bool, what: &str) -> Notice {
-    if known_before {
-        Notice::new(
-            Reason::Recreated,
-            format!("{what} had disappeared and was created again"),
-        )
-    } else {
-        Notice::new(Reason::Created, format!("created {what}"))
-    }
-}
-
-/// `Updated` after a spec change, `DriftRepaired` when the spec is unchanged
-/// since the last reconcile (the resource was changed outside the operator).
-pub fn changed(target: &Target<'_>, message: String) -> Notice {
-    let spec_changed = match (target.previous, target.generation) {
-        (Some(previous), Some(generation)) => previous.observed_generation != Some(generation),
-        _ => false,
-    };
-    if spec_changed {
-        Notice::new(Reason::Updated, message)
-    } else {
-        Notice::new(Reason::DriftRepaired, message)
-    }
-}
-
-pub fn adopted(what: &str) -> Notice {
-    Notice::new(
-        Reason::Adopted,
-        format!("adopted {what} and tagged it with this MovieApp's ownership tags"),
-    )
 }
 
 // ------------------------------------------------------------------ combining
@@ -289,148 +154,6 @@ impl<'a> Arn<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::AwsClients;
-    use crate::crd::{MovieAppSpec, MovieAppStatus};
-    use crate::naming::AppId;
-
-    fn owner() -> Owner {
-        Owner {
-            uid: "uid-1".into(),
-            namespace: "movies".into(),
-            name: "app".into(),
-        }
-    }
-
-    fn with_target<R>(adopt: bool, f: impl FnOnce(&Target<'_>) -> R) -> R {
-        let config = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
-        let aws = AwsClients {
-            region: "us-east-1".into(),
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
-            sqs: aws_sdk_sqs::Client::new(&config),
-            sns: aws_sdk_sns::Client::new(&config),
-            ecr: aws_sdk_ecr::Client::new(&config),
-        };
-        let owner = owner();
-        let spec: MovieAppSpec =
-            serde_json::from_value(serde_json::json!({})).expect("every field has a default");
-        let target = Target {
-            aws: &aws,
-            owner: &owner,
-            id: AppId {
-                namespace: "movies",
-                name: "app",
-            },
-            spec: &spec,
-            adopt,
-            previous: None,
-            generation: None,
-        };
-        f(&target)
-    }
-
-    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    #[test]
-    fn own_resources_are_ours_and_foreign_ones_conflict_even_with_adopt() {
-        let foreign = tags(&[(tags::UID, "uid-2"), (tags::NAME, "app")]);
-        for adopt in [false, true] {
-            with_target(adopt, |t| {
-                assert_eq!(claim(t, "x", &tags(&[(tags::UID, "uid-1")])), Claim::Ours);
-                let Claim::Conflict(message) = claim(t, "table x", &foreign) else {
-                    panic!("a foreign resource must conflict");
-                };
-                assert!(message.contains("uid-2"), "{message}");
-            });
-        }
-    }
-
-    #[test]
-    fn untagged_resources_are_adopted_only_on_request() {
-        let untagged = tags(&[("team", "data")]);
-        with_target(false, |t| {
-            let Claim::Conflict(message) = claim(t, "queue q", &untagged) else {
-                panic!("untagged without adopt must conflict");
-            };
-            assert!(message.contains("movieapp.io/adopt: \"true\""), "{message}");
-        });
-        with_target(true, |t| assert_eq!(claim(t, "q", &untagged), Claim::Adopt));
-    }
-
-    #[test]
-    fn retained_resources_of_the_same_name_can_be_adopted() {
-        let retained = tags(&[
-            (tags::UID, "old-uid"),
-            (tags::NAMESPACE, "movies"),
-            (tags::NAME, "app"),
-            (tags::RETAINED, "true"),
-        ]);
-        with_target(true, |t| assert_eq!(claim(t, "q", &retained), Claim::Adopt));
-        with_target(false, |t| {
-            assert!(
-                matches!(claim(t, "q", &retained), Claim::Conflict(m) if m.contains("retained"))
-            );
-        });
-        let elsewhere = tags(&[
-            (tags::UID, "old-uid"),
-            (tags::NAMESPACE, "other"),
-            (tags::NAME, "app"),
-            (tags::RETAINED, "true"),
-        ]);
-        with_target(true, |t| {
-            assert!(matches!(claim(t, "q", &elsewhere), Claim::Conflict(_)));
-        });
-    }
-
-    #[test]
-    fn tag_changes_add_missing_tags_and_drop_the_retained_marker() {
-        let o = owner();
-        let complete: BTreeMap<String, String> = o.tags();
-        assert!(tag_changes(&o, &complete).is_empty());
-        let mut retained = complete.clone();
-        retained.insert(tags::RETAINED.into(), "true".into());
-        let changes = tag_changes(&o, &retained);
-        assert!(changes.set.is_empty());
-        assert_eq!(changes.remove, [tags::RETAINED]);
-        let changes = tag_changes(&o, &tags(&[("other", "x")]));
-        assert_eq!(changes.set, o.tags());
-    }
-
-    #[test]
-    fn retained_tag_is_written_once() {
-        assert!(retained_tag(&tags(&[])).is_some());
-        assert!(retained_tag(&tags(&[(tags::RETAINED, "true")])).is_none());
-    }
-
-    #[test]
-    fn notices_tell_spec_changes_from_drift() {
-        with_target(false, |t| {
-            assert_eq!(changed(t, "x".into()).reason, Reason::DriftRepaired);
-            let previous = MovieAppStatus {
-                observed_generation: Some(1),
-                ..MovieAppStatus::default()
-            };
-            let same = Target {
-                previous: Some(&previous),
-                generation: Some(1),
-                ..*t
-            };
-            assert_eq!(changed(&same, "x".into()).reason, Reason::DriftRepaired);
-            let edited = Target {
-                generation: Some(2),
-                ..same
-            };
-            assert_eq!(changed(&edited, "x".into()).reason, Reason::Updated);
-        });
-        assert_eq!(created(false, "t").reason, Reason::Created);
-        assert_eq!(created(true, "t").reason, Reason::Recreated);
-    }
 
     #[test]
     fn combine_reports_the_worst_state() {

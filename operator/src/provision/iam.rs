@@ -5,7 +5,7 @@
 
 /// `service:Operation` for every AWS call in [`crate::provision`].
 pub const ACTIONS: &[&str] = &[
-    // DynamoDB (database.rs)
+    // DynamoDB (database/)
     "dynamodb:CreateTable",
     "dynamodb:DeleteTable",
     "dynamodb:DescribeContinuousBackups",

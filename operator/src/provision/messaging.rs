@@ -8,9 +8,10 @@
 
 use super::common::{Arn, Halt};
 use super::policy::{self, Redrive};
-use super::sns::{self, WantedSubscription};
-use super::sqs::{self, DesiredQueue, PolicyWant};
-use super::{Cleanup, Notice, Observed, Target};
+use super::resource::{self, Declared, Kind};
+use super::sns::{self, TopicId, Topics, WantedSubscription};
+use super::sqs::{DesiredQueue, PolicyWant, QueueId, Queues};
+use super::{Cleanup, Observed, Target};
 use crate::aws::AwsError;
 use crate::conditions::PartState;
 use crate::crd::{NotificationsStatus, QueueStatus};
@@ -31,6 +32,13 @@ impl Names {
             jobs: target.id.queue_name(component::JOBS_QUEUE),
             dead_letter: target.id.queue_name(component::DEAD_LETTER_QUEUE),
             topic: target.id.topic_name(),
+        }
+    }
+
+    fn topic_id(&self, arn: String) -> TopicId {
+        TopicId {
+            name: self.topic.clone(),
+            arn,
         }
     }
 }
@@ -64,17 +72,30 @@ impl<'a> Known<'a> {
                 .filter(|arn| arn.ends_with(&format!(":{}", names.topic))),
         }
     }
+
+    /// The jobs queue, then the dead-letter queue (deleted in that order).
+    fn queue_ids(&self, names: &Names) -> [QueueId<'a>; 2] {
+        [
+            QueueId {
+                name: names.jobs.clone(),
+                known_url: self.jobs_url,
+            },
+            QueueId {
+                name: names.dead_letter.clone(),
+                known_url: self.dead_letter_url,
+            },
+        ]
+    }
 }
 
 pub async fn ensure(target: &Target<'_>) -> (Observed<QueueStatus>, Observed<NotificationsStatus>) {
     let names = Names::of(target);
     let known = Known::of(target, &names);
     let spec = &target.spec.queue;
-    let mut queue_notices = Vec::new();
-    let mut topic_notices = Vec::new();
+    let queues = Queues::of(target);
+    let topics = Topics::of(target);
 
     let dead_letter_desired = DesiredQueue {
-        name: names.dead_letter.clone(),
         // The dead-letter queue keeps failed jobs for as long as the jobs
         // queue keeps jobs (spec: retention applies to both queues).
         visibility_timeout: None,
@@ -82,19 +103,26 @@ pub async fn ensure(target: &Target<'_>) -> (Observed<QueueStatus>, Observed<Not
         redrive: None,
         policy: PolicyWant::Unmanaged,
     };
-    let dead_letter = match sqs::ensure(
+    let dead_letter_id = QueueId {
+        name: names.dead_letter.clone(),
+        known_url: known.dead_letter_url,
+    };
+    let dead_letter = resource::ensure(
+        &queues,
         target,
-        &dead_letter_desired,
-        known.dead_letter_url,
-        known.dead_letter_url.is_some(),
-        &mut queue_notices,
+        Declared {
+            id: &dead_letter_id,
+            desired: &dead_letter_desired,
+            recorded: known.dead_letter_url.is_some(),
+        },
     )
-    .await
-    {
+    .await;
+    let mut queue_notices = dead_letter.notices;
+    let dead_letter = match dead_letter.result {
         Ok(queue) => queue,
-        Err(halt) => {
-            let notifications = waiting_for_queue(&halt);
-            return (halt.observed(None, queue_notices), notifications);
+        Err(stopped) => {
+            let notifications = waiting_for_queue(&stopped.halt);
+            return (stopped.halt.observed(None, queue_notices), notifications);
         }
     };
     let Some(account) = Arn::parse(&dead_letter.arn) else {
@@ -108,25 +136,32 @@ pub async fn ensure(target: &Target<'_>) -> (Observed<QueueStatus>, Observed<Not
         let notifications = waiting_for_queue(&halt);
         return (halt.observed(None, queue_notices), notifications);
     };
-    let topic_arn = account.sibling("sns", &names.topic);
+    let topic_id = TopicId {
+        name: names.topic.clone(),
+        arn: account.sibling("sns", &names.topic),
+    };
     let jobs_arn = account.sibling("sqs", &names.jobs);
+    let subscriptions = wanted_subscriptions(target, &jobs_arn);
 
-    let topic = sns::ensure_topic(
+    let topic = resource::claim(
+        &topics,
         target,
-        &topic_arn,
-        known.topic_arn.is_some(),
-        &mut topic_notices,
+        Declared {
+            id: &topic_id,
+            desired: &subscriptions,
+            recorded: known.topic_arn.is_some(),
+        },
     )
     .await;
-    let policy = match &topic {
+    let topic_notices = topic.notices;
+    let policy = match &topic.result {
         Ok(topic_arn) => PolicyWant::Document(policy::queue_policy(&jobs_arn, topic_arn)),
         // Never let a topic that is not ours deliver to our queue.
-        Err(halt) if halt.is_conflict() => PolicyWant::Absent,
+        Err(stopped) if stopped.halt.is_conflict() => PolicyWant::Absent,
         Err(_) => PolicyWant::Unmanaged,
     };
 
     let jobs_desired = DesiredQueue {
-        name: names.jobs.clone(),
         visibility_timeout: Some(spec.visibility_timeout_seconds),
         retention: spec.message_retention_seconds,
         redrive: Some(Redrive {
@@ -135,73 +170,86 @@ pub async fn ensure(target: &Target<'_>) -> (Observed<QueueStatus>, Observed<Not
         }),
         policy,
     };
-    let jobs = sqs::ensure(
+    let jobs_id = QueueId {
+        name: names.jobs.clone(),
+        known_url: known.jobs_url,
+    };
+    let jobs = resource::ensure(
+        &queues,
         target,
-        &jobs_desired,
-        known.jobs_url,
-        known.jobs_url.is_some(),
-        &mut queue_notices,
+        Declared {
+            id: &jobs_id,
+            desired: &jobs_desired,
+            recorded: known.jobs_url.is_some(),
+        },
     )
     .await;
+    queue_notices.extend(jobs.notices);
 
-    match (jobs, topic) {
+    match (jobs.result, topic.result) {
         (Ok(jobs), topic) => {
             let queue = Observed::ready(
                 QueueStatus {
                     url: jobs.url,
-                    arn: jobs.arn.clone(),
+                    arn: jobs.arn,
                     dead_letter_url: dead_letter.url,
                     dead_letter_arn: dead_letter.arn,
                 },
                 queue_notices,
             );
             let notifications = match topic {
-                Ok(topic_arn) => subscriptions(target, topic_arn, &jobs.arn, topic_notices).await,
-                Err(halt) => halt.observed(None, topic_notices),
+                Ok(topic_arn) => {
+                    let settled =
+                        resource::settle(&topics, target, &topic_id, &topic_arn, &subscriptions)
+                            .await;
+                    let mut notices = topic_notices;
+                    notices.extend(settled.notices);
+                    resource::Outcome {
+                        result: settled.result,
+                        notices,
+                    }
+                    .observed(|existing| NotificationsStatus {
+                        topic_arn,
+                        subscriptions: sns::statuses(&existing),
+                    })
+                }
+                Err(stopped) => stopped.halt.observed(None, topic_notices),
             };
             (queue, notifications)
         }
-        (Err(halt), Ok(_)) => {
+        (Err(stopped), Ok(_)) => {
             let notifications = Observed {
-                state: waiting_for_queue(&halt).state,
+                state: waiting_for_queue(&stopped.halt).state,
                 value: None,
                 notices: topic_notices,
             };
-            (halt.observed(None, queue_notices), notifications)
+            (stopped.halt.observed(None, queue_notices), notifications)
         }
-        (Err(jobs_halt), Err(topic_halt)) => (
-            jobs_halt.observed(None, queue_notices),
-            topic_halt.observed(None, topic_notices),
+        (Err(jobs), Err(topic)) => (
+            jobs.halt.observed(None, queue_notices),
+            topic.halt.observed(None, topic_notices),
         ),
-    }
-}
-
-async fn subscriptions(
-    target: &Target<'_>,
-    topic_arn: String,
-    jobs_arn: &str,
-    mut notices: Vec<Notice>,
-) -> Observed<NotificationsStatus> {
-    let wanted = wanted_subscriptions(target, jobs_arn);
-    match sns::ensure_subscriptions(target, &topic_arn, &wanted, &mut notices).await {
-        Ok(subscriptions) => Observed::ready(
-            NotificationsStatus {
-                topic_arn,
-                subscriptions,
-            },
-            notices,
-        ),
-        Err(halt) => halt.observed(None, notices),
     }
 }
 
 /// The jobs queue (raw delivery: the worker reads the published body as is)
 /// and the spec's subscriptions, each once.
 fn wanted_subscriptions(target: &Target<'_>, jobs_arn: &str) -> Vec<WantedSubscription> {
+    let recorded = |protocol: &str, endpoint: &str| {
+        target
+            .previous
+            .and_then(|s| s.notifications.as_ref())
+            .is_some_and(|n| {
+                n.subscriptions
+                    .iter()
+                    .any(|s| s.protocol == protocol && s.endpoint == endpoint)
+            })
+    };
     let mut wanted = vec![WantedSubscription {
         protocol: "sqs".to_owned(),
         endpoint: jobs_arn.to_owned(),
         raw: true,
+        recorded: recorded("sqs", jobs_arn),
     }];
     for subscription in &target.spec.notifications.subscriptions {
         let protocol = subscription.protocol.as_str();
@@ -213,6 +261,7 @@ fn wanted_subscriptions(target: &Target<'_>, jobs_arn: &str) -> Vec<WantedSubscr
                 protocol: protocol.to_owned(),
                 endpoint: subscription.endpoint.clone(),
                 raw: false,
+                recorded: recorded(protocol, &subscription.endpoint),
             });
         }
     }
@@ -238,35 +287,39 @@ fn waiting_for_queue(halt: &Halt) -> Observed<NotificationsStatus> {
 pub async fn delete(target: &Target<'_>) -> Result<Cleanup, AwsError> {
     let names = Names::of(target);
     let known = Known::of(target, &names);
+    let queues = Queues::of(target);
     let mut waiting = Vec::new();
 
-    if let Some(topic_arn) = topic_arn(target, &names, &known).await? {
-        waiting.extend(sns::delete_topic(target, &topic_arn).await?);
+    if let Some(topic) = topic_id(target, &names, &known).await? {
+        waiting.extend(resource::delete(&Topics::of(target), target, &topic).await?);
     }
-    waiting.extend(sqs::delete(target, &names.jobs, known.jobs_url).await?);
-    waiting.extend(sqs::delete(target, &names.dead_letter, known.dead_letter_url).await?);
-
-    Ok(if waiting.is_empty() {
-        Cleanup::Done
-    } else {
-        Cleanup::Waiting(waiting.join("; "))
-    })
+    for queue in known.queue_ids(&names) {
+        waiting.extend(resource::delete(&queues, target, &queue).await?);
+    }
+    Ok(Cleanup::waiting_for(waiting))
 }
 
 /// Tags the queues and the topic `movieapp.io/retained=true` when ours.
 pub async fn retain(target: &Target<'_>) -> Result<(), AwsError> {
     let names = Names::of(target);
     let known = Known::of(target, &names);
-    let jobs = sqs::retain(target, &names.jobs, known.jobs_url).await?;
-    let dead_letter = sqs::retain(target, &names.dead_letter, known.dead_letter_url).await?;
-    let topic_arn = known.topic_arn.map(str::to_owned).or_else(|| {
-        [jobs, dead_letter]
-            .iter()
-            .flatten()
-            .find_map(|arn| Arn::parse(arn).map(|a| a.sibling("sns", &names.topic)))
-    });
-    if let Some(topic_arn) = topic_arn {
-        sns::retain_topic(target, &topic_arn).await?;
+    let queues = Queues::of(target);
+    let mut arns = Vec::new();
+    for queue in known.queue_ids(&names) {
+        arns.extend(
+            resource::retain(&queues, target, &queue)
+                .await?
+                .map(|q| q.arn),
+        );
+    }
+    let topic = match known.topic_arn {
+        Some(arn) => Some(names.topic_id(arn.to_owned())),
+        None => arns.iter().find_map(|arn| {
+            Arn::parse(arn).map(|a| names.topic_id(a.sibling("sns", &names.topic)))
+        }),
+    };
+    if let Some(topic) = topic {
+        resource::retain(&Topics::of(target), target, &topic).await?;
     }
     Ok(())
 }
@@ -275,22 +328,23 @@ pub async fn retain(target: &Target<'_>) -> Result<(), AwsError> {
 /// `None` when neither is known: then no queue of ours exists, and a topic
 /// can only have outlived them if the operator crashed right after creating
 /// it and both queues were then deleted by hand (see docs/aws-resources.md).
-async fn topic_arn(
+async fn topic_id(
     target: &Target<'_>,
     names: &Names,
     known: &Known<'_>,
-) -> Result<Option<String>, AwsError> {
+) -> Result<Option<TopicId>, AwsError> {
     if let Some(arn) = known.topic_arn {
-        return Ok(Some(arn.to_owned()));
+        return Ok(Some(names.topic_id(arn.to_owned())));
     }
-    for (name, url) in [
-        (&names.dead_letter, known.dead_letter_url),
-        (&names.jobs, known.jobs_url),
-    ] {
-        if let Some(arn) = sqs::arn(target, name, url).await?
-            && let Some(parsed) = Arn::parse(&arn)
-        {
-            return Ok(Some(parsed.sibling("sns", &names.topic)));
+    let queues = Queues::of(target);
+    for queue in known.queue_ids(names).into_iter().rev() {
+        let found = match queues.find(&queue).await {
+            Ok(found) => found,
+            Err(Halt::Aws(error)) => return Err(error),
+            Err(Halt::State(_)) => None,
+        };
+        if let Some(parsed) = found.as_ref().and_then(|q| Arn::parse(&q.arn)) {
+            return Ok(Some(names.topic_id(parsed.sibling("sns", &names.topic))));
         }
     }
     Ok(None)

@@ -12,6 +12,7 @@ pub mod database;
 pub mod iam;
 pub mod messaging;
 mod policy;
+pub mod resource;
 mod sns;
 mod sqs;
 
@@ -118,6 +119,17 @@ pub enum Cleanup {
     Done,
     /// Deletion is under way; check again later.
     Waiting(String),
+}
+
+impl Cleanup {
+    /// `Done` when nothing is still being deleted.
+    fn waiting_for(waiting: Vec<String>) -> Self {
+        if waiting.is_empty() {
+            Self::Done
+        } else {
+            Self::Waiting(waiting.join("; "))
+        }
+    }
 }
 
 /// Deletes every AWS resource of `target` that this MovieApp owns

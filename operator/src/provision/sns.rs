@@ -1,15 +1,18 @@
-//! SNS: the notifications topic and its subscriptions.
+//! SNS: the notifications topic as a resource [`Kind`], whose settings are
+//! its subscriptions.
 //!
 //! The topic's ARN is derived from its deterministic name and the account
 //! and region of our queues, so the topic is found without listing every
-//! topic of the account (and without `sns:ListTopics` on `*`).
-
-use std::collections::BTreeMap;
+//! topic of the account (and without `sns:ListTopics` on `*`), and
+//! ListTagsForResource doubles as the existence check: one read per resync.
+//! Subscriptions carry no tags: they belong to the topic, and are matched by
+//! protocol and endpoint.
 
 use aws_sdk_sns::types::Tag;
 
-use super::common::{self, Claim, Halt};
-use super::{Notice, Target};
+use super::Target;
+use super::common::{self, Halt};
+use super::resource::{Deletion, Effect, Kind, Tags};
 use crate::aws::AwsError;
 use crate::crd::SubscriptionStatus;
 use crate::reason::Reason;
@@ -27,6 +30,8 @@ pub struct WantedSubscription {
     /// `RawMessageDelivery=true`: the jobs queue receives the message body
     /// itself rather than SNS's JSON envelope.
     pub raw: bool,
+    /// The status recorded it: missing, it is `Recreated`, not `Created`.
+    pub recorded: bool,
 }
 
 /// One subscription as SNS lists it.
@@ -35,6 +40,8 @@ pub struct ExistingSubscription {
     pub arn: String,
     pub protocol: String,
     pub endpoint: String,
+    /// `RawMessageDelivery`, read only where it is declared.
+    pub raw: Option<bool>,
 }
 
 impl ExistingSubscription {
@@ -44,224 +51,348 @@ impl ExistingSubscription {
         self.arn.starts_with("arn:")
     }
 
-    fn status(&self) -> SubscriptionStatus {
-        SubscriptionStatus {
-            protocol: self.protocol.clone(),
-            endpoint: self.endpoint.clone(),
-            arn: self.arn.clone(),
-        }
+    fn is(&self, wanted: &WantedSubscription) -> bool {
+        self.protocol == wanted.protocol && self.endpoint == wanted.endpoint
+    }
+
+    fn describe(&self) -> String {
+        format!("{} {}", self.protocol, self.endpoint)
     }
 }
 
-/// What to subscribe and unsubscribe so that the topic has exactly `wanted`.
+/// One subscription change.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscriptionPlan<'a> {
-    pub subscribe: Vec<&'a WantedSubscription>,
-    pub unsubscribe: Vec<&'a ExistingSubscription>,
+pub enum SubscriptionChange {
+    Unsubscribe(ExistingSubscription),
+    Subscribe(WantedSubscription),
+    RawDelivery(ExistingSubscription),
 }
 
-/// Matches by protocol and endpoint. A pending subscription counts as
-/// present, so an unconfirmed e-mail address is not subscribed (and mailed)
-/// again at every resync.
-pub fn plan_subscriptions<'a>(
-    wanted: &'a [WantedSubscription],
-    existing: &'a [ExistingSubscription],
-) -> SubscriptionPlan<'a> {
-    let same = |w: &WantedSubscription, e: &ExistingSubscription| {
-        w.protocol == e.protocol && w.endpoint == e.endpoint
-    };
-    SubscriptionPlan {
-        subscribe: wanted
-            .iter()
-            .filter(|w| !existing.iter().any(|e| same(w, e)))
-            .collect(),
-        unsubscribe: existing
-            .iter()
-            .filter(|e| e.confirmed() && !wanted.iter().any(|w| same(w, e)))
-            .collect(),
-    }
-}
-
-/// Makes the topic exist and be ours; returns its ARN.
-pub async fn ensure_topic(
-    target: &Target<'_>,
-    arn: &str,
-    known_before: bool,
-    notices: &mut Vec<Notice>,
-) -> Result<String, Halt> {
-    let sns = &target.aws.sns;
-    let name = target.id.topic_name();
-    let what = format!("SNS topic {name}");
-    // ListTagsForResource doubles as the existence check: one read per resync.
-    let Some(tags) = list_tags(sns, arn).await? else {
-        let created = create_topic(target, &name).await?;
-        notices.push(common::created(known_before, &what));
-        return Ok(created);
-    };
-    match common::claim(target, &what, &tags) {
-        Claim::Conflict(message) => return Err(Halt::blocked(Reason::NameConflict, message)),
-        Claim::Adopt => {
-            write_tags(sns, arn, &common::tag_changes(target.owner, &tags)).await?;
-            notices.push(common::adopted(&what));
-        }
-        Claim::Ours => {
-            let changes = common::tag_changes(target.owner, &tags);
-            if !changes.is_empty() {
-                write_tags(sns, arn, &changes).await?;
-                notices.push(common::changed(
-                    target,
-                    format!("{what}: restored tags {}", changes.describe()),
-                ));
-            }
-        }
-    }
-    Ok(arn.to_owned())
-}
-
-/// Makes the topic's subscriptions exactly `wanted`; returns them as SNS
-/// lists them, in a stable order.
-pub async fn ensure_subscriptions(
-    target: &Target<'_>,
-    topic_arn: &str,
+/// The next change that makes the topic's subscriptions exactly `wanted`,
+/// matched by protocol and endpoint: extra ones go first, then missing ones
+/// are added, then raw delivery is set where it is declared. A pending
+/// subscription counts as present, so an unconfirmed e-mail address is not
+/// subscribed (and mailed) again at every resync.
+pub fn plan_subscriptions(
     wanted: &[WantedSubscription],
-    notices: &mut Vec<Notice>,
-) -> Result<Vec<SubscriptionStatus>, Halt> {
-    let sns = &target.aws.sns;
-    let existing = list_subscriptions(sns, topic_arn).await?;
-    let plan = plan_subscriptions(wanted, &existing);
-    let changed = !plan.subscribe.is_empty() || !plan.unsubscribe.is_empty();
+    existing: &[ExistingSubscription],
+) -> Option<SubscriptionChange> {
+    if let Some(extra) = existing
+        .iter()
+        .find(|e| e.confirmed() && !wanted.iter().any(|w| e.is(w)))
+    {
+        return Some(SubscriptionChange::Unsubscribe(extra.clone()));
+    }
+    if let Some(missing) = wanted.iter().find(|w| !existing.iter().any(|e| e.is(w))) {
+        return Some(SubscriptionChange::Subscribe(missing.clone()));
+    }
+    existing
+        .iter()
+        .find(|e| e.raw == Some(false))
+        .map(|e| SubscriptionChange::RawDelivery(e.clone()))
+}
 
-    for subscription in &plan.unsubscribe {
-        unsubscribe(sns, &subscription.arn).await?;
-        notices.push(Notice::new(
-            Reason::Deleted,
-            format!(
-                "unsubscribed {} {} from the notifications topic",
-                subscription.protocol, subscription.endpoint
-            ),
-        ));
-    }
-    for subscription in &plan.subscribe {
-        subscribe(sns, topic_arn, subscription).await?;
-        let known_before = target
-            .previous
-            .and_then(|s| s.notifications.as_ref())
-            .is_some_and(|n| {
-                n.subscriptions.iter().any(|s| {
-                    s.protocol == subscription.protocol && s.endpoint == subscription.endpoint
-                })
-            });
-        notices.push(common::created(
-            known_before,
-            &format!(
-                "subscription of {} {} to the notifications topic",
-                subscription.protocol, subscription.endpoint
-            ),
-        ));
-    }
-    for subscription in existing.iter().filter(|e| e.confirmed()) {
-        let raw = wanted.iter().any(|w| {
-            w.raw && w.protocol == subscription.protocol && w.endpoint == subscription.endpoint
-        });
-        if raw && ensure_raw_delivery(sns, &subscription.arn).await? {
-            notices.push(common::changed(
-                target,
-                format!(
-                    "subscription of {} {}: set RawMessageDelivery to true",
-                    subscription.protocol, subscription.endpoint
-                ),
-            ));
-        }
-    }
-
-    let listed = if changed {
-        list_subscriptions(sns, topic_arn).await?
-    } else {
-        existing
-    };
-    let mut statuses: Vec<SubscriptionStatus> =
-        listed.iter().map(ExistingSubscription::status).collect();
+/// The subscriptions for the status, in a stable order.
+pub fn statuses(existing: &[ExistingSubscription]) -> Vec<SubscriptionStatus> {
+    let mut statuses: Vec<SubscriptionStatus> = existing
+        .iter()
+        .map(|s| SubscriptionStatus {
+            protocol: s.protocol.clone(),
+            endpoint: s.endpoint.clone(),
+            arn: s.arn.clone(),
+        })
+        .collect();
     statuses.sort_by(|a, b| {
         (&a.protocol, &a.endpoint, &a.arn).cmp(&(&b.protocol, &b.endpoint, &b.arn))
     });
-    Ok(statuses)
+    statuses
 }
 
-/// Deletes the topic (after its subscriptions) if it is ours. `Ok(None)`:
-/// gone or not ours; `Ok(Some(message))`: deletion under way.
-pub async fn delete_topic(target: &Target<'_>, arn: &str) -> Result<Option<String>, AwsError> {
-    let sns = &target.aws.sns;
-    let Some(tags) = list_tags(sns, arn).await? else {
-        return Ok(None);
-    };
-    if !common::is_ours(target, &tags) {
-        return Ok(None);
-    }
-    for subscription in list_subscriptions(sns, arn).await? {
-        if subscription.confirmed() {
-            unsubscribe(sns, &subscription.arn).await?;
+/// How the topic is named: its physical name and the ARN it has in our
+/// account and region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicId {
+    pub name: String,
+    pub arn: String,
+}
+
+/// SNS topics, as a [`Kind`]; found by ARN.
+#[derive(Debug, Clone, Copy)]
+pub struct Topics<'a> {
+    sns: &'a aws_sdk_sns::Client,
+}
+
+impl<'a> Topics<'a> {
+    pub fn of(target: &Target<'a>) -> Self {
+        Self {
+            sns: &target.aws.sns,
         }
     }
-    match sns.delete_topic().topic_arn(arn).send().await {
-        Ok(_) => Ok(Some(format!("SNS topic {arn} is being deleted"))),
-        Err(error) => {
-            let error = AwsError::from_sdk(SERVICE, "DeleteTopic", error);
-            if error.is_not_found() {
-                Ok(None)
-            } else {
-                Err(error)
+
+    async fn subscriptions(&self, arn: &str) -> Result<Vec<ExistingSubscription>, AwsError> {
+        let listed = self
+            .sns
+            .list_subscriptions_by_topic()
+            .topic_arn(arn)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "ListSubscriptionsByTopic", e))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|s| {
+                Some(ExistingSubscription {
+                    arn: s.subscription_arn.unwrap_or_else(|| PENDING.to_owned()),
+                    protocol: s.protocol?,
+                    endpoint: s.endpoint?,
+                    raw: None,
+                })
+            })
+            .collect())
+    }
+
+    async fn raw_delivery(&self, arn: &str) -> Result<bool, AwsError> {
+        let attributes = self
+            .sns
+            .get_subscription_attributes()
+            .subscription_arn(arn)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "GetSubscriptionAttributes", e))?
+            .attributes
+            .unwrap_or_default();
+        Ok(attributes
+            .get("RawMessageDelivery")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")))
+    }
+
+    async fn unsubscribe(&self, arn: &str) -> Result<(), AwsError> {
+        match self.sns.unsubscribe().subscription_arn(arn).send().await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let error = AwsError::from_sdk(SERVICE, "Unsubscribe", error);
+                if error.is_not_found() {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
             }
         }
     }
 }
 
-/// Tags the topic as retained if it is ours.
-pub async fn retain_topic(target: &Target<'_>, arn: &str) -> Result<(), AwsError> {
-    let sns = &target.aws.sns;
-    let Some(tags) = list_tags(sns, arn).await? else {
-        return Ok(());
-    };
-    if common::is_ours(target, &tags)
-        && let Some((key, value)) = common::retained_tag(&tags)
-    {
-        let changes = common::TagChanges {
-            set: BTreeMap::from([(key, value)]),
-            remove: Vec::new(),
-        };
-        write_tags(sns, arn, &changes).await?;
+impl<'a> Kind for Topics<'a> {
+    type Id = TopicId;
+    /// The subscriptions.
+    type Desired = Vec<WantedSubscription>;
+    /// The topic's ARN.
+    type Found = String;
+    type Actual = Vec<ExistingSubscription>;
+    type Change = SubscriptionChange;
+
+    /// Every subscription change in one pass (SNS applies each at once);
+    /// the bound only stops a plan that would never settle.
+    const MAX_CHANGES_PER_PASS: usize = 256;
+
+    fn what(id: &TopicId) -> String {
+        format!("SNS topic {}", id.name)
     }
-    Ok(())
-}
 
-// ------------------------------------------------------------------ calls
+    async fn find(&self, id: &TopicId) -> Result<Option<String>, Halt> {
+        Ok(Some(id.arn.clone()))
+    }
 
-/// The topic's tags, or `None` when the topic does not exist.
-async fn list_tags(
-    sns: &aws_sdk_sns::Client,
-    arn: &str,
-) -> Result<Option<BTreeMap<String, String>>, AwsError> {
-    match sns.list_tags_for_resource().resource_arn(arn).send().await {
-        Ok(output) => Ok(Some(
-            output
-                .tags
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| (t.key, t.value))
-                .collect(),
-        )),
-        Err(error) => {
-            let error = AwsError::from_sdk(SERVICE, "ListTagsForResource", error);
-            if error.is_not_found() {
-                Ok(None)
-            } else {
-                Err(error)
+    async fn tags(&self, arn: &String) -> Result<Option<Tags>, AwsError> {
+        match self
+            .sns
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(
+                output
+                    .tags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| (t.key, t.value))
+                    .collect(),
+            )),
+            Err(error) => {
+                let error = AwsError::from_sdk(SERVICE, "ListTagsForResource", error);
+                if error.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(error)
+                }
             }
         }
     }
+
+    /// The subscriptions, and raw delivery of the confirmed ones that declare it.
+    async fn observe(
+        &self,
+        arn: &String,
+        wanted: &Vec<WantedSubscription>,
+    ) -> Result<Vec<ExistingSubscription>, Halt> {
+        let mut existing = self.subscriptions(arn).await?;
+        for subscription in existing.iter_mut().filter(|e| e.confirmed()) {
+            if wanted.iter().any(|w| w.raw && subscription.is(w)) {
+                subscription.raw = Some(self.raw_delivery(&subscription.arn).await?);
+            }
+        }
+        Ok(existing)
+    }
+
+    fn plan(
+        wanted: &Vec<WantedSubscription>,
+        existing: &Vec<ExistingSubscription>,
+    ) -> Result<Option<SubscriptionChange>, Halt> {
+        Ok(plan_subscriptions(wanted, existing))
+    }
+
+    fn effect(_: &str, change: &SubscriptionChange) -> Effect {
+        match change {
+            SubscriptionChange::Unsubscribe(existing) => Effect::Removed(format!(
+                "unsubscribed {} from the notifications topic",
+                existing.describe()
+            )),
+            SubscriptionChange::Subscribe(wanted) => Effect::Created {
+                what: format!(
+                    "subscription of {} {} to the notifications topic",
+                    wanted.protocol, wanted.endpoint
+                ),
+                recorded: wanted.recorded,
+            },
+            SubscriptionChange::RawDelivery(existing) => Effect::Changed(format!(
+                "subscription of {}: set RawMessageDelivery to true",
+                existing.describe()
+            )),
+        }
+    }
+
+    /// Tags go with the create: the topic never exists without them.
+    async fn create(
+        &self,
+        id: &TopicId,
+        _: &Vec<WantedSubscription>,
+        tags: &Tags,
+    ) -> Result<String, Halt> {
+        let output = self
+            .sns
+            .create_topic()
+            .name(&id.name)
+            .set_tags(Some(sns_tags(tags, "CreateTopic")?))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "CreateTopic", e))?;
+        output.topic_arn.ok_or_else(|| {
+            Halt::progressing(
+                Reason::Creating,
+                format!("CreateTopic returned no ARN for {}", id.name),
+            )
+        })
+    }
+
+    async fn tag(&self, arn: &String, tags: &Tags) -> Result<(), AwsError> {
+        self.sns
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(sns_tags(tags, "TagResource")?))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "TagResource", e))?;
+        Ok(())
+    }
+
+    async fn untag(&self, arn: &String, keys: &[String]) -> Result<(), AwsError> {
+        self.sns
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "UntagResource", e))?;
+        Ok(())
+    }
+
+    async fn act(
+        &self,
+        topic_arn: &String,
+        _: &Vec<WantedSubscription>,
+        mut existing: Vec<ExistingSubscription>,
+        change: &SubscriptionChange,
+    ) -> Result<Vec<ExistingSubscription>, Halt> {
+        match change {
+            SubscriptionChange::Unsubscribe(extra) => {
+                self.unsubscribe(&extra.arn).await?;
+                existing.retain(|e| e.arn != extra.arn);
+            }
+            SubscriptionChange::Subscribe(wanted) => {
+                let mut request = self
+                    .sns
+                    .subscribe()
+                    .topic_arn(topic_arn)
+                    .protocol(&wanted.protocol)
+                    .endpoint(&wanted.endpoint);
+                if wanted.raw {
+                    request = request.attributes("RawMessageDelivery", "true");
+                }
+                let output = request
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(SERVICE, "Subscribe", e))?;
+                // A confirmed subscription's ARN, or "pending confirmation",
+                // which ListSubscriptionsByTopic shows as PendingConfirmation.
+                let arn = output
+                    .subscription_arn
+                    .filter(|arn| arn.starts_with("arn:"))
+                    .unwrap_or_else(|| PENDING.to_owned());
+                existing.push(ExistingSubscription {
+                    arn,
+                    protocol: wanted.protocol.clone(),
+                    endpoint: wanted.endpoint.clone(),
+                    raw: wanted.raw.then_some(true),
+                });
+            }
+            SubscriptionChange::RawDelivery(subscription) => {
+                self.sns
+                    .set_subscription_attributes()
+                    .subscription_arn(&subscription.arn)
+                    .attribute_name("RawMessageDelivery")
+                    .attribute_value("true")
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(SERVICE, "SetSubscriptionAttributes", e))?;
+                for e in existing.iter_mut().filter(|e| e.arn == subscription.arn) {
+                    e.raw = Some(true);
+                }
+            }
+        }
+        Ok(existing)
+    }
+
+    /// Its subscriptions first (pending ones go with the topic).
+    async fn delete(&self, arn: &String) -> Result<Deletion, AwsError> {
+        for subscription in self.subscriptions(arn).await? {
+            if subscription.confirmed() {
+                self.unsubscribe(&subscription.arn).await?;
+            }
+        }
+        self.sns
+            .delete_topic()
+            .topic_arn(arn)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "DeleteTopic", e))?;
+        Ok(Deletion::Started)
+    }
 }
 
-fn sns_tags(tags: BTreeMap<String, String>, operation: &'static str) -> Result<Vec<Tag>, AwsError> {
-    tags.into_iter()
+fn sns_tags(tags: &Tags, operation: &'static str) -> Result<Vec<Tag>, AwsError> {
+    tags.iter()
         .map(|(key, value)| {
             Tag::builder()
                 .key(key)
@@ -270,142 +401,6 @@ fn sns_tags(tags: BTreeMap<String, String>, operation: &'static str) -> Result<V
                 .map_err(|e| common::build_error(SERVICE, operation, e))
         })
         .collect()
-}
-
-async fn create_topic(target: &Target<'_>, name: &str) -> Result<String, Halt> {
-    // Tags go with the create: the topic never exists without them.
-    let output = target
-        .aws
-        .sns
-        .create_topic()
-        .name(name)
-        .set_tags(Some(sns_tags(target.owner.tags(), "CreateTopic")?))
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(SERVICE, "CreateTopic", e))?;
-    output.topic_arn.ok_or_else(|| {
-        Halt::progressing(
-            Reason::Creating,
-            format!("CreateTopic returned no ARN for {name}"),
-        )
-    })
-}
-
-async fn write_tags(
-    sns: &aws_sdk_sns::Client,
-    arn: &str,
-    changes: &common::TagChanges,
-) -> Result<(), AwsError> {
-    if !changes.set.is_empty() {
-        sns.tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(sns_tags(changes.set.clone(), "TagResource")?))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(SERVICE, "TagResource", e))?;
-    }
-    if !changes.remove.is_empty() {
-        sns.untag_resource()
-            .resource_arn(arn)
-            .set_tag_keys(Some(changes.remove.clone()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(SERVICE, "UntagResource", e))?;
-    }
-    Ok(())
-}
-
-async fn list_subscriptions(
-    sns: &aws_sdk_sns::Client,
-    topic_arn: &str,
-) -> Result<Vec<ExistingSubscription>, AwsError> {
-    let mut out = Vec::new();
-    let mut next_token: Option<String> = None;
-    loop {
-        let page = sns
-            .list_subscriptions_by_topic()
-            .topic_arn(topic_arn)
-            .set_next_token(next_token.take())
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(SERVICE, "ListSubscriptionsByTopic", e))?;
-        out.extend(
-            page.subscriptions
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|s| {
-                    Some(ExistingSubscription {
-                        arn: s.subscription_arn.unwrap_or_else(|| PENDING.to_owned()),
-                        protocol: s.protocol?,
-                        endpoint: s.endpoint?,
-                    })
-                }),
-        );
-        match page.next_token {
-            Some(token) if !token.is_empty() => next_token = Some(token),
-            _ => return Ok(out),
-        }
-    }
-}
-
-async fn subscribe(
-    sns: &aws_sdk_sns::Client,
-    topic_arn: &str,
-    subscription: &WantedSubscription,
-) -> Result<(), AwsError> {
-    let mut request = sns
-        .subscribe()
-        .topic_arn(topic_arn)
-        .protocol(&subscription.protocol)
-        .endpoint(&subscription.endpoint);
-    if subscription.raw {
-        request = request.attributes("RawMessageDelivery", "true");
-    }
-    request
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(SERVICE, "Subscribe", e))?;
-    Ok(())
-}
-
-async fn unsubscribe(sns: &aws_sdk_sns::Client, arn: &str) -> Result<(), AwsError> {
-    match sns.unsubscribe().subscription_arn(arn).send().await {
-        Ok(_) => Ok(()),
-        Err(error) => {
-            let error = AwsError::from_sdk(SERVICE, "Unsubscribe", error);
-            if error.is_not_found() {
-                Ok(())
-            } else {
-                Err(error)
-            }
-        }
-    }
-}
-
-/// Sets `RawMessageDelivery=true` when it is not; true when it wrote.
-async fn ensure_raw_delivery(sns: &aws_sdk_sns::Client, arn: &str) -> Result<bool, AwsError> {
-    let attributes = sns
-        .get_subscription_attributes()
-        .subscription_arn(arn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(SERVICE, "GetSubscriptionAttributes", e))?
-        .attributes
-        .unwrap_or_default();
-    let raw = attributes
-        .get("RawMessageDelivery")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    if raw {
-        return Ok(false);
-    }
-    sns.set_subscription_attributes()
-        .subscription_arn(arn)
-        .attribute_name("RawMessageDelivery")
-        .attribute_value("true")
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(SERVICE, "SetSubscriptionAttributes", e))?;
-    Ok(true)
 }
 
 #[cfg(test)]
@@ -417,46 +412,95 @@ mod tests {
             protocol: protocol.into(),
             endpoint: endpoint.into(),
             raw: protocol == "sqs",
+            recorded: false,
         }
     }
 
-    fn existing(arn: &str, protocol: &str, endpoint: &str) -> ExistingSubscription {
+    fn existing(
+        arn: &str,
+        protocol: &str,
+        endpoint: &str,
+        raw: Option<bool>,
+    ) -> ExistingSubscription {
         ExistingSubscription {
             arn: arn.into(),
             protocol: protocol.into(),
             endpoint: endpoint.into(),
+            raw,
+        }
+    }
+
+    /// The wanted and existing subscriptions, and the next change (named
+    /// by its endpoint): extra ones first, then missing ones, then raw delivery.
+    #[test]
+    fn subscription_plans() {
+        use SubscriptionChange as C;
+        let queue = || existing("arn:aws:sns:r:1:t:1", "sqs", "arn:q", Some(true));
+        let old = || {
+            existing(
+                "arn:aws:sns:r:1:t:2",
+                "https",
+                "https://old.example.com",
+                None,
+            )
+        };
+        let pending = |endpoint| existing(PENDING, "email", endpoint, None);
+        let want = [wanted("sqs", "arn:q"), wanted("email", "ops@example.com")];
+        /// The case, what is wanted, what exists, the next change (`+` or
+        /// `-` and the endpoint, `raw ` and the endpoint).
+        type Case<'a> = (
+            &'a str,
+            &'a [WantedSubscription],
+            Vec<ExistingSubscription>,
+            Option<&'a str>,
+        );
+        let cases: [Case<'_>; 6] = [
+            ("as wanted", &want[..1], vec![queue()], None),
+            (
+                "an extra one goes first",
+                &want,
+                vec![queue(), old()],
+                Some("-https://old.example.com"),
+            ),
+            (
+                "then a missing one",
+                &want,
+                vec![queue()],
+                Some("+ops@example.com"),
+            ),
+            (
+                "then raw delivery",
+                &want[..1],
+                vec![existing("arn:aws:sns:r:1:t:1", "sqs", "arn:q", Some(false))],
+                Some("raw arn:q"),
+            ),
+            // A pending confirmation is neither subscribed again nor removed.
+            (
+                "pending",
+                &want[1..],
+                vec![pending("ops@example.com"), pending("gone@example.com")],
+                None,
+            ),
+            ("nothing wanted", &[], vec![pending("a@example.com")], None),
+        ];
+        for (case, wanted, existing, expected) in cases {
+            let change = plan_subscriptions(wanted, &existing).map(|change| match change {
+                C::Unsubscribe(e) => format!("-{}", e.endpoint),
+                C::Subscribe(w) => format!("+{}", w.endpoint),
+                C::RawDelivery(e) => format!("raw {}", e.endpoint),
+            });
+            assert_eq!(change.as_deref(), expected, "{case}");
         }
     }
 
     #[test]
-    fn missing_subscriptions_are_added_and_extra_ones_removed() {
-        let want = [wanted("sqs", "arn:q"), wanted("email", "ops@example.com")];
-        let have = [
-            existing("arn:aws:sns:r:1:t:1", "sqs", "arn:q"),
-            existing("arn:aws:sns:r:1:t:2", "https", "https://old.example.com"),
+    fn statuses_are_sorted() {
+        let listed = [
+            existing("arn:2", "sqs", "arn:q", Some(true)),
+            existing(PENDING, "email", "b@example.com", None),
         ];
-        let plan = plan_subscriptions(&want, &have);
-        assert_eq!(plan.subscribe, [&want[1]]);
-        assert_eq!(plan.unsubscribe, [&have[1]]);
-    }
-
-    #[test]
-    fn pending_confirmations_are_neither_resubscribed_nor_unsubscribed() {
-        let want = [wanted("email", "ops@example.com")];
-        let have = [
-            existing(PENDING, "email", "ops@example.com"),
-            existing(PENDING, "email", "gone@example.com"),
-        ];
-        let plan = plan_subscriptions(&want, &have);
-        assert!(plan.subscribe.is_empty());
-        assert!(plan.unsubscribe.is_empty());
-    }
-
-    #[test]
-    fn a_matching_set_needs_nothing() {
-        let want = [wanted("sqs", "arn:q")];
-        let have = [existing("arn:aws:sns:r:1:t:1", "sqs", "arn:q")];
-        let plan = plan_subscriptions(&want, &have);
-        assert!(plan.subscribe.is_empty() && plan.unsubscribe.is_empty());
+        let statuses = statuses(&listed);
+        assert_eq!(statuses[0].endpoint, "b@example.com");
+        assert_eq!(statuses[1].arn, "arn:2");
     }
 }

@@ -1,29 +1,23 @@
-//! SQS: one queue, found by name, created with its attributes and ownership
-//! tags in a single call, and kept at the declared attributes.
+//! SQS queues as a resource [`Kind`]: found by name (or by the URL the
+//! status recorded), created with their attributes and ownership tags in a
+//! single call, and kept at the declared attributes, compared by meaning.
 //!
 //! [`super::messaging`] decides what each queue declares (the jobs queue and
 //! its dead-letter queue); this file only talks to SQS.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
-use super::Notice;
 use super::Target;
-use super::common::{self, Claim, Halt};
+use super::common::Halt;
 use super::policy::{self, Redrive};
+use super::resource::{Deletion, Effect, Kind, Tags};
 use crate::aws::AwsError;
 use crate::reason::Reason;
 
 const SERVICE: &str = "sqs";
-
-/// A queue that exists and is ours.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Queue {
-    pub url: String,
-    pub arn: String,
-}
 
 /// What the access policy of a queue should be.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +33,6 @@ pub enum PolicyWant {
 /// The declared state of one queue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredQueue {
-    pub name: String,
     /// `None`: not managed (the dead-letter queue keeps the SQS default).
     pub visibility_timeout: Option<i32>,
     pub retention: i32,
@@ -48,10 +41,6 @@ pub struct DesiredQueue {
 }
 
 impl DesiredQueue {
-    fn what(&self) -> String {
-        format!("SQS queue {}", self.name)
-    }
-
     /// Every declared attribute, for CreateQueue.
     fn attributes(&self) -> Vec<(QueueAttributeName, String)> {
         let mut out = vec![(
@@ -147,125 +136,216 @@ pub fn attribute_changes(
     changes
 }
 
-/// Makes the queue exist, be ours and carry the declared attributes.
-///
-/// `known_url` is the URL the status recorded: it saves a GetQueueUrl per
-/// resync. `known_before` says whether the status recorded this queue at all
-/// (a missing queue is then `Recreated`, not `Created`).
-pub async fn ensure(
-    target: &Target<'_>,
-    desired: &DesiredQueue,
-    known_url: Option<&str>,
-    known_before: bool,
-    notices: &mut Vec<Notice>,
-) -> Result<Queue, Halt> {
-    let sqs = &target.aws.sqs;
-    let Some((url, attributes)) = find(sqs, &desired.name, known_url).await? else {
-        return create(target, desired, known_before, notices).await;
-    };
-    let tags = list_tags(sqs, &url).await?;
-    match common::claim(target, &desired.what(), &tags) {
-        Claim::Conflict(message) => return Err(Halt::blocked(Reason::NameConflict, message)),
-        Claim::Adopt => {
-            write_tags(sqs, &url, &common::tag_changes(target.owner, &tags)).await?;
-            notices.push(common::adopted(&desired.what()));
+/// How one queue is named: its physical name, and the URL the status
+/// recorded (it saves a GetQueueUrl per resync; trusted only for this name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueId<'a> {
+    pub name: String,
+    pub known_url: Option<&'a str>,
+}
+
+/// A queue that exists: its address and its attributes as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub url: String,
+    pub arn: String,
+    pub attributes: Attributes,
+}
+
+/// SQS queues, as a [`Kind`].
+#[derive(Debug, Clone, Copy)]
+pub struct Queues<'a> {
+    sqs: &'a aws_sdk_sqs::Client,
+}
+
+impl<'a> Queues<'a> {
+    pub fn of(target: &Target<'a>) -> Self {
+        Self {
+            sqs: &target.aws.sqs,
         }
-        Claim::Ours => {
-            let changes = common::tag_changes(target.owner, &tags);
-            if !changes.is_empty() {
-                write_tags(sqs, &url, &changes).await?;
-                notices.push(common::changed(
-                    target,
-                    format!("{}: restored tags {}", desired.what(), changes.describe()),
-                ));
-            }
+    }
+}
+
+impl<'a> Kind for Queues<'a> {
+    type Id = QueueId<'a>;
+    type Desired = DesiredQueue;
+    type Found = Queue;
+    type Actual = Attributes;
+    /// One SetQueueAttributes carries every attribute that differs.
+    type Change = Vec<AttributeChange>;
+
+    const MAX_CHANGES_PER_PASS: usize = 1;
+
+    fn what(id: &QueueId<'a>) -> String {
+        format!("SQS queue {}", id.name)
+    }
+
+    async fn find(&self, id: &QueueId<'a>) -> Result<Option<Queue>, Halt> {
+        let Some((url, attributes)) = find(self.sqs, &id.name, id.known_url).await? else {
+            return Ok(None);
+        };
+        let arn = attributes
+            .get(&QueueAttributeName::QueueArn)
+            .cloned()
+            .ok_or_else(|| {
+                Halt::progressing(
+                    Reason::AwsError,
+                    format!("{} reported no QueueArn; retrying", Self::what(id)),
+                )
+            })?;
+        Ok(Some(Queue {
+            url,
+            arn,
+            attributes,
+        }))
+    }
+
+    async fn tags(&self, queue: &Queue) -> Result<Option<Tags>, AwsError> {
+        match self
+            .sqs
+            .list_queue_tags()
+            .queue_url(&queue.url)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(output.tags.unwrap_or_default().into_iter().collect())),
+            Err(error) => not_found_is_none(AwsError::from_sdk(SERVICE, "ListQueueTags", error)),
         }
     }
 
-    let changes = attribute_changes(desired, &attributes);
-    if !changes.is_empty() {
-        set_attributes(sqs, &url, desired, &changes).await?;
-        let described: Vec<String> = changes.iter().map(AttributeChange::describe).collect();
-        notices.push(common::changed(
-            target,
-            format!("{}: set {}", desired.what(), described.join(", ")),
-        ));
+    /// Read with the queue already.
+    async fn observe(&self, queue: &Queue, _: &DesiredQueue) -> Result<Attributes, Halt> {
+        Ok(queue.attributes.clone())
     }
-    let arn = attributes
-        .get(&QueueAttributeName::QueueArn)
-        .cloned()
-        .ok_or_else(|| {
+
+    fn plan(desired: &DesiredQueue, actual: &Attributes) -> Result<Option<Self::Change>, Halt> {
+        let changes = attribute_changes(desired, actual);
+        Ok((!changes.is_empty()).then_some(changes))
+    }
+
+    fn effect(what: &str, changes: &Self::Change) -> Effect {
+        let described: Vec<String> = changes.iter().map(AttributeChange::describe).collect();
+        Effect::Changed(format!("{what}: set {}", described.join(", ")))
+    }
+
+    /// Attributes and tags go in the same call: there is no moment at which
+    /// the queue exists without our ownership tags, whatever happens next.
+    async fn create(
+        &self,
+        id: &QueueId<'a>,
+        desired: &DesiredQueue,
+        tags: &Tags,
+    ) -> Result<Queue, Halt> {
+        let what = Self::what(id);
+        let mut request = self
+            .sqs
+            .create_queue()
+            .queue_name(&id.name)
+            .set_tags(Some(tags.clone().into_iter().collect()));
+        for (name, value) in desired.attributes() {
+            request = request.attributes(name, value);
+        }
+        let url = match request.send().await {
+            Ok(output) => output.queue_url,
+            Err(error) => {
+                let error = AwsError::from_sdk(SERVICE, "CreateQueue", error);
+                return Err(creation_refused(&what, error));
+            }
+        };
+        let url = url.ok_or_else(|| {
             Halt::progressing(
-                Reason::AwsError,
-                format!("{} reported no QueueArn; retrying", desired.what()),
+                Reason::Creating,
+                format!("CreateQueue returned no URL for {what}"),
             )
         })?;
-    Ok(Queue { url, arn })
-}
-
-/// Deletes the queue if it is ours. `Ok(None)`: gone (or never ours to
-/// delete); `Ok(Some(message))`: deletion under way, check again.
-pub async fn delete(
-    target: &Target<'_>,
-    name: &str,
-    known_url: Option<&str>,
-) -> Result<Option<String>, AwsError> {
-    let sqs = &target.aws.sqs;
-    let Some((url, _)) = find(sqs, name, known_url).await? else {
-        return Ok(None);
-    };
-    if !common::is_ours(target, &list_tags(sqs, &url).await?) {
-        return Ok(None);
+        let attributes = attributes(self.sqs, &url).await?.unwrap_or_default();
+        let arn = attributes
+            .get(&QueueAttributeName::QueueArn)
+            .cloned()
+            .ok_or_else(|| {
+                Halt::progressing(Reason::Creating, format!("{what} is being created"))
+            })?;
+        Ok(Queue {
+            url,
+            arn,
+            attributes,
+        })
     }
-    match sqs.delete_queue().queue_url(&url).send().await {
-        Ok(_) => Ok(Some(format!("SQS queue {name} is being deleted"))),
-        Err(error) => {
-            let error = AwsError::from_sdk(SERVICE, "DeleteQueue", error);
-            if error.is_not_found() {
-                Ok(None)
-            } else {
-                Err(error)
-            }
+
+    async fn tag(&self, queue: &Queue, tags: &Tags) -> Result<(), AwsError> {
+        self.sqs
+            .tag_queue()
+            .queue_url(&queue.url)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "TagQueue", e))?;
+        Ok(())
+    }
+
+    async fn untag(&self, queue: &Queue, keys: &[String]) -> Result<(), AwsError> {
+        self.sqs
+            .untag_queue()
+            .queue_url(&queue.url)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "UntagQueue", e))?;
+        Ok(())
+    }
+
+    async fn act(
+        &self,
+        queue: &Queue,
+        desired: &DesiredQueue,
+        mut actual: Attributes,
+        changes: &Self::Change,
+    ) -> Result<Attributes, Halt> {
+        let mut request = self.sqs.set_queue_attributes().queue_url(&queue.url);
+        for change in changes {
+            request = request.attributes(change.name.clone(), change.value.clone());
         }
+        // moto 5 drops a queue's policy on any SetQueueAttributes that leaves
+        // Policy out; re-sending the declared policy costs nothing on AWS and
+        // keeps one write from causing another.
+        if let PolicyWant::Document(document) = &desired.policy
+            && !changes.iter().any(|c| c.name == QueueAttributeName::Policy)
+        {
+            request = request.attributes(QueueAttributeName::Policy, document.to_string());
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "SetQueueAttributes", e))?;
+        for change in changes {
+            actual.insert(change.name.clone(), change.value.clone());
+        }
+        Ok(actual)
     }
-}
 
-/// Tags the queue as retained if it is ours; its ARN when it exists.
-pub async fn retain(
-    target: &Target<'_>,
-    name: &str,
-    known_url: Option<&str>,
-) -> Result<Option<String>, AwsError> {
-    let sqs = &target.aws.sqs;
-    let Some((url, attributes)) = find(sqs, name, known_url).await? else {
-        return Ok(None);
-    };
-    let tags = list_tags(sqs, &url).await?;
-    if common::is_ours(target, &tags)
-        && let Some((key, value)) = common::retained_tag(&tags)
-    {
-        let changes = common::TagChanges {
-            set: BTreeMap::from([(key, value)]),
-            remove: Vec::new(),
-        };
-        write_tags(sqs, &url, &changes).await?;
+    async fn delete(&self, queue: &Queue) -> Result<Deletion, AwsError> {
+        self.sqs
+            .delete_queue()
+            .queue_url(&queue.url)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(SERVICE, "DeleteQueue", e))?;
+        Ok(Deletion::Started)
     }
-    Ok(attributes.get(&QueueAttributeName::QueueArn).cloned())
-}
-
-/// The queue's ARN, if it exists (read only).
-pub async fn arn(
-    target: &Target<'_>,
-    name: &str,
-    known_url: Option<&str>,
-) -> Result<Option<String>, AwsError> {
-    let found = find(&target.aws.sqs, name, known_url).await?;
-    Ok(found.and_then(|(_, attributes)| attributes.get(&QueueAttributeName::QueueArn).cloned()))
 }
 
 // ------------------------------------------------------------------ calls
 
 type Attributes = HashMap<QueueAttributeName, String>;
+
+/// `Ok(None)` for a "not found" error, the error otherwise.
+fn not_found_is_none<T>(error: AwsError) -> Result<Option<T>, AwsError> {
+    if error.is_not_found() {
+        Ok(None)
+    } else {
+        Err(error)
+    }
+}
 
 /// The queue's URL and attributes, or `None` when no queue has this name.
 async fn find(
@@ -281,13 +361,7 @@ async fn find(
     }
     let url = match sqs.get_queue_url().queue_name(name).send().await {
         Ok(output) => output.queue_url,
-        Err(error) => {
-            let error = AwsError::from_sdk(SERVICE, "GetQueueUrl", error);
-            if error.is_not_found() {
-                return Ok(None);
-            }
-            return Err(error);
-        }
+        Err(error) => return not_found_is_none(AwsError::from_sdk(SERVICE, "GetQueueUrl", error)),
     };
     let Some(url) = url else {
         return Ok(None);
@@ -304,124 +378,12 @@ async fn attributes(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Option<Attri
         .await
     {
         Ok(output) => Ok(Some(output.attributes.unwrap_or_default())),
-        Err(error) => {
-            let error = AwsError::from_sdk(SERVICE, "GetQueueAttributes", error);
-            if error.is_not_found() {
-                Ok(None)
-            } else {
-                Err(error)
-            }
-        }
+        Err(error) => not_found_is_none(AwsError::from_sdk(SERVICE, "GetQueueAttributes", error)),
     }
-}
-
-async fn list_tags(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-) -> Result<BTreeMap<String, String>, AwsError> {
-    let output = sqs
-        .list_queue_tags()
-        .queue_url(url)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(SERVICE, "ListQueueTags", e))?;
-    Ok(output.tags.unwrap_or_default().into_iter().collect())
-}
-
-async fn write_tags(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-    changes: &common::TagChanges,
-) -> Result<(), AwsError> {
-    // Tag before untag: ownership is never missing in between.
-    if !changes.set.is_empty() {
-        sqs.tag_queue()
-            .queue_url(url)
-            .set_tags(Some(changes.set.clone().into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(SERVICE, "TagQueue", e))?;
-    }
-    if !changes.remove.is_empty() {
-        sqs.untag_queue()
-            .queue_url(url)
-            .set_tag_keys(Some(changes.remove.clone()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(SERVICE, "UntagQueue", e))?;
-    }
-    Ok(())
-}
-
-async fn set_attributes(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-    desired: &DesiredQueue,
-    changes: &[AttributeChange],
-) -> Result<(), AwsError> {
-    let mut request = sqs.set_queue_attributes().queue_url(url);
-    for change in changes {
-        request = request.attributes(change.name.clone(), change.value.clone());
-    }
-    // moto 5 drops a queue's policy on any SetQueueAttributes that leaves
-    // Policy out; re-sending the declared policy costs nothing on AWS and
-    // keeps one write from causing another.
-    if let PolicyWant::Document(document) = &desired.policy
-        && !changes.iter().any(|c| c.name == QueueAttributeName::Policy)
-    {
-        request = request.attributes(QueueAttributeName::Policy, document.to_string());
-    }
-    request
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(SERVICE, "SetQueueAttributes", e))?;
-    Ok(())
-}
-
-async fn create(
-    target: &Target<'_>,
-    desired: &DesiredQueue,
-    known_before: bool,
-    notices: &mut Vec<Notice>,
-) -> Result<Queue, Halt> {
-    let sqs = &target.aws.sqs;
-    // Attributes and tags go in the same call: there is no moment at which
-    // the queue exists without our ownership tags, whatever happens next.
-    let mut request = sqs
-        .create_queue()
-        .queue_name(&desired.name)
-        .set_tags(Some(target.owner.tags().into_iter().collect()));
-    for (name, value) in desired.attributes() {
-        request = request.attributes(name, value);
-    }
-    let url = match request.send().await {
-        Ok(output) => output.queue_url,
-        Err(error) => {
-            let error = AwsError::from_sdk(SERVICE, "CreateQueue", error);
-            return Err(creation_refused(desired, error));
-        }
-    };
-    let url = url.ok_or_else(|| {
-        Halt::progressing(
-            Reason::Creating,
-            format!("CreateQueue returned no URL for {}", desired.what()),
-        )
-    })?;
-    notices.push(common::created(known_before, &desired.what()));
-    let arn = attributes(sqs, &url)
-        .await?
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or_else(|| {
-            Halt::progressing(
-                Reason::Creating,
-                format!("{} is being created", desired.what()),
-            )
-        })?;
-    Ok(Queue { url, arn })
 }
 
 /// CreateQueue errors that only mean "not yet".
-fn creation_refused(desired: &DesiredQueue, error: AwsError) -> Halt {
+fn creation_refused(what: &str, error: AwsError) -> Halt {
     let code = error.code.as_deref().unwrap_or_default();
     let code = code.rsplit('.').next().unwrap_or(code);
     match code {
@@ -429,18 +391,14 @@ fn creation_refused(desired: &DesiredQueue, error: AwsError) -> Halt {
         "QueueDeletedRecently" => Halt::progressing(
             Reason::Creating,
             format!(
-                "{} was deleted less than 60 s ago and SQS does not allow the name yet; retrying",
-                desired.what()
+                "{what} was deleted less than 60 s ago and SQS does not allow the name yet; retrying"
             ),
         ),
         // Someone created the name between our lookup and our create: the
         // next pass looks at it (and checks its owner) again.
         "QueueAlreadyExists" | "QueueNameExists" => Halt::progressing(
             Reason::Creating,
-            format!(
-                "{} appeared while being created; checking it again",
-                desired.what()
-            ),
+            format!("{what} appeared while being created; checking it again"),
         ),
         _ => Halt::Aws(error),
     }
@@ -455,7 +413,6 @@ mod tests {
 
     fn desired() -> DesiredQueue {
         DesiredQueue {
-            name: "q".into(),
             visibility_timeout: Some(60),
             retention: 345_600,
             redrive: Some(Redrive {
@@ -536,7 +493,6 @@ mod tests {
     #[test]
     fn undeclared_attributes_are_left_alone() {
         let dlq = DesiredQueue {
-            name: "dlq".into(),
             visibility_timeout: None,
             retention: 345_600,
             redrive: None,

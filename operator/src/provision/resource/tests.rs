@@ -1,0 +1,433 @@
+//! The one resource path, over a kind that lives in memory: ownership
+//! plans, then whole passes with every write logged.
+
+use super::*;
+use crate::aws::AwsClients;
+use crate::crd::{MovieAppSpec, MovieAppStatus};
+use crate::naming::AppId;
+
+fn owner() -> Owner {
+    Owner {
+        uid: "uid-1".into(),
+        namespace: "movies".into(),
+        name: "app".into(),
+    }
+}
+
+/// What a [`Target`] borrows.
+struct Parts {
+    aws: AwsClients,
+    owner: Owner,
+    spec: MovieAppSpec,
+}
+
+impl Parts {
+    fn new() -> Self {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        Self {
+            aws: AwsClients::from_config("us-east-1", &config),
+            owner: owner(),
+            spec: serde_json::from_value(serde_json::json!({})).expect("every field has a default"),
+        }
+    }
+
+    fn target(&self, adopt: bool) -> Target<'_> {
+        Target {
+            aws: &self.aws,
+            owner: &self.owner,
+            id: AppId {
+                namespace: "movies",
+                name: "app",
+            },
+            spec: &self.spec,
+            adopt,
+            previous: None,
+            generation: None,
+        }
+    }
+}
+
+fn with_target<R>(adopt: bool, f: impl FnOnce(&Target<'_>) -> R) -> R {
+    f(&Parts::new().target(adopt))
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Tags {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Every ownership case: the tags found, whether adoption was asked
+/// for, and the plan (`Err` = a conflict whose message has this text).
+#[test]
+fn ownership_plans_follow_the_tags() {
+    let o = owner();
+    let complete = o.tags();
+    let mut retained_here = complete.clone();
+    retained_here.insert(tags::UID.into(), "old-uid".into());
+    retained_here.insert(tags::RETAINED.into(), "true".into());
+    let mut retained_elsewhere = retained_here.clone();
+    retained_elsewhere.insert(tags::NAMESPACE.into(), "other".into());
+    let mut ours_retained = complete.clone();
+    ours_retained.insert(tags::RETAINED.into(), "true".into());
+    let partial = tags(&[(tags::UID, "uid-1")]);
+    let foreign = tags(&[(tags::UID, "uid-2"), (tags::NAME, "app")]);
+    let untagged = tags(&[("team", "data")]);
+
+    type Expected = Result<Option<Reason>, &'static str>;
+    let cases: [(&str, &Tags, bool, Expected); 12] = [
+        ("ours", &complete, false, Ok(None)),
+        ("ours, adopt", &complete, true, Ok(None)),
+        (
+            "ours, tags missing",
+            &partial,
+            false,
+            Ok(Some(Reason::DriftRepaired)),
+        ),
+        (
+            "ours, retained marker",
+            &ours_retained,
+            false,
+            Ok(Some(Reason::DriftRepaired)),
+        ),
+        ("foreign", &foreign, false, Err("uid-2")),
+        ("foreign, adopt", &foreign, true, Err("uid-2")),
+        (
+            "untagged",
+            &untagged,
+            false,
+            Err("movieapp.io/adopt: \"true\""),
+        ),
+        (
+            "untagged, adopt",
+            &untagged,
+            true,
+            Ok(Some(Reason::Adopted)),
+        ),
+        ("retained here", &retained_here, false, Err("retained")),
+        (
+            "retained here, adopt",
+            &retained_here,
+            true,
+            Ok(Some(Reason::Adopted)),
+        ),
+        (
+            "retained elsewhere",
+            &retained_elsewhere,
+            false,
+            Err("old-uid"),
+        ),
+        (
+            "retained elsewhere, adopt",
+            &retained_elsewhere,
+            true,
+            Err("old-uid"),
+        ),
+    ];
+    for (case, found, adopt, expected) in cases {
+        with_target(adopt, |t| {
+            let plan = ownership(t, "queue q", found);
+            match (&plan, expected) {
+                (Ok(plan), Ok(reason)) => {
+                    assert_eq!(plan.as_ref().map(|(_, n)| n.reason), reason, "{case}");
+                }
+                (Err(halt), Err(text)) => {
+                    assert!(halt.is_conflict(), "{case}: {halt:?}");
+                    assert!(halt.message().contains(text), "{case}: {}", halt.message());
+                }
+                _ => panic!("{case}: {plan:?}"),
+            }
+        });
+    }
+}
+
+#[test]
+fn tag_changes_add_missing_tags_and_drop_the_retained_marker() {
+    let o = owner();
+    let complete = o.tags();
+    assert!(tag_changes(&o, &complete).is_empty());
+    let mut retained = complete.clone();
+    retained.insert(tags::RETAINED.into(), "true".into());
+    let changes = tag_changes(&o, &retained);
+    assert!(changes.set.is_empty());
+    assert_eq!(changes.remove, [tags::RETAINED]);
+    assert_eq!(tag_changes(&o, &tags(&[("other", "x")])).set, o.tags());
+    assert!(is_ours(&o, &complete) && !is_ours(&o, &tags(&[])));
+}
+
+#[test]
+fn retained_tag_is_written_once() {
+    assert!(retained_tag(&tags(&[])).is_some());
+    assert!(retained_tag(&tags(&[(tags::RETAINED, "true")])).is_none());
+}
+
+#[test]
+fn notices_tell_spec_changes_from_drift() {
+    with_target(false, |t| {
+        assert_eq!(changed(t, "x".into()).reason, Reason::DriftRepaired);
+        let previous = MovieAppStatus {
+            observed_generation: Some(1),
+            ..MovieAppStatus::default()
+        };
+        let same = Target {
+            previous: Some(&previous),
+            generation: Some(1),
+            ..*t
+        };
+        assert_eq!(changed(&same, "x".into()).reason, Reason::DriftRepaired);
+        let edited = Target {
+            generation: Some(2),
+            ..same
+        };
+        assert_eq!(changed(&edited, "x".into()).reason, Reason::Updated);
+        let removed = notice(t, Effect::Removed("gone".into()));
+        assert_eq!(removed, Notice::new(Reason::Deleted, "gone"));
+    });
+    assert_eq!(created(false, "t").reason, Reason::Created);
+    assert_eq!(created(true, "t").reason, Reason::Recreated);
+}
+
+// ------------------------------------------------------------------ the path
+
+/// A kind whose one resource lives in memory: a number that `plan`
+/// moves one step at a time towards the declared one (a negative one
+/// can never be reached), with every write logged.
+#[derive(Debug, Default)]
+struct Counter {
+    resource: std::sync::Mutex<Option<(Tags, i32)>>,
+    writes: std::sync::Mutex<Vec<String>>,
+}
+
+impl Counter {
+    fn existing(tags: Tags, value: i32) -> Self {
+        let counter = Self::default();
+        *counter.resource.lock().expect("lock") = Some((tags, value));
+        counter
+    }
+
+    fn write(&self, what: String, change: impl FnOnce(&mut Option<(Tags, i32)>)) {
+        change(&mut self.resource.lock().expect("lock"));
+        self.writes.lock().expect("lock").push(what);
+    }
+
+    fn writes(&self) -> Vec<String> {
+        self.writes.lock().expect("lock").clone()
+    }
+
+    fn read(&self) -> Option<(Tags, i32)> {
+        self.resource.lock().expect("lock").clone()
+    }
+}
+
+impl Kind for Counter {
+    type Id = &'static str;
+    type Desired = i32;
+    type Found = ();
+    type Actual = i32;
+    type Change = i32;
+    const MAX_CHANGES_PER_PASS: usize = 2;
+
+    fn what(id: &&'static str) -> String {
+        format!("counter {id}")
+    }
+
+    async fn find(&self, _: &&'static str) -> Result<Option<()>, Halt> {
+        Ok(self.read().map(|_| ()))
+    }
+
+    async fn tags(&self, _: &()) -> Result<Option<Tags>, AwsError> {
+        Ok(self.read().map(|(tags, _)| tags))
+    }
+
+    async fn observe(&self, _: &(), _: &i32) -> Result<i32, Halt> {
+        Ok(self.read().map_or(0, |(_, value)| value))
+    }
+
+    fn plan(desired: &i32, actual: &i32) -> Result<Option<i32>, Halt> {
+        if *desired < 0 {
+            return Err(Halt::blocked(
+                Reason::IncompatibleTable,
+                "cannot go below 0",
+            ));
+        }
+        Ok((actual != desired).then(|| actual + (desired - actual).signum()))
+    }
+
+    fn effect(what: &str, change: &i32) -> Effect {
+        Effect::Changed(format!("{what}: set to {change}"))
+    }
+
+    async fn create(&self, _: &&'static str, desired: &i32, tags: &Tags) -> Result<(), Halt> {
+        self.write(format!("create {desired}"), |r| {
+            *r = Some((tags.clone(), *desired))
+        });
+        Ok(())
+    }
+
+    async fn tag(&self, _: &(), tags: &Tags) -> Result<(), AwsError> {
+        let keys: Vec<&String> = tags.keys().collect();
+        self.write(format!("tag {keys:?}"), |r| {
+            if let Some((existing, _)) = r {
+                existing.extend(tags.clone());
+            }
+        });
+        Ok(())
+    }
+
+    async fn untag(&self, _: &(), keys: &[String]) -> Result<(), AwsError> {
+        self.write(format!("untag {keys:?}"), |r| {
+            if let Some((existing, _)) = r {
+                existing.retain(|k, _| !keys.contains(k));
+            }
+        });
+        Ok(())
+    }
+
+    async fn act(&self, _: &(), _: &i32, _: i32, change: &i32) -> Result<i32, Halt> {
+        self.write(format!("set {change}"), |r| {
+            if let Some((_, value)) = r {
+                *value = *change;
+            }
+        });
+        Ok(*change)
+    }
+
+    async fn delete(&self, _: &()) -> Result<Deletion, AwsError> {
+        self.write("delete".to_owned(), |r| *r = None);
+        Ok(Deletion::Started)
+    }
+}
+
+/// The counter `c`, declared at `desired`.
+fn declared(desired: &i32, recorded: bool) -> Declared<'_, Counter> {
+    Declared {
+        id: &"c",
+        desired,
+        recorded,
+    }
+}
+
+fn reasons(notices: &[Notice]) -> Vec<Reason> {
+    notices.iter().map(|n| n.reason).collect()
+}
+
+#[tokio::test]
+async fn a_missing_resource_is_created_with_the_ownership_tags() {
+    let parts = Parts::new();
+    let counter = Counter::default();
+    let outcome = ensure(&counter, &parts.target(false), declared(&1, false)).await;
+    assert!(outcome.result.is_ok(), "{outcome:?}");
+    assert_eq!(reasons(&outcome.notices), [Reason::Created]);
+    assert_eq!(counter.writes(), ["create 1"]);
+    assert_eq!(counter.read(), Some((parts.owner.tags(), 1)));
+    let recreated = ensure(
+        &Counter::default(),
+        &parts.target(false),
+        declared(&1, true),
+    )
+    .await;
+    assert_eq!(reasons(&recreated.notices), [Reason::Recreated]);
+}
+
+#[tokio::test]
+async fn changes_are_applied_one_at_a_time_up_to_the_bound() {
+    let parts = Parts::new();
+    let counter = Counter::existing(parts.owner.tags(), 0);
+    let outcome = ensure(&counter, &parts.target(false), declared(&3, false)).await;
+    let Err(stopped) = outcome.result else {
+        panic!("three steps exceed the bound of two: {outcome:?}");
+    };
+    assert!(stopped.value.is_some(), "the resource is known");
+    assert!(stopped.halt.message().contains("more changes follow"));
+    assert_eq!(counter.writes(), ["set 1", "set 2"]);
+    assert_eq!(
+        reasons(&outcome.notices),
+        [Reason::DriftRepaired, Reason::DriftRepaired]
+    );
+    assert_eq!(outcome.notices[1].message, "counter c: set to 2");
+    // The next pass finishes; the one after writes nothing.
+    let next = ensure(&counter, &parts.target(false), declared(&3, false)).await;
+    assert!(next.result.is_ok() && next.notices.len() == 1);
+    let steady = ensure(&counter, &parts.target(false), declared(&3, false)).await;
+    assert!(steady.result.is_ok() && steady.notices.is_empty());
+    assert_eq!(counter.writes().len(), 3);
+}
+
+#[tokio::test]
+async fn what_can_never_match_is_blocked_with_the_resource_named() {
+    let parts = Parts::new();
+    let counter = Counter::existing(parts.owner.tags(), 0);
+    let outcome = ensure(&counter, &parts.target(false), declared(&-1, false)).await;
+    let Err(stopped) = outcome.result else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(stopped.halt.message(), "counter c: cannot go below 0");
+    assert!(counter.writes().is_empty());
+}
+
+#[tokio::test]
+async fn a_foreign_resource_is_never_written() {
+    let parts = Parts::new();
+    let foreign = tags(&[(tags::UID, "uid-2")]);
+    for adopt in [false, true] {
+        let counter = Counter::existing(foreign.clone(), 0);
+        let target = parts.target(adopt);
+        let outcome = ensure(&counter, &target, declared(&3, false)).await;
+        assert!(matches!(&outcome.result, Err(s) if s.halt.is_conflict()));
+        assert_eq!(delete(&counter, &target, &"c").await.ok(), Some(None));
+        assert!(retain(&counter, &target, &"c").await.is_ok());
+        assert!(counter.writes().is_empty(), "{:?}", counter.writes());
+    }
+}
+
+#[tokio::test]
+async fn adoption_tags_before_it_untags_then_settles() {
+    let parts = Parts::new();
+    let mut retained = parts.owner.tags();
+    retained.insert(tags::UID.into(), "old-uid".into());
+    retained.insert(tags::RETAINED.into(), "true".into());
+    let counter = Counter::existing(retained, 0);
+    let outcome = ensure(&counter, &parts.target(true), declared(&1, false)).await;
+    assert!(outcome.result.is_ok(), "{outcome:?}");
+    assert_eq!(
+        reasons(&outcome.notices),
+        [Reason::Adopted, Reason::DriftRepaired]
+    );
+    assert_eq!(
+        counter.writes(),
+        [
+            format!("tag {:?}", [tags::UID]),
+            format!("untag {:?}", [tags::RETAINED]),
+            "set 1".to_owned()
+        ]
+    );
+    assert_eq!(counter.read(), Some((parts.owner.tags(), 1)));
+}
+
+#[tokio::test]
+async fn deletion_and_retention_touch_only_what_is_ours() {
+    let parts = Parts::new();
+    let target = parts.target(false);
+    let counter = Counter::existing(parts.owner.tags(), 0);
+    assert!(
+        retain(&counter, &target, &"c")
+            .await
+            .is_ok_and(|f| f.is_some())
+    );
+    assert!(retain(&counter, &target, &"c").await.is_ok());
+    let mut retained = parts.owner.tags();
+    retained.insert(tags::RETAINED.into(), "true".into());
+    assert_eq!(counter.read(), Some((retained, 0)));
+    assert_eq!(
+        delete(&counter, &target, &"c").await.ok(),
+        Some(Some("counter c is being deleted".to_owned()))
+    );
+    assert_eq!(delete(&counter, &target, &"c").await.ok(), Some(None));
+    assert_eq!(
+        counter.writes(),
+        [format!("tag {:?}", [tags::RETAINED]), "delete".to_owned()]
+    );
+}
