@@ -164,6 +164,11 @@ pub struct TmdbSettings {
     /// One more TMDB call per client is allowed after this long.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub tmdb_client_refill: Duration,
+    /// Largest TMDB answer read, in bytes (TMDB's pages are about 15 KB); a
+    /// larger or endless one is dropped unread and counts as `too_large`.
+    #[arg(long, default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(4096..=64 * 1024 * 1024))]
+    pub tmdb_max_response_bytes: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -496,11 +496,12 @@ where
 /// TMDB's own words (and whether our key was refused) stay in the log.
 fn upstream_error(error: TmdbError, what: &str) -> AppError {
     match error {
-        TmdbError::Unauthorized(_) | TmdbError::Rejected { .. } | TmdbError::Malformed(_) => {
-            AppError::BadGateway(format!(
-                "cannot load {what}: the movie database gave an answer we cannot use"
-            ))
-        }
+        TmdbError::Unauthorized(_)
+        | TmdbError::Rejected { .. }
+        | TmdbError::Malformed(_)
+        | TmdbError::TooLarge { .. } => AppError::BadGateway(format!(
+            "cannot load {what}: the movie database gave an answer we cannot use"
+        )),
         TmdbError::RateLimited { retry_after } => AppError::Unavailable {
             detail: format!(
                 "cannot load {what}: the movie database is busy and nothing is cached; try again later"

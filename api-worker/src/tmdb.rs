@@ -28,6 +28,8 @@ pub enum TmdbError {
     Rejected { status: u16, message: String },
     #[error("TMDB sent a response we cannot read: {0}")]
     Malformed(String),
+    #[error("TMDB sent a response larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
 }
 
 impl TmdbError {
@@ -40,6 +42,7 @@ impl TmdbError {
             Self::Unavailable(_) => "unavailable",
             Self::Rejected { .. } => "rejected",
             Self::Malformed(_) => "malformed",
+            Self::TooLarge { .. } => "too_large",
         }
     }
 
@@ -141,8 +144,12 @@ pub struct TmdbClient {
     pacer: Pacer,
     attempt_timeout: Duration,
     max_attempts: u32,
+    max_response_bytes: u64,
     metrics: Metrics,
 }
+
+/// How much of an error answer is read for TMDB's `status_message`.
+const ERROR_BODY_LIMIT: u64 = 16 * 1024;
 
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
@@ -161,6 +168,7 @@ impl TmdbClient {
             pacer: Pacer::new(Rate::per_second(settings.tmdb_requests_per_second)),
             attempt_timeout: settings.tmdb_attempt_timeout,
             max_attempts: settings.tmdb_max_attempts,
+            max_response_bytes: settings.tmdb_max_response_bytes,
             metrics,
         })
     }
@@ -286,10 +294,7 @@ impl TmdbClient {
             .map_err(|e| TmdbError::Unavailable(describe(&e)))?;
         let status = response.status();
         if status.is_success() {
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| TmdbError::Unavailable(describe(&e)))?;
+            let bytes = read_capped(response, self.max_response_bytes).await?;
             return serde_json::from_slice(&bytes).map_err(|e| TmdbError::Malformed(e.to_string()));
         }
         let retry_after = response
@@ -313,14 +318,40 @@ impl TmdbClient {
     }
 }
 
+/// The body of `response`, refused as soon as it is known to exceed `limit`
+/// bytes: from `Content-Length` before reading, or while reading a body
+/// without one. Memory held never exceeds `limit` plus one chunk.
+async fn read_capped(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, TmdbError> {
+    let too_large = TmdbError::TooLarge { limit };
+    let announced = response.content_length();
+    if announced.is_some_and(|length| length > limit) {
+        return Err(too_large);
+    }
+    let capacity = usize::try_from(announced.unwrap_or(0).min(limit)).unwrap_or(0);
+    let mut body = Vec::with_capacity(capacity);
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| TmdbError::Unavailable(describe(&e)))?
+    {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// TMDB's own error text (`status_message`), when it sent one.
 async fn status_message(response: reqwest::Response) -> String {
     #[derive(Deserialize)]
     struct Body {
         status_message: Option<String>,
     }
-    let text = response.text().await.unwrap_or_default();
-    serde_json::from_str::<Body>(&text)
+    let text = read_capped(response, ERROR_BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    serde_json::from_slice::<Body>(&text)
         .ok()
         .and_then(|b| b.status_message)
         .unwrap_or_default()

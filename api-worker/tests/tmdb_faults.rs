@@ -279,3 +279,50 @@ async fn concurrent_misses_for_one_key_make_one_tmdb_call() {
         );
     }
 }
+
+/// `movieapp_tmdb_requests_total` for one endpoint and outcome, 0 if absent.
+fn tmdb_requests(state: &api_worker::AppState, endpoint: &str, outcome: &str) -> u64 {
+    let metrics = state.metrics.encode().expect("metrics");
+    let prefix =
+        format!(r#"movieapp_tmdb_requests_total{{endpoint="{endpoint}",outcome="{outcome}"}} "#);
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |n| n.parse().expect("a count"))
+}
+
+#[tokio::test]
+async fn an_answer_over_the_size_cap_is_refused_before_it_is_read() {
+    let faults = Faults::take().await;
+    let fx = Fixture::new("tmdb-huge").await;
+    let (state, app) = fx.app(&[]);
+    // 100 KB of padding is under the default cap (1 MiB) and still served.
+    faults.set(json!({"pad_bytes": 100_000})).await;
+    let answer = get(&app, "/api/v1/movies/550").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["title"], "Fight Club");
+    // 4 MiB is not: a clear 502, counted as too_large, tried once.
+    faults.set(json!({"pad_bytes": 4 * 1024 * 1024})).await;
+    let answer = get(&app, "/api/v1/movies/603").await;
+    answer.assert_problem(502, "the movie database gave an answer we cannot use");
+    assert_eq!(tmdb_requests(&state, "details", "too_large"), 1);
+    assert_eq!(faults.counters().await["requests_by_kind"]["details"], 2);
+    // A search page the same.
+    get(&app, "/api/v1/movies/search?query=matrix")
+        .await
+        .assert_problem(502, "the movie database gave an answer we cannot use");
+    assert_eq!(tmdb_requests(&state, "search", "too_large"), 1);
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_cut_at_the_size_cap() {
+    let faults = Faults::take().await;
+    let fx = Fixture::new("tmdb-endless").await;
+    let (state, app) = fx.app(&["--tmdb-max-response-bytes=65536"]);
+    faults.set(json!({"endless_body": true})).await;
+    let answer = get(&app, "/api/v1/movies/680").await;
+    answer.assert_problem(502, "the movie database gave an answer we cannot use");
+    // Cut when the cap is passed (too_large, not a time-out), and not retried.
+    assert_eq!(tmdb_requests(&state, "details", "too_large"), 1);
+    assert_eq!(faults.counters().await["requests_by_kind"]["details"], 1);
+}

@@ -417,10 +417,72 @@ class FaultInjectionTest(StubTestCase):
         self.assertEqual(self.tmdb("/3/movie/550").status, 200)
 
 
+class ShapingTest(StubTestCase):
+    def test_pad_bytes_enlarges_every_successful_answer_by_a_padding_field(self) -> None:
+        plain = {path: self.tmdb(path) for path in ("/3/movie/popular", "/3/search/movie?query=dune", "/3/movie/550")}
+        self.assert_json(self.put_control({"pad_bytes": 100_000}), 200)
+        for path, before in plain.items():
+            with self.subTest(path=path):
+                after = self.tmdb(path)
+                data = self.assert_json(after, 200)
+                self.assertEqual(data.pop("padding"), "x" * 100_000)
+                self.assertEqual(data, before.json())
+                self.assertGreater(len(after.body), 100_000)
+        # Errors are not padded.
+        self.assert_json(self.tmdb("/3/movie/1"), 404, NOT_FOUND_BODY)
+
+    def test_overview_pad_bytes_lengthens_every_movie_overview(self) -> None:
+        before = self.tmdb("/3/movie/popular").json()["results"]
+        self.put_control({"overview_pad_bytes": 500})
+        after = self.tmdb("/3/movie/popular").json()["results"]
+        self.assertEqual(len(after), len(before))
+        for old, new in zip(before, after):
+            self.assertEqual(len(new["overview"]), len(old["overview"]) + 500)
+            self.assertTrue(new["overview"].startswith(old["overview"]))
+        details = self.tmdb("/3/movie/550").json()
+        self.assertTrue(details["overview"].endswith("x" * 499))
+
+    def test_search_matches_all_makes_every_query_a_full_page(self) -> None:
+        self.assertEqual(self.tmdb("/3/search/movie?query=zzqx-no-such-title").json()["total_results"], 0)
+        self.put_control({"search_matches_all": True})
+        for query in ("zzqx-no-such-title", "another one"):
+            data = self.tmdb(f"/3/search/movie?query={urllib.parse.quote(query)}").json()
+            self.assertEqual(len(data["results"]), 20)
+            self.assertEqual(data["total_results"], len(load_fixtures()))
+        # A blank query is still TMDB's empty page.
+        self.assertEqual(self.tmdb("/3/search/movie?query=").json()["results"], [])
+
+    def test_endless_body_streams_until_the_client_hangs_up(self) -> None:
+        self.put_control({"endless_body": True})
+        req = urllib.request.Request(f"{self.stub.base_url}/3/movie/550?api_key={API_KEY}")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            self.assertEqual(resp.status, 200)
+            self.assertIsNone(resp.headers.get("Content-Length"))
+            self.assertEqual(resp.headers.get("Transfer-Encoding"), "chunked")
+            start = resp.read(12)
+            self.assertEqual(start, b'{"padding":"')
+            # Far more than any answer TMDB sends, and still going.
+            read = 0
+            while read < 8 * 1024 * 1024:
+                read += len(resp.read(65536))
+            self.assertEqual(resp.read(16), b"x" * 16)
+        # Hanging up ends the answer; the stub serves the next request.
+        self.put_control({"endless_body": False})
+        self.assertEqual(self.tmdb("/3/movie/550").status, 200)
+
+    def test_bad_shaping_values_are_refused(self) -> None:
+        for body in ({"pad_bytes": -1}, {"pad_bytes": 64 * 1024 * 1024 + 1}, {"overview_pad_bytes": "big"},
+                     {"search_matches_all": 1}, {"endless_body": "yes"}):
+            with self.subTest(body=body):
+                self.assert_json(self.put_control(body), 400)
+        self.assertEqual(self.control_state()["settings"], ControlApiTest.DEFAULTS)
+
+
 class ControlApiTest(StubTestCase):
     DEFAULTS = {
         "latency_ms": 0, "fail_status": None, "fail_count": None,
         "rate_limit": False, "rate_limit_count": None, "retry_after_s": 1,
+        "pad_bytes": 0, "overview_pad_bytes": 0, "search_matches_all": False, "endless_body": False,
     }
 
     def test_get_reports_settings_and_counters(self) -> None:

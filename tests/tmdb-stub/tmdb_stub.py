@@ -38,6 +38,11 @@ JSON_CONTENT_TYPE: Final = "application/json;charset=utf-8"
 PAGE_SIZE: Final = 20
 MAX_PAGE: Final = 500  # TMDB rejects page numbers above 500 on every list endpoint.
 MAX_CONTROL_BODY: Final = 64 * 1024
+MAX_PAD_BYTES: Final = 64 * 1024 * 1024
+MAX_OVERVIEW_PAD_BYTES: Final = 1024 * 1024
+# An endless body stops here if the client never hangs up (1 GiB).
+ENDLESS_BODY_LIMIT: Final = 1024 * 1024 * 1024
+ENDLESS_CHUNK: Final = b"x" * 65536
 
 # The fields TMDB puts on list results (popular, search). Details-only fields
 # such as runtime, budget and tagline are absent there, and genres appear as
@@ -231,6 +236,28 @@ def paginate(movies: Sequence[Movie], page: int) -> JsonObject:
     }
 
 
+def shape(payload: JsonObject, shaping: Shaping) -> JsonObject:
+    """`payload` with every movie's overview lengthened and a padding field.
+
+    TMDB clients ignore fields they do not know, so `padding` makes a body
+    as large as asked without changing what it says; a longer overview
+    changes what a client keeps.
+    """
+    if shaping.overview_pad_bytes:
+        extra = " " + "x" * (shaping.overview_pad_bytes - 1)
+
+        def longer(movie: JsonObject) -> JsonObject:
+            return {**movie, "overview": movie["overview"] + extra}
+
+        if "results" in payload:
+            payload = {**payload, "results": [longer(movie) for movie in payload["results"]]}
+        elif "overview" in payload:
+            payload = longer(payload)
+    if shaping.pad_bytes:
+        payload = {**payload, "padding": "x" * shaping.pad_bytes}
+    return payload
+
+
 # --------------------------------------------------------------------------
 # Fault injection
 # --------------------------------------------------------------------------
@@ -248,6 +275,22 @@ class FaultSettings:
     rate_limit: bool = False
     rate_limit_count: int | None = None  # remaining 429s; None = every request
     retry_after_s: int = 1
+    # Shaping of successful answers (not faults): bodies as large as a test
+    # needs, one that never ends, and searches that always find a full page.
+    pad_bytes: int = 0
+    overview_pad_bytes: int = 0
+    search_matches_all: bool = False
+    endless_body: bool = False
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """How successful /3 answers are enlarged, as set through /__control."""
+
+    pad_bytes: int = 0
+    overview_pad_bytes: int = 0
+    search_matches_all: bool = False
+    endless_body: bool = False
 
 
 def _zero_by_kind() -> dict[str, int]:
@@ -308,6 +351,10 @@ SETTING_VALIDATORS: Final[Mapping[str, Validator]] = {
     "rate_limit": _bool_setting,
     "rate_limit_count": _int_setting(1, 1_000_000, nullable=True),
     "retry_after_s": _int_setting(0, 3600),
+    "pad_bytes": _int_setting(0, MAX_PAD_BYTES),
+    "overview_pad_bytes": _int_setting(0, MAX_OVERVIEW_PAD_BYTES),
+    "search_matches_all": _bool_setting,
+    "endless_body": _bool_setting,
 }
 
 
@@ -347,6 +394,12 @@ class FaultControl:
             self._settings = FaultSettings()
             self._counters = Counters()
         return self.snapshot()
+
+    def shaping(self) -> Shaping:
+        with self._lock:
+            settings = self._settings
+            return Shaping(settings.pad_bytes, settings.overview_pad_bytes, settings.search_matches_all,
+                           settings.endless_body)
 
     def admit(self, kind: str) -> tuple[float, InjectedFault | None]:
         """Count one /3 request; return its added delay (s) and fault, if any.
@@ -517,13 +570,14 @@ class StubHandler(BaseHTTPRequestHandler):
         if not self._authorized(query):
             self._send_tmdb_error(INVALID_API_KEY)
             return
+        shaping = self.server.control.shaping()
         match kind:
             case "popular":
-                self._popular(query)
+                self._popular(query, shaping)
             case "search":
-                self._search(query)
+                self._search(query, shaping)
             case "details":
-                self._details(path)
+                self._details(path, shaping)
             case _:
                 self._send_tmdb_error(NOT_FOUND)
 
@@ -538,14 +592,14 @@ class StubHandler(BaseHTTPRequestHandler):
         expected = self.server.api_key.encode()
         return any(hmac.compare_digest(key.encode(), expected) for key in presented)
 
-    def _popular(self, query: Mapping[str, list[str]]) -> None:
+    def _popular(self, query: Mapping[str, list[str]], shaping: Shaping) -> None:
         page = parse_page(first_value(query, "page"))
         if page is None:
             self._send_tmdb_error(INVALID_PAGE)
             return
-        self._send_json(HTTPStatus.OK, paginate(self.server.catalog.popular(), page))
+        self._send_shaped(paginate(self.server.catalog.popular(), page), shaping)
 
-    def _search(self, query: Mapping[str, list[str]]) -> None:
+    def _search(self, query: Mapping[str, list[str]], shaping: Shaping) -> None:
         page = parse_page(first_value(query, "page"))
         if page is None:
             self._send_tmdb_error(INVALID_PAGE)
@@ -553,17 +607,43 @@ class StubHandler(BaseHTTPRequestHandler):
         text = (first_value(query, "query") or "").strip()
         if not text:
             # TMDB answers a missing or blank query with an empty first page, not an error.
-            self._send_json(HTTPStatus.OK, {"page": 1, "results": [], "total_pages": 1, "total_results": 0})
+            self._send_shaped({"page": 1, "results": [], "total_pages": 1, "total_results": 0}, shaping)
             return
-        self._send_json(HTTPStatus.OK, paginate(self.server.catalog.search(text), page))
+        catalog = self.server.catalog
+        found = catalog.popular() if shaping.search_matches_all else catalog.search(text)
+        self._send_shaped(paginate(found, page), shaping)
 
-    def _details(self, path: str) -> None:
+    def _details(self, path: str, shaping: Shaping) -> None:
         raw_id = path.rsplit("/", 1)[-1]
         movie = self.server.catalog.get(int(raw_id)) if raw_id.isascii() and raw_id.isdigit() else None
         if movie is None:
             self._send_tmdb_error(NOT_FOUND)
         else:
-            self._send_json(HTTPStatus.OK, movie)
+            self._send_shaped(movie, shaping)
+
+    def _send_shaped(self, payload: JsonObject, shaping: Shaping) -> None:
+        """Send a successful answer, enlarged as the control settings say."""
+        if shaping.endless_body:
+            self._send_endless()
+        else:
+            self._send_json(HTTPStatus.OK, shape(payload, shaping))
+
+    def _send_endless(self) -> None:
+        """A 200 whose chunked body never ends: a JSON string that goes on
+        until the client hangs up (or ENDLESS_BODY_LIMIT is sent)."""
+        self.close_connection = True
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", JSON_CONTENT_TYPE)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"%x\r\n%s\r\n" % (len(ENDLESS_CHUNK), ENDLESS_CHUNK)
+        try:
+            self.wfile.write(b'%x\r\n{"padding":"\r\n' % len(b'{"padding":"'))
+            for _ in range(ENDLESS_BODY_LIMIT // len(ENDLESS_CHUNK)):
+                self.wfile.write(chunk)
+            self.wfile.write(b'2\r\n"}\r\n0\r\n\r\n')
+        except OSError:
+            pass  # the client hung up: what this mode is for
 
     # ---- I/O helpers ----------------------------------------------------
 
