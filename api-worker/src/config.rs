@@ -32,6 +32,8 @@ pub enum LogFormat {
     Text,
 }
 
+// One value, parsed once at start-up: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API and the web page.
@@ -232,6 +234,10 @@ pub struct HttpSettings {
     /// Largest accepted request body in bytes.
     #[arg(long, default_value_t = 16 * 1024)]
     pub body_limit: usize,
+    /// Most movies one watchlist may hold (each entry keeps a movie snapshot
+    /// of a few KB; a list is read in pages of at most 100).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub watchlist_max_entries: u32,
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,

@@ -24,6 +24,7 @@ pub mod server;
 pub mod state;
 pub mod tmdb;
 pub mod tokens;
+pub mod turns;
 pub mod watchlist;
 pub mod web;
 pub mod worker;
@@ -77,6 +78,7 @@ pub fn app(state: AppState, accounts: Option<Accounts>) -> Router {
         let watchlist = watchlist::WatchlistState {
             app: state.clone(),
             auth: accounts.auth.clone(),
+            turns: Default::default(),
         };
         api = api
             .merge(accounts::router().with_state(accounts))

@@ -108,6 +108,19 @@ async function viewMovie(id) {
   say("");
 }
 
+// Every entry of the caller's watchlist, page after page.
+async function watchlistItems() {
+  const items = [];
+  let cursor = null;
+  do {
+    const query = "?limit=100" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+    const { data } = await api("GET", "/api/v1/me/watchlist" + query);
+    items.push(...data.items);
+    cursor = data.nextCursor;
+  } while (cursor);
+  return items;
+}
+
 async function renderWatchAction(container, movie) {
   if (!token()) {
     container.replaceChildren(el("a", { href: "#/account" }, "Log in to add this movie to your watchlist"));
@@ -115,8 +128,7 @@ async function renderWatchAction(container, movie) {
   }
   let listed = false;
   try {
-    const { data } = await api("GET", "/api/v1/me/watchlist");
-    listed = data.items.some((item) => item.movieId === movie.id);
+    listed = (await watchlistItems()).some((item) => item.movieId === movie.id);
   } catch (error) { say(error.message, true); }
   const button = el("button", {
     type: "button", "data-testid": "watch-toggle",
@@ -134,12 +146,12 @@ async function renderWatchAction(container, movie) {
 
 async function viewWatchlist() {
   if (!token()) { navigate("#/account", "Log in to see your watchlist."); return; }
-  const { data } = await api("GET", "/api/v1/me/watchlist");
+  const items = await watchlistItems();
   show(el("h2", {}, "My watchlist"),
-    data.items.length
-      ? el("ul", { class: "grid", "data-testid": "watchlist" }, data.items.map((item) => movieCard(item.movie)))
+    items.length
+      ? el("ul", { class: "grid", "data-testid": "watchlist" }, items.map((item) => movieCard(item.movie)))
       : el("p", {}, "Your watchlist is empty. Open a movie and choose “Add to watchlist”."));
-  say(data.items.length === 1 ? "1 movie on your watchlist." : `${data.items.length} movies on your watchlist.`);
+  say(items.length === 1 ? "1 movie on your watchlist." : `${items.length} movies on your watchlist.`);
 }
 
 function accountForm(kind) {
