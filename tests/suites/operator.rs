@@ -1121,3 +1121,265 @@ fn parse_with_kubectl(yaml: &str) -> Result<serde_json::Value> {
     );
     Ok(serde_json::from_slice(&output.stdout)?)
 }
+
+/// An object that exists before a MovieApp whose child would carry its name.
+struct Foreign {
+    /// The MovieApp whose child it collides with.
+    app: &'static str,
+    kind: &'static str,
+    name: String,
+    resource: ApiResource,
+    body: serde_json::Value,
+}
+
+impl Foreign {
+    fn api(&self, client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(client.clone(), ns, &self.resource)
+    }
+}
+
+/// Objects of every child kind, each named like a child of its own MovieApp
+/// and made by someone else: two carry the operator's labels (so they are
+/// in its caches), the others none (so only a GET finds them).
+fn foreign_objects() -> Result<Vec<Foreign>> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let ours = json!({
+        "app.kubernetes.io/managed-by": "movieapp-operator",
+        "app.kubernetes.io/name": "api-worker",
+    });
+    let pods = json!({ "matchLabels": { "team": "payments" } });
+    Ok(vec![
+        Foreign {
+            app: "c-deployment",
+            kind: "Deployment",
+            name: "c-deployment".into(),
+            resource: ApiResource::erase::<Deployment>(&()),
+            body: json!({
+                "spec": { "replicas": 0, "selector": pods,
+                  "template": { "metadata": { "labels": { "team": "payments" } },
+                    "spec": { "containers": [{ "name": "db", "image": "postgres" }] } } },
+            }),
+        },
+        Foreign {
+            app: "c-service",
+            kind: "Service",
+            name: "c-service".into(),
+            resource: ApiResource::erase::<Service>(&()),
+            // The traffic-hijack case: the payments Service, labelled like ours.
+            body: json!({
+                "metadata": { "labels": ours },
+                "spec": { "selector": { "team": "payments" }, "ports": [{ "port": 5432 }] },
+            }),
+        },
+        Foreign {
+            app: "c-config",
+            kind: "ConfigMap",
+            name: "c-config-config".into(),
+            resource: ApiResource::erase::<ConfigMap>(&()),
+            body: json!({ "metadata": { "labels": ours }, "data": { "owner": "payments" } }),
+        },
+        Foreign {
+            app: "c-account",
+            kind: "ServiceAccount",
+            name: "c-account".into(),
+            resource: ApiResource::erase::<ServiceAccount>(&()),
+            body: json!({ "metadata": { "annotations": { "team": "payments" } } }),
+        },
+        Foreign {
+            app: "c-hpa",
+            kind: "HorizontalPodAutoscaler",
+            name: "c-hpa".into(),
+            resource: ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+            body: json!({
+                "spec": { "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "payments" },
+                  "minReplicas": 1, "maxReplicas": 3 },
+            }),
+        },
+        Foreign {
+            app: "c-pdb",
+            kind: "PodDisruptionBudget",
+            name: "c-pdb".into(),
+            resource: ApiResource::erase::<PodDisruptionBudget>(&()),
+            body: json!({ "spec": { "minAvailable": 1, "selector": pods } }),
+        },
+        Foreign {
+            app: "c-auth",
+            kind: "Secret",
+            name: "c-auth-auth".into(),
+            resource: ApiResource::erase::<Secret>(&()),
+            body: json!({ "type": "Opaque", "stringData": { "token-signing-key": "payments-key" } }),
+        },
+    ])
+}
+
+/// What an object is, leaving out what its own controllers write (status,
+/// and with it the resourceVersion of the Deployment, the HPA and the PDB):
+/// the resourceVersion itself for the kinds no controller writes to.
+fn snapshot(object: &DynamicObject) -> serde_json::Value {
+    let meta = &object.metadata;
+    let kind = object
+        .types
+        .as_ref()
+        .map(|t| t.kind.as_str())
+        .unwrap_or_default();
+    let version = match kind {
+        "Deployment" | "HorizontalPodAutoscaler" | "PodDisruptionBudget" => None,
+        _ => meta.resource_version.clone(),
+    };
+    json!({
+        "resourceVersion": version,
+        "uid": meta.uid,
+        "labels": meta.labels,
+        "annotations": meta.annotations,
+        "ownerReferences": meta.owner_references,
+        "finalizers": meta.finalizers,
+        "generation": meta.generation,
+        "spec": object.data.get("spec"),
+        "data": object.data.get("data"),
+        "type": object.data.get("type"),
+    })
+}
+
+/// Nothing the operator did not make is touched: a MovieApp whose child
+/// would take an existing object's name stalls with `NameConflict` naming
+/// it, and the object stays exactly as it was, through the MovieApp's
+/// reconciles and its deletion.
+#[tokio::test]
+async fn objects_the_operator_did_not_make_are_never_touched() -> Result<()> {
+    let Setup {
+        client,
+        ns,
+        repository,
+        api,
+        ..
+    } = setup("op-foreign", true).await?;
+    let foreign = foreign_objects()?;
+    for object in &foreign {
+        let mut body = object.body.clone();
+        body["apiVersion"] = json!(object.resource.api_version);
+        body["kind"] = json!(object.kind);
+        body["metadata"]["name"] = json!(object.name);
+        let created = object
+            .api(&client, &ns)
+            .create(&PostParams::default(), &serde_json::from_value(body)?)
+            .await
+            .with_context(|| format!("creating {} {}", object.kind, object.name))?;
+        ensure!(created.metadata.uid.is_some());
+    }
+    // The Deployment controller annotates its Deployment once; from then on
+    // nothing but the operator could change these objects.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), &ns);
+    eventually(
+        "the Deployment controller to see c-deployment",
+        TIMEOUT,
+        || async {
+            let deployment = deployments.get("c-deployment").await?;
+            let seen = deployment.status.and_then(|s| s.observed_generation);
+            Ok((seen == deployment.metadata.generation
+                && deployment
+                    .metadata
+                    .annotations
+                    .is_some_and(|a| a.contains_key("deployment.kubernetes.io/revision")))
+            .then_some(()))
+        },
+    )
+    .await?;
+    let mut versions = Vec::new();
+    for object in &foreign {
+        versions.push(snapshot(&object.api(&client, &ns).get(&object.name).await?));
+    }
+    let operator = Operator::start(&ns, &["--resync-interval", "3s"]).await?;
+    for object in &foreign {
+        // Autoscaling from 2: every child kind is wanted, the HPA and PDB too.
+        api.create(
+            &PostParams::default(),
+            &movieapp(
+                object.app,
+                json!({ "worker": { "image": { "repository": repository, "tag": "1.0.0" },
+                  "autoscaling": { "minReplicas": 2, "maxReplicas": 3 } } }),
+            )?,
+        )
+        .await?;
+    }
+    for object in &foreign {
+        let named = format!("{} {ns}/{}", object.kind, object.name);
+        let stalled = wait_for(
+            &api,
+            object.app,
+            &format!("{}: Stalled=True, NameConflict naming {named}", object.app),
+            |app| {
+                is(app, "Stalled", "True", Some("NameConflict"))
+                    && condition(app, "WorkerAvailable")
+                        .is_some_and(|c| c.reason == "NameConflict" && c.message.contains(&named))
+            },
+        )
+        .await?;
+        ensure!(is(&stalled, "Ready", "False", Some("NameConflict")));
+        // None of its children was made either: the conflict stops them all.
+        if object.kind != "Deployment" {
+            ensure!(
+                deployments.get_opt(object.app).await?.is_none(),
+                "{}: a Deployment was made despite the conflict",
+                object.app
+            );
+        }
+    }
+    // Several resyncs later, each object is exactly as it was.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let unchanged = |when: &'static str| {
+        let client = client.clone();
+        let ns = ns.clone();
+        let foreign = &foreign;
+        let versions = &versions;
+        async move {
+            for (object, before) in foreign.iter().zip(versions) {
+                let now = object.api(&client, &ns).get(&object.name).await?;
+                ensure!(
+                    &snapshot(&now) == before,
+                    "{when}: {} {} was modified:\n  before {before}\n  after  {}",
+                    object.kind,
+                    object.name,
+                    snapshot(&now)
+                );
+                let managers: Vec<String> = now
+                    .metadata
+                    .managed_fields
+                    .iter()
+                    .flatten()
+                    .filter_map(|f| f.manager.clone())
+                    .collect();
+                ensure!(
+                    !managers.iter().any(|m| m == "movieapp-operator"),
+                    "{when}: the operator wrote to {} {} (managers {managers:?})",
+                    object.kind,
+                    object.name
+                );
+            }
+            Ok(())
+        }
+    };
+    unchanged("after the reconciles").await?;
+
+    // Deleting the MovieApps leaves the objects (no owner reference: no
+    // garbage collection).
+    for object in &foreign {
+        api.delete(object.app, &Default::default()).await?;
+    }
+    for object in &foreign {
+        eventually(
+            &format!("MovieApp {} to be deleted", object.app),
+            TIMEOUT,
+            || async { Ok(api.get_opt(object.app).await?.is_none().then_some(())) },
+        )
+        .await?;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    unchanged("after the MovieApps were deleted").await?;
+
+    operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}

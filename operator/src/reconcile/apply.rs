@@ -5,6 +5,14 @@
 //! missing, drifted, or its desired form changed since this process last
 //! applied it (remembered per object in [`Memory`]). A steady MovieApp
 //! therefore costs no API writes.
+//!
+//! Before anything is applied, every child name is claimed
+//! ([`Applier::claim`]): an object with that name that this MovieApp does
+//! not control (no controller owner reference with its uid) is a
+//! `NameConflict`, and then nothing is applied at all. The caches hold only
+//! objects with the operator's labels, so a name missing from the cache is
+//! confirmed by a GET before it is created; a steady MovieApp, whose
+//! children are all cached, costs no extra request.
 
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
@@ -13,18 +21,18 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::Deployment;
 
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::Context;
 use super::build::Built;
-use super::children::{Children, FIELD_MANAGER};
+use super::children::{self, Children, FIELD_MANAGER};
 use super::memory::Memory;
 use super::provision::WithAws;
 use crate::conditions::PartState;
@@ -50,6 +58,7 @@ pub async fn apply<'a>(built: Built<'a>, ctx: &Context) -> Applied<'a> {
     let object = &with_aws.object;
     let mut written = false;
     let mut error = None;
+    let mut conflict = None;
     if let Some(children) = &children {
         let applier = Applier {
             client: &ctx.shared.client,
@@ -57,23 +66,30 @@ pub async fn apply<'a>(built: Built<'a>, ctx: &Context) -> Applied<'a> {
             uid: &object.uid,
         };
         match apply_children(ctx, applier, &object.namespace, &object.name, children).await {
-            Ok(wrote) => written = wrote,
+            Ok(Written::Children(wrote)) => written = wrote,
+            Ok(Written::Conflict(foreign)) => {
+                conflict = Some(PartState::blocked(
+                    Reason::NameConflict,
+                    children::conflict_message(&foreign),
+                ));
+            }
             Err(refused) => error = Some(refused),
         }
     }
-    let deployment = ctx
-        .stores
-        .deployments
-        .get(&ObjectRef::new(&object.name).within(&object.namespace));
-    let worker = match (&with_aws.worker_blocker, &error) {
-        (Some(blocked), _) => blocked.clone(),
-        (None, Some(error)) => failed_state(error),
-        (None, None) => worker_state(
+    let deployment = own_deployment(ctx, &object.namespace, &object.name, &object.uid);
+    let worker = if let Some(blocked) = &with_aws.worker_blocker {
+        blocked.clone()
+    } else if let Some(conflict) = conflict {
+        conflict
+    } else if let Some(error) = &error {
+        failed_state(error)
+    } else {
+        worker_state(
             object.app,
             deployment.as_deref(),
             children.is_some(),
             written,
-        ),
+        )
     };
     Applied {
         with_aws,
@@ -102,16 +118,57 @@ fn failed_state(error: &ChildError) -> PartState {
     }
 }
 
-/// Applies every child and deletes the optional ones the spec no longer asks
-/// for. Returns whether anything was written.
+/// The worker Deployment as the cache shows it, when this MovieApp controls
+/// it: a Deployment of someone else's with the same name says nothing about
+/// this MovieApp's worker.
+pub fn own_deployment(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> Option<Arc<Deployment>> {
+    ctx.stores
+        .deployments
+        .get(&ObjectRef::new(name).within(namespace))
+        .filter(|d| children::controlled_by(&d.metadata, uid))
+}
+
+/// What [`apply_children`] did.
+#[derive(Debug)]
+enum Written {
+    /// Every child claimed; whether anything was written.
+    Children(bool),
+    /// Objects this MovieApp does not control hold some children's names
+    /// (each described): nothing was written.
+    Conflict(Vec<String>),
+}
+
+/// Claims every child's name, then applies every child and deletes the
+/// optional ones the spec no longer asks for.
 async fn apply_children(
     ctx: &Context,
     applier: Applier<'_>,
     namespace: &str,
     name: &str,
     built: &Children,
-) -> Result<bool, ChildError> {
+) -> Result<Written, ChildError> {
     let stores = &ctx.stores;
+    let claims = tokio::try_join!(
+        applier.claim(&stores.service_accounts, Some(&built.service_account)),
+        applier.claim(&stores.config_maps, Some(&built.config_map)),
+        applier.claim(&stores.deployments, Some(&built.deployment)),
+        applier.claim(&stores.services, Some(&built.service)),
+        applier.claim(&stores.autoscalers, built.autoscaler.as_ref()),
+        applier.claim(&stores.disruption_budgets, built.disruption_budget.as_ref()),
+    )?;
+    let foreign: Vec<String> = [claims.0, claims.1, claims.2, claims.3, claims.4, claims.5]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !foreign.is_empty() {
+        warn!(movieapp = %format!("{namespace}/{name}"), ?foreign, "children's names are taken; nothing applied");
+        return Ok(Written::Conflict(foreign));
+    }
     let mut outcomes = vec![
         applier
             .apply(&stores.service_accounts, &built.service_account)
@@ -140,7 +197,7 @@ async fn apply_children(
     if written > 0 {
         info!(movieapp = %format!("{namespace}/{name}"), written, "applied children");
     }
-    Ok(written > 0)
+    Ok(Written::Children(written > 0))
 }
 
 /// How the worker Deployment stands.
@@ -257,6 +314,42 @@ fn child_key<K: Resource<DynamicType = ()>>(name: &str) -> String {
 }
 
 impl Applier<'_> {
+    /// Whether this MovieApp may write `desired`: `None` when the name is
+    /// free or the object there is controlled by this MovieApp, else a
+    /// description of the object that holds it. The cache answers for
+    /// labelled objects; a name missing from it is looked up (a metadata
+    /// GET), since the caches see only objects with the operator's labels.
+    pub async fn claim<K>(
+        &self,
+        store: &Store<K>,
+        desired: Option<&K>,
+    ) -> Result<Option<String>, ChildError>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + Debug
+            + DeserializeOwned,
+    {
+        let Some(desired) = desired else {
+            return Ok(None);
+        };
+        let name = desired.name_any();
+        let namespace = desired.namespace().unwrap_or_default();
+        let kind = K::kind(&());
+        if let Some(current) = store.get(&ObjectRef::new(&name).within(&namespace)) {
+            return Ok((!children::controlled_by(current.meta(), self.uid))
+                .then(|| children::foreign_description(&kind, current.meta())));
+        }
+        let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
+        let found = api
+            .get_metadata_opt(&name)
+            .await
+            .map_err(ChildError::new::<K>("reading", &namespace, &name))?;
+        Ok(found
+            .filter(|object| !children::controlled_by(&object.metadata, self.uid))
+            .map(|object| children::foreign_description(&kind, &object.metadata)))
+    }
+
     /// Applies `desired` unless `store` shows it already in place.
     pub async fn apply<K>(&self, store: &Store<K>, desired: &K) -> Result<Outcome, ChildError>
     where
@@ -319,13 +412,28 @@ impl Applier<'_> {
             + Debug
             + DeserializeOwned,
     {
-        if store.get(&ObjectRef::new(name).within(namespace)).is_none() {
+        // Only a child of this MovieApp goes; an object of someone else's
+        // with the name is none of its business.
+        let Some(uid) = store
+            .get(&ObjectRef::new(name).within(namespace))
+            .filter(|current| children::controlled_by(current.meta(), self.uid))
+            .and_then(|current| current.uid())
+        else {
             return Ok(Outcome::Unchanged);
-        }
+        };
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
-        match api.delete(name, &DeleteParams::background()).await {
+        // Exactly the object seen: one put in its place meanwhile stays.
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
+        match api.delete(name, &params).await {
             Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            // Gone already, or replaced by another object (the uid precondition).
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
             Err(error) => return Err(ChildError::new::<K>("deleting", namespace, name)(error)),
         }
         self.memory

@@ -372,6 +372,45 @@ pub fn auth_secret_name(app: &str) -> String {
     format!("{app}-auth")
 }
 
+/// Whether an object is controlled by the MovieApp `uid`: only such objects
+/// are ever changed or deleted. Labels prove nothing (anyone may set them);
+/// the controller owner reference carries the owner's uid.
+pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+/// Why an object with a child's name is not this MovieApp's, for a
+/// `NameConflict` message: `Service movies/shop is controlled by
+/// Deployment payments`, or `... has no controller`.
+pub fn foreign_description(kind: &str, meta: &ObjectMeta) -> String {
+    let namespace = meta.namespace.as_deref().unwrap_or_default();
+    let name = meta.name.as_deref().unwrap_or_default();
+    let controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    match controller {
+        Some(owner) => format!(
+            "{kind} {namespace}/{name} is controlled by {} {} (uid {})",
+            owner.kind, owner.name, owner.uid
+        ),
+        None => format!("{kind} {namespace}/{name} was not made by this MovieApp"),
+    }
+}
+
+/// The message of a `NameConflict` on Kubernetes children.
+pub fn conflict_message(foreign: &[String]) -> String {
+    format!(
+        "{}; the operator never modifies or deletes an object it did not make, so nothing \
+         was applied: rename or remove the object, or give the MovieApp another name",
+        foreign.join("; ")
+    )
+}
+
 fn service(meta: ObjectMeta) -> Service {
     let name = meta.name.clone().unwrap_or_default();
     Service {
@@ -562,6 +601,45 @@ mod tests {
         changed.queue_url = "http://sqs/other".to_owned();
         assert_ne!(before, hash(&changed));
         assert_eq!(before, hash(&inputs()));
+    }
+
+    #[test]
+    fn only_the_controller_owner_reference_with_our_uid_makes_an_object_ours() {
+        let meta = |owners: Option<Vec<OwnerReference>>| ObjectMeta {
+            name: Some("shop".to_owned()),
+            namespace: Some("movies".to_owned()),
+            labels: Some(labels("shop")),
+            owner_references: owners,
+            ..ObjectMeta::default()
+        };
+        assert!(controlled_by(&meta(Some(vec![owner()])), "uid-1"));
+        // Our labels alone, another uid, or a reference that does not control.
+        assert!(!controlled_by(&meta(None), "uid-1"));
+        assert!(!controlled_by(&meta(Some(vec![owner()])), "uid-2"));
+        let not_controller = OwnerReference {
+            controller: None,
+            ..owner()
+        };
+        assert!(!controlled_by(&meta(Some(vec![not_controller])), "uid-1"));
+
+        assert_eq!(
+            foreign_description("Service", &meta(None)),
+            "Service movies/shop was not made by this MovieApp"
+        );
+        let payments = OwnerReference {
+            kind: "Deployment".to_owned(),
+            name: "payments".to_owned(),
+            uid: "uid-9".to_owned(),
+            ..owner()
+        };
+        assert_eq!(
+            foreign_description("Service", &meta(Some(vec![payments]))),
+            "Service movies/shop is controlled by Deployment payments (uid uid-9)"
+        );
+        let message =
+            conflict_message(&["Service movies/shop was not made by this MovieApp".into()]);
+        assert!(message.starts_with("Service movies/shop"), "{message}");
+        assert!(message.contains("never modifies or deletes"), "{message}");
     }
 
     #[test]

@@ -114,7 +114,41 @@ pub fn effective_region(app: &MovieApp, default: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSecret {
     pub name: String,
-    pub exists: bool,
+    pub state: AuthSecretState,
+}
+
+/// Whether the auth Secret's name is free, ours, or taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthSecretState {
+    /// No Secret has the name: the operator creates it.
+    Missing,
+    /// Controlled by this MovieApp.
+    Ours,
+    /// Someone else's Secret has the name: never used nor touched (the
+    /// description says whose).
+    Foreign(String),
+}
+
+impl AuthSecretState {
+    /// The state of the Secret whose metadata is `meta` (`None`: missing).
+    pub fn of(meta: Option<&kube::api::ObjectMeta>, uid: &str) -> Self {
+        match meta {
+            None => Self::Missing,
+            Some(meta) if children::controlled_by(meta, uid) => Self::Ours,
+            Some(meta) => Self::Foreign(children::foreign_description("Secret", meta)),
+        }
+    }
+
+    /// The worker's state when the name is taken.
+    pub fn conflict(&self) -> Option<PartState> {
+        match self {
+            Self::Foreign(description) => Some(PartState::blocked(
+                Reason::NameConflict,
+                children::conflict_message(std::slice::from_ref(description)),
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// What the next steps need, read.
@@ -149,11 +183,12 @@ pub async fn dereference<'a>(app: &'a MovieApp, ctx: &Context) -> Result<Derefer
         check_tmdb_secret(&secrets, app, &object.namespace),
         secrets.get_metadata_opt(&auth_name),
     );
+    let auth = auth?;
     Ok(Dereferenced {
         tmdb_secret,
         auth_secret: AuthSecret {
             name: auth_name,
-            exists: auth?.is_some(),
+            state: AuthSecretState::of(auth.as_ref().map(|a| &a.metadata), &object.uid),
         },
         reused,
         last,

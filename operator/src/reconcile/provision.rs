@@ -18,7 +18,7 @@ use kube::api::PostParams;
 use kube::{Api, Resource};
 
 use super::children::{self, AUTH_SECRET_KEY};
-use super::dereference::{AuthSecret, Object};
+use super::dereference::{AuthSecret, AuthSecretState, Object};
 use super::memory::Verified;
 use super::validate::Validated;
 use super::{Context, kube_category};
@@ -96,11 +96,12 @@ pub async fn provision<'a>(validated: Validated<'a>, ctx: &Context) -> Result<Wi
             (image, provisioned, auth_secret, unread)
         }
     };
+    let auth_state = auth_secret?;
     Ok(WithAws {
-        worker_blocker,
+        worker_blocker: worker_blocker.or_else(|| auth_state.conflict()),
         image,
         provisioned,
-        auth_secret: auth_secret?,
+        auth_secret: dereferenced.auth_secret.name,
         reused: dereferenced.reused,
         unread,
         started,
@@ -109,14 +110,14 @@ pub async fn provision<'a>(validated: Validated<'a>, ctx: &Context) -> Result<Wi
 }
 
 /// Makes sure the Secret with the worker's token signing key exists,
-/// creating it with a random key on first use. Returns its name.
+/// creating it with a random key on first use. Returns how its name stands.
 async fn ensure_auth_secret(
     ctx: &Context,
     object: &Object<'_>,
     auth: &AuthSecret,
-) -> Result<String, Error> {
-    if auth.exists {
-        return Ok(auth.name.clone());
+) -> Result<AuthSecretState, Error> {
+    if auth.state != AuthSecretState::Missing {
+        return Ok(auth.state.clone());
     }
     // 32 random bytes, base64-encoded: printable, since it reaches the worker as an env var.
     let mut random = [0u8; 32];
@@ -139,9 +140,16 @@ async fn ensure_auth_secret(
     };
     let secrets: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &object.namespace);
     match secrets.create(&PostParams::default(), &secret).await {
-        Ok(_) => Ok(auth.name.clone()),
-        // Created concurrently (another reconcile, a previous process): keep that one.
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(auth.name.clone()),
+        Ok(_) => Ok(AuthSecretState::Ours),
+        // Created meanwhile: by another reconcile or process of ours (keep
+        // it), or by someone else (never use it).
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let found = secrets.get_metadata_opt(&auth.name).await?;
+            Ok(AuthSecretState::of(
+                found.as_ref().map(|s| &s.metadata),
+                &object.uid,
+            ))
+        }
         Err(error) => Err(error.into()),
     }
 }

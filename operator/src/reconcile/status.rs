@@ -12,7 +12,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::warn;
@@ -147,10 +146,12 @@ impl<'a> Report<'a> {
                 Part::new(kind::WORKER_AVAILABLE, worker),
             ],
             image: None,
-            deployment: ctx
-                .stores
-                .deployments
-                .get(&ObjectRef::new(&object.name).within(&object.namespace)),
+            deployment: super::apply::own_deployment(
+                ctx,
+                &object.namespace,
+                &object.name,
+                &object.uid,
+            ),
             provisioned: None,
             unread: Vec::new(),
             remember: Remember::Keep,

@@ -51,7 +51,13 @@ pub fn validate(dereferenced: Dereferenced<'_>) -> Result<Validated<'_>, Box<Inv
             problems,
         }));
     }
-    let worker_blocker = dereferenced.tmdb_secret.clone().err();
+    // Someone else's Secret under the auth Secret's name comes first: the
+    // worker must never run with it.
+    let worker_blocker = dereferenced
+        .auth_secret
+        .state
+        .conflict()
+        .or_else(|| dereferenced.tmdb_secret.clone().err());
     Ok(Validated {
         dereferenced,
         worker_blocker,
