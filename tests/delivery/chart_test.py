@@ -165,13 +165,21 @@ def defaults() -> None:
     docs = render()
     kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
     check(
-        "default render: ServiceAccount, ClusterRole(+Binding), leader-election Role(+Binding), Service, Deployment, PDB",
+        "default render: ServiceAccount, ClusterRole(+Binding), leader-election Role(+Binding), Service, Deployment, PDB, "
+        "the MovieApp user roles, the admission policies (+Bindings)",
         kinds
         == sorted(
             [
                 "ServiceAccount/movieapp-operator",
                 "ClusterRole/movieapp-operator",
                 "ClusterRoleBinding/movieapp-operator",
+                "ClusterRole/movieapp-operator-movieapp-viewer",
+                "ClusterRole/movieapp-operator-movieapp-editor",
+                "ClusterRole/movieapp-operator-movieapp-adopter",
+                "ValidatingAdmissionPolicy/movieapp-operator-requester-rights",
+                "ValidatingAdmissionPolicyBinding/movieapp-operator-requester-rights",
+                "ValidatingAdmissionPolicy/movieapp-operator-operator-secrets",
+                "ValidatingAdmissionPolicyBinding/movieapp-operator-operator-secrets",
                 "Role/movieapp-operator-leader-election",
                 "RoleBinding/movieapp-operator-leader-election",
                 "Service/movieapp-operator-metrics",
@@ -182,11 +190,25 @@ def defaults() -> None:
         str(kinds),
     )
     check("no wildcard and no nonResourceURLs in any rule", not no_wildcards(docs), str(no_wildcards(docs)))
-    role = one(docs, "ClusterRole")
+    role = one(docs, "ClusterRole", name="movieapp-operator")
     check(
         "the ClusterRole grants exactly the expected rules",
         rule_tuples(role["rules"]) == EXPECTED_RULES,
         f"\n  got  {rule_tuples(role['rules'])}\n  want {EXPECTED_RULES}",
+    )
+    users = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] != "movieapp-operator"}
+    check(
+        "the MovieApp user roles grant MovieApps only; adopt is bound explicitly, never aggregated",
+        all(r["apiGroups"] == ["movieapp.io"] for d in users.values() for r in d["rules"])
+        and rule_tuples(users["movieapp-operator-movieapp-adopter"]["rules"]) == [(("movieapp.io",), ("movieapps",), ("adopt",))]
+        and not any(k.startswith("rbac.authorization.k8s.io/aggregate") for k in users["movieapp-operator-movieapp-adopter"]["metadata"]["labels"]),
+        str(users),
+    )
+    policy = one(docs, "ValidatingAdmissionPolicy", name="movieapp-operator-operator-secrets")
+    check(
+        "the operator-secrets policy matches the chart's ServiceAccount only",
+        "system:serviceaccount:movieapp-system:movieapp-operator" in policy["spec"]["matchConditions"][0]["expression"],
+        str(policy["spec"]["matchConditions"]),
     )
     binding = one(docs, "ClusterRoleBinding")
     check(
@@ -312,7 +334,10 @@ def defaults() -> None:
 
 def namespaced() -> None:
     docs = render("namespaced.yaml")
-    check("namespaced mode: no ClusterRole and no ClusterRoleBinding", not find(docs, "ClusterRole") and not find(docs, "ClusterRoleBinding"))
+    check(
+        "namespaced mode: no ClusterRole for the operator and no ClusterRoleBinding",
+        not find(docs, "ClusterRole", name="movieapp-operator") and not find(docs, "ClusterRoleBinding"),
+    )
     for ns in ("team-a", "team-b"):
         role = find(docs, "Role", name="movieapp-operator", namespace=ns)
         binding = find(docs, "RoleBinding", name="movieapp-operator", namespace=ns)

@@ -99,8 +99,16 @@ def write() -> int:
     return 0
 
 
+# Cluster-scoped kinds newer than kustomize's built-in list: its `namespace:`
+# transformer sets a namespace on them, which kubectl drops when it applies
+# a cluster-scoped object.
+CLUSTER_SCOPED_UNKNOWN_TO_KUSTOMIZE = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+
+
 def normalise(obj: dict) -> dict:
     obj = copy.deepcopy(obj)
+    if obj.get("kind") in CLUSTER_SCOPED_UNKNOWN_TO_KUSTOMIZE:
+        obj.get("metadata", {}).pop("namespace", None)
     labels = obj.get("metadata", {}).get("labels")
     if labels is not None:
         labels.pop("helm.sh/chart", None)
@@ -114,7 +122,8 @@ def key(obj: dict) -> str:
 
 
 def objects(text: str) -> dict[str, dict]:
-    return {key(o): normalise(o) for o in yaml.safe_load_all(text) if o}
+    normalised = [normalise(o) for o in yaml.safe_load_all(text) if o]
+    return {key(o): o for o in normalised}
 
 
 def check() -> int:
