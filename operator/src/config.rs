@@ -26,9 +26,15 @@ pub struct RunConfig {
     #[arg(long, env = "MOVIEAPP_DEFAULT_REGION", default_value = "us-east-1", value_parser = parse_region)]
     pub default_region: String,
 
-    /// How often every MovieApp is re-read from AWS and repaired (e.g. 5m, 30s).
-    #[arg(long, env = "MOVIEAPP_RESYNC_INTERVAL", default_value = "5m", value_parser = parse_duration)]
-    pub resync_interval: Duration,
+    /// How often every MovieApp is re-read from AWS and repaired (e.g. 5m,
+    /// 30s); by default 5m, or 1h with --events-queue-url.
+    #[arg(long = "resync-interval", env = "MOVIEAPP_RESYNC_INTERVAL", value_parser = parse_duration)]
+    pub resync_interval_flag: Option<Duration>,
+
+    /// SQS queue of AWS change events (CloudTrail via EventBridge): a change
+    /// to a MovieApp's AWS resources reconciles it at once.
+    #[arg(long, env = "MOVIEAPP_EVENTS_QUEUE_URL", value_parser = parse_endpoint)]
+    pub events_queue_url: Option<String>,
 
     /// MovieApps reconciled at the same time.
     #[arg(long, env = "MOVIEAPP_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -53,6 +59,37 @@ pub struct RunConfig {
     /// Log format.
     #[arg(long, env = "MOVIEAPP_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+/// The resync interval without AWS change events.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(5 * 60);
+/// The resync interval with AWS change events: a safety net only.
+pub const DEFAULT_RESYNC_WITH_EVENTS: Duration = Duration::from_secs(60 * 60);
+
+impl RunConfig {
+    /// The resync interval: as set, else the default for whether AWS
+    /// change events are consumed.
+    pub fn resync_interval(&self) -> Duration {
+        self.resync_interval_flag
+            .unwrap_or(if self.events_queue_url.is_some() {
+                DEFAULT_RESYNC_WITH_EVENTS
+            } else {
+                DEFAULT_RESYNC
+            })
+    }
+
+    /// The region of the events queue: from its URL
+    /// (`https://sqs.<region>.amazonaws.com/...`), else the default region.
+    pub fn events_region(&self) -> String {
+        self.events_queue_url
+            .as_deref()
+            .and_then(|url| url.split("://").nth(1))
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .and_then(|host| host.strip_prefix("sqs."))
+            .and_then(|host| host.split('.').next())
+            .filter(|region| region_is_valid(region))
+            .map_or_else(|| self.default_region.clone(), str::to_owned)
+    }
 }
 
 /// Log output format.
@@ -153,6 +190,39 @@ mod tests {
             "us-foo-east-1",
         ] {
             assert!(!region_is_valid(bad), "{bad}");
+        }
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunConfig,
+    }
+
+    fn run(args: &[&str]) -> Result<RunConfig, clap::Error> {
+        use clap::Parser as _;
+        Cli::try_parse_from(std::iter::once("movieapp-operator").chain(args.iter().copied()))
+            .map(|cli| cli.run)
+    }
+
+    #[test]
+    fn the_resync_default_follows_the_events_queue() {
+        let queue = "https://sqs.eu-west-3.amazonaws.com/123456789012/movieapp-events";
+        let plain = run(&[]).expect("no flags");
+        assert_eq!(plain.resync_interval(), DEFAULT_RESYNC);
+        assert_eq!(plain.events_region(), "us-east-1");
+        let events = run(&["--events-queue-url", queue]).expect("events");
+        assert_eq!(events.resync_interval(), DEFAULT_RESYNC_WITH_EVENTS);
+        assert_eq!(events.events_region(), "eu-west-3");
+        let both = run(&["--events-queue-url", queue, "--resync-interval", "10m"]).expect("both");
+        assert_eq!(both.resync_interval(), Duration::from_secs(600));
+        // Through moto, the queue's region is the default one.
+        let local =
+            run(&["--events-queue-url", "http://127.0.0.1:5000/123456789012/q"]).expect("local");
+        assert_eq!(local.events_region(), "us-east-1");
+        for bad in ["sqs.amazonaws.com/q", "", "ftp://x"] {
+            let error = run(&["--events-queue-url", bad]).expect_err(bad);
+            assert!(error.to_string().contains("http(s) URL"), "{error}");
         }
     }
 

@@ -12,7 +12,9 @@ use kube::runtime::reflector::Store;
 use crate::aws::Aws;
 use crate::aws::ecr::ImageResolver;
 use crate::config::RunConfig;
+use crate::events::Routes;
 use crate::metrics::Metrics;
+use crate::schedule::ResyncBudget;
 
 /// Shared by every controller of the process.
 pub struct Shared {
@@ -22,6 +24,10 @@ pub struct Shared {
     pub metrics: Metrics,
     pub config: RunConfig,
     pub recorder: Recorder,
+    /// The pace of resyncs, shared by every controller.
+    pub resyncs: std::sync::Arc<ResyncBudget>,
+    /// Where AWS change events go, one route per controller.
+    pub routes: std::sync::Arc<Routes>,
 }
 
 impl std::fmt::Debug for Shared {

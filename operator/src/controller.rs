@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
@@ -22,6 +22,7 @@ use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -31,11 +32,13 @@ use crate::aws::ecr::ImageResolver;
 use crate::config::RunConfig;
 use crate::context::{Shared, Stores};
 use crate::crd::MovieApp;
+use crate::events::{self, Routes};
 use crate::fence::{self, Fence};
 use crate::leader::{self, Elector, Role, Round, StepDown, Timing};
 use crate::metrics::Metrics;
-use crate::reconcile::memory::{self, Memory};
+use crate::reconcile::memory::{self, AppRef, Memory};
 use crate::reconcile::{self, ADOPT_ANNOTATION, Context, children};
+use crate::schedule::{self, ResyncBudget, Workers};
 
 /// Label selecting every child the operator made.
 const CHILD_SELECTOR: &str = "app.kubernetes.io/managed-by=movieapp-operator";
@@ -208,6 +211,12 @@ impl Process {
             aws,
             images: ImageResolver::default(),
             recorder,
+            resyncs: Arc::new(ResyncBudget::new(
+                config.resync_interval(),
+                config.aws_max_rps,
+                self.metrics.clone(),
+            )),
+            routes: Arc::new(Routes::default()),
             metrics: self.metrics.clone(),
             config: config.clone(),
             client,
@@ -273,14 +282,25 @@ async fn run_controllers(shared: Arc<Shared>, stop: CancellationToken) {
     } else {
         config.namespaces.iter().cloned().map(Some).collect()
     };
-    info!(?scopes, default_region = %config.default_region, resync = ?config.resync_interval, "starting controllers");
-    futures::future::join_all(scopes.into_iter().map(|scope| {
+    info!(?scopes, default_region = %config.default_region, resync = ?config.resync_interval(), events = ?config.events_queue_url, "starting controllers");
+    // AWS change events, consumed while the controllers run (so only by
+    // the leader, in its term); the resync stays the safety net.
+    let events_consumer = config.events_queue_url.clone().map(|queue_url| {
+        AbortOnDrop(tokio::spawn(events::consume(
+            shared.aws.clients(&config.events_region()),
+            queue_url,
+            shared.routes.clone(),
+            shared.metrics.clone(),
+        )))
+    });
+    futures::future::join_all(scopes.into_iter().enumerate().map(|(index, scope)| {
         let stop = stop.clone();
-        run_controller(shared.clone(), scope, async move {
+        run_controller(shared.clone(), index, scope, async move {
             stop.cancelled().await;
         })
     }))
     .await;
+    drop(events_consumer);
 }
 
 /// A watch of one kind of child, feeding a cache the reconciler reads.
@@ -359,9 +379,11 @@ fn relevant_change(app: &DeserializeGuard<MovieApp>) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// One controller over one scope (a namespace, or all of them).
+/// One controller over one scope (a namespace, or all of them); `index`
+/// tells the scopes apart.
 async fn run_controller(
     shared: Arc<Shared>,
+    index: usize,
     namespace: Option<String>,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -384,7 +406,8 @@ async fn run_controller(
             .reflect(app_writer)
             .inspect(memory::follow(memory.clone(), app_store.clone()))
             .applied_objects()
-            .predicate_filter(relevant_change, Default::default()),
+            .predicate_filter(relevant_change, Default::default())
+            .inspect_ok(memory::note_changes(memory.clone())),
     );
 
     let (deployments, deployment_stream) = child_watch::<Deployment>(&client, ns);
@@ -425,6 +448,19 @@ async fn run_controller(
             .collect::<Vec<_>>()
     };
 
+    // Timed reconciles (retries, resyncs) come from the memory, through
+    // the scheduler, one at a time when a worker is free.
+    let workers = Arc::new(Workers::new(shared.config.concurrency));
+    let (trigger, triggered) = mpsc::channel::<AppRef>(256);
+    shared.routes.add(memory.clone(), trigger.clone());
+    let timers = AbortOnDrop(tokio::spawn(schedule::serve(
+        memory.clone(),
+        workers.clone(),
+        shared.resyncs.clone(),
+        index,
+        trigger,
+        shared.metrics.clone(),
+    )));
     let ctx = Arc::new(Context::new(
         shared.clone(),
         Stores {
@@ -437,6 +473,7 @@ async fn run_controller(
         },
         app_store.clone(),
         memory,
+        workers,
     ));
     Controller::for_stream(app_stream, app_store)
         .with_config(ControllerConfig::default().concurrency(shared.config.concurrency))
@@ -447,6 +484,7 @@ async fn run_controller(
         .owns_stream(autoscaler_stream)
         .owns_stream(disruption_budget_stream)
         .watches_stream(secret_stream, secret_mapper)
+        .reconcile_on(receiver_stream(triggered))
         .graceful_shutdown_on(stop)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
@@ -461,6 +499,23 @@ async fn run_controller(
             }
         })
         .await;
+    drop(timers);
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The items of `receiver` as a stream.
+fn receiver_stream<T: Send + 'static>(receiver: mpsc::Receiver<T>) -> impl Stream<Item = T> + Send {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

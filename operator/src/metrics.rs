@@ -3,6 +3,7 @@
 //! object name or an error string, so cardinality is bounded.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -49,6 +50,11 @@ struct ClientLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -66,6 +72,14 @@ pub struct Metrics {
     remembered: Gauge,
     fenced_requests: Family<ClientLabels, Counter>,
     resources: Arc<ResourceConditions>,
+    resyncs: Counter,
+    resync_requests: Histogram,
+    resync_lag: Histogram,
+    resync_interval: Gauge<f64, AtomicU64>,
+    resync_effective_interval: Gauge<f64, AtomicU64>,
+    aws_events: Family<OutcomeLabels, Counter>,
+    aws_event_latency: Histogram,
+    aws_events_queue_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -141,6 +155,56 @@ impl Metrics {
         );
         let resources = Arc::new(ResourceConditions::default());
         registry.register_collector(Box::new(resources.clone()));
+        let resyncs = Counter::default();
+        registry.register(
+            "movieapp_resyncs",
+            "Resyncs that re-read a MovieApp's AWS resources",
+            resyncs.clone(),
+        );
+        let resync_requests =
+            Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0]);
+        registry.register(
+            "movieapp_resync_aws_requests",
+            "AWS requests of one resync of one MovieApp",
+            resync_requests.clone(),
+        );
+        let resync_lag = Histogram::new([0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0]);
+        registry.register(
+            "movieapp_resync_lag_seconds",
+            "How long after it fell due a resync started (waiting for a free worker, changes and the AWS budget)",
+            resync_lag.clone(),
+        );
+        let resync_interval = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "movieapp_resync_interval_seconds",
+            "The configured resync interval (--resync-interval, or its default)",
+            resync_interval.clone(),
+        );
+        let resync_effective_interval = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "movieapp_resync_effective_interval_seconds",
+            "The resync interval kept: the configured one, or longer when the AWS budget cannot carry it",
+            resync_effective_interval.clone(),
+        );
+        let aws_events = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "movieapp_aws_events",
+            "AWS change events read from --events-queue-url, by outcome (matched, coalesced, malformed, foreign, unmanaged)",
+            aws_events.clone(),
+        );
+        let aws_event_latency =
+            Histogram::new([0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0]);
+        registry.register(
+            "movieapp_aws_event_to_reconcile_seconds",
+            "From the AWS change an event reports to the start of the reconcile it caused",
+            aws_event_latency.clone(),
+        );
+        let aws_events_queue_up = Gauge::default();
+        registry.register(
+            "movieapp_aws_events_queue_up",
+            "1 while --events-queue-url can be read, 0 while reading it fails (drift is then found by the resync only)",
+            aws_events_queue_up.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -152,6 +216,14 @@ impl Metrics {
             remembered,
             fenced_requests,
             resources,
+            resyncs,
+            resync_requests,
+            resync_lag,
+            resync_interval,
+            resync_effective_interval,
+            aws_events,
+            aws_event_latency,
+            aws_events_queue_up,
         }
     }
 
@@ -214,6 +286,40 @@ impl Metrics {
     /// Forgets a deleted MovieApp (by uid).
     pub fn forget(&self, uid: &str) {
         self.resources.remove(uid);
+    }
+
+    /// A resync that read AWS with `requests` requests.
+    pub fn resync_done(&self, requests: u32) {
+        self.resyncs.inc();
+        self.resync_requests.observe(f64::from(requests));
+    }
+
+    /// A resync handed to the controller `lag` after it fell due.
+    pub fn resync_started(&self, lag: Duration) {
+        self.resync_lag.observe(lag.as_secs_f64());
+    }
+
+    /// The configured and the effective resync interval.
+    pub fn set_resync_interval(&self, configured: Duration, effective: Duration) {
+        self.resync_interval.set(configured.as_secs_f64());
+        self.resync_effective_interval.set(effective.as_secs_f64());
+    }
+
+    /// An AWS change event read from the events queue, by what came of it.
+    pub fn aws_event(&self, outcome: &'static str) {
+        self.aws_events
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// A reconcile started `latency` after the AWS change that caused it.
+    pub fn aws_event_reconciled(&self, latency: Duration) {
+        self.aws_event_latency.observe(latency.as_secs_f64());
+    }
+
+    /// Whether the events queue can be read.
+    pub fn set_aws_events_queue_up(&self, up: bool) {
+        self.aws_events_queue_up.set(i64::from(up));
     }
 
     /// How many MovieApps the per-object memory holds.

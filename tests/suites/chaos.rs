@@ -781,3 +781,83 @@ async fn a_killed_leader_under_load_is_replaced_in_time_without_double_work() ->
     standby.kill();
     Ok(())
 }
+
+/// Scenario 7: overload. `CHAOS_OVERLOAD_APPS` (100) MovieApps applied at
+/// once under `--resync-interval 10s` and the default AWS budget of 50
+/// requests/s: each resync reads AWS about 20 times, so that budget carries
+/// some 2.5 resyncs a second, a quarter of what 100 objects every 10 s ask
+/// for. No object may starve: every one is Ready within the bound, the
+/// operator reports the longer resync interval it can sustain, and a
+/// MovieApp applied while the resyncs are behind is served at once.
+#[tokio::test]
+async fn overload_starves_no_movieapp_and_the_stretched_resync_is_reported() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let apps = env_number("CHAOS_OVERLOAD_APPS", 100)? as usize;
+    // Creating one MovieApp costs about 28 AWS requests: 100 need 56 s of
+    // the whole budget; first reconciles must not wait behind resyncs.
+    let bound = Duration::from_secs(60 + 2 * apps as u64);
+    let s = Scenario::new("chaos-overload").await?;
+    let binary = operator_binary("debug")?;
+    let operator =
+        OperatorProcess::spawn(&binary, &s.ns, &["--resync-interval", "10s"], &[]).await?;
+    let names: Vec<String> = (0..apps).map(|i| format!("app-{i}")).collect();
+    let started = Instant::now();
+    s.create_all(&names).await?;
+    let live: BTreeSet<String> = names.iter().cloned().collect();
+    s.converged(&live, &BTreeSet::new(), bound).await?;
+    let all_ready = started.elapsed();
+
+    let effective = eventually(
+        "the stretched resync interval to be reported",
+        Duration::from_secs(30),
+        || async {
+            let value = metric_sum(
+                &operator.metrics().await?,
+                "movieapp_resync_effective_interval_seconds",
+                &[],
+            );
+            Ok((value > 10.0).then_some(value))
+        },
+    )
+    .await?;
+
+    // New work is served while the resyncs run behind.
+    let late = "late-arrival".to_owned();
+    let applied = Instant::now();
+    s.create_all(std::slice::from_ref(&late)).await?;
+    s.converged(
+        &BTreeSet::from([late.clone()]),
+        &BTreeSet::new(),
+        Duration::from_secs(60),
+    )
+    .await?;
+    let late_ready = applied.elapsed();
+
+    // Every object keeps getting its resync, in the stretched interval.
+    let before = operator.metrics().await?;
+    let resyncs_before = metric_sum(&before, "movieapp_resyncs_total", &[]);
+    tokio::time::sleep(Duration::from_secs_f64(effective * 1.5)).await;
+    let resyncs =
+        metric_sum(&operator.metrics().await?, "movieapp_resyncs_total", &[]) - resyncs_before;
+    ensure!(
+        resyncs >= apps as f64,
+        "{resyncs} resyncs in 1.5 effective intervals ({effective:.0} s each) for {} MovieApps",
+        apps + 1
+    );
+    report(
+        "overload",
+        json!({
+            "apps": apps,
+            "resync_s": 10,
+            "aws_max_rps": 50,
+            "all_ready_s": all_ready.as_secs_f64(),
+            "bound_s": bound.as_secs(),
+            "effective_resync_s": effective,
+            "late_arrival_ready_s": late_ready.as_secs_f64(),
+            "resyncs_in_window": resyncs,
+        }),
+    )?;
+    s.tear_down().await?;
+    operator.kill();
+    Ok(())
+}

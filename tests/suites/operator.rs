@@ -670,9 +670,11 @@ async fn a_steady_movieapp_costs_no_api_writes() -> Result<()> {
     let operator = Operator::start(&ns, &["--resync-interval", "2s"]).await?;
 
     create_shop(&api, &repository, "1.0.0").await?;
-    wait_for(&api, "shop", "the first status", |app| {
+    // Steady means Ready: on a loaded machine the worker's Pods may become
+    // available well after the first status.
+    wait_for(&api, "shop", "Ready=True", |app| {
         app.status.as_ref().and_then(|s| s.observed_generation) == app.metadata.generation
-            && is(app, "ImageResolved", "True", None)
+            && is(app, "Ready", "True", None)
     })
     .await?;
     // Let the first reconciles settle, then watch a window of resyncs.
@@ -1380,6 +1382,291 @@ async fn objects_the_operator_did_not_make_are_never_touched() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     unchanged("after the MovieApps were deleted").await?;
 
+    operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+/// A CloudTrail management event as an EventBridge rule delivers it to an
+/// SQS target. moto records no CloudTrail events for the calls made to it,
+/// so the test writes what AWS would deliver for the change it just made.
+fn cloudtrail_event(source: &str, event_name: &str, parameters: serde_json::Value) -> String {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    json!({
+        "version": "0",
+        "id": unique_name("event"),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": source,
+        "account": "123456789012",
+        "time": now,
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "eventTime": now,
+            "eventSource": format!("{}.amazonaws.com", source.trim_start_matches("aws.")),
+            "eventName": event_name,
+            "awsRegion": "us-east-1",
+            "requestParameters": parameters,
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn aws_change_events_repair_drift_in_seconds_without_the_resync() -> Result<()> {
+    use aws_sdk_dynamodb::types::PointInTimeRecoverySpecification;
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use movieapp_tests::operator::metric_sum;
+
+    let Setup {
+        client,
+        ns,
+        aws,
+        repository,
+        api,
+        ..
+    } = setup("op-events", true).await?;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    // The events queue and its dead-letter queue, as terraform/events.tf
+    // makes them (a short visibility timeout, so the redrive is quick).
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(format!("{ns}-events-dlq"))
+        .send()
+        .await?
+        .queue_url
+        .context("dead-letter queue URL")?;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .context("dead-letter queue ARN")?;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{ns}-events"))
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2 }).to_string(),
+        )
+        .send()
+        .await?
+        .queue_url
+        .context("events queue URL")?;
+    // An hour's resync: only the events can repair anything in this test.
+    let operator = Operator::start(
+        &ns,
+        &["--resync-interval", "1h", "--events-queue-url", &queue_url],
+    )
+    .await?;
+    create_shop(&api, &repository, "1.0.0").await?;
+    let ready = wait_for(&api, "shop", "Ready=True", |app| {
+        is(app, "Ready", "True", None)
+    })
+    .await?;
+    let status = ready.status.context("status")?;
+    let jobs = status.queue.context("status.queue")?.url;
+    let users = status
+        .tables
+        .iter()
+        .find(|t| t.component == "users")
+        .context("the users table")?
+        .name
+        .clone();
+    let visibility = |url: String| {
+        let sqs = sqs.clone();
+        async move {
+            anyhow::Ok(
+                sqs.get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::VisibilityTimeout)
+                    .send()
+                    .await?
+                    .attributes
+                    .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout).cloned())
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    let desired = visibility(jobs.clone()).await?;
+    let send = |body: String| {
+        let sqs = sqs.clone();
+        let queue_url = queue_url.clone();
+        async move {
+            sqs.send_message()
+                .queue_url(queue_url)
+                .message_body(body)
+                .send()
+                .await?;
+            anyhow::Ok(())
+        }
+    };
+
+    // Malformed and foreign messages change nothing and crash nothing; the
+    // malformed one ends in the dead-letter queue.
+    send("{ this is not an event".to_owned()).await?;
+    send(cloudtrail_event(
+        "aws.sqs",
+        "SetQueueAttributes",
+        json!({ "queueUrl": "http://127.0.0.1/123456789012/movieapp-elsewhere-0badc0de-jobs" }),
+    ))
+    .await?;
+    send(json!({ "detail-type": "Object Created", "source": "aws.s3", "time": "2026-01-01T00:00:00Z" }).to_string())
+        .await?;
+    eventually(
+        "the malformed message in the dead-letter queue",
+        TIMEOUT,
+        || async {
+            let received = sqs
+                .receive_message()
+                .queue_url(&dlq_url)
+                .wait_time_seconds(1)
+                .send()
+                .await?;
+            Ok(received
+                .messages
+                .unwrap_or_default()
+                .iter()
+                .any(|m| m.body.as_deref() == Some("{ this is not an event"))
+                .then_some(()))
+        },
+    )
+    .await?;
+    let text = operator.metrics().await?;
+    ensure!(
+        metric_sum(
+            &text,
+            "movieapp_aws_events_total",
+            &["outcome=\"malformed\""]
+        ) >= 1.0,
+        "{text}"
+    );
+    ensure!(
+        metric_sum(&text, "movieapp_aws_events_total", &["outcome=\"foreign\""]) >= 1.0,
+        "{text}"
+    );
+    ensure!(
+        metric_sum(
+            &text,
+            "movieapp_aws_events_total",
+            &["outcome=\"unmanaged\""]
+        ) >= 1.0,
+        "{text}"
+    );
+    ensure!(
+        metric_sum(&text, "movieapp_aws_events_total", &["outcome=\"matched\""]) == 0.0,
+        "{text}"
+    );
+
+    // A queue attribute edited in AWS: repaired within seconds of its event.
+    sqs.set_queue_attributes()
+        .queue_url(&jobs)
+        .attributes(QueueAttributeName::VisibilityTimeout, "5")
+        .send()
+        .await?;
+    let changed = tokio::time::Instant::now();
+    send(cloudtrail_event(
+        "aws.sqs",
+        "SetQueueAttributes",
+        json!({ "queueUrl": jobs, "attributes": { "VisibilityTimeout": "5" } }),
+    ))
+    .await?;
+    eventually("the queue attribute to be repaired", TIMEOUT, || async {
+        Ok((visibility(jobs.clone()).await? == desired).then_some(()))
+    })
+    .await?;
+    let queue_repaired = changed.elapsed();
+
+    // Point-in-time recovery switched off: the same.
+    dynamodb
+        .update_continuous_backups()
+        .table_name(&users)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(false)
+                .build()?,
+        )
+        .send()
+        .await?;
+    let changed = tokio::time::Instant::now();
+    send(cloudtrail_event(
+        "aws.dynamodb",
+        "UpdateContinuousBackups",
+        json!({ "tableName": users }),
+    ))
+    .await?;
+    eventually("point-in-time recovery to be repaired", TIMEOUT, || async {
+        let enabled = dynamodb
+            .describe_continuous_backups()
+            .table_name(&users)
+            .send()
+            .await?
+            .continuous_backups_description
+            .and_then(|d| d.point_in_time_recovery_description)
+            .and_then(|d| d.point_in_time_recovery_status)
+            == Some(aws_sdk_dynamodb::types::PointInTimeRecoveryStatus::Enabled);
+        Ok(enabled.then_some(()))
+    })
+    .await?;
+    let pitr_repaired = changed.elapsed();
+    // Far below the hour's resync; the bound leaves room for a loaded machine.
+    for (what, took) in [("queue attribute", queue_repaired), ("PITR", pitr_repaired)] {
+        ensure!(
+            took < Duration::from_secs(30),
+            "{what} repaired after {took:?}"
+        );
+    }
+    let text = operator.metrics().await?;
+    ensure!(
+        metric_sum(&text, "movieapp_aws_events_total", &["outcome=\"matched\""]) >= 2.0,
+        "{text}"
+    );
+    ensure!(
+        metric_sum(&text, "movieapp_aws_event_to_reconcile_seconds_count", &[]) >= 2.0,
+        "{text}"
+    );
+    ensure!(
+        metric_sum(&text, "movieapp_aws_events_queue_up", &[]) == 1.0,
+        "{text}"
+    );
+
+    // The queue gone: the operator says so and keeps running on the resync.
+    sqs.delete_queue().queue_url(&queue_url).send().await?;
+    eventually(
+        "movieapp_aws_events_queue_up to drop to 0",
+        TIMEOUT,
+        || async {
+            let text = operator.metrics().await?;
+            Ok((metric_sum(&text, "movieapp_aws_events_queue_up", &[]) == 0.0).then_some(()))
+        },
+    )
+    .await?;
+    api.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "worker": { "replicas": 3 } } })),
+    )
+    .await?;
+    wait_for(
+        &api,
+        "shop",
+        "a spec change served without the events queue",
+        |app| {
+            app.status.as_ref().and_then(|s| s.observed_generation) == app.metadata.generation
+                && is(app, "Ready", "True", None)
+        },
+    )
+    .await?;
+    println!(
+        "drift repaired after its event: queue attribute {queue_repaired:?}, PITR {pitr_repaired:?}"
+    );
+
+    sqs.delete_queue().queue_url(&dlq_url).send().await?;
     operator.stop().await?;
     fixtures::delete_namespace(&client, &ns).await
 }

@@ -328,6 +328,22 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 // ------------------------------------------------------------------ metrics
 
+tokio::task_local! {
+    /// AWS request attempts made by the future [`counting`] runs.
+    static REQUESTS: std::cell::Cell<u32>;
+}
+
+/// Runs `future` and counts the AWS request attempts it makes (retries
+/// included): what one reconcile cost.
+pub async fn counting<F: std::future::Future>(future: F) -> (F::Output, u32) {
+    REQUESTS
+        .scope(std::cell::Cell::new(0), async {
+            let output = future.await;
+            (output, REQUESTS.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 /// Counts every attempt of every AWS request in
 /// `movieapp_aws_requests_total{service,operation,outcome}`.
 #[derive(Debug)]
@@ -383,6 +399,8 @@ impl Intercept for CountRequests {
         };
         self.metrics
             .aws_request(service_label(metadata.service()), metadata.name(), outcome);
+        // Outside `counting` (the events consumer, tests) there is nothing to add to.
+        let _ = REQUESTS.try_with(|requests| requests.set(requests.get().saturating_add(1)));
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use super::memory::Memory;
 use crate::context::{Shared, Stores};
 use crate::crd::MovieApp;
+use crate::schedule::Workers;
 
 /// The context of one controller (one watched namespace, or all).
 #[derive(Debug)]
@@ -20,6 +21,8 @@ pub struct Context {
     /// The MovieApps, as the watch sees them.
     pub apps: Store<DeserializeGuard<MovieApp>>,
     pub memory: Arc<Memory>,
+    /// How many reconciles run (the timers wait for a free worker).
+    pub workers: Arc<Workers>,
 }
 
 impl Context {
@@ -28,9 +31,11 @@ impl Context {
         stores: Stores,
         apps: Store<DeserializeGuard<MovieApp>>,
         memory: Arc<Memory>,
+        workers: Arc<Workers>,
     ) -> Self {
         Self {
             memory,
+            workers,
             shared,
             stores,
             apps,

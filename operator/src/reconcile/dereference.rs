@@ -8,13 +8,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
 use super::children;
-use super::memory::{PassInputs, Verified};
+use super::memory::{PassInputs, Reread, Verified};
 use super::{ADOPT_ANNOTATION, Context, kube_category};
 use crate::aws::AwsClients;
 use crate::aws::tags::Owner;
 use crate::conditions::PartState;
 use crate::crd::MovieApp;
-use crate::naming::AppId;
+use crate::naming::{AppId, component};
 use crate::provision::Target;
 use crate::reason::Reason;
 
@@ -90,6 +90,24 @@ impl<'a> Object<'a> {
         }
     }
 
+    /// The physical names of every AWS resource this MovieApp manages:
+    /// what an AWS change event names.
+    pub fn physical_names(&self) -> Vec<String> {
+        let id = AppId {
+            namespace: &self.namespace,
+            name: &self.name,
+        };
+        movieapp_model::TABLES
+            .iter()
+            .map(|table| id.table_name(table.component))
+            .chain([
+                id.queue_name(component::JOBS_QUEUE),
+                id.queue_name(component::DEAD_LETTER_QUEUE),
+                id.topic_name(),
+            ])
+            .collect()
+    }
+
     /// What an AWS pass of this MovieApp depends on.
     pub fn pass_inputs(&self) -> PassInputs {
         PassInputs {
@@ -158,9 +176,9 @@ pub struct Dereferenced<'a> {
     /// The TMDB Secret and key are there; `Err` carries the worker's state.
     pub tmdb_secret: Result<(), PartState>,
     pub auth_secret: AuthSecret,
-    /// The last complete AWS pass, when it is recent enough (most of a
-    /// resync interval) and was made for this spec: a reconcile that a
-    /// child's change causes needs the Kubernetes side only.
+    /// The last complete AWS pass, when it was made for this spec and
+    /// nothing asks to read AWS again (a resync, an AWS change event): a
+    /// reconcile that a child's change causes needs the Kubernetes side only.
     pub reused: Option<Verified>,
     /// The last complete AWS pass for this spec, however old: what a resync
     /// that cannot read AWS keeps.
@@ -169,14 +187,16 @@ pub struct Dereferenced<'a> {
     pub started: Instant,
 }
 
-pub async fn dereference<'a>(app: &'a MovieApp, ctx: &Context) -> Result<Dereferenced<'a>, Error> {
+pub async fn dereference<'a>(
+    app: &'a MovieApp,
+    ctx: &Context,
+    reread: Option<Reread>,
+) -> Result<Dereferenced<'a>, Error> {
     let object = Object::of(app, &ctx.shared.config.default_region)?;
     let inputs = object.pass_inputs();
+    ctx.memory.index(&object.uid, object.physical_names());
     let last = ctx.memory.last_verified(&object.uid, &inputs);
-    let resync = ctx.shared.config.resync_interval;
-    let reused = last
-        .clone()
-        .filter(|v| v.at.elapsed() < resync.mul_f64(0.9));
+    let reused = last.clone().filter(|_| reread.is_none());
     let secrets: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &object.namespace);
     let auth_name = children::auth_secret_name(&object.name);
     let (tmdb_secret, auth) = tokio::join!(

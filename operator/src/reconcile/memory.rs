@@ -10,13 +10,13 @@
 //! after its object left the cache forgets it too ([`Memory::forget_unless`]),
 //! so no write can outlive a deletion.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use kube::ResourceExt;
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 use crate::aws::ecr::ResolvedImage;
@@ -24,7 +24,10 @@ use crate::crd::MovieApp;
 use crate::metrics::Metrics;
 use crate::provision::Provisioned;
 
-/// What a MovieApp's AWS pass depends on: a pass is valid only for these.
+/// How the controller names a MovieApp (the watch delivers it guarded).
+pub type AppRef = ObjectRef<DeserializeGuard<MovieApp>>;
+
+/// What an AWS pass of a MovieApp depends on: a pass is valid only for these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PassInputs {
     pub generation: Option<i64>,
@@ -42,6 +45,40 @@ pub struct Verified {
     pub at: Instant,
 }
 
+/// What a timer wakes a MovieApp for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Look again soon: something is being created, a human must act, or
+    /// the last reconcile failed. Served as soon as a worker is free.
+    Retry,
+    /// The safety-net resync: re-read AWS and repair drift. Served only
+    /// when no change waits and the AWS budget allows (see `resync`).
+    Resync,
+}
+
+/// Why the next reconcile must read AWS instead of reusing the last pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reread {
+    /// The resync is due.
+    Resync,
+    /// AWS reported a change to one of its resources; `at` is when the
+    /// earliest such change was made (for the event-to-reconcile latency).
+    Change { at: SystemTime },
+}
+
+impl Reread {
+    /// Two reasons in one: a change wins over a resync (it carries a
+    /// latency to report), the earlier change over a later one.
+    fn merge(self, other: Reread) -> Reread {
+        match (self, other) {
+            (Reread::Change { at: a }, Reread::Change { at: b }) => Reread::Change { at: a.min(b) },
+            (change @ Reread::Change { .. }, Reread::Resync)
+            | (Reread::Resync, change @ Reread::Change { .. }) => change,
+            (Reread::Resync, Reread::Resync) => Reread::Resync,
+        }
+    }
+}
+
 /// Everything remembered about one MovieApp.
 #[derive(Debug, Default)]
 pub struct Remembered {
@@ -53,37 +90,83 @@ pub struct Remembered {
     /// Per child (`Kind/name`), the hash of the desired form this process
     /// applied last: a child that matches it and the cache is not applied again.
     pub applied: HashMap<String, u64>,
+    /// How the controller names the object (to wake it from a timer or an
+    /// AWS change event).
+    object: Option<AppRef>,
+    /// The next timed reconcile (mirrored in `Inner::retries`/`resyncs`).
+    timer: Option<(Instant, Wake)>,
+    /// The next reconcile reads AWS, and why.
+    reread: Option<Reread>,
+    /// A change seen by the watch whose reconcile has not started yet.
+    changed: Option<Instant>,
+    /// The physical names of its AWS resources (mirrored in `Inner::owners`).
+    resources: Vec<String>,
+}
+
+/// The entries and the indexes over them, under one lock so that they
+/// always agree.
+#[derive(Debug, Default)]
+struct Inner {
+    objects: HashMap<String, Remembered>,
+    /// Due retries and resyncs, by time then uid: the oldest is served first.
+    retries: BTreeSet<(Instant, String)>,
+    resyncs: BTreeSet<(Instant, String)>,
+    /// Physical AWS name → uid of the MovieApp that manages it.
+    owners: HashMap<String, String>,
+}
+
+impl Inner {
+    fn queue(&mut self, wake: Wake) -> &mut BTreeSet<(Instant, String)> {
+        match wake {
+            Wake::Retry => &mut self.retries,
+            Wake::Resync => &mut self.resyncs,
+        }
+    }
+
+    fn clear_timer(&mut self, uid: &str) {
+        if let Some((at, wake)) = self.objects.get_mut(uid).and_then(|r| r.timer.take()) {
+            self.queue(wake).remove(&(at, uid.to_owned()));
+        }
+    }
+}
+
+/// A timed reconcile that is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub object: AppRef,
+    /// When it was due: how late it is served is `now - at`.
+    pub at: Instant,
 }
 
 /// The per-object memory of one controller.
 #[derive(Debug)]
 pub struct Memory {
-    objects: Mutex<HashMap<String, Remembered>>,
+    inner: Mutex<Inner>,
     metrics: Metrics,
 }
 
 impl Memory {
     pub fn new(metrics: Metrics) -> Self {
         Self {
-            objects: Mutex::new(HashMap::new()),
+            inner: Mutex::new(Inner::default()),
             metrics,
         }
     }
 
     /// Changes what is remembered about `uid` (an empty entry at first).
     pub fn update<R>(&self, uid: &str, change: impl FnOnce(&mut Remembered) -> R) -> R {
-        let mut objects = self.lock();
-        let before = objects.len();
-        let result = change(objects.entry(uid.to_owned()).or_default());
-        if objects.len() != before {
-            self.metrics.set_remembered(objects.len());
+        let mut inner = self.lock();
+        let before = inner.objects.len();
+        let result = change(inner.objects.entry(uid.to_owned()).or_default());
+        if inner.objects.len() != before {
+            self.metrics.set_remembered(inner.objects.len());
         }
         result
     }
 
     /// Reads what is remembered about `uid`, if anything.
     pub fn read<R>(&self, uid: &str, read: impl FnOnce(&Remembered) -> R) -> Option<R> {
-        self.lock().get(uid).map(read)
+        self.lock().objects.get(uid).map(read)
     }
 
     /// The last complete AWS pass of `uid` made for `inputs`, however old.
@@ -93,18 +176,139 @@ impl Memory {
             .filter(|v| v.inputs == *inputs)
     }
 
-    /// The last complete AWS pass of `uid`, when it was made for `inputs`
-    /// less than `max_age` ago.
-    pub fn verified(&self, uid: &str, inputs: &PassInputs, max_age: Duration) -> Option<Verified> {
-        self.last_verified(uid, inputs)
-            .filter(|v| v.at.elapsed() < max_age)
+    /// Remembers how the controller names `uid`.
+    pub fn name(&self, uid: &str, object: AppRef) {
+        self.update(uid, |r| r.object = Some(object));
     }
 
-    /// Drops everything about `uid`: its entry and its metrics.
+    /// Sets the next timed reconcile of `uid` (replacing any other: the
+    /// reconcile that just ended decides when to look again).
+    pub fn schedule(&self, uid: &str, at: Instant, wake: Wake) {
+        let mut inner = self.lock();
+        inner.clear_timer(uid);
+        let before = inner.objects.len();
+        inner.objects.entry(uid.to_owned()).or_default().timer = Some((at, wake));
+        inner.queue(wake).insert((at, uid.to_owned()));
+        if inner.objects.len() != before {
+            self.metrics.set_remembered(inner.objects.len());
+        }
+    }
+
+    /// When the earliest timer of `wake` is due, if any.
+    pub fn next_due(&self, wake: Wake) -> Option<Instant> {
+        self.lock().queue(wake).first().map(|(at, _)| *at)
+    }
+
+    /// Takes the earliest timer of `wake` that is due at `now`; a resync
+    /// also marks its object to read AWS.
+    pub fn take_due(&self, wake: Wake, now: Instant) -> Option<Due> {
+        let mut inner = self.lock();
+        loop {
+            let (at, uid) = inner.queue(wake).first().cloned()?;
+            if at > now {
+                return None;
+            }
+            inner.queue(wake).remove(&(at, uid.clone()));
+            let Some(entry) = inner.objects.get_mut(&uid) else {
+                continue;
+            };
+            entry.timer = None;
+            let Some(object) = entry.object.clone() else {
+                continue;
+            };
+            if wake == Wake::Resync {
+                entry.reread = Some(
+                    entry
+                        .reread
+                        .map_or(Reread::Resync, |r| r.merge(Reread::Resync)),
+                );
+            }
+            return Some(Due { object, at });
+        }
+    }
+
+    /// How many objects wait for a resync (due or not).
+    pub fn resyncs_scheduled(&self) -> usize {
+        self.lock().resyncs.len()
+    }
+
+    /// Marks `uid` to read AWS at its next reconcile; returns how the
+    /// controller names it, unless a reread was already asked for (a
+    /// reconcile is on its way then: bursts coalesce).
+    pub fn reread(&self, uid: &str, why: Reread) -> Option<AppRef> {
+        let mut inner = self.lock();
+        let entry = inner.objects.get_mut(uid)?;
+        let first = entry.reread.is_none();
+        entry.reread = Some(entry.reread.map_or(why, |r| r.merge(why)));
+        entry.object.clone().filter(|_| first)
+    }
+
+    /// A change of `uid` seen by the watch, which its reconcile will serve.
+    pub fn changed(&self, uid: &str, object: AppRef) {
+        self.update(uid, |r| {
+            r.object = Some(object);
+            r.changed.get_or_insert_with(Instant::now);
+        });
+    }
+
+    /// Changes seen by the watch whose reconciles have not started, counting
+    /// only those younger than `max_age` (a change whose reconcile never
+    /// came must not hold the resyncs back for ever).
+    pub fn changes_waiting(&self, max_age: Duration) -> usize {
+        self.lock()
+            .objects
+            .values()
+            .filter(|r| r.changed.is_some_and(|at| at.elapsed() < max_age))
+            .count()
+    }
+
+    /// A reconcile of `uid` starts: the change it serves is no longer
+    /// waiting; returns why it must read AWS, if it must.
+    pub fn begin(&self, uid: &str) -> Option<Reread> {
+        let mut inner = self.lock();
+        let entry = inner.objects.get_mut(uid)?;
+        entry.changed = None;
+        entry.reread.take()
+    }
+
+    /// Records the physical names of `uid`'s AWS resources, so that a
+    /// change event about one of them finds its MovieApp.
+    pub fn index(&self, uid: &str, names: Vec<String>) {
+        let mut inner = self.lock();
+        let Some(entry) = inner.objects.get_mut(uid) else {
+            return;
+        };
+        if entry.resources == names {
+            return;
+        }
+        let old = std::mem::replace(&mut entry.resources, names.clone());
+        for name in old {
+            if inner.owners.get(&name).is_some_and(|owner| owner == uid) {
+                inner.owners.remove(&name);
+            }
+        }
+        for name in names {
+            inner.owners.insert(name, uid.to_owned());
+        }
+    }
+
+    /// The uid of the MovieApp that manages the AWS resource `name`.
+    pub fn owner_of(&self, name: &str) -> Option<String> {
+        self.lock().owners.get(name).cloned()
+    }
+
+    /// Drops everything about `uid`: its entry, its timers, its resources
+    /// in the index, and its metrics.
     pub fn forget(&self, uid: &str) {
-        let mut objects = self.lock();
-        if objects.remove(uid).is_some() {
-            self.metrics.set_remembered(objects.len());
+        let mut inner = self.lock();
+        inner.clear_timer(uid);
+        if let Some(entry) = inner.objects.remove(uid) {
+            for name in entry.resources {
+                if inner.owners.get(&name).is_some_and(|owner| owner == uid) {
+                    inner.owners.remove(&name);
+                }
+            }
+            self.metrics.set_remembered(inner.objects.len());
         }
         self.metrics.forget(uid);
     }
@@ -121,6 +325,7 @@ impl Memory {
     pub fn retain(&self, live: impl Fn(&str) -> bool) {
         let gone: Vec<String> = self
             .lock()
+            .objects
             .keys()
             .filter(|uid| !live(uid))
             .cloned()
@@ -132,7 +337,7 @@ impl Memory {
 
     /// How many objects are remembered.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().objects.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -161,8 +366,8 @@ impl Memory {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
-        self.objects.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -178,6 +383,16 @@ pub fn follow(
             memory.follow_watch(event, || {
                 apps.state().iter().filter_map(|app| app.uid()).collect()
             });
+        }
+    }
+}
+
+/// The closure the stream of relevant MovieApp changes calls on each: the
+/// change waits for its reconcile, and resyncs wait for it.
+pub fn note_changes(memory: Arc<Memory>) -> impl FnMut(&DeserializeGuard<MovieApp>) {
+    move |app| {
+        if let Some(uid) = app.uid() {
+            memory.changed(&uid, ObjectRef::from_obj(app));
         }
     }
 }

@@ -37,10 +37,12 @@ use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, Event as Finalizer};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, warn};
 
 pub use context::Context;
+use memory::{Reread, Wake};
 
 use crate::crd::MovieApp;
 use crate::reason::Reason;
@@ -98,12 +100,22 @@ pub fn object_key(app: &MovieApp) -> String {
     format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
 }
 
-/// Reconciles one MovieApp.
+/// Reconciles one MovieApp. Always answers "await change": when to look
+/// again goes into the per-object memory, served by [`crate::schedule`].
 pub async fn reconcile(
     guard: Arc<DeserializeGuard<MovieApp>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let started = Instant::now();
+    let _busy = ctx.workers.enter();
+    let uid = guard.uid().unwrap_or_default();
+    ctx.memory.name(&uid, ObjectRef::from_obj(&*guard));
+    let reread = ctx.memory.begin(&uid);
+    if let Some(Reread::Change { at }) = reread {
+        ctx.shared
+            .metrics
+            .aws_event_reconciled(at.elapsed().unwrap_or_default());
+    }
     let app = match &guard.0 {
         Ok(app) => app,
         Err(invalid) => {
@@ -116,16 +128,22 @@ pub async fn reconcile(
         }
     };
     let key = object_key(app);
-    debug!(movieapp = %key, "reconciling");
-    let result = lifecycle(app, &ctx).await;
-    let uid = app.uid().unwrap_or_default();
+    debug!(movieapp = %key, ?reread, "reconciling");
+    let (result, aws_requests) = crate::aws::counting(lifecycle(app, &ctx, reread)).await;
     match &result {
         Ok(action) => {
             ctx.memory.update(&uid, |r| r.failures = 0);
             ctx.shared.metrics.reconciled(started.elapsed());
-            debug!(movieapp = %key, ?action, elapsed = ?started.elapsed(), "reconciled");
+            if reread == Some(Reread::Resync) && aws_requests > 0 {
+                ctx.shared.resyncs.observe(aws_requests);
+            }
+            debug!(movieapp = %key, ?action, aws_requests, elapsed = ?started.elapsed(), "reconciled");
         }
         Err(error) => {
+            // AWS may not have been read: the next attempt reads it instead.
+            if let Some(reread) = reread {
+                ctx.memory.reread(&uid, reread);
+            }
             ctx.shared
                 .metrics
                 .reconcile_failed(error.category(), started.elapsed());
@@ -136,13 +154,13 @@ pub async fn reconcile(
 }
 
 /// Apply or clean up, under the finalizer.
-async fn lifecycle(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
+async fn lifecycle(app: &MovieApp, ctx: &Context, reread: Option<Reread>) -> Result<Action, Error> {
     let deleting = app.meta().deletion_timestamp.is_some();
     let finalized = app.finalizers().iter().any(|f| f == FINALIZER);
     // A MovieApp that never passed validation has nothing in AWS: it gets
     // no finalizer until it does, only its status.
     if !deleting && !finalized && validate::spec(app, &ctx.shared.config.default_region).is_err() {
-        return run(app, ctx).await;
+        return run(app, ctx, reread).await;
     }
     let api: Api<MovieApp> = Api::namespaced(
         ctx.shared.client.clone(),
@@ -150,7 +168,7 @@ async fn lifecycle(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
     );
     let result = finalizer::finalizer(&api, FINALIZER, Arc::new(app.clone()), |event| async {
         match event {
-            Finalizer::Apply(app) => run(&app, ctx).await,
+            Finalizer::Apply(app) => run(&app, ctx, reread).await,
             Finalizer::Cleanup(app) => cleanup::cleanup(&app, ctx).await,
         }
     })
@@ -161,7 +179,12 @@ async fn lifecycle(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
         // The finalizer goes only once Cleanup succeeds, so AWS deleting
         // asynchronously is an error to the helper; to us it is progress.
         Err(finalizer::Error::CleanupFailed(Error::Cleanup(cleanup::Error::Pending))) => {
-            Ok(Action::requeue(cleanup::CLEANUP_INTERVAL))
+            ctx.memory.schedule(
+                &app.uid().unwrap_or_default(),
+                std::time::Instant::now() + cleanup::CLEANUP_INTERVAL,
+                Wake::Retry,
+            );
+            Ok(Action::await_change())
         }
         Err(finalizer::Error::CleanupFailed(error)) => Err(error),
         Err(finalizer::Error::AddFinalizer(error) | finalizer::Error::RemoveFinalizer(error)) => {
@@ -173,9 +196,10 @@ async fn lifecycle(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
     }
 }
 
-/// The pipeline, for a MovieApp that is not being deleted.
-pub async fn run(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
-    let dereferenced = dereference::dereference(app, ctx).await?;
+/// The pipeline, for a MovieApp that is not being deleted; `reread` says
+/// why AWS must be read even if a recent pass could be reused.
+pub async fn run(app: &MovieApp, ctx: &Context, reread: Option<Reread>) -> Result<Action, Error> {
+    let dereferenced = dereference::dereference(app, ctx, reread).await?;
     let validated = match validate::validate(dereferenced) {
         Ok(validated) => validated,
         Err(invalid) => return status::report(ctx, status::Report::invalid(invalid, ctx)).await,
@@ -186,7 +210,7 @@ pub async fn run(app: &MovieApp, ctx: &Context) -> Result<Action, Error> {
     status::report(ctx, applied.into()).await
 }
 
-/// Requeues a failed reconcile with jittered exponential backoff: 2 s, 4 s,
+/// Retries a failed reconcile with jittered exponential backoff: 2 s, 4 s,
 /// ... up to 5 minutes, so failures never turn into a hot loop.
 pub fn error_policy(
     guard: Arc<DeserializeGuard<MovieApp>>,
@@ -200,10 +224,12 @@ pub fn error_policy(
         r.failures = r.failures.saturating_add(1);
         r.failures
     });
-    ctx.forget_if_gone(&namespace, &name, &uid);
     let delay = backoff(failures);
+    ctx.memory
+        .schedule(&uid, std::time::Instant::now() + delay, Wake::Retry);
+    ctx.forget_if_gone(&namespace, &name, &uid);
     warn!(movieapp = %format!("{namespace}/{name}"), %error, failures, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+    Action::await_change()
 }
 
 /// An object that does not match the MovieApp types (written under an older

@@ -17,7 +17,7 @@ use serde_json::json;
 use tracing::warn;
 
 use super::apply::{Applied, ChildError};
-use super::memory::{PassInputs, Verified};
+use super::memory::{PassInputs, Verified, Wake};
 use super::validate::Invalid;
 use super::{Context, children, kube_category, object_key};
 use crate::aws::ecr::{ImageError, ResolvedImage};
@@ -164,7 +164,7 @@ impl<'a> Report<'a> {
 }
 
 /// The status step: writes the status and Events, remembers a complete AWS
-/// pass, and says when to look again.
+/// pass, and sets the timer of the next look (a retry or the resync).
 pub async fn report(ctx: &Context, report: Report<'_>) -> Result<Action, super::Error> {
     let app = report.app;
     let notices: Vec<&Notice> = report
@@ -193,7 +193,7 @@ pub async fn report(ctx: &Context, report: Report<'_>) -> Result<Action, super::
     )
     .await?;
 
-    let resync = ctx.shared.config.resync_interval;
+    let resync = ctx.shared.resyncs.interval();
     if !report.unread.is_empty() {
         let note = format!(
             "could not re-read AWS, so the last observed state stands; retrying in {}s: {}",
@@ -210,18 +210,28 @@ pub async fn report(ctx: &Context, report: Report<'_>) -> Result<Action, super::
     if let Some(error) = report.error {
         return Err(error.into());
     }
-    if !report.unread.is_empty() {
-        return Ok(Action::requeue(PROGRESS_INTERVAL.min(resync)));
-    }
-    Ok(match report.reused_at {
-        // Keep the AWS re-read on its schedule.
-        Some(at) if settled(&report.parts) => Action::requeue(
-            (at + resync)
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_secs(1)),
-        ),
-        _ => next_check(&report.parts, resync),
-    })
+    let now = Instant::now();
+    let (at, wake) = if !report.unread.is_empty() {
+        (now + PROGRESS_INTERVAL.min(resync), Wake::Retry)
+    } else {
+        match (report.reused_at, next_check(&report.parts, resync)) {
+            // Keep the AWS re-read on its schedule.
+            (Some(at), Next::Resync) => (at + resync, Wake::Resync),
+            (None, Next::Resync) => (now + resync, Wake::Resync),
+            (_, Next::Retry(after)) => (now + after, Wake::Retry),
+        }
+    };
+    ctx.memory.schedule(&report.uid, at, wake);
+    Ok(Action::await_change())
+}
+
+/// When to look at a MovieApp again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// At the resync: nothing but AWS drift can bring news.
+    Resync,
+    /// Sooner, after this long.
+    Retry(Duration),
 }
 
 /// The pass to remember, when it found every AWS part in place.
@@ -266,15 +276,14 @@ fn settled(parts: &[Part]) -> bool {
 }
 
 /// When to reconcile again, from how the parts stand.
-fn next_check(parts: &[Part], resync: Duration) -> Action {
-    let interval = if parts.iter().any(|p| p.state.is_blocked()) {
-        BLOCKED_INTERVAL.min(resync)
+fn next_check(parts: &[Part], resync: Duration) -> Next {
+    if parts.iter().any(|p| p.state.is_blocked()) {
+        Next::Retry(BLOCKED_INTERVAL.min(resync))
     } else if settled(parts) {
-        resync
+        Next::Resync
     } else {
-        PROGRESS_INTERVAL.min(resync)
-    };
-    Action::requeue(interval)
+        Next::Retry(PROGRESS_INTERVAL.min(resync))
+    }
 }
 
 fn image_state(image: &Result<ResolvedImage, ImageError>) -> PartState {
@@ -548,21 +557,21 @@ mod tests {
         let cases = [
             (
                 vec![part(kind::IMAGE_RESOLVED, S::ready(Reason::Resolved, ""))],
-                resync,
+                Next::Resync,
             ),
             (
                 vec![part(
                     kind::IMAGE_RESOLVED,
                     S::progressing(Reason::Creating, ""),
                 )],
-                PROGRESS_INTERVAL,
+                Next::Retry(PROGRESS_INTERVAL),
             ),
             (
                 vec![part(
                     kind::IMAGE_RESOLVED,
                     S::blocked(Reason::NameConflict, ""),
                 )],
-                BLOCKED_INTERVAL,
+                Next::Retry(BLOCKED_INTERVAL),
             ),
             // Only the Deployment rolling out: its watch, not a timer, reconciles.
             (
@@ -573,7 +582,7 @@ mod tests {
                         S::progressing(Reason::Progressing, "0/2 replicas available"),
                     ),
                 ],
-                resync,
+                Next::Resync,
             ),
             // A rollout with AWS still in progress, or a worker retrying an
             // error, is polled.
@@ -585,22 +594,18 @@ mod tests {
                         S::progressing(Reason::Deploying, ""),
                     ),
                 ],
-                PROGRESS_INTERVAL,
+                Next::Retry(PROGRESS_INTERVAL),
             ),
             (
                 vec![part(
                     kind::WORKER_AVAILABLE,
                     S::progressing(Reason::SecretUnreadable, ""),
                 )],
-                PROGRESS_INTERVAL,
+                Next::Retry(PROGRESS_INTERVAL),
             ),
         ];
         for (parts, expected) in cases {
-            assert_eq!(
-                next_check(&parts, resync),
-                Action::requeue(expected),
-                "{parts:?}"
-            );
+            assert_eq!(next_check(&parts, resync), expected, "{parts:?}");
         }
     }
 
