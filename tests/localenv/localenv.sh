@@ -20,13 +20,17 @@ cache_root=${MOVIEAPP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/movieapp}
 target="$cache_root/target-localenv-$(rustc -vV | sha256sum | cut -c1-12)"
 
 # Shared, it holds one `localenv` for every checkout: the binary refuses
-# (98) when another checkout's build replaced it between our build and our
-# run, and is built again.
+# (98) when it was built from another checkout, either because that
+# checkout's build replaced it between our build and our run, or because
+# Cargo took the other checkout's build as fresh for ours (it names a path
+# crate by its path inside the workspace, and our sources may be older).
+# Our sources are then touched, so Cargo builds the binary from them.
 for _ in 1 2 3; do
   CARGO_TARGET_DIR=$target cargo build --quiet --locked --manifest-path "$root/Cargo.toml" \
     -p movieapp-localenv --bin localenv
   status=0
   "$target/debug/localenv" --checkout "$root" "$@" || status=$?
   [ "$status" -eq 98 ] || exit "$status"
+  touch "$root/tests/localenv/src/main.rs"
 done
 exit 98
