@@ -16,6 +16,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+/// The outcomes of `movieapp_aws_events_total`, each served from the start.
+pub const AWS_EVENT_OUTCOMES: [&str; 5] =
+    ["matched", "coalesced", "malformed", "foreign", "unmanaged"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
@@ -187,6 +191,11 @@ impl Metrics {
             resync_effective_interval.clone(),
         );
         let aws_events = Family::<OutcomeLabels, Counter>::default();
+        // Every outcome from the start, at 0: a documented series is served
+        // before its first event (and rate() sees the first one).
+        for outcome in AWS_EVENT_OUTCOMES {
+            let _ = aws_events.get_or_create(&OutcomeLabels { outcome });
+        }
         registry.register(
             "movieapp_aws_events",
             "AWS change events read from --events-queue-url, by outcome (matched, coalesced, malformed, foreign, unmanaged)",
@@ -307,6 +316,10 @@ impl Metrics {
 
     /// An AWS change event read from the events queue, by what came of it.
     pub fn aws_event(&self, outcome: &'static str) {
+        debug_assert!(
+            AWS_EVENT_OUTCOMES.contains(&outcome),
+            "undeclared outcome {outcome}"
+        );
         self.aws_events
             .get_or_create(&OutcomeLabels { outcome })
             .inc();

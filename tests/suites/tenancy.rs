@@ -34,6 +34,45 @@ fn install(manifest: &str) -> Result<()> {
     Ok(())
 }
 
+/// The cluster-scoped objects a test installed (policies, ClusterRoles, the
+/// operator's namespace), removed again when it ends however it ends: left
+/// behind, they would collide with a Helm release of the chart in a later
+/// suite (same names, another owner). The tests that install them take
+/// turns, so one's removal never pulls them from under the other.
+struct Installed {
+    manifests: Vec<&'static str>,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+impl Installed {
+    async fn apply(manifests: &[&'static str]) -> Result<Self> {
+        let installed = Self {
+            manifests: manifests.to_vec(),
+            _turn: TURN.lock().await,
+        };
+        for manifest in manifests {
+            install(manifest)?;
+        }
+        Ok(installed)
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        for manifest in self.manifests.iter().rev() {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(manifest);
+            let _ = std::process::Command::new("kubectl")
+                .args(["delete", "--ignore-not-found", "--wait=false", "-f"])
+                .arg(&path)
+                .output();
+        }
+    }
+}
+
 /// A client that acts as `user` (impersonation: the admin's credentials,
 /// the user's rights).
 async fn as_user(user: &str) -> Result<Client> {
@@ -151,8 +190,7 @@ async fn movieapps_are_admitted_only_with_their_authors_rights() -> Result<()> {
     let env = LocalEnv::get();
     let admin = env.kube().await?;
     fixtures::install_crd(&admin).await?;
-    install("deploy/user-roles.yaml")?;
-    install("deploy/admission.yaml")?;
+    let _installed = Installed::apply(&["deploy/user-roles.yaml", "deploy/admission.yaml"]).await?;
     let ns = unique_name("tn-admission");
     fixtures::namespace(&admin, &ns).await?;
     fixtures::tmdb_secret(&admin, &ns, "key").await?;
@@ -358,9 +396,12 @@ async fn the_operators_credentials_create_no_secret_but_its_own() -> Result<()> 
     let env = LocalEnv::get();
     let admin = env.kube().await?;
     fixtures::install_crd(&admin).await?;
-    install("deploy/namespace.yaml")?;
-    install("deploy/rbac.yaml")?;
-    install("deploy/admission.yaml")?;
+    let _installed = Installed::apply(&[
+        "deploy/namespace.yaml",
+        "deploy/rbac.yaml",
+        "deploy/admission.yaml",
+    ])
+    .await?;
     let ns = unique_name("tn-token");
     fixtures::namespace(&admin, &ns).await?;
     let operator = as_user("system:serviceaccount:movieapp-system:movieapp-operator").await?;
