@@ -382,7 +382,7 @@ def still_in_aws(owned: dict[str, str]) -> list[str]:
     """Which of `owned` AWS still has (every page: moto may hold other tests' resources)."""
     dynamodb, sqs, sns = boto3.client("dynamodb"), boto3.client("sqs"), boto3.client("sns")
     tables = {t for page in dynamodb.get_paginator("list_tables").paginate() for t in page.get("TableNames", [])}
-    names = {owned_name for owned_name in (i.rsplit("/", 1)[-1] for d, i in owned.items() if d.startswith("queue"))}
+    names = {ident.rsplit("/", 1)[-1] for description, ident in owned.items() if description.startswith("queue")}
     queues = {
         q.rsplit("/", 1)[-1]
         for name in names

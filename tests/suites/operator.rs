@@ -1428,8 +1428,9 @@ async fn aws_change_events_repair_drift_in_seconds_without_the_resync() -> Resul
     } = setup("op-events", true).await?;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
-    // The events queue and its dead-letter queue, as terraform/events.tf
-    // makes them (a short visibility timeout, so the redrive is quick).
+    // The events queue and its dead-letter queue, made here (the project's
+    // Terraform does not make them yet; a short visibility timeout, so the
+    // redrive is quick).
     let dlq_url = sqs
         .create_queue()
         .queue_name(format!("{ns}-events-dlq"))
