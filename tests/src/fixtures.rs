@@ -232,3 +232,27 @@ pub async fn install_crd(client: &kube::Client) -> Result<()> {
     )
     .await
 }
+
+/// Creates the SQS queue `name` (no attributes); its URL and ARN.
+pub async fn sqs_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String)> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .with_context(|| format!("creating the queue {name}"))?
+        .queue_url
+        .with_context(|| format!("CreateQueue returned no URL for {name}"))?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .with_context(|| format!("reading the ARN of {name}"))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .with_context(|| format!("the queue {name} has no ARN"))?;
+    Ok((url, arn))
+}

@@ -1431,22 +1431,7 @@ async fn aws_change_events_repair_drift_in_seconds_without_the_resync() -> Resul
     // The events queue and its dead-letter queue, made here (the project's
     // Terraform does not make them yet; a short visibility timeout, so the
     // redrive is quick).
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name(format!("{ns}-events-dlq"))
-        .send()
-        .await?
-        .queue_url
-        .context("dead-letter queue URL")?;
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .context("dead-letter queue ARN")?;
+    let (dlq_url, dlq_arn) = fixtures::sqs_queue(&sqs, &format!("{ns}-events-dlq")).await?;
     let queue_url = sqs
         .create_queue()
         .queue_name(format!("{ns}-events"))

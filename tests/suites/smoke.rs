@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use movieapp_tests::{LocalEnv, eventually, unique_name};
+use movieapp_tests::{LocalEnv, eventually, fixtures, unique_name};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -297,7 +297,6 @@ async fn sqs_queue_lifecycle() -> Result<()> {
 
 #[tokio::test]
 async fn sns_topic_delivers_to_a_subscribed_queue() -> Result<()> {
-    use aws_sdk_sqs::types::QueueAttributeName;
     let env = LocalEnv::get();
     let config = env.aws().await;
     let sns = aws_sdk_sns::Client::new(&config);
@@ -320,22 +319,8 @@ async fn sns_topic_delivers_to_a_subscribed_queue() -> Result<()> {
         "GetTopicAttributes does not describe the topic"
     );
 
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique_name("smoke-subscriber"))
-        .send()
-        .await?
-        .queue_url
-        .context("CreateQueue returned no URL")?;
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .context("the queue has no ARN")?;
+    let (queue_url, queue_arn) =
+        fixtures::sqs_queue(&sqs, &unique_name("smoke-subscriber")).await?;
     sns.subscribe()
         .topic_arn(&topic_arn)
         .protocol("sqs")
