@@ -104,10 +104,14 @@ async fn a_tmdb_outage_under_load_serves_cached_movies_and_recovers() {
     let stub = Stub::start(port, &env.tmdb_api_key).await;
     let fx = Fixture::new("tmdb-outage-load").await;
     // Entries go stale after 2 s, so during the outage every cached movie is
-    // past its freshness and has to be served from the kept copy.
+    // past its freshness and has to be served from the kept copy. Every load
+    // client here shares one address, and each stale answer tries TMDB again:
+    // the per-client TMDB budget would answer 429 where this test looks at
+    // what an outage does, so it is raised beyond what the run can spend.
     let (_, app) = fx.app(&[
         &format!("--tmdb-base-url=http://127.0.0.1:{port}"),
         "--cache-details-ttl=2s",
+        "--tmdb-client-burst=100000",
     ]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
