@@ -26,6 +26,8 @@ pub mod cleanup;
 mod context;
 pub mod dereference;
 pub mod memory;
+#[cfg(test)]
+mod offline;
 pub mod provision;
 pub mod status;
 pub mod validate;

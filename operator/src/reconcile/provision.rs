@@ -168,8 +168,15 @@ pub fn hold_through_read_errors(
     };
     let (tables, tables_unread) = hold_part(provisioned.tables, &last.provisioned.tables);
     let (queue, queue_unread) = hold_part(provisioned.queue, &last.provisioned.queue);
-    let (notifications, notifications_unread) =
-        hold_part(provisioned.notifications, &last.provisioned.notifications);
+    // The topic waits for the queues: when they could not be read, it was
+    // not looked at either, and what the last pass found of it stands too.
+    let (notifications, notifications_unread) = if queue_unread.is_some()
+        && provisioned.notifications.state.reason() == Reason::WaitingForQueue
+    {
+        (last.provisioned.notifications.clone(), None)
+    } else {
+        hold_part(provisioned.notifications, &last.provisioned.notifications)
+    };
     let mut unread: Vec<String> = [tables_unread, queue_unread, notifications_unread]
         .into_iter()
         .flatten()
