@@ -44,6 +44,15 @@ configuration with python-hcl2 and verify what the project promises:
                 environment prefix (var.name, from local.name)
   first-apply   AAAA records only with a dual-stack domain; no Lambda
                 reserved concurrency by default (a new account has none)
+  client-address  the api-worker finds the client behind the edge: the
+                NLB target group does not preserve client addresses (the
+                pods' peer is the NLB, in its subnets), health-checks the
+                public /readyz or /healthz on the traffic port, and the edge
+                and the composition output those subnets' CIDRs as
+                MOVIEAPP_TRUSTED_PROXIES; the Lambda HTTP function trusts no
+                proxy (MOVIEAPP_TRUSTED_PROXIES empty, last in its merge) and
+                its environment variable refuses both settings. Variable
+                names are read from model/src/lib.rs
 
 Usage:
   test_invariants.py                       check terraform/ (must pass)
@@ -83,6 +92,7 @@ REQUIRED_OUTPUTS = {
     "domain": "domain",
     "region": "operator --default-region",
     "api_worker_role_arns": "MovieApp spec.worker.serviceAccount annotation",
+    "api_worker_trusted_proxies": "MovieApp spec.worker.env MOVIEAPP_TRUSTED_PROXIES",
     "api_worker_repository_name": "MovieApp spec.worker.image.repository",
     "registry": "docker login / helm registry login",
     "chart_repository": "helm push / helm install oci://",
@@ -898,10 +908,65 @@ def check_first_apply(mods):
     return bad
 
 
+def model_env_name(const):
+    """The value of `pub const CONST` in model/src/lib.rs's `env` module."""
+    text = open(os.path.join(REPO, "model", "src", "lib.rs")).read()
+    env = text[text.index("pub mod env"):]
+    m = re.search(r"pub const " + const + r': &str = "([A-Z0-9_]+)";', env)
+    return m.group(1) if m else const
+
+
+def check_client_address(mods):
+    bad = []
+    trusted, header = model_env_name("TRUSTED_PROXIES"), model_env_name("FORWARDED_HEADER")
+    groups = [(mod, f, l, b) for mod in mods for f, l, b in mod.of("resource")
+              if l[0] == "aws_lb_target_group" and b.get("target_type") == "ip"]
+    if not groups:
+        bad.append("no aws_lb_target_group with target_type ip (terraform/modules/edge)")
+    for mod, fname, (_, rname), body in groups:
+        where = f"{os.path.relpath(fname, REPO)}: aws_lb_target_group.{rname}"
+        if str(body.get("preserve_client_ip")).lower() != "false":
+            bad.append(f"{where}: preserve_client_ip must be \"false\": the pods' peer is then the load balancer, in the subnets trusted as proxies")
+        for check in block_items(body, "health_check"):
+            path = str(check.get("path", "")).removeprefix("${").removesuffix("}")
+            if check.get("port", "traffic-port") != "traffic-port":
+                bad.append(f"{where}: the health check must use the traffic port (the public listener), not {check.get('port')!r}")
+            if path.startswith("var."):
+                variable = [b for _, (v,), b in mod.of("variable") if v == path[4:]]
+                default = variable[0].get("default") if variable else None
+                validated = variable and "/healthz" in json.dumps(variable[0].get("validation", ""))
+                if default not in ("/readyz", "/healthz") or not validated:
+                    bad.append(f"{where}: {path} must default to /readyz or /healthz and refuse other paths")
+            elif path not in ("/readyz", "/healthz"):
+                bad.append(f"{where}: health check path {path!r} is not the public /readyz or /healthz")
+        outputs = {o[0]: b for _, o, b in mod.of("output")}
+        value = _text(outputs.get("worker_trusted_proxies", {}).get("value", ""))
+        if "cidr_block" not in value or "data.aws_subnet" not in value:
+            bad.append(f"{mod.rel}: output worker_trusted_proxies must join the load balancer subnets' cidr_block ({trusted})")
+    for mod in mods:
+        functions = [b for _, l, b in mod.of("resource") if l[0] == "aws_lambda_function"]
+        if not functions or "all_functions" not in _locals(mod):
+            continue
+        locs = _locals(mod)
+        http = locs["all_functions"]
+        http = (http[0] if isinstance(http, list) else http).get("http", {})
+        environment = _text(http.get("environment", ""))
+        last = re.findall(r"local\.([A-Za-z0-9_]+)\)\s*\}?\s*$", environment)
+        named = locs.get(last[0], {}) if last else {}
+        named = named[0] if isinstance(named, list) and named else named
+        if not isinstance(named, dict) or named.get(trusted) != "":
+            bad.append(f"{mod.rel}: the http function's environment must end with a local setting {trusted} = \"\" (API Gateway's sourceIp is the client; no proxy is trusted)")
+        variable = [b for _, (v,), b in mod.of("variable") if v == "environment"]
+        rules = json.dumps(variable[0].get("validation", "")) if variable else ""
+        if trusted not in rules or header not in rules:
+            bad.append(f"{mod.rel}: variable environment must refuse {trusted} and {header}")
+    return bad
+
+
 CHECKS = ["tags", "iam-wildcard", "variables", "wiring", "helm-outputs", "ecr",
           "operator-iam", "side-tasks", "network-endpoints", "checkov-skips",
           "lambda", "zones", "ecs-slr", "node-role", "schedules", "global-names",
-          "first-apply"]
+          "first-apply", "client-address"]
 
 
 def run(root, checkov_yaml):
@@ -926,6 +991,7 @@ def run(root, checkov_yaml):
     rep.check("schedules", check_schedules(mods))
     rep.check("global-names", check_global_names(mods, by_path))
     rep.check("first-apply", check_first_apply(mods))
+    rep.check("client-address", check_client_address(mods))
     return rep
 
 

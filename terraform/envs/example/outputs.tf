@@ -67,6 +67,11 @@ output "api_target_group_arn" {
   value       = module.edge.target_group_arn
 }
 
+output "api_worker_trusted_proxies" {
+  description = "MovieApp spec.worker.env MOVIEAPP_TRUSTED_PROXIES: the internal load balancer's subnets, the only peers whose X-Forwarded-For the api-worker believes."
+  value       = module.edge.worker_trusted_proxies
+}
+
 output "api_endpoint" {
   description = "Public URL of the API."
   value       = module.edge.api_endpoint

@@ -91,6 +91,16 @@ resource "aws_lb" "api" {
   tags = var.tags
 }
 
+# The api-worker believes the X-Forwarded-For that API Gateway appends only
+# from a trusted peer. Without client IP preservation the peer of every
+# request is the load balancer's own address in these subnets, so their
+# CIDRs are the worker's trusted proxies (output worker_trusted_proxies).
+data "aws_subnet" "lb" {
+  for_each = var.subnet_ids_by_zone_id
+
+  id = each.value
+}
+
 resource "aws_lb_target_group" "api" {
   name                 = "${var.name}-api"
   port                 = var.app_port
@@ -98,7 +108,10 @@ resource "aws_lb_target_group" "api" {
   target_type          = "ip"
   vpc_id               = var.vpc_id
   deregistration_delay = 30
+  preserve_client_ip   = "false"
 
+  # The public /readyz (or /healthz) on the traffic port: the admin listener
+  # (/metrics, the detailed /readyz) is never reachable from the load balancer.
   health_check {
     protocol            = "HTTP"
     path                = var.health_check_path

@@ -18,6 +18,11 @@ output "target_group_arn" {
   value       = aws_lb_target_group.api.arn
 }
 
+output "worker_trusted_proxies" {
+  description = "MOVIEAPP_TRUSTED_PROXIES for the api-worker pods behind this load balancer: the CIDRs of its subnets, where its addresses (the pods' TCP peer) are. Narrower than the operator's default (the private ranges); set it in the MovieApp's spec.worker.env."
+  value       = join(",", sort([for s in data.aws_subnet.lb : s.cidr_block]))
+}
+
 output "load_balancer_security_group_id" {
   description = "Security group of the internal load balancer."
   value       = aws_security_group.lb.id

@@ -37,8 +37,13 @@ variable "app_port" {
 
 variable "health_check_path" {
   type        = string
-  description = "HTTP path the load balancer probes on the pods."
+  description = "HTTP path the load balancer probes on the pods' public port: /readyz (ready to serve) or /healthz (up)."
   default     = "/readyz"
+
+  validation {
+    condition     = contains(["/readyz", "/healthz"], var.health_check_path)
+    error_message = "health_check_path must be /readyz or /healthz: the public port serves no other probe (the admin listener's /metrics and detailed /readyz are not reachable from the load balancer)."
+  }
 }
 
 variable "domain_name" {

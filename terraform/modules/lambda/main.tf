@@ -33,6 +33,13 @@ locals {
     AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH = "true"
   }
 
+  # The HTTP function's peer is API Gateway's sourceIp, the client itself:
+  # no proxy is trusted, so no forwarded header is ever believed. Last in
+  # the merge, so var.environment cannot change it.
+  client_address = {
+    MOVIEAPP_TRUSTED_PROXIES = ""
+  }
+
   all_functions = {
     http = {
       enabled              = var.http_enabled
@@ -40,7 +47,7 @@ locals {
       timeout              = var.http_timeout
       reserved_concurrency = var.http_reserved_concurrency
       environment = merge(local.connection, var.environment,
-      var.token_signing_key == null ? {} : { MOVIEAPP_TOKEN_SIGNING_KEY = var.token_signing_key })
+      var.token_signing_key == null ? {} : { MOVIEAPP_TOKEN_SIGNING_KEY = var.token_signing_key }, local.client_address)
     }
     jobs = {
       enabled              = var.jobs_enabled

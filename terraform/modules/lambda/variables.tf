@@ -160,8 +160,13 @@ variable "token_signing_key" {
 
 variable "environment" {
   type        = map(string)
-  description = "Extra environment of both functions (for example LOG_FORMAT = \"text\", or API_WORKER_LAMBDA_ARGS = \"--argon2-memory-kib=12288\")."
+  description = "Extra environment of both functions (for example LOG_FORMAT = \"text\", or API_WORKER_LAMBDA_ARGS = \"--argon2-memory-kib=12288 --argon2-iterations=3\")."
   default     = {}
+
+  validation {
+    condition     = length(setintersection(keys(var.environment), ["MOVIEAPP_TRUSTED_PROXIES", "MOVIEAPP_FORWARDED_HEADER"])) == 0
+    error_message = "environment must not set MOVIEAPP_TRUSTED_PROXIES or MOVIEAPP_FORWARDED_HEADER: on Lambda the client is API Gateway's sourceIp and no forwarded header is believed (docs/security.md)."
+  }
 }
 
 variable "log_retention_days" {
