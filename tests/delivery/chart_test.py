@@ -311,8 +311,11 @@ def defaults() -> None:
         service["spec"]["selector"] == selector and service["spec"]["ports"][0]["targetPort"] == "http-metrics",
     )
     check(
-        "nothing else is on by default (ServiceMonitor, PrometheusRule, NetworkPolicy)",
-        not find(docs, "ServiceMonitor") and not find(docs, "PrometheusRule") and not find(docs, "NetworkPolicy"),
+        "nothing else is on by default (ServiceMonitor, PodMonitor, PrometheusRule, NetworkPolicy)",
+        not find(docs, "ServiceMonitor")
+        and not find(docs, "PodMonitor")
+        and not find(docs, "PrometheusRule")
+        and not find(docs, "NetworkPolicy"),
     )
 
     # Every variable the chart sets for the operator is one of its flags' env mirrors.
@@ -356,6 +359,12 @@ def namespaced() -> None:
     env = env_of(one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0])
     check("namespaced mode: the operator watches exactly those namespaces", env.get("MOVIEAPP_WATCH_NAMESPACES") == "team-a,team-b", str(env.get("MOVIEAPP_WATCH_NAMESPACES")))
     check("namespaced mode: no wildcards", not no_wildcards(docs))
+    monitor = one(render("namespaced.yaml", "workerPodMonitor.enabled=true"), "PodMonitor")
+    check(
+        "namespaced mode: the workers' PodMonitor looks only in the watched namespaces",
+        monitor["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]},
+        str(monitor["spec"]["namespaceSelector"]),
+    )
 
 
 def full() -> None:
@@ -408,6 +417,27 @@ def full() -> None:
         and monitor["spec"]["namespaceSelector"]["matchNames"] == ["platform"]
         and monitor["metadata"]["labels"].get("release") == "kube-prometheus-stack",
     )
+    worker_monitor = one(docs, "PodMonitor")
+    pod_labels, admin_port = worker_pod_labels_and_admin_port()
+    endpoint = worker_monitor["spec"]["podMetricsEndpoints"][0]
+    check(
+        "the workers' PodMonitor selects the labels the operator puts on api-worker Pods and scrapes their admin port",
+        all(pod_labels.get(k) == v for k, v in worker_monitor["spec"]["selector"]["matchLabels"].items())
+        and worker_monitor["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name") == "api-worker"
+        and endpoint["port"] == admin_port
+        and endpoint["path"] == "/metrics"
+        and endpoint["interval"] == "15s"
+        and worker_monitor["spec"]["namespaceSelector"] == {"any": True}
+        and worker_monitor["metadata"]["labels"].get("release") == "kube-prometheus-stack",
+        f"{worker_monitor['spec']} vs Pod labels {pod_labels}, admin port {admin_port!r}",
+    )
+    check(
+        "the workers' PodMonitor does not select the operator's own Pods",
+        not all(
+            deployment["spec"]["template"]["metadata"]["labels"].get(k) == v
+            for k, v in worker_monitor["spec"]["selector"]["matchLabels"].items()
+        ),
+    )
     rule = one(docs, "PrometheusRule")
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
     check(
@@ -442,6 +472,17 @@ def full() -> None:
     check("PDB maxUnavailable follows the value", one(docs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 2)
 
 
+def worker_pod_labels_and_admin_port() -> tuple[dict[str, str], str]:
+    """The labels the operator sets on api-worker Pods (its children's
+    selector and standard labels, less managed-by) and the name of the
+    container port of the admin listener, read from the operator's source."""
+    children = (ROOT / "operator/src/reconcile/children.rs").read_text()
+    pairs = dict(re.findall(r'\(\s*"(app\.kubernetes\.io/[a-z-]+)"\.to_owned\(\),\s*"([a-z-]+)"\.to_owned\(\)', children))
+    pairs.pop("app.kubernetes.io/managed-by", None)
+    ports = re.findall(r'name: Some\("([a-z-]+)"\.to_owned\(\)\),\s*container_port: i32::from\(http::ADMIN_PORT\)', children)
+    return pairs, ports[0] if len(ports) == 1 else ""
+
+
 def single_replica() -> None:
     docs = render("single-replica.yaml")
     env = env_of(one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0])
@@ -467,6 +508,8 @@ def rejections() -> None:
         (["operator.resyncInterval=5 minutes"], "resyncInterval"),
         (["serviceAccount.create=false"], "serviceAccount.name is required"),
         (["prometheusRule.reconcileErrorRatio=2"], "reconcileErrorRatio"),
+        (["workerPodMonitor.interval=often"], "interval"),
+        (["workerPodMonitor.port=metrics"], "port"),
     ]
     for values, expected in cases:
         flags = [f for v in values for f in ("--set", v)]
