@@ -117,7 +117,8 @@ async fn sign_up_log_in_and_read_the_profile() {
 #[tokio::test]
 async fn bad_account_requests_are_explained() {
     let fx = Fixture::new("acct-bad").await;
-    let (_, app) = fx.app(&["--body-limit=1024"]);
+    // Every case below is a sign-up from one address: more than the default burst.
+    let (_, app) = fx.app(&["--body-limit=1024", "--signup-address-burst=50"]);
     let signup = "/api/v1/auth/signup";
     for (body, status, needle) in [
         (
@@ -139,6 +140,16 @@ async fn bad_account_requests_are_explained() {
             signup_body("ada@example.com", "aaaaaaaaaaaaaa"),
             400,
             "4 different characters",
+        ),
+        (
+            signup_body("ada@example.com", "password1234"),
+            400,
+            "password is too common or too easy to guess",
+        ),
+        (
+            signup_body("ada@example.com", "Qwertyuiop123"),
+            400,
+            "password is too common or too easy to guess",
         ),
         (json!({"email": "ada@example.com"}), 422, "password"),
         (

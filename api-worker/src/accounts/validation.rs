@@ -6,6 +6,11 @@ pub const MIN_PASSWORD_CHARS: usize = 10;
 pub const MAX_PASSWORD_CHARS: usize = 128;
 pub const MAX_EMAIL_CHARS: usize = 254;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 50;
+/// zxcvbn's score a password needs: 2 means at least 10^6 guesses. Below it
+/// are the 30,000 most common passwords zxcvbn bundles, with the usual
+/// decorations (capitals, l33t, reversed, repeated, digits or a year added)
+/// and keyboard walks and sequences.
+pub const MIN_PASSWORD_SCORE: zxcvbn::Score = zxcvbn::Score::Two;
 
 /// Lower-cases and checks an address: one `@`, a dotted domain, no spaces.
 pub fn normalise_email(email: &str) -> Result<String> {
@@ -56,6 +61,19 @@ pub fn check_password(password: &str, email: &str) -> Result<()> {
         return Err(AppError::BadRequest(
             "password must not be the email address".into(),
         ));
+    }
+    let local_part = email.split('@').next().unwrap_or_default();
+    let estimate = zxcvbn::zxcvbn(password, &[email, local_part]);
+    if estimate.score() < MIN_PASSWORD_SCORE {
+        let why = estimate
+            .feedback()
+            .and_then(|feedback| feedback.warning())
+            .map(|warning| format!(" ({warning})"))
+            .unwrap_or_default();
+        return Err(AppError::BadRequest(format!(
+            "password is too common or too easy to guess{why}: choose a longer phrase of \
+             unrelated words"
+        )));
     }
     Ok(())
 }
@@ -115,6 +133,37 @@ mod tests {
         assert!(check_password(&"ab".repeat(65), "ada@example.com").is_err());
         assert!(check_password("aaaaaaaaaaaa", "ada@example.com").is_err());
         assert!(check_password("ada@example.com", "ada@example.com").is_err());
+    }
+
+    #[test]
+    fn common_and_guessable_passwords_are_refused() {
+        for common in [
+            "1234567890",
+            "qwertyuiop",
+            "password1234",
+            "Password123!",
+            "p@ssw0rd123",
+            "iloveyou123",
+            "sunshine2024",
+            "1q2w3e4r5t",
+            "trustno1trustno1",
+            "ada@example.com1",
+        ] {
+            let error = check_password(common, "ada@example.com")
+                .expect_err(common)
+                .to_string();
+            assert!(
+                error.contains("too common or too easy to guess"),
+                "{common}: {error}"
+            );
+        }
+        for fine in [
+            "correct horse battery",
+            "fuzzing password 1",
+            "a long browser password",
+        ] {
+            assert!(check_password(fine, "ada@example.com").is_ok(), "{fine}");
+        }
     }
 
     #[test]
