@@ -1,5 +1,6 @@
 //! The account endpoints: sign-up, login and the caller's profile.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::State;
@@ -16,6 +17,7 @@ use crate::auth::CurrentUser;
 use crate::client::Client;
 use crate::clock::now_epoch;
 use crate::error::{AppError, JsonBody, Result};
+use crate::ratelimit::KeyedLimiter;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -78,6 +80,14 @@ fn too_many(detail: &str, retry_after: std::time::Duration) -> AppError {
     }
 }
 
+/// Counts a request of `client` against `limiter`: a 429 saying `detail`
+/// when the address is over its rate.
+fn admit(limiter: &KeyedLimiter<IpAddr>, client: &Client, detail: &str) -> Result<()> {
+    limiter
+        .take(&client.key(), Instant::now())
+        .map_err(|wait| too_many(detail, wait))
+}
+
 /// Creates an account. A taken address is answered like a free one (after
 /// the same argon2 hash and one DynamoDB write that fails its condition),
 /// so sign-up does not tell whether an address has an account.
@@ -86,15 +96,11 @@ pub async fn signup(
     client: Client,
     JsonBody(request): JsonBody<SignupRequest>,
 ) -> Result<impl IntoResponse> {
-    accounts
-        .signups
-        .take(&client.key(), Instant::now())
-        .map_err(|wait| {
-            too_many(
-                "too many sign-ups from this address; wait and try again",
-                wait,
-            )
-        })?;
+    admit(
+        &accounts.signups,
+        &client,
+        "too many sign-ups from this address; wait and try again",
+    )?;
     let email = normalise_email(&request.email)?;
     check_password(&request.password, &email)?;
     let display_name = match request.display_name.as_deref() {
@@ -133,15 +139,11 @@ pub async fn login(
     client: Client,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<impl IntoResponse> {
-    accounts
-        .logins
-        .take(&client.key(), Instant::now())
-        .map_err(|wait| {
-            too_many(
-                "too many login attempts from this address; wait and try again",
-                wait,
-            )
-        })?;
+    admit(
+        &accounts.logins,
+        &client,
+        "too many login attempts from this address; wait and try again",
+    )?;
     let failed = || AppError::Unauthorized("email or password is incorrect".into());
     // A malformed address cannot have an account: same answer, no lookup.
     let Ok(email) = normalise_email(&request.email) else {

@@ -18,21 +18,17 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use movieapp_model::MOVIES;
 
 use crate::ratelimit::Rate;
+use crate::turns::Turns;
 
 const TAT: &str = "tat";
-
-/// Reservations of one address in one process take turns: DynamoDB
-/// evaluates a condition and its update atomically, but two writes of one
-/// process need not race for it (and moto, the local stand-in, does not
-/// evaluate them atomically). Striped, so the locks never grow.
-const STRIPES: usize = 64;
 
 #[derive(Debug)]
 pub struct Lockouts {
     dynamo: aws_sdk_dynamodb::Client,
     table: String,
     rate: Rate,
-    stripes: Vec<tokio::sync::Mutex<()>>,
+    /// Reservations of one address in one process take turns.
+    turns: Turns,
 }
 
 fn digest_of(email: &str) -> digest::Digest {
@@ -70,15 +66,14 @@ impl Lockouts {
             dynamo,
             table,
             rate,
-            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            turns: Turns::default(),
         }
     }
 
     /// Reserves one attempt for `email` (normalised): `Ok(Err(retry_after))`
     /// when the account is locked.
     pub async fn reserve(&self, email: &str) -> anyhow::Result<Result<(), Duration>> {
-        let stripe = usize::from(digest_of(email).as_ref()[0]) % STRIPES;
-        let _turn = self.stripes[stripe].lock().await;
+        let _turn = self.turns.take(email).await;
         let now = now_millis();
         let refill = millis(self.rate.refill).max(1);
         let burst = u64::from(self.rate.burst.max(1));

@@ -158,6 +158,21 @@ impl Aws {
     }
 }
 
+/// Sends one SDK request (`request` is its `send()`), an error classified
+/// as `service`'s `operation`.
+pub async fn send<O, E>(
+    service: &'static str,
+    operation: &'static str,
+    request: impl Future<Output = Result<O, SdkError<E, HttpResponse>>>,
+) -> Result<O, AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    request
+        .await
+        .map_err(|e| AwsError::from_sdk(service, operation, e))
+}
+
 /// Collects every page of a listing the SDK has no paginator for: `page`
 /// asks for the page after a token (none for the first) and returns its
 /// items and the next token.

@@ -10,7 +10,7 @@ use super::common::{Arn, Halt};
 use super::policy::{self, Redrive};
 use super::resource::{self, Declared, Kind};
 use super::sns::{self, TopicId, Topics, WantedSubscription};
-use super::sqs::{DesiredQueue, PolicyWant, QueueId, Queues};
+use super::sqs::{DesiredQueue, PolicyWant, Queue, QueueId, Queues};
 use super::{Cleanup, Observed, Target};
 use crate::aws::AwsError;
 use crate::conditions::PartState;
@@ -103,18 +103,12 @@ pub async fn ensure(target: &Target<'_>) -> (Observed<QueueStatus>, Observed<Not
         redrive: None,
         policy: PolicyWant::Unmanaged,
     };
-    let dead_letter_id = QueueId {
-        name: names.dead_letter.clone(),
-        known_url: known.dead_letter_url,
-    };
-    let dead_letter = resource::ensure(
+    let dead_letter = ensure_queue(
         &queues,
         target,
-        Declared {
-            id: &dead_letter_id,
-            desired: &dead_letter_desired,
-            recorded: known.dead_letter_url.is_some(),
-        },
+        &names.dead_letter,
+        known.dead_letter_url,
+        &dead_letter_desired,
     )
     .await;
     let mut queue_notices = dead_letter.notices;
@@ -170,20 +164,7 @@ pub async fn ensure(target: &Target<'_>) -> (Observed<QueueStatus>, Observed<Not
         }),
         policy,
     };
-    let jobs_id = QueueId {
-        name: names.jobs.clone(),
-        known_url: known.jobs_url,
-    };
-    let jobs = resource::ensure(
-        &queues,
-        target,
-        Declared {
-            id: &jobs_id,
-            desired: &jobs_desired,
-            recorded: known.jobs_url.is_some(),
-        },
-    )
-    .await;
+    let jobs = ensure_queue(&queues, target, &names.jobs, known.jobs_url, &jobs_desired).await;
     queue_notices.extend(jobs.notices);
 
     match (jobs.result, topic.result) {
@@ -270,6 +251,26 @@ fn wanted_subscriptions(target: &Target<'_>, jobs_arn: &str) -> Vec<WantedSubscr
 
 /// The notifications part while the queues are not there: it cannot
 /// subscribe the jobs queue yet.
+/// Ensures the queue `name`, found at `known_url` when the status recorded it.
+async fn ensure_queue(
+    queues: &Queues<'_>,
+    target: &Target<'_>,
+    name: &str,
+    known_url: Option<&str>,
+    desired: &DesiredQueue,
+) -> resource::Outcome<Queue> {
+    let id = QueueId {
+        name: name.to_owned(),
+        known_url,
+    };
+    let declared = Declared {
+        id: &id,
+        desired,
+        recorded: known_url.is_some(),
+    };
+    resource::ensure(queues, target, declared).await
+}
+
 fn waiting_for_queue(halt: &Halt) -> Observed<NotificationsStatus> {
     let why = halt.message();
     Observed {

@@ -13,7 +13,7 @@ use aws_sdk_sns::types::Tag;
 use super::Target;
 use super::common::{self, Halt};
 use super::resource::{Deletion, Effect, Kind, Tags};
-use crate::aws::AwsError;
+use crate::aws::{self, AwsError};
 use crate::crd::SubscriptionStatus;
 use crate::reason::Reason;
 
@@ -297,24 +297,20 @@ impl<'a> Kind for Topics<'a> {
     }
 
     async fn tag(&self, arn: &String, tags: &Tags) -> Result<(), AwsError> {
-        self.sns
-            .tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(sns_tags(tags, "TagResource")?))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(SERVICE, "TagResource", e))?;
+        let tags = Some(sns_tags(tags, "TagResource")?);
+        let request = self.sns.tag_resource().resource_arn(arn).set_tags(tags);
+        aws::send(SERVICE, "TagResource", request.send()).await?;
         Ok(())
     }
 
     async fn untag(&self, arn: &String, keys: &[String]) -> Result<(), AwsError> {
-        self.sns
+        let keys = Some(keys.to_vec());
+        let request = self
+            .sns
             .untag_resource()
             .resource_arn(arn)
-            .set_tag_keys(Some(keys.to_vec()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(SERVICE, "UntagResource", e))?;
+            .set_tag_keys(keys);
+        aws::send(SERVICE, "UntagResource", request.send()).await?;
         Ok(())
     }
 

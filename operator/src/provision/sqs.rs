@@ -14,7 +14,7 @@ use super::Target;
 use super::common::Halt;
 use super::policy::{self, Redrive};
 use super::resource::{Deletion, Effect, Kind, Tags};
-use crate::aws::AwsError;
+use crate::aws::{self, AwsError};
 use crate::reason::Reason;
 
 const SERVICE: &str = "sqs";
@@ -273,24 +273,20 @@ impl<'a> Kind for Queues<'a> {
     }
 
     async fn tag(&self, queue: &Queue, tags: &Tags) -> Result<(), AwsError> {
-        self.sqs
-            .tag_queue()
-            .queue_url(&queue.url)
-            .set_tags(Some(tags.clone().into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(SERVICE, "TagQueue", e))?;
+        let tags = Some(tags.clone().into_iter().collect());
+        let request = self.sqs.tag_queue().queue_url(&queue.url).set_tags(tags);
+        aws::send(SERVICE, "TagQueue", request.send()).await?;
         Ok(())
     }
 
     async fn untag(&self, queue: &Queue, keys: &[String]) -> Result<(), AwsError> {
-        self.sqs
+        let keys = Some(keys.to_vec());
+        let request = self
+            .sqs
             .untag_queue()
             .queue_url(&queue.url)
-            .set_tag_keys(Some(keys.to_vec()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(SERVICE, "UntagQueue", e))?;
+            .set_tag_keys(keys);
+        aws::send(SERVICE, "UntagQueue", request.send()).await?;
         Ok(())
     }
 

@@ -230,24 +230,24 @@ impl Kind for Tables<'_> {
     }
 
     async fn tag(&self, table: &FoundTable, tags: &Tags) -> Result<(), AwsError> {
-        self.dynamodb
+        let tags = Some(requests::dynamodb_tags(tags, "TagResource")?);
+        let request = self
+            .dynamodb
             .tag_resource()
             .resource_arn(&table.arn)
-            .set_tags(Some(requests::dynamodb_tags(tags, "TagResource")?))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(SERVICE, "TagResource", e))?;
+            .set_tags(tags);
+        aws::send(SERVICE, "TagResource", request.send()).await?;
         Ok(())
     }
 
     async fn untag(&self, table: &FoundTable, keys: &[String]) -> Result<(), AwsError> {
-        self.dynamodb
+        let keys = Some(keys.to_vec());
+        let request = self
+            .dynamodb
             .untag_resource()
             .resource_arn(&table.arn)
-            .set_tag_keys(Some(keys.to_vec()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(SERVICE, "UntagResource", e))?;
+            .set_tag_keys(keys);
+        aws::send(SERVICE, "UntagResource", request.send()).await?;
         Ok(())
     }
 
