@@ -78,6 +78,24 @@ ROWS = {
             + ", ".join(f"{op} {n}" for op, n in f["create_requests"].items())
         ),
     ),
+    "leader-cut-off": (
+        "8. Leader cut off from the API server",
+        "no AWS request by the cut-off replica from 1 s after its renew deadline; standby leads within 15 s + 2 s; drift repaired by the standby",
+        lambda f: (
+            f"takeover {f['takeover_s']:.1f} s after the cut; the cut-off replica sent {f['cut_off_aws_requests_before_deadline']} AWS requests "
+            f"before its deadline, {f['cut_off_aws_requests_after_deadline']} after ({f['cut_off_aws_writes_after_deadline']} writes); "
+            f"drift repaired by the standby {f['repaired_after_drift_s']:.1f} s after it was made"
+        ),
+    ),
+    "leader-paused": (
+        "9. Leader paused (SIGSTOP) past its Lease",
+        "after SIGCONT, no AWS request, Event or Lease write by the old leader until it leads again; the drift it would repair stays",
+        lambda f: (
+            f"paused {f['paused_s']:.1f} s (takeover {f['takeover_s']:.1f} s); after SIGCONT {f['aws_requests_after_resume']} AWS requests "
+            f"({f['aws_writes_after_resume']} writes), {f['events_written_after_resume']} Events, {f['refused_after_resume']:.0f} requests refused by the fence; "
+            f"led again {f['leads_again_after_release_s']:.1f} s after the standby released the Lease"
+        ),
+    ),
 }
 
 

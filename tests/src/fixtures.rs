@@ -256,3 +256,29 @@ pub async fn sqs_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String,
         .with_context(|| format!("the queue {name} has no ARN"))?;
     Ok((url, arn))
 }
+
+/// A CloudTrail management event as an EventBridge rule delivers it to an
+/// SQS target. moto records no CloudTrail events for the calls made to it,
+/// so the test writes what AWS would deliver for the change it just made.
+pub fn cloudtrail_event(source: &str, event_name: &str, parameters: serde_json::Value) -> String {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    json!({
+        "version": "0",
+        "id": unique_name("event"),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": source,
+        "account": "123456789012",
+        "time": now,
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "eventTime": now,
+            "eventSource": format!("{}.amazonaws.com", source.trim_start_matches("aws.")),
+            "eventName": event_name,
+            "awsRegion": "us-east-1",
+            "requestParameters": parameters,
+        }
+    })
+    .to_string()
+}

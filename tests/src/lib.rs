@@ -160,6 +160,7 @@ where
 pub mod aws_proxy;
 pub mod fixtures;
 pub mod inventory;
+pub mod kube_proxy;
 pub mod operator;
 
 /// The status Flux's kstatus library computes for `object` (`Current`,

@@ -258,6 +258,15 @@ impl OperatorProcess {
         self.child.is_running()
     }
 
+    /// Sends `signal` to the process: SIGSTOP pauses it (a VM stall, a long
+    /// GC), SIGCONT resumes it, SIGTERM asks it to shut down gracefully.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let pid =
+            nix::unistd::Pid::from_raw(i32::try_from(self.pid()).context("pid out of range")?);
+        nix::sys::signal::kill(pid, signal)
+            .with_context(|| format!("sending {signal} to the operator (pid {pid})"))
+    }
+
     /// SIGKILL: no graceful shutdown, no Lease release.
     pub fn kill(mut self) {
         self.child.kill();

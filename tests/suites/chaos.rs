@@ -23,8 +23,9 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use movieapp_operator::crd::MovieApp;
 use movieapp_operator::leader::Timing;
-use movieapp_tests::aws_proxy::FaultProxy;
+use movieapp_tests::aws_proxy::{Counters, FaultProxy};
 use movieapp_tests::inventory::{Inventory, Owned};
+use movieapp_tests::kube_proxy::{KubeProxy, Mode as KubeMode};
 use movieapp_tests::operator::{OperatorProcess, metric_sum, operator_binary};
 use movieapp_tests::{LocalEnv, eventually, fixtures};
 use serde_json::json;
@@ -860,4 +861,412 @@ async fn overload_starves_no_movieapp_and_the_stretched_resync_is_reported() -> 
     s.tear_down().await?;
     operator.kill();
     Ok(())
+}
+
+/// The two replicas of the fenced-leader scenarios: `a` through its own
+/// proxy to the API server (so it can be cut off or slowed down), `b`
+/// direct; each through its own counting proxy to moto (so what each sent
+/// to AWS is known from outside it).
+struct Replicas {
+    a: OperatorProcess,
+    b: OperatorProcess,
+    kube_a: KubeProxy,
+    aws_a: FaultProxy,
+    aws_b: FaultProxy,
+    /// The AWS change events queue both consume.
+    events: String,
+}
+
+impl Replicas {
+    /// Starts `a` (resync every `resync_a`) and waits until it leads, then
+    /// `b` (resync every `resync_b`), a standby. Their Events name them
+    /// (`POD_NAME` replica-a and replica-b), and so do their identities.
+    async fn start(s: &Scenario, resync_a: &str, resync_b: &str) -> Result<Self> {
+        let sqs = aws_sdk_sqs::Client::new(&s.aws);
+        // A short visibility timeout: an event a replica received but did
+        // not delete is soon there for the other one.
+        let events = sqs
+            .create_queue()
+            .queue_name(format!("{}-events", s.ns))
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                "1",
+            )
+            .send()
+            .await?
+            .queue_url
+            .context("events queue URL")?;
+        let kube_a = KubeProxy::start().await?;
+        let aws_a = FaultProxy::start(&s.env.aws_endpoint_url).await?;
+        let aws_b = FaultProxy::start(&s.env.aws_endpoint_url).await?;
+        let binary = operator_binary("debug")?;
+        let replica = |aws: String, resync: String| {
+            vec![
+                "--leader-elect".to_owned(),
+                "--leader-election-namespace".to_owned(),
+                s.ns.clone(),
+                "--aws-endpoint-url".to_owned(),
+                aws,
+                "--events-queue-url".to_owned(),
+                events.clone(),
+                "--resync-interval".to_owned(),
+                resync,
+            ]
+        };
+        let flags_a = replica(aws_a.url.clone(), resync_a.to_owned());
+        let flags_a: Vec<&str> = flags_a.iter().map(String::as_str).collect();
+        let kubeconfig_a = kube_a
+            .kubeconfig
+            .to_str()
+            .context("the proxy's kubeconfig path is not UTF-8")?;
+        let a = OperatorProcess::spawn(
+            &binary,
+            &s.ns,
+            &flags_a,
+            &[("KUBECONFIG", kubeconfig_a), ("POD_NAME", "replica-a")],
+        )
+        .await?;
+        until_leads("replica a to lead", &a, Duration::from_secs(30)).await?;
+        let flags_b = replica(aws_b.url.clone(), resync_b.to_owned());
+        let flags_b: Vec<&str> = flags_b.iter().map(String::as_str).collect();
+        let b =
+            OperatorProcess::spawn(&binary, &s.ns, &flags_b, &[("POD_NAME", "replica-b")]).await?;
+        ensure!(!leads(&b).await?, "replica b leads beside replica a");
+        Ok(Self {
+            a,
+            b,
+            kube_a,
+            aws_a,
+            aws_b,
+            events,
+        })
+    }
+
+    /// Deletes the MovieApps (through whichever replica leads), the
+    /// namespace and the events queue.
+    async fn tear_down(self, s: Scenario) -> Result<()> {
+        let sqs = aws_sdk_sqs::Client::new(&s.aws);
+        s.tear_down().await?;
+        sqs.delete_queue().queue_url(&self.events).send().await?;
+        Ok(())
+    }
+}
+
+/// Whether the replica says it leads (`movieapp_leader`).
+async fn leads(replica: &OperatorProcess) -> Result<bool> {
+    Ok(metric_sum(&replica.metrics().await?, "movieapp_leader", &[]) == 1.0)
+}
+
+/// Requests by operation that one proxy forwarded between two snapshots.
+fn sent_between(before: &Counters, after: &Counters) -> BTreeMap<String, u64> {
+    after
+        .operations
+        .iter()
+        .map(|(op, n)| {
+            (
+                op.clone(),
+                n - before.operations.get(op).copied().unwrap_or(0),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// The operations among `sent` that change something in AWS: all but the
+/// reads (`Get*`, `List*`, `Describe*`). `ReceiveMessage` counts as a
+/// write: it hides the message from every other consumer and counts a
+/// receive towards the dead-letter queue.
+fn writes(sent: &BTreeMap<String, u64>) -> u64 {
+    sent.iter()
+        .filter(|(op, _)| {
+            !["Get", "List", "Describe"]
+                .iter()
+                .any(|p| op.starts_with(p))
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Creates the MovieApp `shop` and waits until it is Ready; returns its
+/// jobs queue and the queue's `VisibilityTimeout`.
+async fn shop(s: &Scenario) -> Result<(String, String)> {
+    let name = "shop".to_owned();
+    s.create_all(std::slice::from_ref(&name)).await?;
+    s.converged(
+        &BTreeSet::from([name]),
+        &BTreeSet::new(),
+        Duration::from_secs(120),
+    )
+    .await?;
+    let url = s
+        .api
+        .get("shop")
+        .await?
+        .status
+        .and_then(|st| st.queue)
+        .map(|q| q.url)
+        .context("shop has no queue in its status")?;
+    let timeout = visibility_timeout(s, &url).await?;
+    Ok((url, timeout))
+}
+
+/// Waits until `replica` leads.
+async fn until_leads(what: &str, replica: &OperatorProcess, timeout: Duration) -> Result<()> {
+    eventually(what, timeout, || async {
+        Ok(leads(replica).await?.then_some(()))
+    })
+    .await
+}
+
+/// Waits until the jobs queue `url` has its `VisibilityTimeout` back.
+async fn until_repaired(s: &Scenario, url: &str, desired: &str) -> Result<()> {
+    eventually(
+        "the drift to be repaired",
+        Duration::from_secs(30),
+        || async { Ok((visibility_timeout(s, url).await? == desired).then_some(())) },
+    )
+    .await
+}
+
+async fn visibility_timeout(s: &Scenario, url: &str) -> Result<String> {
+    use aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout;
+    Ok(aws_sdk_sqs::Client::new(&s.aws)
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(VisibilityTimeout)
+        .send()
+        .await?
+        .attributes
+        .and_then(|a| a.get(&VisibilityTimeout).cloned())
+        .unwrap_or_default())
+}
+
+/// Drift: the jobs queue's `VisibilityTimeout` changed behind the
+/// operator's back, and, when `event`, the CloudTrail event AWS would
+/// deliver for it sent to the change events queue.
+async fn drift(s: &Scenario, queue: &str, events: Option<&str>) -> Result<()> {
+    let sqs = aws_sdk_sqs::Client::new(&s.aws);
+    sqs.set_queue_attributes()
+        .queue_url(queue)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "5",
+        )
+        .send()
+        .await?;
+    if let Some(events) = events {
+        sqs.send_message()
+            .queue_url(events)
+            .message_body(fixtures::cloudtrail_event(
+                "aws.sqs",
+                "SetQueueAttributes",
+                json!({ "queueUrl": queue, "attributes": { "VisibilityTimeout": "5" } }),
+            ))
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+/// Scenario 8: the leader cut off from the API server (its connections
+/// through a proxy closed, new ones refused) while AWS stays reachable.
+/// From its renew deadline on, before its Lease can expire, it sends AWS
+/// nothing: not its change events consumer's polls (which need no API
+/// server), not a repair. The standby takes over within the Lease
+/// duration and repairs drift introduced afterwards, through its change
+/// event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_api_server_stops_before_its_lease_expires() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let timing = Timing::default();
+    let s = Scenario::new("chaos-cutoff").await?;
+    let r = Replicas::start(&s, "1h", "1h").await?;
+    let (jobs, desired) = shop(&s).await?;
+
+    r.kube_a.set(KubeMode::Cut);
+    let cut = Instant::now();
+    // Its last renewal started before the cut, so its renew deadline has
+    // passed 1 s after this; the Lease can expire (lease duration after a
+    // renewal, every retry period) 3 s later at the earliest.
+    tokio::time::sleep_until((cut + timing.renew_deadline + Duration::from_secs(1)).into()).await;
+    let aws_a_at_deadline = r.aws_a.counters().await?;
+    let metric_a_at_deadline =
+        metric_sum(&r.a.metrics().await?, "movieapp_aws_requests_total", &[]);
+
+    until_leads("replica b to lead", &r.b, takeover_bound() * 2).await?;
+    let takeover = cut.elapsed();
+    ensure!(
+        takeover <= takeover_bound(),
+        "replica b took over {takeover:?} after the cut, more than {:?}",
+        takeover_bound()
+    );
+    let repairs_before = r.aws_b.counters().await?.succeeded("SetQueueAttributes");
+    drift(&s, &jobs, Some(&r.events)).await?;
+    let drifted = Instant::now();
+    until_repaired(&s, &jobs, &desired).await?;
+    let repair = drifted.elapsed();
+    let repairs = r.aws_b.counters().await?.succeeded("SetQueueAttributes") - repairs_before;
+    ensure!(
+        repairs >= 1,
+        "replica b did not repair the drift: someone else did"
+    );
+    // One more poll of the events queue for a replica that still consumed it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let sent = sent_between(&aws_a_at_deadline, &r.aws_a.counters().await?);
+    let metric_a = metric_sum(&r.a.metrics().await?, "movieapp_aws_requests_total", &[]);
+    ensure!(
+        sent.is_empty() && metric_a == metric_a_at_deadline,
+        "replica a, cut off from the API server, sent AWS {sent:?} ({} writes; its \
+         movieapp_aws_requests_total went from {metric_a_at_deadline} to {metric_a}) after \
+         its renew deadline",
+        writes(&sent)
+    );
+    ensure!(
+        !leads(&r.a).await?,
+        "replica a still leads {:?} after it was cut off from the API server",
+        cut.elapsed()
+    );
+    report(
+        "leader-cut-off",
+        json!({
+            "takeover_s": takeover.as_secs_f64(),
+            "repaired_after_drift_s": repair.as_secs_f64(),
+            "cut_off_aws_requests_before_deadline": aws_a_at_deadline.total(),
+            "cut_off_aws_requests_after_deadline": sent.values().sum::<u64>(),
+            "cut_off_aws_writes_after_deadline": writes(&sent),
+            "standby_repairs": repairs,
+        }),
+    )?;
+    r.tear_down(s).await
+}
+
+/// Scenario 9: the leader paused (SIGSTOP) past the Lease duration; the
+/// standby leads; AWS drift appears that only the paused replica would see
+/// at once (its resync is due every 2 s, the standby's every hour, and no
+/// change event is sent); then SIGCONT, while its requests to the API
+/// server are slowed to 500 ms, so its renewal cannot be quick to notice.
+/// Until it leads again it sends AWS nothing (it finds its renew deadline
+/// passed on its first look and stands down; whatever it still tried would
+/// be refused by the fence, and counted), writes no Event and leaves the
+/// Lease alone; the drift stays. Once the standby
+/// shuts down and it leads again, it repairs the drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_sends_nothing_when_it_resumes_until_it_leads_again() -> Result<()> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use nix::sys::signal::Signal;
+
+    let _alone = ALONE.lock().await;
+    let s = Scenario::new("chaos-paused").await?;
+    let r = Replicas::start(&s, "2s", "1h").await?;
+    let (jobs, desired) = shop(&s).await?;
+
+    let refused_before = metric_sum(&r.a.metrics().await?, "movieapp_fenced_requests_total", &[]);
+    r.a.signal(Signal::SIGSTOP)?;
+    let paused = Instant::now();
+    until_leads("replica b to lead", &r.b, takeover_bound() * 2).await?;
+    let takeover = paused.elapsed();
+    // Its first pass over the MovieApp done, replica b reads AWS again only
+    // in an hour.
+    eventually(
+        "replica b's first reconcile",
+        Duration::from_secs(30),
+        || async {
+            let text = r.b.metrics().await?;
+            Ok((metric_sum(&text, "movieapp_reconcile_total", &[]) >= 1.0).then_some(()))
+        },
+    )
+    .await?;
+    drift(&s, &jobs, None).await?;
+    let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns);
+    let events_by_a = || async {
+        anyhow::Ok(
+            events
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter(|e| e.reporting_instance.as_deref() == Some("replica-a"))
+                .map(|e| (e.metadata.name, e.metadata.resource_version))
+                .collect::<BTreeSet<_>>(),
+        )
+    };
+    let events_before = events_by_a().await?;
+    let aws_a_paused = r.aws_a.counters().await?;
+
+    // The standby leads once the Lease expired, the Lease duration after it
+    // first saw the last renewal, which may have come up to a retry period
+    // before the pause: paused for the Lease duration at least all the same.
+    let lease_duration = Timing::default().lease_duration;
+    tokio::time::sleep_until((paused + lease_duration + Duration::from_secs(1)).into()).await;
+    r.kube_a.set(KubeMode::Slow(Duration::from_millis(500)));
+    r.a.signal(Signal::SIGCONT)?;
+    let paused_for = paused.elapsed();
+    ensure!(
+        paused_for > lease_duration,
+        "paused for {paused_for:?} only"
+    );
+    // Two of its resync intervals and more than one poll of the events queue.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let text_a = r.a.metrics().await?;
+    let sent = sent_between(&aws_a_paused, &r.aws_a.counters().await?);
+    let refused = metric_sum(&text_a, "movieapp_fenced_requests_total", &[]) - refused_before;
+    ensure!(
+        sent.is_empty(),
+        "replica a sent AWS {sent:?} ({} writes) after it resumed, not leading",
+        writes(&sent)
+    );
+    ensure!(!leads(&r.a).await?, "replica a leads beside replica b");
+    let events_after = events_by_a().await?;
+    ensure!(
+        events_after == events_before,
+        "replica a wrote Events after it resumed: {:?}",
+        events_after.difference(&events_before).collect::<Vec<_>>()
+    );
+    let holder = Api::<Lease>::namespaced(s.client.clone(), &s.ns)
+        .get(movieapp_operator::leader::LEASE_NAME)
+        .await?
+        .spec
+        .and_then(|spec| spec.holder_identity)
+        .unwrap_or_default();
+    ensure!(
+        holder.starts_with("replica-b-"),
+        "the Lease names {holder:?}, not replica b"
+    );
+    ensure!(
+        visibility_timeout(&s, &jobs).await? != desired,
+        "the drift was repaired while replica a did not lead"
+    );
+
+    // Replica b shuts down and releases the Lease: replica a leads again,
+    // and only then repairs the drift.
+    r.kube_a.set(KubeMode::Open);
+    r.b.signal(Signal::SIGTERM)?;
+    let released = Instant::now();
+    until_leads("replica a to lead again", &r.a, Duration::from_secs(30)).await?;
+    let leads_again = released.elapsed();
+    until_repaired(&s, &jobs, &desired).await?;
+    let repairs = r.aws_a.counters().await?.succeeded("SetQueueAttributes")
+        - aws_a_paused.succeeded("SetQueueAttributes");
+    ensure!(
+        repairs >= 1,
+        "replica a did not repair the drift once it led again"
+    );
+    report(
+        "leader-paused",
+        json!({
+            "paused_s": paused_for.as_secs_f64(),
+            "takeover_s": takeover.as_secs_f64(),
+            "aws_requests_after_resume": sent.values().sum::<u64>(),
+            "aws_writes_after_resume": writes(&sent),
+            "refused_after_resume": refused,
+            "refused_after_resume_by_client": {
+                "aws": metric_sum(&text_a, "movieapp_fenced_requests_total", &["client=\"aws\""]),
+                "kubernetes": metric_sum(&text_a, "movieapp_fenced_requests_total", &["client=\"kubernetes\""]),
+            },
+            "events_written_after_resume": events_after.difference(&events_before).count(),
+            "leads_again_after_release_s": leads_again.as_secs_f64(),
+        }),
+    )?;
+    r.tear_down(s).await
 }

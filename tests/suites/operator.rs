@@ -1386,32 +1386,6 @@ async fn objects_the_operator_did_not_make_are_never_touched() -> Result<()> {
     fixtures::delete_namespace(&client, &ns).await
 }
 
-/// A CloudTrail management event as an EventBridge rule delivers it to an
-/// SQS target. moto records no CloudTrail events for the calls made to it,
-/// so the test writes what AWS would deliver for the change it just made.
-fn cloudtrail_event(source: &str, event_name: &str, parameters: serde_json::Value) -> String {
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    json!({
-        "version": "0",
-        "id": unique_name("event"),
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": source,
-        "account": "123456789012",
-        "time": now,
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "eventVersion": "1.09",
-            "eventTime": now,
-            "eventSource": format!("{}.amazonaws.com", source.trim_start_matches("aws.")),
-            "eventName": event_name,
-            "awsRegion": "us-east-1",
-            "requestParameters": parameters,
-        }
-    })
-    .to_string()
-}
-
 #[tokio::test]
 async fn aws_change_events_repair_drift_in_seconds_without_the_resync() -> Result<()> {
     use aws_sdk_dynamodb::types::PointInTimeRecoverySpecification;
@@ -1496,7 +1470,7 @@ async fn aws_change_events_repair_drift_in_seconds_without_the_resync() -> Resul
     // Malformed and foreign messages change nothing and crash nothing; the
     // malformed one ends in the dead-letter queue.
     send("{ this is not an event".to_owned()).await?;
-    send(cloudtrail_event(
+    send(fixtures::cloudtrail_event(
         "aws.sqs",
         "SetQueueAttributes",
         json!({ "queueUrl": "http://127.0.0.1/123456789012/movieapp-elsewhere-0badc0de-jobs" }),
@@ -1556,7 +1530,7 @@ async fn aws_change_events_repair_drift_in_seconds_without_the_resync() -> Resul
         .send()
         .await?;
     let changed = tokio::time::Instant::now();
-    send(cloudtrail_event(
+    send(fixtures::cloudtrail_event(
         "aws.sqs",
         "SetQueueAttributes",
         json!({ "queueUrl": jobs, "attributes": { "VisibilityTimeout": "5" } }),
@@ -1580,7 +1554,7 @@ async fn aws_change_events_repair_drift_in_seconds_without_the_resync() -> Resul
         .send()
         .await?;
     let changed = tokio::time::Instant::now();
-    send(cloudtrail_event(
+    send(fixtures::cloudtrail_event(
         "aws.dynamodb",
         "UpdateContinuousBackups",
         json!({ "tableName": users }),
