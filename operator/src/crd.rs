@@ -47,7 +47,9 @@ pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
     plural = "movieapps",
     singular = "movieapp",
     shortname = "mva",
-    category = "movieapp",
+    // `kubectl get all` lists the MovieApp beside the Deployment and Service
+    // it owns: it is the object a user edits, and the one that explains them.
+    category = "all",
     namespaced,
     status = "MovieAppStatus",
     printcolumn(
@@ -55,7 +57,11 @@ pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
         type_ = "string",
         json_path = r#".status.conditions[?(@.type=="Ready")].status"#
     ),
-    printcolumn(name = "Image", type_ = "string", json_path = ".status.image"),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.imageVersion"
+    ),
     printcolumn(
         name = "Replicas",
         type_ = "integer",
@@ -71,6 +77,12 @@ pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
         type_ = "string",
         priority = 1,
         json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Image",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.image"
     ),
     scale(
         spec_replicas_path = ".spec.worker.replicas",
@@ -507,6 +519,12 @@ pub struct MovieAppStatus {
     /// The image the worker runs: `<registry>/<repository>@sha256:...`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+
+    /// The image in short, for `kubectl get`: the spec's tag while the worker
+    /// runs what the tag points at, else `sha256:` and the first 12 hex
+    /// digits of the digest it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_version: Option<String>,
 
     /// Worker Pods, as the Deployment reports them (for the scale subresource).
     #[serde(default, skip_serializing_if = "Option::is_none")]

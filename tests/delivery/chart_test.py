@@ -7,7 +7,8 @@
   promises (least-privilege RBAC with exactly the expected rules, strict
   securityContext, probes, leader election with replicas > 1, PDB, topology
   spread, IRSA annotation, monitoring objects wired to the Service);
-- values.schema.json and the template guards reject bad values;
+- values.schema.json and the template guards reject bad values, and accept
+  `global`, alone and with the chart as a parent chart's dependency;
 - every MOVIEAPP_* variable the chart sets is a flag of `movieapp-operator run`;
 - the PrometheusRule passes `promtool check rules` and the unit tests in
   alerts_test.yaml;
@@ -521,6 +522,38 @@ def rejections() -> None:
         )
 
 
+def subchart() -> None:
+    """`global` is accepted, alone and as a dependency of a parent chart (Helm hands every subchart `global`)."""
+    result = run(HELM, "lint", "--strict", str(CHART), "--set", "global.imageRegistry=registry.example")
+    check("helm lint --strict with a global value", result.returncode == 0, result.stdout + result.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        parent = Path(tmp, "parent")
+        (parent / "charts").mkdir(parents=True)
+        (parent / "Chart.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v2",
+                    "name": "parent",
+                    "version": "1.0.0",
+                    "dependencies": [{"name": "movieapp-operator", "version": ">=0.0.0", "repository": f"file://{CHART}"}],
+                }
+            )
+        )
+        (parent / "values.yaml").write_text(
+            yaml.safe_dump({"global": {"imageRegistry": "registry.example"}, "movieapp-operator": {"replicaCount": 2}})
+        )
+        shutil.copytree(CHART, parent / "charts" / "movieapp-operator")
+        result = run(HELM, "lint", "--strict", str(parent))
+        check("helm lint --strict of a parent chart with global values", result.returncode == 0, result.stdout + result.stderr)
+        result = run(HELM, "template", "x", str(parent), "--namespace", "movieapp-system")
+        deployments = [d for d in yaml.safe_load_all(result.stdout) if d and d.get("kind") == "Deployment"] if result.returncode == 0 else []
+        check(
+            "a parent chart with global values renders the operator's Deployment with the subchart's values",
+            len(deployments) == 1 and deployments[0]["spec"]["replicas"] == 2,
+            result.stderr.strip()[:300],
+        )
+
+
 def prometheus_rules() -> None:
     docs = render("prometheusRule.enabled=true")
     rule = one(docs, "PrometheusRule")
@@ -547,6 +580,7 @@ def main() -> int:
         ("full", full),
         ("single replica", single_replica),
         ("rejections", rejections),
+        ("subchart", subchart),
         ("prometheus rules", prometheus_rules),
         ("kustomize", kustomize),
     ]:

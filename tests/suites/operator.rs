@@ -875,6 +875,45 @@ async fn lifecycle_from_apply_to_ready_updates_repairs_and_deletion() -> Result<
         "status.image {:?}",
         status.image
     );
+    // `kubectl get` shows the tag; `-o wide` the whole reference; the
+    // category `all` lists the MovieApp in `kubectl get all`.
+    let tag = app.spec.worker.image.effective_tag().to_owned();
+    ensure!(
+        status.image_version.as_deref() == Some(tag.as_str()),
+        "status.imageVersion {:?}, expected the tag {tag}",
+        status.image_version
+    );
+    let kubectl = |args: &[&str]| -> Result<String> {
+        let output = std::process::Command::new("kubectl")
+            .args(["-n", &ns])
+            .args(args)
+            .output()?;
+        ensure!(
+            output.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8(output.stdout)?)
+    };
+    let table = kubectl(&["get", "movieapp", &name])?;
+    ensure!(
+        table.starts_with("NAME") && table.contains("VERSION") && table.contains(&tag),
+        "kubectl get shows no VERSION with the tag:\n{table}"
+    );
+    ensure!(
+        !table.contains("sha256:"),
+        "kubectl get shows a digest:\n{table}"
+    );
+    let wide = kubectl(&["get", "movieapp", &name, "-o", "wide"])?;
+    ensure!(
+        wide.contains("IMAGE") && wide.contains(&format!("{repository}@{digest}")),
+        "kubectl get -o wide shows no IMAGE:\n{wide}"
+    );
+    let all = kubectl(&["get", "all"])?;
+    ensure!(
+        all.contains(&format!("movieapp.movieapp.io/{name}")),
+        "kubectl get all does not list the MovieApp:\n{all}"
+    );
 
     // While the worker cannot roll out (Pods too big to schedule), the
     // MovieApp is Reconciling and Flux's kstatus says InProgress.

@@ -22,7 +22,7 @@ use super::validate::Invalid;
 use super::{Context, children, kube_category, object_key};
 use crate::aws::ecr::{ImageError, ResolvedImage};
 use crate::conditions::{self, Part, PartState, kind};
-use crate::crd::{MovieApp, MovieAppStatus};
+use crate::crd::{ImageSpec, MovieApp, MovieAppStatus};
 use crate::provision::{Notice, Provisioned};
 use crate::reason::Reason;
 
@@ -325,6 +325,19 @@ fn now() -> Time {
 pub fn compute(app: &MovieApp, observation: &Observation<'_>, now: &Time) -> MovieAppStatus {
     let previous = app.status.clone().unwrap_or_default();
     let deployment_status = observation.deployment.and_then(|d| d.status.clone());
+    let image = observation
+        .deployment
+        .and_then(running_image)
+        .or_else(|| observation.image.map(|i| i.reference.clone()))
+        .or(previous.image.clone());
+    let image_version = image.as_deref().map(|running| {
+        image_version(
+            running,
+            observation.image,
+            &app.spec.worker.image,
+            &previous,
+        )
+    });
     MovieAppStatus {
         observed_generation: app.metadata.generation,
         conditions: conditions::compute(
@@ -334,11 +347,8 @@ pub fn compute(app: &MovieApp, observation: &Observation<'_>, now: &Time) -> Mov
             now,
         ),
         region: Some(observation.region.to_owned()),
-        image: observation
-            .deployment
-            .and_then(running_image)
-            .or_else(|| observation.image.map(|i| i.reference.clone()))
-            .or(previous.image),
+        image,
+        image_version,
         replicas: deployment_status
             .as_ref()
             .and_then(|s| s.replicas)
@@ -360,6 +370,35 @@ pub fn compute(app: &MovieApp, observation: &Observation<'_>, now: &Time) -> Mov
             .provisioned
             .and_then(|p| p.notifications.value.clone())
             .or(previous.notifications),
+    }
+}
+
+/// `status.imageVersion` for the image `running`: the spec's tag while the
+/// worker runs what this reconcile resolved the tag to; else the short
+/// digest of what runs. Unresolved this time (an invalid spec, ECR not
+/// answering), the previous value stands while the same image runs.
+pub fn image_version(
+    running: &str,
+    resolved: Option<&ResolvedImage>,
+    spec: &ImageSpec,
+    previous: &MovieAppStatus,
+) -> String {
+    let short_digest = || {
+        let digest = running
+            .rsplit_once('@')
+            .map_or(running, |(_, digest)| digest);
+        // `sha256:` and 12 hex digits, as `docker images` shortens IDs.
+        digest.chars().take("sha256:".len() + 12).collect()
+    };
+    match resolved {
+        Some(resolved) if spec.digest.is_none() && resolved.reference == running => {
+            spec.effective_tag().to_owned()
+        }
+        Some(_) => short_digest(),
+        None => match &previous.image_version {
+            Some(version) if previous.image.as_deref() == Some(running) => version.clone(),
+            _ => short_digest(),
+        },
     }
 }
 
@@ -547,6 +586,57 @@ mod tests {
             ]
         );
         assert!(group_notices(&[]).is_empty());
+    }
+
+    #[test]
+    fn image_version_is_the_tag_while_it_runs_else_the_short_digest() {
+        let digest = format!("sha256:{}", "0123456789ab".repeat(5) + "cdef");
+        let running = format!("1.dkr.ecr.us-east-1.amazonaws.com/api-worker@{digest}");
+        let resolved = ResolvedImage {
+            reference: running.clone(),
+            digest: digest.clone(),
+        };
+        let other = ResolvedImage {
+            reference: "r@sha256:ffff".to_owned(),
+            digest: "sha256:ffff".to_owned(),
+        };
+        let tagged = ImageSpec {
+            tag: Some("1.4.2".to_owned()),
+            ..ImageSpec::default()
+        };
+        let pinned = ImageSpec {
+            digest: Some(digest.clone()),
+            ..ImageSpec::default()
+        };
+        let none = MovieAppStatus::default();
+        let before = MovieAppStatus {
+            image: Some(running.clone()),
+            image_version: Some("1.4.2".to_owned()),
+            ..MovieAppStatus::default()
+        };
+        let short = "sha256:0123456789ab";
+        let cases = [
+            // The tag resolves to what runs.
+            (Some(&resolved), &tagged, &none, "1.4.2"),
+            (Some(&resolved), &ImageSpec::default(), &none, "latest"),
+            // A digest in the spec, or a tag that moved and has not rolled out yet.
+            (Some(&resolved), &pinned, &none, short),
+            (Some(&other), &tagged, &before, short),
+            // Not resolved this time: the last answer stands for the same image.
+            (None, &tagged, &before, "1.4.2"),
+            (None, &tagged, &none, short),
+        ];
+        for (resolved, spec, previous, expected) in cases {
+            assert_eq!(
+                image_version(&running, resolved, spec, previous),
+                expected,
+                "{resolved:?} {spec:?}"
+            );
+        }
+        assert_eq!(
+            image_version("api-worker:1", None, &tagged, &none),
+            "api-worker:1"
+        );
     }
 
     #[test]
