@@ -15,6 +15,7 @@ pub mod kind {
     pub const READY: &str = "Ready";
     pub const RECONCILING: &str = "Reconciling";
     pub const STALLED: &str = "Stalled";
+    pub const PAUSED: &str = "Paused";
     pub const IMAGE_RESOLVED: &str = "ImageResolved";
     pub const DATABASE_READY: &str = "DatabaseReady";
     pub const QUEUE_READY: &str = "QueueReady";
@@ -138,6 +139,12 @@ pub fn compute(
 ) -> Vec<Condition> {
     let summary = summary(parts)
         .into_iter()
+        .chain([Desired {
+            type_: kind::PAUSED,
+            status: false,
+            reason: Reason::Active,
+            message: "the operator manages the MovieApp".to_owned(),
+        }])
         .map(|desired| materialise(previous, desired, generation, now));
     let parts = parts.iter().map(|part| {
         let kept = matches!(part.state, PartState::Unchecked { .. })
@@ -181,12 +188,7 @@ pub fn deleting(
             reason: Reason::Deleting,
             message: message.to_owned(),
         },
-        Desired {
-            type_: kind::STALLED,
-            status: false,
-            reason: Reason::NoBlockers,
-            message: String::new(),
-        },
+        not_stalled(),
     ]
     .into_iter()
     .map(|desired| materialise(previous, desired, generation, now))
@@ -201,6 +203,73 @@ pub fn deleting(
             .cloned(),
     );
     conditions
+}
+
+/// Conditions for a paused object: `Paused=True`, everything else as the
+/// last reconcile left it. A MovieApp paused before its first reconcile gets
+/// the summary conditions too (always present), `Ready=False` for the pause.
+pub fn paused(
+    previous: &[Condition],
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let first = [
+        Desired {
+            type_: kind::READY,
+            status: false,
+            reason: Reason::Paused,
+            message: message.to_owned(),
+        },
+        Desired {
+            type_: kind::RECONCILING,
+            status: false,
+            reason: Reason::Paused,
+            message: message.to_owned(),
+        },
+        not_stalled(),
+    ];
+    let pause = Desired {
+        type_: kind::PAUSED,
+        status: true,
+        reason: Reason::Paused,
+        message: message.to_owned(),
+    };
+    let mut conditions: Vec<Condition> = first
+        .into_iter()
+        .map(|desired| {
+            previous
+                .iter()
+                .find(|c| c.type_ == desired.type_)
+                .cloned()
+                .unwrap_or_else(|| materialise(previous, desired, generation, now))
+        })
+        .collect();
+    conditions.push(match previous.iter().find(|c| c.type_ == kind::PAUSED) {
+        // Unchanged, so a paused object is written once.
+        Some(c) if c.status == "True" && c.message == message => c.clone(),
+        _ => materialise(previous, pause, generation, now),
+    });
+    conditions.extend(
+        previous
+            .iter()
+            .filter(|c| {
+                ![kind::READY, kind::RECONCILING, kind::STALLED, kind::PAUSED]
+                    .contains(&c.type_.as_str())
+            })
+            .cloned(),
+    );
+    conditions
+}
+
+/// `Stalled=False`: nothing blocks.
+fn not_stalled() -> Desired {
+    Desired {
+        type_: kind::STALLED,
+        status: false,
+        reason: Reason::NoBlockers,
+        message: String::new(),
+    }
 }
 
 fn summary(parts: &[Part]) -> [Desired; 3] {
@@ -232,12 +301,7 @@ fn summary(parts: &[Part]) -> [Desired; 3] {
             reason: part.state.reason(),
             message: format!("{}: {}", part.condition, part.state.message()),
         },
-        None => Desired {
-            type_: kind::STALLED,
-            status: false,
-            reason: Reason::NoBlockers,
-            message: String::new(),
-        },
+        None => not_stalled(),
     };
 
     let reconciling = if blocked.is_none() && !waiting.is_empty() {
@@ -355,10 +419,55 @@ mod tests {
                 kind::READY,
                 kind::RECONCILING,
                 kind::STALLED,
+                kind::PAUSED,
                 kind::IMAGE_RESOLVED,
                 kind::WORKER_AVAILABLE
             ]
         );
+        assert_eq!(find(&conditions, kind::PAUSED).status, "False");
+        assert_eq!(find(&conditions, kind::PAUSED).reason, "Active");
+    }
+
+    #[test]
+    fn pausing_adds_paused_and_keeps_everything_else() {
+        let ready = compute(&[], &all_ready(), Some(3), &at(10));
+        let held = paused(&ready, "held", Some(4), &at(20));
+        let pause = find(&held, kind::PAUSED);
+        assert_eq!(
+            (
+                pause.status.as_str(),
+                pause.reason.as_str(),
+                pause.message.as_str()
+            ),
+            ("True", "Paused", "held")
+        );
+        assert_eq!(pause.last_transition_time, at(20));
+        assert_eq!(pause.observed_generation, Some(4));
+        // Every other condition is the last reconcile's, generation included.
+        let others = |list: &[Condition]| -> Vec<Condition> {
+            list.iter()
+                .filter(|c| c.type_ != kind::PAUSED)
+                .cloned()
+                .collect()
+        };
+        assert_eq!(others(&held), others(&ready));
+        // Held again: identical (no write).
+        assert_eq!(paused(&held, "held", Some(4), &at(30)), held);
+        // Resumed: Paused=False again, with a new transition time.
+        let resumed = compute(&held, &all_ready(), Some(4), &at(40));
+        assert_eq!(find(&resumed, kind::PAUSED).status, "False");
+        assert_eq!(find(&resumed, kind::PAUSED).last_transition_time, at(40));
+
+        // Paused before the first reconcile: the summary conditions are there too.
+        let first = paused(&[], "held", Some(1), &at(10));
+        let types: Vec<&str> = first.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(
+            types,
+            [kind::READY, kind::RECONCILING, kind::STALLED, kind::PAUSED]
+        );
+        assert_eq!(find(&first, kind::READY).status, "False");
+        assert_eq!(find(&first, kind::READY).reason, "Paused");
+        assert_eq!(find(&first, kind::STALLED).status, "False");
     }
 
     #[test]

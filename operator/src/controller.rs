@@ -37,6 +37,7 @@ use crate::fence::{self, Fence};
 use crate::leader::{self, Elector, Role, Round, StepDown, Timing};
 use crate::metrics::Metrics;
 use crate::reconcile::memory::{self, AppRef, Memory};
+use crate::reconcile::pause::PAUSED_ANNOTATION;
 use crate::reconcile::{self, ADOPT_ANNOTATION, Context, children};
 use crate::schedule::{self, ResyncBudget, Workers};
 
@@ -364,11 +365,12 @@ fn without_errors<T: Send + 'static>(
 }
 
 /// What in a MovieApp calls for a reconcile: the spec (generation), the
-/// adopt annotation, deletion and finalizers; never our own status writes.
+/// adopt and pause annotations, deletion and finalizers; never our own status writes.
 fn relevant_change(app: &DeserializeGuard<MovieApp>) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     predicates::generation(app).hash(&mut hasher);
     app.annotations().get(ADOPT_ANNOTATION).hash(&mut hasher);
+    app.annotations().get(PAUSED_ANNOTATION).hash(&mut hasher);
     app.meta().deletion_timestamp.is_some().hash(&mut hasher);
     app.finalizers().hash(&mut hasher);
     // An invalid object that is fixed keeps its generation only if the

@@ -41,6 +41,11 @@ reasons! {
     Progressing,
     /// Ready and Reconciling while the MovieApp is being deleted.
     Deleting,
+    /// Paused: `movieapp.io/paused` is `"true"` (also Ready's reason on a
+    /// MovieApp paused before its first reconcile).
+    Paused,
+    /// Paused: the operator manages the MovieApp.
+    Active,
 
     // The parts.
     /// ImageResolved: the tag or digest exists in ECR.
@@ -168,6 +173,7 @@ mod tests {
             (Reason::Available, "Available"),
             (Reason::ResyncFailed, "ResyncFailed"),
             (Reason::DriftRepaired, "DriftRepaired"),
+            (Reason::Paused, "Paused"),
         ] {
             assert_eq!(reason.as_str(), text);
         }

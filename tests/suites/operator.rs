@@ -628,6 +628,15 @@ async fn a_child_the_api_server_refuses_is_reported_and_retried() -> Result<()> 
     fixtures::delete_namespace(&client, &ns).await
 }
 
+/// The API server's audit log of the local environment.
+fn audit_log() -> Result<String> {
+    Ok(format!(
+        "{}/audit.log",
+        std::env::var("LOCALENV_DIR")
+            .context("LOCALENV_DIR is not set: source .localenv/env.sh")?
+    ))
+}
+
 /// Counts audit-log entries of mutating requests in `namespace` after `offset` bytes.
 fn audit_writes(audit: &str, namespace: &str, offset: usize) -> Result<Vec<String>> {
     let log = std::fs::read_to_string(audit).with_context(|| format!("reading {audit}"))?;
@@ -654,11 +663,7 @@ fn audit_writes(audit: &str, namespace: &str, offset: usize) -> Result<Vec<Strin
 
 #[tokio::test]
 async fn a_steady_movieapp_costs_no_api_writes() -> Result<()> {
-    let audit = format!(
-        "{}/audit.log",
-        std::env::var("LOCALENV_DIR")
-            .context("LOCALENV_DIR is not set: source .localenv/env.sh")?
-    );
+    let audit = audit_log()?;
     let Setup {
         client,
         ns,
@@ -1666,6 +1671,236 @@ async fn aws_change_events_repair_drift_in_seconds_without_the_resync() -> Resul
     );
 
     sqs.delete_queue().queue_url(&dlq_url).send().await?;
+    operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+/// `movieapp_aws_requests_total` summed over the operations that write:
+/// every operation but the reads (`Describe*`, `Get*`, `List*`).
+fn aws_write_requests(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("movieapp_aws_requests_total{"))
+        .filter(|line| {
+            let operation = line
+                .split("operation=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default();
+            !["Describe", "Get", "List"]
+                .iter()
+                .any(|read| operation.starts_with(read))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn visibility_timeout(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<String> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await?
+        .attributes
+        .unwrap_or_default();
+    attributes
+        .get(&QueueAttributeName::VisibilityTimeout)
+        .cloned()
+        .context("no VisibilityTimeout")
+}
+
+#[tokio::test]
+async fn a_paused_movieapp_writes_nothing_until_it_resumes_and_repairs() -> Result<()> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::DeleteParams;
+    use movieapp_tests::inventory::{Inventory, Owned};
+
+    let audit = audit_log()?;
+    let Setup {
+        client,
+        ns,
+        aws,
+        repository,
+        api,
+        ..
+    } = setup("op-pause", true).await?;
+    // A short resync: the paused window below spans several.
+    let operator = Operator::start(&ns, &["--resync-interval", "2s"]).await?;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let current = |app: &MovieApp| {
+        app.status.as_ref().and_then(|s| s.observed_generation) == app.metadata.generation
+    };
+    let pause = |value: Option<&str>| {
+        Patch::Merge(json!({ "metadata": { "annotations": { "movieapp.io/paused": value } } }))
+    };
+
+    create_shop(&api, &repository, "1.0.0").await?;
+    let ready = wait_for(&api, "shop", "Ready=True", |app| {
+        current(app) && is(app, "Ready", "True", None)
+    })
+    .await?;
+    ensure!(
+        is(&ready, "Paused", "False", Some("Active")),
+        "an unpaused MovieApp says Paused=False"
+    );
+    let queue_url = ready
+        .status
+        .as_ref()
+        .and_then(|s| s.queue.as_ref())
+        .map(|q| q.url.clone())
+        .context("status.queue")?;
+    ensure!(visibility_timeout(&sqs, &queue_url).await? == "60");
+    // The count sees the operator's writes (the creation), so a flat count
+    // below means something.
+    let metrics = operator.metrics().await?;
+    ensure!(
+        aws_write_requests(&metrics) > 0.0,
+        "no AWS write counted while the MovieApp was created"
+    );
+
+    // Paused: the condition says so, and Argo CD's health check says Suspended.
+    api.patch("shop", &PatchParams::default(), &pause(Some("true")))
+        .await?;
+    let paused = wait_for(&api, "shop", "Paused=True", |app| {
+        is(app, "Paused", "True", Some("Paused"))
+    })
+    .await?;
+    let message = condition(&paused, "Paused")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        message.contains("movieapp.io/paused") && message.contains("spec changes and repairs wait"),
+        "Paused message: {message}"
+    );
+
+    // A spec change (an AWS attribute and the Deployment) and a deleted
+    // child, while paused: several resyncs' time passes without a write.
+    let metrics = operator.metrics().await?;
+    let (writes_before, reconciles_before) = (
+        aws_write_requests(&metrics),
+        movieapp_tests::operator::metric_sum(&metrics, "movieapp_reconcile_total", &[]),
+    );
+    let offset = std::fs::metadata(&audit)?.len() as usize;
+    api.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": {
+            "queue": { "visibilityTimeoutSeconds": 120 },
+            "worker": { "replicas": 3 },
+        } })),
+    )
+    .await?;
+    services.delete("shop", &DeleteParams::default()).await?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let metrics = operator.metrics().await?;
+    let (writes_after, reconciles_after) = (
+        aws_write_requests(&metrics),
+        movieapp_tests::operator::metric_sum(&metrics, "movieapp_reconcile_total", &[]),
+    );
+    ensure!(
+        reconciles_after > reconciles_before,
+        "the operator did not reconcile the paused MovieApp after its changes"
+    );
+    ensure!(
+        writes_after == writes_before,
+        "a paused MovieApp wrote to AWS: {} write requests",
+        writes_after - writes_before
+    );
+    // The API server saw only this test's own two writes: no status patch
+    // and no child applied. (The control plane's own writes, e.g. the
+    // Service's EndpointSlices, and Events, which may trail the pause's
+    // status write, are not the operator's writes to what it manages.)
+    let writes: Vec<String> = audit_writes(&audit, &ns, offset)?
+        .into_iter()
+        .filter(|w| !w.contains(" by system:") && !w.contains(" events/"))
+        .collect();
+    let ours = |w: &String| {
+        w.starts_with("patch movieapps/shop ") || w.starts_with("delete services/shop ")
+    };
+    ensure!(
+        writes.len() == 2 && writes.iter().all(ours),
+        "writes while paused besides the test's own spec change and Service deletion: {writes:#?}"
+    );
+    ensure!(
+        services.get_opt("shop").await?.is_none(),
+        "the deleted Service was recreated while paused"
+    );
+    let replicas = deployments.get("shop").await?.spec.and_then(|s| s.replicas);
+    ensure!(
+        replicas == Some(2),
+        "the Deployment changed while paused: {replicas:?}"
+    );
+    ensure!(visibility_timeout(&sqs, &queue_url).await? == "60");
+    let held = api.get("shop").await?;
+    ensure!(
+        !current(&held),
+        "observedGeneration moved on although the spec change was not acted on"
+    );
+    let (flux, _) = movieapp_tests::kstatus(&held)?;
+    ensure!(
+        flux == "InProgress",
+        "kstatus reads a paused MovieApp with a waiting spec change as {flux}"
+    );
+
+    // Resumed: both wait no longer.
+    api.patch("shop", &PatchParams::default(), &pause(None))
+        .await?;
+    wait_for(&api, "shop", "Ready=True after resuming", |app| {
+        current(app) && is(app, "Ready", "True", None) && is(app, "Paused", "False", None)
+    })
+    .await?;
+    ensure!(
+        services.get_opt("shop").await?.is_some(),
+        "the Service was not repaired"
+    );
+    let replicas = deployments.get("shop").await?.spec.and_then(|s| s.replicas);
+    ensure!(
+        replicas == Some(3),
+        "the Deployment has {replicas:?} replicas, not 3"
+    );
+    ensure!(visibility_timeout(&sqs, &queue_url).await? == "120");
+    ensure!(aws_write_requests(&operator.metrics().await?) > writes_after);
+
+    // Deleted while paused: the deletion waits, the AWS resources stay.
+    api.patch("shop", &PatchParams::default(), &pause(Some("true")))
+        .await?;
+    wait_for(&api, "shop", "Paused=True", |app| {
+        is(app, "Paused", "True", None)
+    })
+    .await?;
+    api.delete("shop", &DeleteParams::default()).await?;
+    let deleting = wait_for(&api, "shop", "Paused says the deletion waits", |app| {
+        condition(app, "Paused").is_some_and(|c| c.message.contains("the deletion waits"))
+    })
+    .await?;
+    ensure!(deleting.metadata.deletion_timestamp.is_some());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ensure!(
+        api.get_opt("shop").await?.is_some(),
+        "a paused MovieApp's finalizer was removed"
+    );
+    let owned = Inventory::of_namespace(&aws, &ns).await?.by_owner();
+    let uid = deleting.metadata.uid.clone().unwrap_or_default();
+    ensure!(
+        owned.get(&uid) == Some(&Owned::ONE_MOVIEAPP),
+        "AWS resources changed while the deletion was paused: {owned:?}"
+    );
+    api.patch("shop", &PatchParams::default(), &pause(None))
+        .await?;
+    eventually("the MovieApp gone after resuming", TIMEOUT, || async {
+        Ok(api.get_opt("shop").await?.is_none().then_some(()))
+    })
+    .await?;
+    ensure!(
+        Inventory::of_namespace(&aws, &ns).await?.is_empty(),
+        "AWS resources left after the resumed deletion"
+    );
+
     operator.stop().await?;
     fixtures::delete_namespace(&client, &ns).await
 }

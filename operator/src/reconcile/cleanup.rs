@@ -8,6 +8,7 @@ use kube::runtime::controller::Action;
 use tracing::info;
 
 use super::dereference::{self, Object};
+use super::pause::Writable;
 use super::status::{self, EventKind};
 use super::{Context, object_key};
 use crate::aws::AwsError;
@@ -46,7 +47,12 @@ impl Error {
 }
 
 /// Deletes or retains the AWS resources; `Ok` once that is complete.
-pub async fn cleanup(app: &MovieApp, ctx: &Context) -> Result<Action, super::Error> {
+/// Takes [`Writable`]: a paused MovieApp's deletion waits until it resumes.
+pub async fn cleanup(
+    app: &MovieApp,
+    ctx: &Context,
+    _writable: &Writable,
+) -> Result<Action, super::Error> {
     let object = Object::of(app, &ctx.shared.config.default_region).map_err(Error::from)?;
     ctx.memory.update(&object.uid, |r| r.verified = None);
     let aws = ctx.shared.aws.clients(&object.region);

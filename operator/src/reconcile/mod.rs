@@ -18,6 +18,10 @@
 //!
 //! Deletion runs [`cleanup`] under the `movieapp.io/cleanup` finalizer,
 //! managed by [`kube::runtime::finalizer`].
+//!
+//! [`pause`] comes first: a paused MovieApp (`movieapp.io/paused: "true"`)
+//! gets its status and nothing else, and the writing steps ([`provision`],
+//! and so [`apply`], and [`cleanup`]) take the token only its check hands out.
 
 pub mod apply;
 pub mod build;
@@ -28,6 +32,7 @@ pub mod dereference;
 pub mod memory;
 #[cfg(test)]
 mod offline;
+pub mod pause;
 pub mod provision;
 pub mod status;
 pub mod validate;
@@ -157,12 +162,17 @@ pub async fn reconcile(
 
 /// Apply or clean up, under the finalizer.
 async fn lifecycle(app: &MovieApp, ctx: &Context, reread: Option<Reread>) -> Result<Action, Error> {
+    // Before the finalizer: a paused MovieApp's deletion waits too.
+    let writable = match pause::check(app) {
+        Ok(writable) => writable,
+        Err(paused) => return pause::hold(app, &paused, ctx).await,
+    };
     let deleting = app.meta().deletion_timestamp.is_some();
     let finalized = app.finalizers().iter().any(|f| f == FINALIZER);
     // A MovieApp that never passed validation has nothing in AWS: it gets
     // no finalizer until it does, only its status.
     if !deleting && !finalized && validate::spec(app, &ctx.shared.config.default_region).is_err() {
-        return run(app, ctx, reread).await;
+        return run(app, ctx, reread, &writable).await;
     }
     let api: Api<MovieApp> = Api::namespaced(
         ctx.shared.client.clone(),
@@ -170,8 +180,8 @@ async fn lifecycle(app: &MovieApp, ctx: &Context, reread: Option<Reread>) -> Res
     );
     let result = finalizer::finalizer(&api, FINALIZER, Arc::new(app.clone()), |event| async {
         match event {
-            Finalizer::Apply(app) => run(&app, ctx, reread).await,
-            Finalizer::Cleanup(app) => cleanup::cleanup(&app, ctx).await,
+            Finalizer::Apply(app) => run(&app, ctx, reread, &writable).await,
+            Finalizer::Cleanup(app) => cleanup::cleanup(&app, ctx, &writable).await,
         }
     })
     .await;
@@ -200,13 +210,18 @@ async fn lifecycle(app: &MovieApp, ctx: &Context, reread: Option<Reread>) -> Res
 
 /// The pipeline, for a MovieApp that is not being deleted; `reread` says
 /// why AWS must be read even if a recent pass could be reused.
-pub async fn run(app: &MovieApp, ctx: &Context, reread: Option<Reread>) -> Result<Action, Error> {
+pub async fn run(
+    app: &MovieApp,
+    ctx: &Context,
+    reread: Option<Reread>,
+    writable: &pause::Writable,
+) -> Result<Action, Error> {
     let dereferenced = dereference::dereference(app, ctx, reread).await?;
     let validated = match validate::validate(dereferenced) {
         Ok(validated) => validated,
         Err(invalid) => return status::report(ctx, status::Report::invalid(invalid, ctx)).await,
     };
-    let provisioned = provision::provision(validated, ctx).await?;
+    let provisioned = provision::provision(validated, writable, ctx).await?;
     let built = build::build(provisioned, &ctx.shared.config)?;
     let applied = apply::apply(built, ctx).await;
     status::report(ctx, applied.into()).await

@@ -416,7 +416,8 @@ impl Stage {
         &self,
         reread: Option<Reread>,
     ) -> Result<kube::runtime::controller::Action, Error> {
-        super::run(&self.app, &self.ctx, reread).await
+        let writable = super::pause::check(&self.app).expect("the MovieApp here is not paused");
+        super::run(&self.app, &self.ctx, reread, &writable).await
     }
 
     fn api_calls(&self) -> Vec<ApiCall> {

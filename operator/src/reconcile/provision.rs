@@ -20,6 +20,7 @@ use kube::{Api, Resource};
 use super::children::{self, AUTH_SECRET_KEY};
 use super::dereference::{AuthSecret, AuthSecretState, Object};
 use super::memory::Verified;
+use super::pause::Writable;
 use super::validate::Validated;
 use super::{Context, kube_category};
 use crate::aws::ecr::{ImageError, ResolvedImage};
@@ -62,7 +63,12 @@ pub struct WithAws<'a> {
     pub started: Instant,
 }
 
-pub async fn provision<'a>(validated: Validated<'a>, ctx: &Context) -> Result<WithAws<'a>, Error> {
+/// Takes [`Writable`]: nothing here runs while the MovieApp is paused.
+pub async fn provision<'a>(
+    validated: Validated<'a>,
+    _writable: &Writable,
+    ctx: &Context,
+) -> Result<WithAws<'a>, Error> {
     let Validated {
         dereferenced,
         worker_blocker,

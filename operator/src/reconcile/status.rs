@@ -426,23 +426,20 @@ async fn update(
 ) -> Result<(), Error> {
     let status = compute(app, &observation, &now());
     let previous = app.status.clone().unwrap_or_default();
-
-    ctx.shared.metrics.set_conditions(
-        uid.to_owned(),
-        status
-            .conditions
-            .iter()
-            .map(|c| (c.type_.clone(), c.status.clone()))
-            .collect(),
-    );
-
-    if app.status.as_ref() != Some(&status) {
-        patch_status(ctx, app, &status).await?;
-    }
+    write(ctx, app, uid, &status).await?;
 
     for transition in conditions::transitions(&previous.conditions, &status.conditions) {
         let condition = transition.condition;
         if condition.type_ == kind::RECONCILING {
+            continue;
+        }
+        if condition.type_ == kind::PAUSED {
+            // Pausing publishes its own Event; resuming is news, the first
+            // `Paused=False` is not.
+            if transition.from.is_some() {
+                let note = "resumed: movieapp.io/paused was removed";
+                publish(ctx, app, EventKind::Normal, &condition.reason, note).await;
+            }
             continue;
         }
         let healthy = (condition.type_ == kind::STALLED) == (condition.status == "False");
@@ -501,6 +498,45 @@ pub async fn deleting(ctx: &Context, app: &MovieApp, message: &str) -> Result<()
     };
     if app.status.as_ref() != Some(&status) {
         patch_status(ctx, app, &status).await?;
+    }
+    Ok(())
+}
+
+/// Marks the object as paused ([`conditions::paused`]); true when it was
+/// not paused before.
+pub async fn paused(ctx: &Context, app: &MovieApp, message: &str) -> Result<bool, Error> {
+    let previous = app.status.clone().unwrap_or_default();
+    let status = MovieAppStatus {
+        conditions: conditions::paused(
+            &previous.conditions,
+            message,
+            app.metadata.generation,
+            &now(),
+        ),
+        ..previous.clone()
+    };
+    write(ctx, app, &app.uid().unwrap_or_default(), &status).await?;
+    Ok(!conditions::is_true(&previous.conditions, kind::PAUSED))
+}
+
+/// Counts `status`'s conditions in `movieapp_resources` and writes it if it
+/// changed.
+async fn write(
+    ctx: &Context,
+    app: &MovieApp,
+    uid: &str,
+    status: &MovieAppStatus,
+) -> Result<(), Error> {
+    ctx.shared.metrics.set_conditions(
+        uid.to_owned(),
+        status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone()))
+            .collect(),
+    );
+    if app.status.as_ref() != Some(status) {
+        patch_status(ctx, app, status).await?;
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 -- Argo CD health check for movieapp.io/MovieApp (resource.customizations.health.movieapp.io_MovieApp).
 --
+-- Suspended   Paused=True: movieapp.io/paused is "true" and the operator
+--             holds every write (a deletion waits too)
 -- Healthy     Ready=True and the operator has seen the current spec
 --             (status.observedGeneration == metadata.generation)
 -- Degraded    Stalled=True for the current spec: a human must act (the
@@ -35,6 +37,18 @@ end
 
 local hs = {}
 local metadata = obj.metadata or {}
+
+-- Paused first: the operator acts on nothing, a deletion included, until
+-- the annotation goes, so nothing below is under way.
+local paused = nil
+if type(obj.status) == "table" then
+  paused = condition(obj.status.conditions, "Paused")
+end
+if paused ~= nil and paused.status == "True" then
+  hs.status = "Suspended"
+  hs.message = describe(paused)
+  return hs
+end
 
 if metadata.deletionTimestamp ~= nil then
   hs.status = "Progressing"
