@@ -4,6 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -43,6 +49,13 @@ struct JobLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AwsRequestLabels {
+    service: &'static str,
+    operation: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -55,6 +68,7 @@ struct Inner {
     cache: Family<CacheLabels, Counter>,
     tmdb: Family<TmdbLabels, Counter>,
     jobs: Family<JobLabels, Counter>,
+    aws_requests: Family<AwsRequestLabels, Counter>,
 }
 
 /// The process's metrics; cheap to clone.
@@ -84,6 +98,7 @@ impl Metrics {
         let cache = Family::<CacheLabels, Counter>::default();
         let tmdb = Family::<TmdbLabels, Counter>::default();
         let jobs = Family::<JobLabels, Counter>::default();
+        let aws_requests = Family::<AwsRequestLabels, Counter>::default();
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -111,6 +126,11 @@ impl Metrics {
             tmdb.clone(),
         );
         registry.register("jobs", "Jobs handled by type and outcome", jobs.clone());
+        registry.register(
+            "aws_requests",
+            "AWS requests (every attempt) by service, operation and outcome",
+            aws_requests.clone(),
+        );
         registry.register("api_worker_build_info", "Build information", build);
         Self(Arc::new(Inner {
             registry,
@@ -119,6 +139,7 @@ impl Metrics {
             cache,
             tmdb,
             jobs,
+            aws_requests,
         }))
     }
 
@@ -166,11 +187,63 @@ impl Metrics {
             .inc();
     }
 
+    /// `service` and `outcome` come from [`CountAwsRequests`]'s fixed sets;
+    /// `operation` is the SDK's operation name (a closed set per service).
+    pub fn aws_request(&self, service: &'static str, operation: &str, outcome: &'static str) {
+        self.0
+            .aws_requests
+            .get_or_create(&AwsRequestLabels {
+                service,
+                operation: operation.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.0.registry)?;
         Ok(text)
+    }
+}
+
+/// Counts every attempt of every AWS request in
+/// `movieapp_aws_requests_total{service,operation,outcome}`: the figure to
+/// watch for throttling and errors, and what the tests compare with the
+/// calls declared in [`movieapp_model::iam`].
+#[derive(Debug)]
+pub struct CountAwsRequests(pub Metrics);
+
+impl Intercept for CountAwsRequests {
+    fn name(&self) -> &'static str {
+        "movieapp-count-aws-requests"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(metadata) = cfg.load::<Metadata>() else {
+            return Ok(());
+        };
+        let outcome = match context.response().map(|r| r.status().as_u16()) {
+            Some(200..=399) => "success",
+            Some(429) => "throttled",
+            Some(400..=499) => "client_error",
+            Some(_) => "server_error",
+            None => "network_error",
+        };
+        let service = match metadata.service().to_ascii_lowercase().as_str() {
+            "dynamodb" => "dynamodb",
+            "sqs" => "sqs",
+            "sns" => "sns",
+            _ => "other",
+        };
+        self.0.aws_request(service, metadata.name(), outcome);
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use clap::Parser;
 use crate::cache::MovieCache;
 use crate::client::ClientResolver;
 use crate::config::{HttpSettings, Settings};
-use crate::metrics::Metrics;
+use crate::metrics::{CountAwsRequests, Metrics};
 use crate::notify::Notifier;
 use crate::ratelimit::{CLIENT_KEYS, KeyedLimiter, Rate};
 use crate::readiness::Readiness;
@@ -72,9 +72,21 @@ impl AppState {
             CLIENT_KEYS,
         );
         let metrics = Metrics::new();
-        let dynamo = aws_sdk_dynamodb::Client::new(aws);
-        let sqs = aws_sdk_sqs::Client::new(aws);
-        let sns = aws_sdk_sns::Client::new(aws);
+        let dynamo = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(aws)
+                .interceptor(CountAwsRequests(metrics.clone()))
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(aws)
+                .interceptor(CountAwsRequests(metrics.clone()))
+                .build(),
+        );
+        let sns = aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::config::Builder::from(aws)
+                .interceptor(CountAwsRequests(metrics.clone()))
+                .build(),
+        );
         let tmdb = TmdbClient::new(&settings.tmdb, metrics.clone())?;
         let cache = MovieCache::new(
             dynamo.clone(),

@@ -6,66 +6,14 @@ mod common;
 
 use std::time::Duration;
 
-use api_worker::config::{Cli, Command, WorkerSettings};
 use api_worker::jobs::{self, Outcome};
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::http::{Method, StatusCode};
-use clap::Parser;
-use common::{Fixture, MAX_RECEIVE_COUNT, call, drain, sign_up};
+use common::{
+    Fixture, MAX_RECEIVE_COUNT, age_snapshot, call, drain, run_worker_until, sign_up,
+    worker_settings,
+};
 use serde_json::Value;
-
-fn worker_settings(extra: &[&str]) -> WorkerSettings {
-    let mut args = vec![
-        "api-worker",
-        "worker",
-        "--users-table=u",
-        "--movies-table=m",
-        "--watchlists-table=w",
-        "--tmdb-api-key=k",
-        "--poll-wait=1s",
-        "--visibility-timeout=2s",
-        "--retry-delay=0s",
-    ];
-    args.extend_from_slice(extra);
-    match Cli::try_parse_from(args).expect("worker arguments").command {
-        Command::Worker(worker) => worker.worker,
-        _ => unreachable!("worker"),
-    }
-}
-
-/// Sets the snapshot of `movie_id` on `user_id`'s watchlist to an older
-/// release date, as if TMDB had changed it since the movie was added.
-async fn age_snapshot(fx: &Fixture, user_id: &str, movie_id: u64, release_date: &str) {
-    let key = [
-        ("userId".to_owned(), AttributeValue::S(user_id.to_owned())),
-        (
-            "movieId".to_owned(),
-            AttributeValue::N(movie_id.to_string()),
-        ),
-    ];
-    let item = fx
-        .dynamo
-        .get_item()
-        .table_name(&fx.watchlists_table)
-        .set_key(Some(key.clone().into()))
-        .send()
-        .await
-        .expect("get")
-        .item
-        .expect("watchlist entry");
-    let mut movie: Value =
-        serde_json::from_str(item["movie"].as_s().expect("snapshot")).expect("json");
-    movie["releaseDate"] = Value::String(release_date.into());
-    fx.dynamo
-        .update_item()
-        .table_name(&fx.watchlists_table)
-        .set_key(Some(key.into()))
-        .update_expression("SET movie = :m")
-        .expression_attribute_values(":m", AttributeValue::S(movie.to_string()))
-        .send()
-        .await
-        .expect("update snapshot");
-}
 
 fn notification(body: &str) -> Value {
     let envelope: Value = serde_json::from_str(body).expect("SNS envelope");
@@ -175,38 +123,15 @@ async fn the_worker_handles_queued_jobs_and_ignores_its_own_notifications() {
         .await
         .expect("publish");
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(api_worker::worker::run(
-        state.clone(),
-        worker_settings(&[]),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let metrics = state.metrics.encode().expect("metrics");
-        let done = [
+    run_worker_until(
+        &state,
+        &[
             r#"movieapp_jobs_total{type="warm-popular",outcome="ok"} 1"#,
             r#"movieapp_jobs_total{type="refresh-movie",outcome="ok"} 1"#,
             r#"movieapp_jobs_total{type="notification",outcome="ignored"} 1"#,
-        ]
-        .iter()
-        .all(|line| metrics.contains(line));
-        if done {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "jobs not handled in time:\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let _ = stop.send(());
-    worker
-        .await
-        .expect("worker task")
-        .expect("worker stops cleanly");
+        ],
+    )
+    .await;
 
     for key in ["popular#1", "popular#2", "movie#603"] {
         let item = fx

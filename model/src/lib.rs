@@ -7,6 +7,8 @@
 //!
 //! The layout is explained in `docs/data-model.md`.
 
+pub mod iam;
+
 /// A DynamoDB attribute type, as it appears in `AttributeDefinitions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AttrType {

@@ -9,6 +9,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use movieapp_model::iam::Component;
 use movieapp_operator::crd::MovieApp;
 use movieapp_tests::operator::Operator;
 use movieapp_tests::{LocalEnv, eventually, fixtures, unique_name};
@@ -1637,6 +1638,17 @@ async fn aws_change_events_repair_drift_in_seconds_without_the_resync() -> Resul
     ensure!(
         metric_sum(&text, "movieapp_aws_events_queue_up", &[]) == 1.0,
         "{text}"
+    );
+    // The consumer's receives and deletes, like every other call of this
+    // run, are calls the operator's IAM policy is built from.
+    let undeclared = movieapp_model::iam::undeclared(Component::Operator, &text);
+    ensure!(
+        undeclared.is_empty(),
+        "the operator called {undeclared:?}, which movieapp_model::iam does not declare"
+    );
+    ensure!(
+        text.contains("movieapp_aws_requests_total{service=\"sqs\",operation=\"ReceiveMessage\""),
+        "the events consumer made no ReceiveMessage:\n{text}"
     );
 
     // The queue gone: the operator says so and keeps running on the resync.

@@ -524,7 +524,7 @@ async fn create_and_resync(app: &mut App) -> Result<()> {
         let (service, operation) = call.split_once(':').context("call label")?;
         ensure!(
             iam::is_listed(service, operation),
-            "{call} is not in provision::iam::ACTIONS"
+            "{call} is not declared in movieapp_model::iam for the operator"
         );
     }
     Ok(())

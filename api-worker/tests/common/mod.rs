@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use api_worker::config::{Cli, Command, ServeArgs};
+use api_worker::config::{Cli, Command, ServeArgs, WorkerSettings};
 use api_worker::{Accounts, AppState};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use axum::Router;
@@ -520,3 +520,88 @@ pub async fn sign_up(app: &Router, email: &str) -> (String, String) {
 }
 
 pub type Item = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// The worker's settings for tests: short polls, visibility and retries, plus
+/// `extra` flags.
+pub fn worker_settings(extra: &[&str]) -> WorkerSettings {
+    let mut args = vec![
+        "api-worker",
+        "worker",
+        "--users-table=u",
+        "--movies-table=m",
+        "--watchlists-table=w",
+        "--tmdb-api-key=k",
+        "--poll-wait=1s",
+        "--visibility-timeout=2s",
+        "--retry-delay=0s",
+    ];
+    args.extend_from_slice(extra);
+    match Cli::try_parse_from(args).expect("worker arguments").command {
+        Command::Worker(worker) => worker.worker,
+        _ => unreachable!("worker"),
+    }
+}
+
+/// Sets the snapshot of `movie_id` on `user_id`'s watchlist to an older
+/// release date, as if TMDB had changed it since the movie was added.
+pub async fn age_snapshot(fx: &Fixture, user_id: &str, movie_id: u64, release_date: &str) {
+    let key = [
+        ("userId".to_owned(), AttributeValue::S(user_id.to_owned())),
+        (
+            "movieId".to_owned(),
+            AttributeValue::N(movie_id.to_string()),
+        ),
+    ];
+    let item = fx
+        .dynamo
+        .get_item()
+        .table_name(&fx.watchlists_table)
+        .set_key(Some(key.clone().into()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("watchlist entry");
+    let mut movie: Value =
+        serde_json::from_str(item["movie"].as_s().expect("snapshot")).expect("json");
+    movie["releaseDate"] = Value::String(release_date.into());
+    fx.dynamo
+        .update_item()
+        .table_name(&fx.watchlists_table)
+        .set_key(Some(key.into()))
+        .update_expression("SET movie = :m")
+        .expression_attribute_values(":m", AttributeValue::S(movie.to_string()))
+        .send()
+        .await
+        .expect("update snapshot");
+}
+
+/// Runs `worker` on `state` until its metrics hold every line of `done`
+/// (failing after 20 s), then stops it and waits for a clean stop.
+pub async fn run_worker_until(state: &AppState, done: &[&str]) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(api_worker::worker::run(
+        state.clone(),
+        worker_settings(&[]),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = state.metrics.encode().expect("metrics");
+        if done.iter().all(|line| metrics.contains(line)) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "jobs not handled in time:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = stop.send(());
+    worker
+        .await
+        .expect("worker task")
+        .expect("worker stops cleanly");
+}

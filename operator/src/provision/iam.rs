@@ -1,48 +1,32 @@
-//! The IAM actions provisioning calls: the operator's role needs exactly
-//! these (plus ECR's, for image resolution). `docs/aws-resources.md` lists
-//! them and the Terraform role grants them; tests keep the three in step, and
-//! the integration suite checks that every call it observes is listed here.
+//! The IAM actions provisioning calls, from the declarations in
+//! [`movieapp_model::iam`]: `docs/aws-resources.md` lists them and the
+//! Terraform role grants them; tests keep the three in step, and the
+//! integration suites check that every call they observe is declared.
 
-/// `service:Operation` for every AWS call in [`crate::provision`].
-pub const ACTIONS: &[&str] = &[
-    // DynamoDB (database/)
-    "dynamodb:CreateTable",
-    "dynamodb:DeleteTable",
-    "dynamodb:DescribeContinuousBackups",
-    "dynamodb:DescribeTable",
-    "dynamodb:DescribeTimeToLive",
-    "dynamodb:ListTagsOfResource",
-    "dynamodb:TagResource",
-    "dynamodb:UntagResource",
-    "dynamodb:UpdateContinuousBackups",
-    "dynamodb:UpdateTable",
-    "dynamodb:UpdateTimeToLive",
-    // SQS (sqs.rs)
-    "sqs:CreateQueue",
-    "sqs:DeleteQueue",
-    "sqs:GetQueueAttributes",
-    "sqs:GetQueueUrl",
-    "sqs:ListQueueTags",
-    "sqs:SetQueueAttributes",
-    "sqs:TagQueue",
-    "sqs:UntagQueue",
-    // SNS (sns.rs)
-    "sns:CreateTopic",
-    "sns:DeleteTopic",
-    "sns:GetSubscriptionAttributes",
-    "sns:ListSubscriptionsByTopic",
-    "sns:ListTagsForResource",
-    "sns:SetSubscriptionAttributes",
-    "sns:Subscribe",
-    "sns:TagResource",
-    "sns:Unsubscribe",
-    "sns:UntagResource",
-];
+use std::collections::BTreeSet;
+
+use movieapp_model::iam::{Component, Resource};
+
+/// `service:Action` for every AWS call in [`crate::provision`]: the
+/// operator's calls on a MovieApp's tables, queues and topic.
+pub fn provisioning_actions() -> BTreeSet<&'static str> {
+    Component::Operator
+        .calls()
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.resource,
+                Resource::Tables | Resource::Queues | Resource::Topic
+            )
+        })
+        .flat_map(|c| c.actions.iter().copied())
+        .collect()
+}
 
 /// Whether a call counted as `movieapp_aws_requests_total{service, operation}`
-/// is one of [`ACTIONS`].
+/// is one the operator declares.
 pub fn is_listed(service: &str, operation: &str) -> bool {
-    ACTIONS.contains(&format!("{service}:{operation}").as_str())
+    Component::Operator.declares(service, operation)
 }
 
 #[cfg(test)]
@@ -55,7 +39,7 @@ mod tests {
     }
 
     /// Every `service:Action` token of a text for our three services.
-    fn actions_in(text: &str) -> std::collections::BTreeSet<String> {
+    fn actions_in(text: &str) -> BTreeSet<String> {
         text.split(|c: char| !(c.is_ascii_alphanumeric() || c == ':'))
             .filter(|token| {
                 ["dynamodb:", "sqs:", "sns:"].iter().any(|p| {
@@ -68,13 +52,10 @@ mod tests {
     }
 
     #[test]
-    fn actions_are_sorted_per_service_and_unique() {
-        let mut seen = std::collections::BTreeSet::new();
-        for action in ACTIONS {
-            assert!(seen.insert(*action), "{action} listed twice");
-        }
+    fn listed_calls_are_the_declared_ones() {
         assert!(is_listed("sqs", "GetQueueUrl"));
         assert!(!is_listed("sqs", "PurgeQueue"));
+        assert!(provisioning_actions().contains("dynamodb:UpdateTimeToLive"));
     }
 
     #[test]
@@ -86,18 +67,23 @@ mod tests {
             .and_then(|rest| rest.split("\n## ").next())
             .expect("docs/aws-resources.md has an \"## IAM permissions\" section");
         let documented = actions_in(section);
-        let listed: std::collections::BTreeSet<String> =
-            ACTIONS.iter().map(|a| (*a).to_owned()).collect();
+        let listed: BTreeSet<String> = provisioning_actions()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         assert_eq!(
             documented, listed,
-            "docs/aws-resources.md and iam::ACTIONS differ"
+            "docs/aws-resources.md and the operator's declared calls differ"
         );
     }
 
     #[test]
     fn the_terraform_role_grants_every_action() {
         let granted = actions_in(&repository_file("terraform/modules/iam/main.tf"));
-        let missing: Vec<&&str> = ACTIONS.iter().filter(|a| !granted.contains(**a)).collect();
+        let missing: Vec<&str> = provisioning_actions()
+            .into_iter()
+            .filter(|a| !granted.contains(*a))
+            .collect();
         assert!(
             missing.is_empty(),
             "terraform/modules/iam/main.tf does not grant {missing:?}"
