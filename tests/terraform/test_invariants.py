@@ -118,14 +118,14 @@ OPERATOR_ACTIONS = {
 }
 
 # TransactWriteItems has no IAM action of its own: it is authorized per item
-# as PutItem/UpdateItem/DeleteItem/ConditionCheckItem.
+# as PutItem/UpdateItem (the items the api-worker writes in transactions).
 API_WORKER_ACTIONS = {
+    "dynamodb:DescribeTable",  # /readyz
     "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchGetItem",
-    "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem", "dynamodb:Query",
     "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
-    "sns:Publish",
+    "sns:Publish", "sns:GetTopicAttributes",  # GetTopicAttributes: /readyz
 }
 
 # aws_* resource types used here, by whether AWS lets them carry tags. A type
@@ -532,6 +532,8 @@ def check_operator_iam(mods):
             bad.append(f"{mod.rel}: no api_worker policy")
         if got - API_WORKER_ACTIONS:
             bad.append(f"{mod.rel}: api-worker policy grants non data-plane actions: {sorted(got - API_WORKER_ACTIONS)}")
+        if API_WORKER_ACTIONS - got:
+            bad.append(f"{mod.rel}: api-worker policy lacks actions the api-worker calls: {sorted(API_WORKER_ACTIONS - got)}")
         for st in statements:
             if literal_strings(st.get("resources")) == ["*"]:
                 bad.append(f"{mod.rel}: api-worker statement {st.get('sid')} allows every resource")

@@ -89,4 +89,30 @@ mod tests {
             "terraform/modules/iam/main.tf does not grant {missing:?}"
         );
     }
+
+    /// The api-worker's role in Terraform grants every action its
+    /// components call (`/readyz`'s describe calls included: without them
+    /// the worker Pods never become Ready on AWS).
+    #[test]
+    fn the_terraform_worker_role_grants_what_the_api_worker_calls() {
+        let module = repository_file("terraform/modules/iam/main.tf");
+        let block = module
+            .split("data \"aws_iam_policy_document\" \"api_worker\"")
+            .nth(1)
+            .and_then(|rest| rest.split("\nresource \"").next())
+            .expect("terraform/modules/iam/main.tf has the api_worker policy document");
+        let granted = actions_in(block);
+        for component in Component::API_WORKER {
+            let missing: Vec<&str> = component
+                .actions()
+                .into_iter()
+                .filter(|a| !granted.contains(*a))
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "the api-worker's Terraform role does not grant what {} calls: {missing:?}",
+                component.name()
+            );
+        }
+    }
 }

@@ -172,13 +172,12 @@ data "aws_iam_policy_document" "api_worker" {
   statement {
     sid = "OwnTables"
     actions = [
+      "dynamodb:DescribeTable", # /readyz
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
       "dynamodb:DeleteItem",
       "dynamodb:Query",
-      "dynamodb:BatchGetItem",
-      "dynamodb:ConditionCheckItem",
     ]
     resources = local.table_and_index_arns
 
@@ -192,8 +191,8 @@ data "aws_iam_policy_document" "api_worker" {
     }
   }
 
-  # TransactWriteItems is authorized per item as PutItem/UpdateItem/DeleteItem/
-  # ConditionCheckItem above; no separate IAM action exists for it.
+  # TransactWriteItems is authorized per item as PutItem/UpdateItem above; no
+  # separate IAM action exists for it.
 
   statement {
     sid = "OwnQueue"
@@ -218,7 +217,7 @@ data "aws_iam_policy_document" "api_worker" {
 
   statement {
     sid       = "OwnTopic"
-    actions   = ["sns:Publish"]
+    actions   = ["sns:Publish", "sns:GetTopicAttributes"] # GetTopicAttributes: /readyz
     resources = local.topic_arns
   }
 }
