@@ -534,9 +534,19 @@ def check_operator_iam(mods):
             bad.append(f"{mod.rel}: api-worker policy grants non data-plane actions: {sorted(got - API_WORKER_ACTIONS)}")
         if API_WORKER_ACTIONS - got:
             bad.append(f"{mod.rel}: api-worker policy lacks actions the api-worker calls: {sorted(API_WORKER_ACTIONS - got)}")
+        local_values = _locals(mod)
         for st in statements:
             if literal_strings(st.get("resources")) == ["*"]:
                 bad.append(f"{mod.rel}: api-worker statement {st.get('sid')} allows every resource")
+            # Publishing to another tenant's topic forges its jobs and
+            # notifications: only the MovieApp's own topic, by its exact ARN
+            # (SNS tag conditions are not relied upon).
+            if "sns:Publish" in literal_strings(st.get("actions")):
+                resources = _text(st.get("resources"))
+                for name in re.findall(r"local\.(\w+)", resources):
+                    resources += _text(local_values.get(name, ""))
+                if "*" in resources:
+                    bad.append(f"{mod.rel}: api-worker statement {st.get('sid')} lets sns:Publish reach other topics than the MovieApp's own: {_text(st.get('resources'))}")
         # IRSA trust must pin both the ServiceAccount (sub) and the audience.
         for _, labels, body in mod.of("data"):
             if labels == ["aws_iam_policy_document", "irsa_trust"]:

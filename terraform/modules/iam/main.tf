@@ -166,6 +166,15 @@ resource "aws_iam_role_policy" "operator" {
 
 # --- (b) the api-worker of each MovieApp: data plane on its own resources --
 
+# The operator's physical names of each MovieApp's resources.
+module "app_names" {
+  source   = "../lambda/naming"
+  for_each = var.movieapps
+
+  namespace = each.value.namespace
+  name      = each.value.name
+}
+
 data "aws_iam_policy_document" "api_worker" {
   for_each = var.movieapps
 
@@ -215,10 +224,12 @@ data "aws_iam_policy_document" "api_worker" {
     }
   }
 
+  # Exactly this MovieApp's topic: a wildcard would let one tenant's worker
+  # publish forged jobs and notifications to every other tenant's topic.
   statement {
     sid       = "OwnTopic"
     actions   = ["sns:Publish", "sns:GetTopicAttributes"] # GetTopicAttributes: /readyz
-    resources = local.topic_arns
+    resources = ["arn:${local.partition}:sns:${local.region}:${local.account_id}:${module.app_names[each.key].physical_names["notifications"]}"]
   }
 }
 
