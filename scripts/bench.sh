@@ -39,6 +39,11 @@ BENCH_REPORT="$sections.api-worker" bash api-worker/bench/bench.sh
 cat "$sections.api-worker" >>"$sections"
 rm -f "$sections.api-worker"
 
+echo "==> api-worker memory under attacker-chosen load"
+BENCH_REPORT="$sections.memory" bash api-worker/bench/memory.sh
+{ echo; cat "$sections.memory"; } >>"$sections"
+rm -f "$sections.memory"
+
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 memory=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
 {
