@@ -10,7 +10,7 @@ RUST_KEY := $(shell rustc -vV 2>/dev/null | sha256sum | cut -c1-12)
 export MOVIEAPP_CACHE
 export CARGO_TARGET_DIR ?= $(MOVIEAPP_CACHE)/target-$(RUST_KEY)
 
-.PHONY: help demo test env-up env-down env-status env-stress manifests lint bench chaos build lambda-package
+.PHONY: help demo test env-up env-down env-status env-stress manifests lint bench chaos build lambda-package iam-policies
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,12 @@ bench: ## benchmarks; results in docs/benchmarks.md
 
 chaos: ## chaos scenarios (kills, AWS faults, restarts); figures in docs/reliability.md
 	@bash scripts/chaos.sh
+
+iam-policies: ## every shipped IAM policy to .localenv/iam/<role>.json (ACCOUNT, REGION, PREFIX), and the Terraform templates
+	cargo run --quiet --locked -p movieapp-operator -- iam-policies --templates terraform/modules/iam/policies
+	cargo run --quiet --locked -p movieapp-operator -- iam-policies --out .localenv/iam \
+	  --account $(or $(ACCOUNT),123456789012) --region $(or $(REGION),us-east-1) --prefix $(or $(PREFIX),movieapp-) \
+	  --movieapp examples/movieapp.yaml
 
 lambda-package: ## the api-worker's Lambda zip (bootstrap for provided.al2023, x86_64)
 	@bash api-worker/lambda/package.sh

@@ -17,6 +17,7 @@ pub mod fence;
 pub mod leader;
 pub mod metrics;
 pub mod naming;
+pub mod policies;
 pub mod provision;
 pub mod reason;
 pub mod reconcile;

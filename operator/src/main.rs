@@ -20,6 +20,9 @@ enum Command {
     Run(RunConfig),
     /// Print the MovieApp CustomResourceDefinition as YAML.
     Crd,
+    /// Write every shipped IAM policy, built from the declared AWS calls
+    /// (`make iam-policies`).
+    IamPolicies(movieapp_operator::policies::IamPoliciesArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,18 @@ fn main() -> ExitCode {
             }
             Err(error) => {
                 eprintln!("error: could not render the CRD: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::IamPolicies(args) => match movieapp_operator::policies::write(&args) {
+            Ok(written) => {
+                for path in written {
+                    println!("wrote {}", path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
                 ExitCode::FAILURE
             }
         },

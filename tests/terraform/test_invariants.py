@@ -109,12 +109,13 @@ OPERATOR_ACTIONS = {
     "sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes",
     "sqs:SetQueueAttributes", "sqs:DeleteQueue", "sqs:TagQueue",
     "sqs:UntagQueue", "sqs:ListQueueTags",
-    "sns:CreateTopic", "sns:GetTopicAttributes", "sns:SetTopicAttributes",
-    "sns:DeleteTopic", "sns:Subscribe", "sns:Unsubscribe",
+    "sns:CreateTopic", "sns:DeleteTopic", "sns:Subscribe", "sns:Unsubscribe",
     "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes",
     "sns:SetSubscriptionAttributes", "sns:TagResource", "sns:UntagResource",
     "sns:ListTagsForResource",
-    "ecr:DescribeImages", "ecr:BatchGetImage", "ecr:DescribeRepositories",
+    "ecr:DescribeImages", "ecr:DescribeRepositories",
+    # the AWS change-events consumer (--events-queue-url)
+    "sqs:ReceiveMessage", "sqs:DeleteMessage",
 }
 
 # TransactWriteItems has no IAM action of its own: it is authorized per item
@@ -500,6 +501,25 @@ def operator_default_tag():
     return m.group(1) if m else None
 
 
+# The iam module's policies are JSON templates written by `make
+# iam-policies` from the declared AWS calls (model/src/iam.rs).
+POLICY_TEMPLATES = {"operator": "operator.json.tftpl", "api_worker": "worker.json.tftpl"}
+
+
+def _template_statements(mod, name):
+    """Statements of a module's policy template, as {sid, actions, resources}."""
+    path = os.path.join(mod.path, "policies", POLICY_TEMPLATES.get(name, "-"))
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    text = re.sub(r"\$\{jsonencode\((\w+)\)\}", r'["${\1}"]', text)
+    text = re.sub(r"%\{[^}]*\}", "", text)
+    doc = json.loads(text)
+    return [{"sid": st.get("Sid"), "actions": as_list(st.get("Action")),
+             "resources": as_list(st.get("Resource"))} for st in doc["Statement"]]
+
+
 def _policy_actions(mod, name):
     actions, statements = set(), []
     for _, labels, body in mod.of("data"):
@@ -507,12 +527,16 @@ def _policy_actions(mod, name):
             for st in block_items(body, "statement"):
                 statements.append(st)
                 actions.update(literal_strings(st.get("actions")))
+    for st in _template_statements(mod, name) or []:
+        statements.append(st)
+        actions.update(literal_strings(st.get("actions")))
     return actions, statements
 
 
 def check_operator_iam(mods):
     bad = []
-    iam = [m for m in mods if any(l == ["aws_iam_policy_document", "operator"] for _, l, _ in m.of("data"))]
+    iam = [m for m in mods if any(l == ["aws_iam_policy_document", "operator"] for _, l, _ in m.of("data"))
+           or _template_statements(m, "operator") is not None]
     if not iam:
         return ["no data.aws_iam_policy_document.operator found"]
     for mod in iam:

@@ -77,16 +77,29 @@ mod tests {
         );
     }
 
+    /// The Terraform module reads its policies from the templates `make
+    /// iam-policies` writes.
+    fn terraform_policy(file: &str) -> String {
+        let module = repository_file("terraform/modules/iam/main.tf");
+        assert!(
+            module.contains(&format!(
+                "templatefile(\"${{path.module}}/policies/{file}\""
+            )),
+            "terraform/modules/iam/main.tf does not read policies/{file}"
+        );
+        repository_file(&format!("terraform/modules/iam/policies/{file}"))
+    }
+
     #[test]
     fn the_terraform_role_grants_every_action() {
-        let granted = actions_in(&repository_file("terraform/modules/iam/main.tf"));
+        let granted = actions_in(&terraform_policy("operator.json.tftpl"));
         let missing: Vec<&str> = provisioning_actions()
             .into_iter()
             .filter(|a| !granted.contains(*a))
             .collect();
         assert!(
             missing.is_empty(),
-            "terraform/modules/iam/main.tf does not grant {missing:?}"
+            "the operator's Terraform policy does not grant {missing:?}"
         );
     }
 
@@ -95,13 +108,7 @@ mod tests {
     /// the worker Pods never become Ready on AWS).
     #[test]
     fn the_terraform_worker_role_grants_what_the_api_worker_calls() {
-        let module = repository_file("terraform/modules/iam/main.tf");
-        let block = module
-            .split("data \"aws_iam_policy_document\" \"api_worker\"")
-            .nth(1)
-            .and_then(|rest| rest.split("\nresource \"").next())
-            .expect("terraform/modules/iam/main.tf has the api_worker policy document");
-        let granted = actions_in(block);
+        let granted = actions_in(&terraform_policy("worker.json.tftpl"));
         for component in Component::API_WORKER {
             let missing: Vec<&str> = component
                 .actions()

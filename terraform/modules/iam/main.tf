@@ -7,19 +7,6 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
   prefix     = var.resource_name_prefix
-
-  table_arns = [
-    "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.prefix}*",
-  ]
-  table_and_index_arns = concat(local.table_arns, [
-    "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.prefix}*/index/*",
-  ])
-  queue_arns = ["arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.prefix}*"]
-  # Also matches subscription ARNs (<topic arn>:<id>).
-  topic_arns = ["arn:${local.partition}:sns:${local.region}:${local.account_id}:${local.prefix}*"]
-
-  managed_by_tag = "app.kubernetes.io/managed-by"
-  managed_by     = "movieapp-operator"
 }
 
 # IRSA trust: only the given ServiceAccount of this cluster, only for STS.
@@ -54,99 +41,19 @@ data "aws_iam_policy_document" "irsa_trust" {
 
 # --- (a) the operator: exactly the control-plane calls it makes ------------
 
-data "aws_iam_policy_document" "operator" {
-  # Reads are needed on every movieapp-* name, owned or not: that is how the
-  # operator detects a name owned by someone else (NameConflict).
-  statement {
-    sid = "DynamoDBRead"
-    actions = [
-      "dynamodb:DescribeTable",
-      "dynamodb:DescribeContinuousBackups",
-      "dynamodb:DescribeTimeToLive",
-      "dynamodb:ListTagsOfResource",
-    ]
-    resources = local.table_arns
-  }
-
-  statement {
-    sid       = "DynamoDBCreateAndTag"
-    actions   = ["dynamodb:CreateTable", "dynamodb:TagResource", "dynamodb:UntagResource"]
-    resources = local.table_arns
-  }
-
-  statement {
-    sid = "DynamoDBChangeOwned"
-    actions = [
-      "dynamodb:UpdateTable",
-      "dynamodb:DeleteTable",
-      "dynamodb:UpdateContinuousBackups",
-      "dynamodb:UpdateTimeToLive",
-    ]
-    resources = local.table_and_index_arns
-
-    dynamic "condition" {
-      for_each = var.require_ownership_tags ? [1] : []
-      content {
-        test     = "StringEquals"
-        variable = "aws:ResourceTag/${local.managed_by_tag}"
-        values   = [local.managed_by]
-      }
-    }
-  }
-
-  statement {
-    sid       = "SQSRead"
-    actions   = ["sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ListQueueTags"]
-    resources = local.queue_arns
-  }
-
-  statement {
-    sid       = "SQSCreateAndTag"
-    actions   = ["sqs:CreateQueue", "sqs:TagQueue", "sqs:UntagQueue"]
-    resources = local.queue_arns
-  }
-
-  statement {
-    sid       = "SQSChangeOwned"
-    actions   = ["sqs:SetQueueAttributes", "sqs:DeleteQueue"]
-    resources = local.queue_arns
-
-    dynamic "condition" {
-      for_each = var.require_ownership_tags ? [1] : []
-      content {
-        test     = "StringEquals"
-        variable = "aws:ResourceTag/${local.managed_by_tag}"
-        values   = [local.managed_by]
-      }
-    }
-  }
-
-  # SNS topics and subscriptions: scoped by name (topic ARNs also prefix the
-  # subscription ARNs); SNS tag conditions are not relied upon.
-  statement {
-    sid = "SNSTopics"
-    actions = [
-      "sns:CreateTopic",
-      "sns:GetTopicAttributes",
-      "sns:SetTopicAttributes",
-      "sns:DeleteTopic",
-      "sns:Subscribe",
-      "sns:Unsubscribe",
-      "sns:ListSubscriptionsByTopic",
-      "sns:GetSubscriptionAttributes",
-      "sns:SetSubscriptionAttributes",
-      "sns:TagResource",
-      "sns:UntagResource",
-      "sns:ListTagsForResource",
-    ]
-    resources = local.topic_arns
-  }
-
-  statement {
-    sid       = "ECRResolveImages"
-    actions   = ["ecr:DescribeImages", "ecr:BatchGetImage", "ecr:DescribeRepositories"]
-    resources = var.ecr_repository_arns
-  }
+# The policies are built from the AWS calls each component declares
+# (model/src/iam.rs) and written here by `make iam-policies`; a unit test
+# fails when these templates differ from what the declarations render.
+locals {
+  operator_policy_json = templatefile("${path.module}/policies/operator.json.tftpl", {
+    partition              = local.partition
+    region                 = local.region
+    account                = local.account_id
+    prefix                 = local.prefix
+    require_ownership_tags = var.require_ownership_tags
+    ecr_repository_arns    = var.ecr_repository_arns
+    events_queue_arns      = var.events_queue_arns
+  })
 }
 
 resource "aws_iam_role" "operator" {
@@ -161,7 +68,7 @@ resource "aws_iam_role" "operator" {
 resource "aws_iam_role_policy" "operator" {
   name   = "movieapp-operator"
   role   = aws_iam_role.operator.id
-  policy = data.aws_iam_policy_document.operator.json
+  policy = local.operator_policy_json
 }
 
 # --- (b) the api-worker of each MovieApp: data plane on its own resources --
@@ -175,62 +82,41 @@ module "app_names" {
   name      = each.value.name
 }
 
-data "aws_iam_policy_document" "api_worker" {
-  for_each = var.movieapps
-
-  statement {
-    sid = "OwnTables"
-    actions = [
-      "dynamodb:DescribeTable", # /readyz
-      "dynamodb:GetItem",
-      "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
-      "dynamodb:DeleteItem",
-      "dynamodb:Query",
-    ]
-    resources = local.table_and_index_arns
-
-    dynamic "condition" {
-      for_each = var.require_ownership_tags ? { "movieapp.io/namespace" = each.value.namespace, "movieapp.io/name" = each.value.name } : {}
-      content {
-        test     = "StringEquals"
-        variable = "aws:ResourceTag/${condition.key}"
-        values   = [condition.value]
-      }
-    }
+# Exactly the MovieApp's own tables, jobs queue and topic, by their exact
+# ARNs (a wildcard over movieapp-* would let one tenant's worker publish
+# forged jobs and notifications to every other tenant's topic); tables and
+# queue also only while they carry its ownership tags.
+locals {
+  api_worker_policy_json = {
+    for k, app in var.movieapps : k => templatefile("${path.module}/policies/worker.json.tftpl", {
+      partition              = local.partition
+      region                 = local.region
+      account                = local.account_id
+      require_ownership_tags = var.require_ownership_tags
+      namespace              = app.namespace
+      name                   = app.name
+      users_table            = module.app_names[k].physical_names["users"]
+      movies_table           = module.app_names[k].physical_names["movies"]
+      watchlists_table       = module.app_names[k].physical_names["watchlists"]
+      jobs_queue             = module.app_names[k].physical_names["jobs"]
+      topic                  = module.app_names[k].physical_names["notifications"]
+    })
   }
+}
 
-  # TransactWriteItems is authorized per item as PutItem/UpdateItem above; no
-  # separate IAM action exists for it.
+# The cap on every worker role: what any api-worker component may call, on
+# names under the prefix only, whatever policy the role is given.
+resource "aws_iam_policy" "worker_boundary" {
+  name        = "${var.name}-worker-boundary"
+  description = "Permissions boundary of the api-worker roles"
+  policy = templatefile("${path.module}/policies/worker-boundary.json.tftpl", {
+    partition = local.partition
+    region    = local.region
+    account   = local.account_id
+    prefix    = local.prefix
+  })
 
-  statement {
-    sid = "OwnQueue"
-    actions = [
-      "sqs:SendMessage",
-      "sqs:ReceiveMessage",
-      "sqs:DeleteMessage",
-      "sqs:ChangeMessageVisibility",
-      "sqs:GetQueueAttributes",
-    ]
-    resources = local.queue_arns
-
-    dynamic "condition" {
-      for_each = var.require_ownership_tags ? { "movieapp.io/namespace" = each.value.namespace, "movieapp.io/name" = each.value.name } : {}
-      content {
-        test     = "StringEquals"
-        variable = "aws:ResourceTag/${condition.key}"
-        values   = [condition.value]
-      }
-    }
-  }
-
-  # Exactly this MovieApp's topic: a wildcard would let one tenant's worker
-  # publish forged jobs and notifications to every other tenant's topic.
-  statement {
-    sid       = "OwnTopic"
-    actions   = ["sns:Publish", "sns:GetTopicAttributes"] # GetTopicAttributes: /readyz
-    resources = ["arn:${local.partition}:sns:${local.region}:${local.account_id}:${module.app_names[each.key].physical_names["notifications"]}"]
-  }
+  tags = var.tags
 }
 
 resource "aws_iam_role" "api_worker" {
@@ -240,6 +126,7 @@ resource "aws_iam_role" "api_worker" {
   description          = "api-worker of MovieApp ${each.value.namespace}/${each.value.name} (IRSA)"
   assume_role_policy   = data.aws_iam_policy_document.irsa_trust["app-${each.key}"].json
   max_session_duration = 3600
+  permissions_boundary = aws_iam_policy.worker_boundary.arn
 
   tags = merge(var.tags, {
     "movieapp.io/namespace" = each.value.namespace
@@ -252,7 +139,7 @@ resource "aws_iam_role_policy" "api_worker" {
 
   name   = "api-worker"
   role   = aws_iam_role.api_worker[each.key].id
-  policy = data.aws_iam_policy_document.api_worker[each.key].json
+  policy = local.api_worker_policy_json[each.key]
 }
 
 # --- AWS Load Balancer Controller, TargetGroupBinding only -----------------

@@ -5,7 +5,7 @@ output "operator_role_arn" {
 
 output "operator_policy_json" {
   description = "The operator's IAM policy document (for review and tests)."
-  value       = data.aws_iam_policy_document.operator.json
+  value       = local.operator_policy_json
 }
 
 output "api_worker_role_arns" {
@@ -15,7 +15,7 @@ output "api_worker_role_arns" {
 
 output "api_worker_policy_json" {
   description = "The api-worker's IAM policy document per MovieApp, reused by the ECS side-services' task role."
-  value       = { for k, d in data.aws_iam_policy_document.api_worker : k => d.json }
+  value       = local.api_worker_policy_json
 }
 
 output "load_balancer_controller_role_arn" {

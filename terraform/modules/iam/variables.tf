@@ -41,6 +41,12 @@ variable "ecr_repository_arns" {
   description = "ECR repositories whose images the operator resolves to digests (read only)."
 }
 
+variable "events_queue_arns" {
+  type        = list(string)
+  description = "The SQS queue of AWS change events the operator reads (run --events-queue-url); empty: no statement for it."
+  default     = []
+}
+
 variable "require_ownership_tags" {
   type        = bool
   description = "Condition writes and deletes on the ownership tags (aws:ResourceTag) for DynamoDB and SQS, and the api-worker's data access on its MovieApp's tags. Turn off only if the account cannot use tag-based authorization for these services."
