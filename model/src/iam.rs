@@ -41,9 +41,12 @@ pub enum Resource {
     Queues,
     /// A MovieApp's jobs queue only.
     JobsQueue,
-    /// A MovieApp's notifications topic and the subscriptions on it (a
-    /// subscription's ARN is the topic's followed by `:<id>`).
+    /// A MovieApp's notifications topic.
     Topic,
+    /// The subscriptions on it. IAM cannot scope `sns:GetSubscriptionAttributes`,
+    /// `SetSubscriptionAttributes` or `Unsubscribe` to a resource: the
+    /// operator only calls them on subscriptions it listed on its own topic.
+    Subscriptions,
     /// The queue of AWS change events the operator consumes
     /// (`--events-queue-url`).
     EventsQueue,
@@ -105,7 +108,9 @@ const fn call(
 }
 
 use Access::{ChangeOwned, Create, Read, Use};
-use Resource::{EventsQueue, ImageRepositories, JobsQueue, Queues, TableIndexes, Tables, Topic};
+use Resource::{
+    EventsQueue, ImageRepositories, JobsQueue, Queues, Subscriptions, TableIndexes, Tables, Topic,
+};
 use Service::{DynamoDb, Ecr, Sns, Sqs};
 
 /// movieapp-operator: provisioning (one file per kind under
@@ -137,13 +142,13 @@ const OPERATOR: &[Call] = &[
     // SNS topic and its subscriptions (provision/sns.rs).
     call(Sns, "ListTagsForResource", &["sns:ListTagsForResource"], Topic, Read),
     call(Sns, "ListSubscriptionsByTopic", &["sns:ListSubscriptionsByTopic"], Topic, Read),
-    call(Sns, "GetSubscriptionAttributes", &["sns:GetSubscriptionAttributes"], Topic, Read),
+    call(Sns, "GetSubscriptionAttributes", &["sns:GetSubscriptionAttributes"], Subscriptions, Read),
     call(Sns, "CreateTopic", &["sns:CreateTopic"], Topic, Create),
     call(Sns, "TagResource", &["sns:TagResource"], Topic, Create),
     call(Sns, "UntagResource", &["sns:UntagResource"], Topic, Create),
     call(Sns, "Subscribe", &["sns:Subscribe"], Topic, ChangeOwned),
-    call(Sns, "SetSubscriptionAttributes", &["sns:SetSubscriptionAttributes"], Topic, ChangeOwned),
-    call(Sns, "Unsubscribe", &["sns:Unsubscribe"], Topic, ChangeOwned),
+    call(Sns, "SetSubscriptionAttributes", &["sns:SetSubscriptionAttributes"], Subscriptions, ChangeOwned),
+    call(Sns, "Unsubscribe", &["sns:Unsubscribe"], Subscriptions, ChangeOwned),
     call(Sns, "DeleteTopic", &["sns:DeleteTopic"], Topic, ChangeOwned),
     // Image resolution to digests (aws/ecr.rs).
     call(Ecr, "DescribeImages", &["ecr:DescribeImages"], ImageRepositories, Read),

@@ -125,6 +125,8 @@ fn prefixed(resource: Resource) -> Resources {
         }
         Resource::Queues | Resource::JobsQueue => Resources::Arns(vec![arn("sqs", "${prefix}*")]),
         Resource::Topic => Resources::Arns(vec![arn("sns", "${prefix}*")]),
+        // These SNS actions support no resource-level permissions.
+        Resource::Subscriptions => Resources::Arns(vec!["*".into()]),
         Resource::EventsQueue => Resources::List("events_queue_arns"),
         Resource::ImageRepositories => Resources::List("ecr_repository_arns"),
     }
@@ -147,7 +149,7 @@ fn own(resource: Resource) -> Resources {
             Resources::Arns(vec![arn("sqs", "${jobs_queue}")])
         }
         Resource::Topic => Resources::Arns(vec![arn("sns", "${topic}")]),
-        Resource::EventsQueue | Resource::ImageRepositories => {
+        Resource::Subscriptions | Resource::EventsQueue | Resource::ImageRepositories => {
             unreachable!("no api-worker component calls the operator's resources")
         }
     }
@@ -160,6 +162,7 @@ fn pascal(resource: Resource) -> &'static str {
         Resource::Queues => "Queues",
         Resource::JobsQueue => "JobsQueue",
         Resource::Topic => "Topic",
+        Resource::Subscriptions => "Subscriptions",
         Resource::EventsQueue => "EventsQueue",
         Resource::ImageRepositories => "ImageRepositories",
     }

@@ -9,6 +9,9 @@
 #   4. invariants      tests/terraform/test_invariants.py --self-test
 #   5. naming          tests/terraform/test_naming.py (where terraform exists):
 #                      the Lambda module computes the operator's AWS names
+#   6. parliament      no finding on any IAM policy `make iam-policies` renders
+#                      (the operator's, the worker boundary, the example's
+#                      worker role), built from the declared AWS calls
 # Tools come from install-tools.sh (cached outside the checkout).
 # Exits non-zero on any failure; the last line is
 #   terraform checks: N passed, M failed
@@ -168,5 +171,19 @@ if command -v terraform >/dev/null 2>&1; then
 else
   echo "note: no terraform binary on PATH; the Lambda module's naming rule was not evaluated"
 fi
+
+# --- 6. parliament -----------------------------------------------------------
+parliament_clean() {
+  local dir out
+  dir=$(mktemp -d)
+  cargo run --quiet --locked -p movieapp-operator -- iam-policies --out "$dir" \
+    --movieapp examples/movieapp.yaml --events-queue-arn "arn:aws:sqs:us-east-1:123456789012:movieapp-aws-events" >/dev/null || { rm -rf "$dir"; return 1; }
+  out=$("$PARLIAMENT" --directory "$dir" </dev/null 2>&1)
+  local rc=$?
+  rm -rf "$dir"
+  echo "$out"
+  [ "$rc" -eq 0 ] && [ -z "$out" ]
+}
+record "parliament: no finding on the rendered IAM policies" parliament_clean
 
 finish

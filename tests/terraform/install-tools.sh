@@ -34,6 +34,7 @@ TFLINT_PLUGIN_SDK_VERSION=v0.25.0 # pinned in tflint-ruleset-movieapp/go.mod
 HCL_VERSION=v2.25.0
 CHECKOV_VERSION=3.3.30
 PYTHON_HCL2_VERSION=8.1.4
+PARLIAMENT_VERSION=1.6.4
 TFLINT_AWS_RULESET_VERSION=${TFLINT_AWS_RULESET_VERSION:-}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -117,11 +118,18 @@ hcl2_dir="$root/hcl2-$PYTHON_HCL2_VERSION-py$py_version-$(hash_of "$hcl2_req")"
 grep -qx "python-hcl2==$PYTHON_HCL2_VERSION" "$hcl2_req" || { echo "install-tools.sh: $hcl2_req does not pin python-hcl2==$PYTHON_HCL2_VERSION" >&2; exit 1; }
 venv_install "$hcl2_dir" "$hcl2_req"
 
+# parliament lints the rendered IAM policies (make iam-policies).
+parliament_req="$here/requirements-parliament.txt"
+parliament_dir="$root/parliament-$PARLIAMENT_VERSION-py$py_version-$(hash_of "$parliament_req")"
+grep -qx "parliament==$PARLIAMENT_VERSION" "$parliament_req" || { echo "install-tools.sh: $parliament_req does not pin parliament==$PARLIAMENT_VERSION" >&2; exit 1; }
+venv_install "$parliament_dir" "$parliament_req"
+
 cat <<EOF
 export TFLINT='$tflint_dir/tflint'
 export TFLINT_PLUGIN_DIR='$plugin_dir'
 export HCLFMT='$hclfmt_dir/hclfmt'
 export CHECKOV='$checkov_dir/venv/bin/checkov'
 export INVARIANTS_PYTHON='$hcl2_dir/venv/bin/python'
-export TF_TOOLS_VERSIONS='tflint $TFLINT_VERSION (plugin sdk $TFLINT_PLUGIN_SDK_VERSION), hclfmt $HCL_VERSION, checkov $CHECKOV_VERSION, python-hcl2 $PYTHON_HCL2_VERSION'
+export PARLIAMENT='$parliament_dir/venv/bin/parliament'
+export TF_TOOLS_VERSIONS='tflint $TFLINT_VERSION (plugin sdk $TFLINT_PLUGIN_SDK_VERSION), hclfmt $HCL_VERSION, checkov $CHECKOV_VERSION, python-hcl2 $PYTHON_HCL2_VERSION, parliament $PARLIAMENT_VERSION'
 EOF

@@ -16,7 +16,7 @@ pub fn provisioning_actions() -> BTreeSet<&'static str> {
         .filter(|c| {
             matches!(
                 c.resource,
-                Resource::Tables | Resource::Queues | Resource::Topic
+                Resource::Tables | Resource::Queues | Resource::Topic | Resource::Subscriptions
             )
         })
         .flat_map(|c| c.actions.iter().copied())
