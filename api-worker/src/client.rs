@@ -125,13 +125,17 @@ impl ClientResolver {
 
     /// The client of a request whose TCP peer is `peer`.
     pub fn client(&self, parts: &Parts, peer: Option<IpAddr>) -> Client {
+        let https_edge = parts.extensions.get::<HttpsEdge>().is_some();
         let Some(peer) = peer.map(|ip| ip.to_canonical()) else {
-            return Client::UNKNOWN;
+            return Client {
+                https: https_edge,
+                ..Client::UNKNOWN
+            };
         };
         if !self.trusts(peer) {
             return Client {
                 address: peer,
-                https: false,
+                https: https_edge,
             };
         }
         // Every header line in order, entries right to left.
@@ -158,7 +162,10 @@ impl ClientResolver {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
-        Client { address, https }
+        Client {
+            address,
+            https: https_edge || https,
+        }
     }
 }
 
@@ -168,6 +175,12 @@ fn peer(parts: &Parts) -> Option<IpAddr> {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
 }
+
+/// Marks a request that came through an edge serving HTTPS only (API
+/// Gateway's HTTP API, in front of the Lambda function): its answer carries
+/// HSTS though no proxy header says how the client connected.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpsEdge;
 
 /// Who sent a request, as [`resolve`] found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -173,7 +173,7 @@ pub type HttpFunction = lambda_http::Adapter<'static, axum::response::Response, 
 
 /// The router of `serve`, plus what a socket would have told it: the
 /// client's address (API Gateway's `sourceIp`, for the per-address login
-/// limit) and, when the caller sent none, the Lambda request id as
+/// limit), that it came over HTTPS (HSTS) and, when the caller sent none, the Lambda request id as
 /// `x-request-id`, so our logs join Lambda's own lines for the invocation.
 pub fn http_function(state: AppState, accounts: Accounts) -> HttpFunction {
     lambda_http::Adapter::from(app(state, Some(accounts)).layer(map_request(from_api_gateway)))
@@ -192,6 +192,13 @@ async fn from_api_gateway(mut request: Request) -> Request {
         request
             .extensions_mut()
             .insert(ConnectInfo(SocketAddr::new(ip, 0)));
+    }
+    // An HTTP API serves HTTPS only, so every answer may carry HSTS.
+    if matches!(
+        request.request_context_ref(),
+        Some(RequestContext::ApiGatewayV2(_))
+    ) {
+        request.extensions_mut().insert(crate::client::HttpsEdge);
     }
     let lambda_request_id = request
         .lambda_context_ref()

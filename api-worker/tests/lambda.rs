@@ -285,7 +285,21 @@ async fn api_gateway_events_get_the_answers_serve_gives() {
             "{name} through serve: {}",
             String::from_utf8_lossy(&via_server.body)
         );
-        assert_eq!(via_lambda.headers, via_server.headers, "{name}: headers");
+        // An HTTP API serves HTTPS only: every answer through it carries
+        // HSTS; `serve` without a trusted proxy saying so sends none.
+        let mut lambda_headers = via_lambda.headers.clone();
+        assert_eq!(
+            lambda_headers
+                .remove("strict-transport-security")
+                .as_deref(),
+            Some("max-age=31536000"),
+            "{name}: HSTS through Lambda"
+        );
+        assert!(
+            !via_server.headers.contains_key("strict-transport-security"),
+            "{name}: no HSTS from serve over plain HTTP"
+        );
+        assert_eq!(lambda_headers, via_server.headers, "{name}: headers");
         assert_eq!(
             without_volatile_values(&via_lambda.body),
             without_volatile_values(&via_server.body),
