@@ -1,7 +1,8 @@
 -- Runs an Argo CD health script the way Argo CD does: the object in the
 -- global `obj`, the script's chunk called with no arguments, its return
 -- value a table with `status` and `message`. Argo CD's gopher-lua VM opens
--- only safe libraries; so does this sandbox (no io, os, require, load).
+-- only the base, table and a safe os library (util/lua/lua.go); so does this
+-- sandbox: no string, math, io, require or load.
 --
 --   lua argocd_health.lua <health.lua> <object.lua>
 --
@@ -36,7 +37,7 @@ local env = {
   pairs = pairs, ipairs = ipairs, next = next, type = type, select = select,
   tostring = tostring, tonumber = tonumber, error = error, pcall = pcall,
   assert = assert, unpack = unpack or table.unpack,
-  string = string, table = table, math = math,
+  table = table,
 }
 local chunk, err = load_in(read(script_path), "=" .. script_path, env)
 if chunk == nil then

@@ -11,6 +11,9 @@
 --
 -- Argo CD runs this in gopher-lua (Lua 5.1) with the object in the global
 -- `obj`; keep to Lua 5.1 (tests run it under 5.1 and 5.4).
+-- Its sandbox opens only the base, table and a safe os library: no
+-- `string` or `math` (a call to one fails the script, and Argo CD shows
+-- the health as Unknown).
 
 local function condition(conditions, kind)
   if type(conditions) ~= "table" then
@@ -33,6 +36,22 @@ local function describe(c)
     return message
   end
   return c.reason .. ": " .. message
+end
+
+-- A whole number as digits: Lua 5.3 and later print a float as "4.0", and
+-- Argo CD hands every number over as a float (there is no string.format).
+local DIGITS = { [0] = "0", "1", "2", "3", "4", "5", "6", "7", "8", "9" }
+local function whole(n)
+  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
+    return tostring(n)
+  end
+  local text = ""
+  repeat
+    local digit = n % 10
+    text = DIGITS[digit] .. text
+    n = (n - digit) / 10
+  until n == 0
+  return text
 end
 
 local hs = {}
@@ -65,8 +84,8 @@ end
 
 if metadata.generation ~= nil and status.observedGeneration ~= metadata.generation then
   hs.status = "Progressing"
-  hs.message = string.format("Waiting for the operator to reconcile generation %d (status describes generation %d)",
-    metadata.generation, status.observedGeneration)
+  hs.message = "Waiting for the operator to reconcile generation " .. whole(metadata.generation) ..
+    " (status describes generation " .. whole(status.observedGeneration) .. ")"
   return hs
 end
 
