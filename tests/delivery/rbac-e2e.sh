@@ -6,8 +6,8 @@
 # may not do.
 #
 #   1. `kubectl apply --dry-run=server` of every rendered manifest set (cluster
-#      mode, namespaced mode, every optional object on). The ServiceMonitor and
-#      PrometheusRule kinds are validated against the real prometheus-operator
+#      mode, namespaced mode, every optional object on). The ServiceMonitor, PodMonitor
+#      and PrometheusRule kinds are validated against the real prometheus-operator
 #      CRDs, installed for the test when the cluster lacks them and removed after.
 #   2. The chart published as users get it: `helm package`, `helm push` to a
 #      real OCI registry on 127.0.0.1 (tests/delivery/oci-registry.sh), and
@@ -128,7 +128,7 @@ for ns in "$ns_apps" "$ns_other"; do
   kubectl -n "$ns" create secret generic tmdb --from-literal=api-key="$TMDB_API_KEY" >/dev/null
 done
 
-for crd in servicemonitors prometheusrules; do
+for crd in servicemonitors podmonitors prometheusrules; do
   if ! kubectl get crd "$crd.monitoring.coreos.com" >/dev/null 2>&1; then
     kubectl apply --server-side -f "$PROMETHEUS_OPERATOR_CRDS/monitoring.coreos.com_$crd.yaml" >/dev/null
     created_monitoring_crds+=("$crd.monitoring.coreos.com")
@@ -150,7 +150,7 @@ dry_run() {
 }
 dry_run "default values (cluster mode)"
 dry_run "namespaced mode" --set "watchNamespaces={$ns_apps,$ns_other}"
-dry_run "every optional object (ServiceMonitor, PrometheusRule, NetworkPolicy, IRSA, digest, 3 replicas)" \
+dry_run "every optional object (ServiceMonitor, the workers' PodMonitor, PrometheusRule, NetworkPolicy, IRSA, digest, 3 replicas)" \
   -f "$here/values/full.yaml" --set "leaderElection.namespace=$ns_sys"
 dry_run "one replica without leader election" -f "$here/values/single-replica.yaml"
 # The base's own Namespace does not exist (a dry run creates nothing), so
