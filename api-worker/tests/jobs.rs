@@ -10,8 +10,7 @@ use api_worker::jobs::{self, Outcome};
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::http::{Method, StatusCode};
 use common::{
-    Fixture, MAX_RECEIVE_COUNT, age_snapshot, call, drain, run_worker_until, sign_up,
-    worker_settings,
+    Fixture, MAX_RECEIVE_COUNT, RunningWorker, age_snapshot, call, drain, run_worker_until, sign_up,
 };
 use serde_json::Value;
 
@@ -162,20 +161,9 @@ async fn poison_messages_end_in_the_dead_letter_queue() {
         .send()
         .await
         .expect("send");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(api_worker::worker::run(
-        state.clone(),
-        worker_settings(&[]),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let worker = RunningWorker::start(&state);
     let dead = drain(&fx.sqs, &fx.dlq_url, Duration::from_secs(30)).await;
-    let _ = stop.send(());
-    worker
-        .await
-        .expect("worker task")
-        .expect("worker stops cleanly");
+    worker.stop().await;
     assert_eq!(dead, vec!["this is not a job".to_owned()]);
     let metrics = state.metrics.encode().expect("metrics");
     let line =

@@ -576,17 +576,39 @@ pub async fn age_snapshot(fx: &Fixture, user_id: &str, movie_id: u64, release_da
         .expect("update snapshot");
 }
 
+/// `worker` running on a state in the background, until [`Self::stop`].
+pub struct RunningWorker {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningWorker {
+    pub fn start(state: &AppState) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(api_worker::worker::run(
+            state.clone(),
+            worker_settings(&[]),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Self { stop, task }
+    }
+
+    /// Asks it to stop and waits for a clean stop.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .expect("worker task")
+            .expect("worker stops cleanly");
+    }
+}
+
 /// Runs `worker` on `state` until its metrics hold every line of `done`
 /// (failing after 20 s), then stops it and waits for a clean stop.
 pub async fn run_worker_until(state: &AppState, done: &[&str]) {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(api_worker::worker::run(
-        state.clone(),
-        worker_settings(&[]),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let worker = RunningWorker::start(state);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let metrics = state.metrics.encode().expect("metrics");
@@ -599,9 +621,5 @@ pub async fn run_worker_until(state: &AppState, done: &[&str]) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let _ = stop.send(());
-    worker
-        .await
-        .expect("worker task")
-        .expect("worker stops cleanly");
+    worker.stop().await;
 }
