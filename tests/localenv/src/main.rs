@@ -57,12 +57,13 @@ enum Command {
     },
 }
 
-/// The checkout this binary was built from.
-fn built_from() -> Result<PathBuf> {
+/// The checkout this binary was built from; `None` once that checkout has
+/// been removed (the shared binary then belongs to no checkout).
+fn built_from() -> Option<PathBuf> {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()
-        .context("finding the checkout")
+        .ok()
 }
 
 /// Exit code for "built from another checkout": the wrapper rebuilds.
@@ -81,20 +82,24 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let root = built_from()?;
+    let built = built_from();
     if let Some(checkout) = &cli.checkout {
         let checkout = checkout
             .canonicalize()
             .with_context(|| format!("{}", checkout.display()))?;
-        if checkout != root {
+        if built.as_ref() != Some(&checkout) {
+            let of = built.map_or_else(
+                || "a removed checkout".to_owned(),
+                |root| root.display().to_string(),
+            );
             eprintln!(
-                "localenv: this build is of {}, not {}",
-                root.display(),
+                "localenv: this build is of {of}, not {}",
                 checkout.display()
             );
             return Ok(ExitCode::from(OTHER_CHECKOUT));
         }
     }
+    let root = built.context("the checkout this binary was built from is gone")?;
     let state = root.join(".localenv");
     match cli.command {
         Command::Up => {
