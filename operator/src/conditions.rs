@@ -194,14 +194,43 @@ pub fn deleting(
     .map(|desired| materialise(previous, desired, generation, now))
     .collect();
     // Keep the per-part conditions as they were.
-    conditions.extend(
-        previous
-            .iter()
-            .filter(|c| {
-                ![kind::READY, kind::RECONCILING, kind::STALLED].contains(&c.type_.as_str())
-            })
-            .cloned(),
-    );
+    conditions.extend(parts_of(previous));
+    conditions
+}
+
+/// The per-part conditions of `previous`, kept as they were (everything but
+/// the summary conditions).
+fn parts_of(previous: &[Condition]) -> impl Iterator<Item = Condition> + '_ {
+    previous
+        .iter()
+        .filter(|c| ![kind::READY, kind::RECONCILING, kind::STALLED].contains(&c.type_.as_str()))
+        .cloned()
+}
+
+/// Conditions for an object whose deletion waits for a human (`reason`):
+/// not ready, not reconciling, stalled; the parts as they were.
+pub fn deletion_blocked(
+    previous: &[Condition],
+    reason: Reason,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let mut conditions: Vec<Condition> = [
+        (kind::READY, false),
+        (kind::RECONCILING, false),
+        (kind::STALLED, true),
+    ]
+    .into_iter()
+    .map(|(type_, status)| Desired {
+        type_,
+        status,
+        reason,
+        message: message.to_owned(),
+    })
+    .map(|desired| materialise(previous, desired, generation, now))
+    .collect();
+    conditions.extend(parts_of(previous));
     conditions
 }
 
@@ -597,6 +626,41 @@ mod tests {
             (image.status.as_str(), image.reason.as_str()),
             ("False", "InvalidSpec")
         );
+    }
+
+    #[test]
+    fn a_blocked_deletion_stalls_and_keeps_part_conditions() {
+        let ready = compute(&[], &all_ready(), Some(1), &at(10));
+        let blocked = deletion_blocked(
+            &ready,
+            Reason::DeletionProtected,
+            "protected",
+            Some(1),
+            &at(20),
+        );
+        for (type_, status) in [
+            (kind::READY, "False"),
+            (kind::RECONCILING, "False"),
+            (kind::STALLED, "True"),
+        ] {
+            let condition = find(&blocked, type_);
+            assert_eq!(condition.status, status, "{type_}");
+            assert_eq!(condition.reason, "DeletionProtected", "{type_}");
+            assert_eq!(condition.message, "protected", "{type_}");
+        }
+        assert_eq!(
+            find(&blocked, kind::IMAGE_RESOLVED),
+            find(&ready, kind::IMAGE_RESOLVED)
+        );
+        // Unchanged input, unchanged conditions: written once.
+        let again = deletion_blocked(
+            &blocked,
+            Reason::DeletionProtected,
+            "protected",
+            Some(1),
+            &at(30),
+        );
+        assert_eq!(again, blocked);
     }
 
     #[test]

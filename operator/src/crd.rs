@@ -33,6 +33,35 @@ pub const DNS1123_SUBDOMAIN_PATTERN: &str =
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// Keys of a Secret's data.
 pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
+/// DynamoDB table names (3–255 characters, checked apart).
+pub const TABLE_NAME_PATTERN: &str = r"^[a-zA-Z0-9_.-]+$";
+/// SQS queue and SNS topic names. No `.`: the operator makes standard
+/// queues and a standard topic, whose names cannot end in `.fifo`.
+pub const QUEUE_TOPIC_NAME_PATTERN: &str = r"^[a-zA-Z0-9_-]+$";
+
+/// A CEL transition rule keeping the optional string at `path` (below the
+/// rule's object, e.g. `name` or `tableNames.users`) as it was: not set,
+/// changed nor removed after creation. `parent`, when given, is an optional
+/// object on the way (CEL's `has` needs it to exist).
+fn immutable_name(parent: Option<&str>, path: &str) -> String {
+    let set = |root: &str| match parent {
+        Some(parent) => format!("(has({root}.{parent}) && has({root}.{path}))"),
+        None => format!("has({root}.{path})"),
+    };
+    format!(
+        "{new} == {old} && (!{new} || self.{path} == oldSelf.{path})",
+        new = set("self"),
+        old = set("oldSelf"),
+    )
+}
+
+/// The message of [`immutable_name`]'s rule.
+fn immutable_message(field: &str) -> String {
+    format!(
+        "{field} is immutable: it cannot be set, changed or removed after creation \
+         (recreate the MovieApp to move to other AWS resources)"
+    )
+}
 
 /// Specification of a movie-catalogue application: its worker Deployment and
 /// the AWS resources the operator provisions for it.
@@ -122,6 +151,16 @@ pub struct MovieAppSpec {
     /// The SNS notifications topic. The jobs queue is always subscribed.
     #[serde(default)]
     pub notifications: NotificationsSpec,
+}
+
+impl MovieAppSpec {
+    /// Whether the tables carry DynamoDB deletion protection: as set, else
+    /// on with `deletionPolicy: Retain` and off with `Delete`.
+    pub fn deletion_protection(&self) -> bool {
+        self.database
+            .deletion_protection
+            .unwrap_or(self.deletion_policy == DeletionPolicy::Retain)
+    }
 }
 
 /// What happens to AWS resources when their MovieApp is deleted.
@@ -339,9 +378,20 @@ pub struct ServiceAccountSpec {
 /// DynamoDB settings shared by the application's tables.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new(
-    "self.billingMode == 'PAY_PER_REQUEST' ? !has(self.readCapacityUnits) && !has(self.writeCapacityUnits) : has(self.readCapacityUnits) && has(self.writeCapacityUnits)"
-).message("readCapacityUnits and writeCapacityUnits are required with PROVISIONED billing and not allowed with PAY_PER_REQUEST"))]
+#[x_kube(
+    validation = Rule::new(
+        "self.billingMode == 'PAY_PER_REQUEST' ? !has(self.readCapacityUnits) && !has(self.writeCapacityUnits) : has(self.readCapacityUnits) && has(self.writeCapacityUnits)"
+    ).message("readCapacityUnits and writeCapacityUnits are required with PROVISIONED billing and not allowed with PAY_PER_REQUEST"),
+    validation = Rule::new(immutable_name(Some("tableNames"), "tableNames.users"))
+        .message(immutable_message("database.tableNames.users").as_str())
+        .field_path(".tableNames.users"),
+    validation = Rule::new(immutable_name(Some("tableNames"), "tableNames.movies"))
+        .message(immutable_message("database.tableNames.movies").as_str())
+        .field_path(".tableNames.movies"),
+    validation = Rule::new(immutable_name(Some("tableNames"), "tableNames.watchlists"))
+        .message(immutable_message("database.tableNames.watchlists").as_str())
+        .field_path(".tableNames.watchlists"),
+)]
 pub struct DatabaseSpec {
     /// On-demand (`PAY_PER_REQUEST`) or provisioned capacity (`PROVISIONED`).
     #[serde(default)]
@@ -365,6 +415,20 @@ pub struct DatabaseSpec {
     /// account's AWS managed KMS key (`KMS`).
     #[serde(default)]
     pub encryption: TableEncryption,
+
+    /// DynamoDB deletion protection of every table: while on, DynamoDB
+    /// refuses to delete the table, whoever asks. Unset: on with
+    /// `deletionPolicy: Retain` (the data must outlive the MovieApp), off
+    /// with `Delete`. On together with `deletionPolicy: Delete`, deleting
+    /// the MovieApp deletes nothing and stalls (`DeletionProtected`) until
+    /// protection is turned off or the policy is `Retain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_protection: Option<bool>,
+
+    /// Physical names of existing tables to use (and adopt, with
+    /// `movieapp.io/adopt`) instead of the operator's names. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_names: Option<TableNames>,
 }
 
 impl Default for DatabaseSpec {
@@ -375,6 +439,38 @@ impl Default for DatabaseSpec {
             write_capacity_units: None,
             point_in_time_recovery: true,
             encryption: TableEncryption::default(),
+            deletion_protection: None,
+            table_names: None,
+        }
+    }
+}
+
+/// Explicit physical names of the tables; each unset one keeps the
+/// operator's name.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableNames {
+    /// The users table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = TABLE_NAME_PATTERN))]
+    pub users: Option<String>,
+    /// The movie cache table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = TABLE_NAME_PATTERN))]
+    pub movies: Option<String>,
+    /// The watchlists table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = TABLE_NAME_PATTERN))]
+    pub watchlists: Option<String>,
+}
+
+impl TableNames {
+    /// The explicit name of the table of `component` (`users`, ...).
+    pub fn get(&self, component: &str) -> Option<&str> {
+        match component {
+            c if c == movieapp_model::USERS.component => self.users.as_deref(),
+            c if c == movieapp_model::MOVIES.component => self.movies.as_deref(),
+            c if c == movieapp_model::WATCHLISTS.component => self.watchlists.as_deref(),
+            _ => None,
         }
     }
 }
@@ -408,7 +504,28 @@ pub enum TableEncryption {
 /// The jobs queue and its dead-letter queue.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new(immutable_name(None, "name"))
+        .message(immutable_message("queue.name").as_str())
+        .field_path(".name"),
+    validation = Rule::new(immutable_name(None, "deadLetterQueueName"))
+        .message(immutable_message("queue.deadLetterQueueName").as_str())
+        .field_path(".deadLetterQueueName"),
+)]
 pub struct QueueSpec {
+    /// Physical name of an existing jobs queue to use (and adopt, with
+    /// `movieapp.io/adopt`) instead of the operator's name. A standard
+    /// queue: 1–80 of `[a-zA-Z0-9_-]`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 80), regex(pattern = QUEUE_TOPIC_NAME_PATTERN))]
+    pub name: Option<String>,
+
+    /// Physical name of the dead-letter queue, likewise. Unset, it keeps
+    /// the operator's name, whether or not `name` is set. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 80), regex(pattern = QUEUE_TOPIC_NAME_PATTERN))]
+    pub dead_letter_queue_name: Option<String>,
+
     /// How long a received job stays invisible to other consumers.
     #[serde(default = "default_visibility_timeout")]
     #[schemars(range(min = 0, max = 43200))]
@@ -428,6 +545,8 @@ pub struct QueueSpec {
 impl Default for QueueSpec {
     fn default() -> Self {
         Self {
+            name: None,
+            dead_letter_queue_name: None,
             visibility_timeout_seconds: default_visibility_timeout(),
             message_retention_seconds: default_retention(),
             max_receive_count: default_max_receive_count(),
@@ -449,7 +568,18 @@ fn default_max_receive_count() -> i32 {
 
 /// The notifications topic.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(immutable_name(None, "topicName"))
+    .message(immutable_message("notifications.topicName").as_str())
+    .field_path(".topicName"))]
 pub struct NotificationsSpec {
+    /// Physical name of an existing topic to use (and adopt, with
+    /// `movieapp.io/adopt`) instead of the operator's name. A standard
+    /// topic: 1–256 of `[a-zA-Z0-9_-]`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = QUEUE_TOPIC_NAME_PATTERN))]
+    pub topic_name: Option<String>,
+
     /// Subscriptions besides the jobs queue, kept in sync with this list.
     #[serde(default)]
     #[schemars(length(max = 100))]

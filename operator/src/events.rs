@@ -32,7 +32,6 @@ use tracing::{debug, info, warn};
 
 use crate::aws::{AwsClients, AwsError};
 use crate::metrics::Metrics;
-use crate::naming::PREFIX;
 use crate::reconcile::memory::{AppRef, Memory, Reread};
 
 /// EventBridge's `detail-type` of a CloudTrail management event.
@@ -92,7 +91,7 @@ pub enum Parsed {
     /// A CloudTrail write on these physical names, made at `at`.
     Change { names: Vec<String>, at: SystemTime },
     /// A well-formed event of another source or kind, or one naming no
-    /// resource under the operator's prefix.
+    /// resource.
     Foreign,
 }
 
@@ -144,8 +143,10 @@ pub fn parse(body: &str) -> Result<Parsed, Malformed> {
     ]
     .iter()
     .filter_map(|key| parameters[*key].as_str())
+    // Not only names under the operator's prefix: a MovieApp may name its
+    // resources explicitly (`spec.queue.name`, ...). The index of managed
+    // names decides which events are ours.
     .filter_map(physical_name)
-    .filter(|name| name.starts_with(PREFIX))
     .collect();
     names.sort();
     names.dedup();
@@ -395,14 +396,6 @@ mod tests {
                 "time": "2026-12-02T14:00:01Z", "detail": {}
             })
             .to_string(),
-            // A resource outside the operator's prefix.
-            event(
-                "aws.sqs",
-                "DeleteQueue",
-                serde_json::json!({
-                    "queueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/billing-jobs",
-                }),
-            ),
             // No request parameters (a failed call, a read).
             event("aws.sqs", "SetQueueAttributes", serde_json::Value::Null),
             // An ARN of an unknown service.
@@ -453,7 +446,10 @@ mod tests {
         let object = AppRef::new("shop").within("ns");
         memory.name("uid-1", object.clone());
         let queue = "movieapp-ns-shop-1a2b3c4d-jobs";
-        memory.index("uid-1", vec![queue.to_owned()]);
+        // A table named explicitly (`spec.database.tableNames`), outside
+        // the operator's prefix.
+        let legacy = "legacy-users";
+        memory.index("uid-1", vec![queue.to_owned(), legacy.to_owned()]);
         let body = event(
             "aws.sqs",
             "SetQueueAttributes",
@@ -464,8 +460,20 @@ mod tests {
 
         assert!(handle(&body, &routes, &metrics).await);
         assert!(handle(&body, &routes, &metrics).await);
-        assert_eq!(triggered.try_recv().ok(), Some(object));
+        assert_eq!(triggered.try_recv().ok(), Some(object.clone()));
         assert!(triggered.try_recv().is_err(), "a burst is one reconcile");
+        assert!(matches!(memory.begin("uid-1"), Some(Reread::Change { .. })));
+        let explicit = event(
+            "aws.dynamodb",
+            "UpdateTable",
+            serde_json::json!({ "tableName": legacy }),
+        );
+        assert!(handle(&explicit, &routes, &metrics).await);
+        assert_eq!(
+            triggered.try_recv().ok(),
+            Some(object),
+            "an explicitly named resource finds its MovieApp"
+        );
         assert!(matches!(memory.begin("uid-1"), Some(Reread::Change { .. })));
 
         // Unknown resources and malformed messages trigger nothing; only a
@@ -487,7 +495,7 @@ mod tests {
 
         let text = metrics.render().expect("render");
         for line in [
-            "movieapp_aws_events_total{outcome=\"matched\"} 1",
+            "movieapp_aws_events_total{outcome=\"matched\"} 2",
             "movieapp_aws_events_total{outcome=\"coalesced\"} 1",
             "movieapp_aws_events_total{outcome=\"unmanaged\"} 2",
             "movieapp_aws_events_total{outcome=\"malformed\"} 1",

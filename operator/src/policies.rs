@@ -13,16 +13,19 @@ use std::fmt::Write as _;
 
 use movieapp_model::iam::{Access, Call, Component, Resource};
 
-use crate::naming::{AppId, component};
+use crate::crd::MovieAppSpec;
+use crate::naming::{AppId, PhysicalNames};
 
 /// The tag every resource the operator makes carries.
 const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "movieapp-operator");
 
-/// A MovieApp whose worker role is rendered: its namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A MovieApp whose worker role is rendered: its namespace and name, and
+/// its spec (explicit physical names replace the operator's).
+#[derive(Debug, Clone, PartialEq)]
 pub struct App {
     pub namespace: String,
     pub name: String,
+    pub spec: MovieAppSpec,
 }
 
 /// Values for a rendered document (`make iam-policies`).
@@ -359,23 +362,16 @@ impl Document {
                 namespace: &app.namespace,
                 name: &app.name,
             };
+            let names = PhysicalNames::of(id, &app.spec);
+            let table = |t: movieapp_model::Table| names.table(t.component).to_owned();
             values.extend([
                 ("namespace".into(), app.namespace.clone()),
                 ("name".into(), app.name.clone()),
-                (
-                    "users_table".into(),
-                    id.table_name(movieapp_model::USERS.component),
-                ),
-                (
-                    "movies_table".into(),
-                    id.table_name(movieapp_model::MOVIES.component),
-                ),
-                (
-                    "watchlists_table".into(),
-                    id.table_name(movieapp_model::WATCHLISTS.component),
-                ),
-                ("jobs_queue".into(), id.queue_name(component::JOBS_QUEUE)),
-                ("topic".into(), id.topic_name()),
+                ("users_table".into(), table(movieapp_model::USERS)),
+                ("movies_table".into(), table(movieapp_model::MOVIES)),
+                ("watchlists_table".into(), table(movieapp_model::WATCHLISTS)),
+                ("jobs_queue".into(), names.jobs_queue.clone()),
+                ("topic".into(), names.topic.clone()),
             ]);
         }
         let mut text = self.template();
@@ -499,7 +495,11 @@ pub fn files(args: &IamPoliciesArgs) -> Result<Vec<(String, String)>, String> {
                 path.display()
             ));
         };
-        let app = App { namespace, name };
+        let app = App {
+            namespace,
+            name,
+            spec: app.spec,
+        };
         out.push((
             format!("{WORKER}-{}-{}.json", app.namespace, app.name),
             worker().render(&target, Some(&app), &[])?,
@@ -541,6 +541,7 @@ mod tests {
         App {
             namespace: "movies".into(),
             name: "netflix-clone".into(),
+            spec: serde_json::from_value(serde_json::json!({})).expect("a default spec"),
         }
     }
 
@@ -630,6 +631,43 @@ mod tests {
         assert!(
             text.contains("\"arn:aws:sns:us-east-1:123456789012:movieapp-movies-netflix-clone-")
         );
+    }
+
+    /// A MovieApp that names its resources explicitly gets a worker role on
+    /// exactly those names.
+    #[test]
+    fn the_worker_role_names_explicit_names() {
+        let app = App {
+            spec: serde_json::from_value(serde_json::json!({
+                "database": { "tableNames": { "users": "legacy-users" } },
+                "queue": { "name": "legacy-jobs" },
+                "notifications": { "topicName": "legacy-topic" },
+            }))
+            .expect("spec"),
+            ..example()
+        };
+        let text = worker().render(&target(), Some(&app), &[]).expect("worker");
+        for arn in [
+            "arn:aws:dynamodb:us-east-1:123456789012:table/legacy-users",
+            "arn:aws:sqs:us-east-1:123456789012:legacy-jobs",
+            "arn:aws:sns:us-east-1:123456789012:legacy-topic",
+        ] {
+            assert!(
+                text.contains(&format!("\"{arn}\"")),
+                "{arn} missing: {text}"
+            );
+        }
+        // The tables it does not name keep the operator's names.
+        assert!(
+            text.contains("table/movieapp-movies-netflix-clone-"),
+            "{text}"
+        );
+        let derived = AppId {
+            namespace: "movies",
+            name: "netflix-clone",
+        };
+        let jobs = derived.queue_name(crate::naming::component::JOBS_QUEUE);
+        assert!(!text.contains(&jobs), "{text}");
     }
 
     #[test]

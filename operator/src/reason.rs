@@ -92,6 +92,9 @@ reasons! {
     IncompatibleTable,
     /// The API server refused a child (400, 403 or 422).
     ChildRejected,
+    /// Deletion waits: `deletionPolicy: Delete` with the tables' deletion
+    /// protection on (`spec.database.deletionProtection`).
+    DeletionProtected,
 
     // Events only.
     /// An AWS resource was created.
@@ -129,6 +132,7 @@ impl Reason {
                 | Reason::NameConflict
                 | Reason::IncompatibleTable
                 | Reason::ChildRejected
+                | Reason::DeletionProtected
         )
     }
 

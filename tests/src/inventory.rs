@@ -8,6 +8,24 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use movieapp_operator::aws::tags;
 
+/// A table as DynamoDB describes it; `None` when there is none.
+pub async fn describe_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<Option<aws_sdk_dynamodb::types::TableDescription>> {
+    match dynamodb.describe_table().table_name(name).send().await {
+        Ok(output) => Ok(output.table),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// One AWS resource and the uid tag it carries (`None`: untagged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {

@@ -87,16 +87,61 @@ async fn setup(prefix: &str, tmdb_secret: bool) -> Result<Setup> {
     }
 }
 
-#[tokio::test]
-async fn admission_rejects_invalid_specs_with_clear_messages() -> Result<()> {
-    let env = LocalEnv::get();
-    let client = env.kube().await?;
+/// A new namespace with the CRD installed, for admission tests: the client,
+/// the namespace, and its MovieApps typed and untyped.
+async fn admission_namespace(
+    prefix: &str,
+) -> Result<(kube::Client, String, Api<MovieApp>, Api<DynamicObject>)> {
+    let client = LocalEnv::get().kube().await?;
     fixtures::install_crd(&client).await?;
-    let ns = unique_name("op-admission");
+    let ns = unique_name(prefix);
     fixtures::namespace(&client, &ns).await?;
     let api: Api<MovieApp> = Api::namespaced(client.clone(), &ns);
     let raw: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<MovieApp>(&()));
+    Ok((client, ns, api, raw))
+}
+
+/// Expects the API server to refuse `result` with a message containing `expected`.
+fn refused<T: std::fmt::Debug>(
+    what: &str,
+    result: std::result::Result<T, kube::Error>,
+    expected: &str,
+) -> Result<()> {
+    match result {
+        Err(kube::Error::Api(status)) => ensure!(
+            status.code == 422 && status.message.contains(expected),
+            "{what}: expected a 422 mentioning {expected:?}, got {} {}",
+            status.code,
+            status.message
+        ),
+        Err(other) => bail!("{what}: unexpected error {other}"),
+        Ok(accepted) => bail!("{what} was accepted: {accepted:?}"),
+    }
+    Ok(())
+}
+
+/// Expects the API server to refuse creating a MovieApp with each spec,
+/// with a message containing the text paired with it.
+async fn refuses_creating(
+    raw: &Api<DynamicObject>,
+    cases: &[(serde_json::Value, &str)],
+) -> Result<()> {
+    for (i, (spec, expected)) in cases.iter().enumerate() {
+        let created = raw
+            .create(
+                &PostParams::default(),
+                &raw_movieapp(&format!("bad-{i}"), spec.clone())?,
+            )
+            .await;
+        refused(&format!("spec {spec}"), created, expected)?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn admission_rejects_invalid_specs_with_clear_messages() -> Result<()> {
+    let (client, ns, api, raw) = admission_namespace("op-admission").await?;
 
     let cases = [
         (
@@ -133,22 +178,7 @@ async fn admission_rejects_invalid_specs_with_clear_messages() -> Result<()> {
             "endpoint does not fit the protocol",
         ),
     ];
-    for (i, (spec, expected)) in cases.into_iter().enumerate() {
-        let name = format!("bad-{i}");
-        match raw
-            .create(&PostParams::default(), &raw_movieapp(&name, spec.clone())?)
-            .await
-        {
-            Err(kube::Error::Api(status)) => ensure!(
-                status.code == 422 && status.message.contains(expected),
-                "spec {spec}: expected a 422 mentioning {expected:?}, got {} {}",
-                status.code,
-                status.message
-            ),
-            Err(other) => bail!("spec {spec}: unexpected error {other}"),
-            Ok(_) => bail!("spec {spec} was accepted"),
-        }
-    }
+    refuses_creating(&raw, &cases).await?;
 
     // Region: immutable once the object exists, in every direction.
     api.create(
@@ -160,17 +190,10 @@ async fn admission_rejects_invalid_specs_with_clear_messages() -> Result<()> {
         json!({ "spec": { "region": "us-east-1" } }),
         json!({ "spec": { "region": null } }),
     ] {
-        match api
+        let patched = api
             .patch("regional", &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Err(kube::Error::Api(status)) => ensure!(
-                status.message.contains("region is immutable"),
-                "unexpected message {}",
-                status.message
-            ),
-            other => bail!("changing the region was not rejected: {other:?}"),
-        }
+            .await;
+        refused(&format!("patch {patch}"), patched, "region is immutable")?;
     }
     // A minimal object is valid, and gets every default at admission.
     let created = api
@@ -1914,5 +1937,296 @@ async fn a_paused_movieapp_writes_nothing_until_it_resumes_and_repairs() -> Resu
     );
 
     operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+/// Explicit physical names: each service's naming rules at admission, and
+/// immutable once the object exists: not changed, removed, nor set later.
+#[tokio::test]
+async fn explicit_names_are_checked_and_immutable_at_admission() -> Result<()> {
+    let (client, ns, api, raw) = admission_namespace("op-names").await?;
+
+    let cases = [
+        (
+            json!({ "database": { "tableNames": { "users": "ab" } } }),
+            "spec.database.tableNames.users",
+        ),
+        (
+            json!({ "database": { "tableNames": { "movies": "a/b" } } }),
+            "spec.database.tableNames.movies",
+        ),
+        (
+            json!({ "database": { "tableNames": { "watchlists": "t".repeat(256) } } }),
+            "spec.database.tableNames.watchlists",
+        ),
+        (
+            json!({ "queue": { "name": "jobs.fifo" } }),
+            "spec.queue.name",
+        ),
+        (json!({ "queue": { "name": "" } }), "spec.queue.name"),
+        (
+            json!({ "queue": { "deadLetterQueueName": "q".repeat(81) } }),
+            "spec.queue.deadLetterQueueName",
+        ),
+        (
+            json!({ "notifications": { "topicName": "a:b" } }),
+            "spec.notifications.topicName",
+        ),
+        (
+            json!({ "notifications": { "topicName": "t".repeat(257) } }),
+            "spec.notifications.topicName",
+        ),
+    ];
+    refuses_creating(&raw, &cases).await?;
+
+    // The longest valid names are accepted.
+    let named = json!({
+        "database": { "tableNames": { "users": "Legacy.Users_1", "watchlists": "w".repeat(255) } },
+        "queue": { "name": "q".repeat(80), "deadLetterQueueName": "legacy-dlq" },
+        "notifications": { "topicName": "t".repeat(256) },
+    });
+    api.create(&PostParams::default(), &movieapp("named", named)?)
+        .await?;
+    let merge = |patch: serde_json::Value| Patch::Merge(json!({ "spec": patch }));
+    for (patch, expected) in [
+        (
+            json!({ "database": { "tableNames": { "users": "Other.Users" } } }),
+            "database.tableNames.users is immutable",
+        ),
+        (
+            json!({ "database": { "tableNames": null } }),
+            "database.tableNames.users is immutable",
+        ),
+        (
+            json!({ "queue": { "name": null } }),
+            "queue.name is immutable",
+        ),
+        (
+            json!({ "queue": { "deadLetterQueueName": "other-dlq" } }),
+            "queue.deadLetterQueueName is immutable",
+        ),
+        (
+            json!({ "notifications": { "topicName": "other" } }),
+            "notifications.topicName is immutable",
+        ),
+        // A table it did not name cannot be named later either.
+        (
+            json!({ "database": { "tableNames": { "movies": "Legacy.Movies" } } }),
+            "database.tableNames.movies is immutable",
+        ),
+    ] {
+        let patched = api
+            .patch("named", &PatchParams::default(), &merge(patch.clone()))
+            .await;
+        refused(&format!("patch {patch}"), patched, expected)?;
+    }
+    // Other fields still change.
+    api.patch(
+        "named",
+        &PatchParams::default(),
+        &merge(json!({ "worker": { "replicas": 3 } })),
+    )
+    .await?;
+
+    // An object created without names cannot be given one.
+    api.create(&PostParams::default(), &movieapp("plain", json!({}))?)
+        .await?;
+    for (patch, expected) in [
+        (
+            json!({ "database": { "tableNames": { "watchlists": "Legacy.Watchlists" } } }),
+            "database.tableNames.watchlists is immutable",
+        ),
+        (
+            json!({ "queue": { "name": "legacy-jobs" } }),
+            "queue.name is immutable",
+        ),
+        (
+            json!({ "notifications": { "topicName": "legacy-topic" } }),
+            "notifications.topicName is immutable",
+        ),
+    ] {
+        let patched = api
+            .patch("plain", &PatchParams::default(), &merge(patch.clone()))
+            .await;
+        refused(&format!("patch {patch}"), patched, expected)?;
+    }
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+/// Whether DynamoDB reports the table protected from deletion; `None` when
+/// it does not exist.
+async fn deletion_protection(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Option<bool>> {
+    let described = movieapp_tests::inventory::describe_table(dynamodb, table).await?;
+    Ok(described.map(|t| t.deletion_protection_enabled == Some(true)))
+}
+
+/// Deletion protection end to end, under both deletion policies: `Retain`
+/// protects by default and keeps the tables protected after the MovieApp
+/// goes; `Delete` with protection asked for deletes nothing and stalls
+/// (`DeletionProtected`) until protection is turned off, then deletes
+/// everything. The protected MovieApp also names a table explicitly, which
+/// the worker's settings carry; and two tables under one name are refused
+/// by the validate step.
+#[tokio::test]
+async fn deletion_protection_guards_the_tables_under_either_policy() -> Result<()> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::DeleteParams;
+
+    let Setup {
+        client,
+        ns,
+        aws,
+        repository,
+        api,
+        ..
+    } = setup("op-protect", true).await?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let operator = Operator::start(&ns, &[]).await?;
+    let image = json!({ "repository": repository, "tag": "1.0.0" });
+    let users = unique_name("Guarded.Users");
+    for (name, spec) in [
+        (
+            "kept",
+            json!({ "deletionPolicy": "Retain", "worker": { "image": image } }),
+        ),
+        (
+            "guarded",
+            json!({
+                "deletionPolicy": "Delete",
+                "worker": { "image": image },
+                "database": { "deletionProtection": true, "tableNames": { "users": users } },
+            }),
+        ),
+        (
+            "twice",
+            json!({
+                "worker": { "image": image },
+                "database": { "tableNames": { "users": "same-name", "movies": "same-name" } },
+            }),
+        ),
+    ] {
+        api.create(&PostParams::default(), &movieapp(name, spec)?)
+            .await?;
+    }
+    let aws_ready = |app: &MovieApp| {
+        ["DatabaseReady", "QueueReady", "NotificationsReady"]
+            .iter()
+            .all(|part| is(app, part, "True", None))
+    };
+    let kept = wait_for(&api, "kept", "kept: the AWS parts ready", aws_ready).await?;
+    let guarded = wait_for(&api, "guarded", "guarded: the AWS parts ready", aws_ready).await?;
+    let tables = |app: &MovieApp| -> Vec<String> {
+        app.status
+            .iter()
+            .flat_map(|s| s.tables.iter().map(|t| t.name.clone()))
+            .collect()
+    };
+    for app in [&kept, &guarded] {
+        ensure!(tables(app).len() == 3, "{:?}", app.status);
+        for table in tables(app) {
+            ensure!(
+                deletion_protection(&dynamodb, &table).await? == Some(true),
+                "{table} is not protected"
+            );
+        }
+    }
+    ensure!(tables(&guarded).contains(&users), "{:?}", tables(&guarded));
+    let config: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let settings = eventually("guarded's ConfigMap", TIMEOUT, || async {
+        Ok(config.get_opt("guarded-config").await?.and_then(|c| c.data))
+    })
+    .await?;
+    ensure!(
+        settings.get("MOVIEAPP_USERS_TABLE") == Some(&users),
+        "the worker is not told the explicit name: {settings:?}"
+    );
+
+    // One name for two tables: the validate step refuses, nothing is made.
+    let twice = wait_for(&api, "twice", "twice: Stalled=True, InvalidSpec", |app| {
+        is(app, "Stalled", "True", Some("InvalidSpec"))
+    })
+    .await?;
+    ensure!(
+        condition(&twice, "Stalled")
+            .is_some_and(|c| c.message.contains("each table needs its own name")),
+        "{:?}",
+        condition(&twice, "Stalled")
+    );
+    ensure!(deletion_protection(&dynamodb, "same-name").await?.is_none());
+
+    // Delete + protection: the deletion waits for a human, nothing goes.
+    api.delete("guarded", &DeleteParams::default()).await?;
+    let waiting = wait_for(
+        &api,
+        "guarded",
+        "guarded: Stalled=True, DeletionProtected",
+        |app| is(app, "Stalled", "True", Some("DeletionProtected")),
+    )
+    .await?;
+    ensure!(
+        condition(&waiting, "Stalled").is_some_and(|c| c.message.contains("deletionProtection")),
+        "{:?}",
+        condition(&waiting, "Stalled")
+    );
+    ensure!(is(&waiting, "Ready", "False", Some("DeletionProtected")));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(
+        api.get_opt("guarded").await?.is_some(),
+        "the finalizer went"
+    );
+    for table in tables(&guarded) {
+        ensure!(
+            deletion_protection(&dynamodb, &table).await? == Some(true),
+            "{table} changed while the deletion waited"
+        );
+    }
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let queue = guarded
+        .status
+        .as_ref()
+        .and_then(|s| s.queue.as_ref())
+        .context("no queue in status")?;
+    sqs.get_queue_attributes()
+        .queue_url(&queue.url)
+        .send()
+        .await
+        .context("the jobs queue went while the deletion waited")?;
+
+    // Protection lifted: everything goes.
+    api.patch(
+        "guarded",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "database": { "deletionProtection": false } } })),
+    )
+    .await?;
+    eventually("guarded gone once unprotected", TIMEOUT, || async {
+        Ok(api.get_opt("guarded").await?.is_none().then_some(()))
+    })
+    .await?;
+    for table in tables(&guarded) {
+        ensure!(
+            deletion_protection(&dynamodb, &table).await?.is_none(),
+            "{table} left"
+        );
+    }
+
+    // Retain: the MovieApp goes at once, the tables stay protected.
+    api.delete("kept", &DeleteParams::default()).await?;
+    eventually("kept gone", TIMEOUT, || async {
+        Ok(api.get_opt("kept").await?.is_none().then_some(()))
+    })
+    .await?;
+    for table in tables(&kept) {
+        ensure!(
+            deletion_protection(&dynamodb, &table).await? == Some(true),
+            "{table} is not kept protected"
+        );
+    }
+    operator.stop().await?;
+    // What Retain kept is the test's to remove.
+    delete_aws_side(&kept).await?;
     fixtures::delete_namespace(&client, &ns).await
 }

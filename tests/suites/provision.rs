@@ -120,16 +120,17 @@ impl App {
         }
     }
 
+    /// The physical name of a table: the spec's explicit one, else the operator's.
     fn table(&self, component: &str) -> String {
-        self.id().table_name(component)
+        self.target().names().table(component).to_owned()
     }
 
     fn jobs_queue(&self) -> String {
-        self.id().queue_name(component::JOBS_QUEUE)
+        self.target().names().jobs_queue
     }
 
     fn dead_letter_queue(&self) -> String {
-        self.id().queue_name(component::DEAD_LETTER_QUEUE)
+        self.target().names().dead_letter_queue
     }
 
     /// Edits the spec as `kubectl apply` would: a new generation.
@@ -297,17 +298,7 @@ fn count_reason(notices: &[Notice], reason: Reason) -> usize {
 // ------------------------------------------------------------------ AWS checks
 
 async fn describe_table(sdk: &Sdk, name: &str) -> Result<Option<ddb::TableDescription>> {
-    match sdk.dynamodb.describe_table().table_name(name).send().await {
-        Ok(output) => Ok(output.table),
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(error) => Err(error.into()),
-    }
+    movieapp_tests::inventory::describe_table(&sdk.dynamodb, name).await
 }
 
 async fn table(sdk: &Sdk, name: &str) -> Result<ddb::TableDescription> {
@@ -1325,6 +1316,321 @@ async fn kms_encryption_is_applied_at_creation_and_then_left_alone() -> Result<(
                 let sse = table.sse_description().context("no SSE description")?;
                 ensure!(sse.sse_type == Some(ddb::SseType::Kms), "{sse:?}");
                 ensure!(sse.status == Some(ddb::SseStatus::Enabled), "{sse:?}");
+            }
+            Ok(())
+        }
+        .await;
+        (app, result)
+    })
+    .await
+}
+
+// ------------------------------------------------------------------ external names
+
+fn part_conflict(state: &movieapp_operator::conditions::PartState) -> Option<&str> {
+    match state {
+        movieapp_operator::conditions::PartState::Blocked {
+            reason: Reason::NameConflict,
+            message,
+        } => Some(message.as_str()),
+        _ => None,
+    }
+}
+
+/// A table, a queue and a topic another tool made, under names of its own
+/// choosing: the MovieApp names them in its spec, adopts them with the
+/// annotation, manages them like its own and deletes them with
+/// `deletionPolicy: Delete`; what it does not name keeps the operator's names.
+#[tokio::test]
+async fn resources_another_tool_made_are_adopted_under_their_explicit_names() -> Result<()> {
+    let mut app = App::new("external").await?;
+    let users = unique_name("Legacy.Users");
+    let jobs = unique_name("legacy_jobs");
+    let topic = unique_name("legacy_topic");
+    create_table_by_hand(&app.sdk, &users, &movieapp_model::USERS, &[]).await?;
+    let jobs_url = app
+        .sdk
+        .sqs
+        .create_queue()
+        .queue_name(&jobs)
+        .send()
+        .await?
+        .queue_url
+        .context("no queue URL")?;
+    let topic_arn_made = app
+        .sdk
+        .sns
+        .create_topic()
+        .name(&topic)
+        .send()
+        .await?
+        .topic_arn
+        .context("no topic ARN")?;
+    app.spec = serde_json::from_value(json!({
+        "database": { "tableNames": { "users": users } },
+        "queue": { "name": jobs },
+        "notifications": { "topicName": topic },
+    }))?;
+    ensure!(app.table("users") == users && app.jobs_queue() == jobs);
+    with_cleanup(app, |mut app| async move {
+        let result = async {
+            // Untagged and not adopted: a conflict, and left untouched.
+            let provisioned = app.pass().await;
+            let message = part_conflict(&provisioned.tables.state)
+                .with_context(|| format!("tables: {:?}", provisioned.tables.state))?;
+            ensure!(
+                message.contains(&users) && message.contains("movieapp.io/adopt"),
+                "{message}"
+            );
+            let messaging = [&provisioned.queue.state, &provisioned.notifications.state];
+            ensure!(
+                messaging.iter().any(|s| part_conflict(s).is_some()),
+                "{messaging:?}"
+            );
+            let users_arn = table(&app.sdk, &users).await?.table_arn.context("arn")?;
+            ensure!(table_tags(&app.sdk, &users_arn).await?.is_empty());
+            ensure!(queue_tags(&app.sdk, &jobs_url).await?.is_empty());
+            ensure!(topic_tags(&app.sdk, &topic_arn_made).await? == Some(BTreeMap::new()));
+
+            app.adopt = true;
+            let notices = app.converge_and_settle().await?;
+            for name in [&users, &jobs, &topic] {
+                ensure!(
+                    notices
+                        .iter()
+                        .any(|n| n.reason == Reason::Adopted && n.message.contains(name.as_str())),
+                    "{name} not adopted: {notices:#?}"
+                );
+            }
+            ensure!(has_ownership_tags(
+                &app,
+                &table_tags(&app.sdk, &users_arn).await?
+            ));
+            ensure!(has_ownership_tags(
+                &app,
+                &queue_tags(&app.sdk, &jobs_url).await?
+            ));
+            ensure!(has_ownership_tags(
+                &app,
+                &topic_tags(&app.sdk, &topic_arn_made)
+                    .await?
+                    .context("topic gone")?
+            ));
+            // Status and the worker's settings name them.
+            let status = status(&app)?;
+            let reported: Vec<(&str, &str)> = status
+                .tables
+                .iter()
+                .map(|t| (t.component.as_str(), t.name.as_str()))
+                .collect();
+            ensure!(
+                reported.contains(&("users", users.as_str())),
+                "{reported:?}"
+            );
+            ensure!(
+                status.queue.as_ref().map(|q| q.url.as_str()) == Some(jobs_url.as_str()),
+                "{:?}",
+                status.queue
+            );
+            ensure!(topic_arn(&app)? == topic_arn_made);
+            // Brought to the declared settings, and the topic delivers to
+            // the named queue.
+            let made = table(&app.sdk, &users).await?;
+            ensure!(billing(&made) == Some(ddb::BillingMode::PayPerRequest));
+            let jobs_arn = status.queue.as_ref().context("queue")?.arn.clone();
+            ensure!(
+                subscriptions(&app.sdk, &topic_arn_made)
+                    .await?
+                    .iter()
+                    .any(|(protocol, endpoint, _)| protocol == "sqs" && *endpoint == jobs_arn),
+                "the named queue is not subscribed to the named topic"
+            );
+            // What the spec does not name keeps the operator's name.
+            let derived = app.id();
+            ensure!(
+                describe_table(&app.sdk, &derived.table_name("movies"))
+                    .await?
+                    .is_some()
+            );
+            ensure!(
+                queue_url(&app.sdk, &derived.queue_name(component::DEAD_LETTER_QUEUE))
+                    .await?
+                    .is_some()
+            );
+            ensure!(
+                describe_table(&app.sdk, &derived.table_name("users"))
+                    .await?
+                    .is_none()
+            );
+
+            // deletionPolicy: Delete deletes what was adopted, too.
+            app.delete().await?;
+            ensure!(
+                describe_table(&app.sdk, &users).await?.is_none(),
+                "{users} left"
+            );
+            ensure!(queue_url(&app.sdk, &jobs).await?.is_none(), "{jobs} left");
+            ensure!(
+                topics_named(&app.sdk, &topic).await?.is_empty(),
+                "{topic} left"
+            );
+            Ok(())
+        }
+        .await;
+        (app, result)
+    })
+    .await
+}
+
+/// Two MovieApps naming the same table: the one whose tags it carries owns
+/// it; the other is a `NameConflict`, adopt annotation or not, and its
+/// deletion leaves the table alone.
+#[tokio::test]
+async fn two_movieapps_naming_one_table_never_both_own_it() -> Result<()> {
+    let shared = unique_name("shared-watchlists");
+    let mut first = App::new("first").await?;
+    first.spec.database.table_names = Some(movieapp_operator::crd::TableNames {
+        watchlists: Some(shared.clone()),
+        ..Default::default()
+    });
+    first.converge().await?;
+    let arn = table(&first.sdk, &shared).await?.table_arn.context("arn")?;
+    let tags_before = table_tags(&first.sdk, &arn).await?;
+    ensure!(has_ownership_tags(&first, &tags_before), "{tags_before:?}");
+
+    let mut second = App::new("second").await?;
+    second.spec.database.table_names = first.spec.database.table_names.clone();
+    second.adopt = true;
+    let name = shared.clone();
+    let result = with_cleanup(second, |mut second| async move {
+        let shared = name;
+        let result = async {
+            let provisioned = second.pass().await;
+            let message = part_conflict(&provisioned.tables.state)
+                .with_context(|| format!("tables: {:?}", provisioned.tables.state))?;
+            ensure!(
+                message.contains(&shared) && message.contains("belongs to another MovieApp"),
+                "{message}"
+            );
+            ensure!(table_tags(&second.sdk, &arn).await? == tags_before);
+            second.delete().await?;
+            ensure!(
+                describe_table(&second.sdk, &shared).await?.is_some(),
+                "deleted by the other MovieApp"
+            );
+            Ok(())
+        }
+        .await;
+        (second, result)
+    })
+    .await;
+    first.delete().await?;
+    ensure!(describe_table(&first.sdk, &shared).await?.is_none());
+    result
+}
+
+// ------------------------------------------------------------------ deletion protection
+
+async fn protected(sdk: &Sdk, name: &str) -> Result<bool> {
+    Ok(table(sdk, name).await?.deletion_protection_enabled == Some(true))
+}
+
+async fn set_protection(sdk: &Sdk, name: &str, enabled: bool) -> Result<()> {
+    sdk.dynamodb
+        .update_table()
+        .table_name(name)
+        .deletion_protection_enabled(enabled)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Deletion protection follows `spec.database.deletionProtection`, by
+/// default on with `Retain` and off with `Delete`; switched in AWS, it is
+/// switched back (drift); and a table protected behind the spec's back does
+/// not stop a deletion the spec allows.
+#[tokio::test]
+async fn deletion_protection_follows_the_spec_and_drift_is_repaired() -> Result<()> {
+    let mut app = App::new("protect").await?;
+    app.spec.deletion_policy = movieapp_operator::crd::DeletionPolicy::Retain;
+    with_cleanup(app, |mut app| async move {
+        let result = async {
+            app.converge_and_settle().await?;
+            for model in movieapp_model::TABLES {
+                let name = app.table(model.component);
+                ensure!(
+                    protected(&app.sdk, &name).await?,
+                    "{name}: Retain protects by default"
+                );
+            }
+            let users = app.table("users");
+
+            // Switched off in AWS: drift, repaired.
+            set_protection(&app.sdk, &users, false).await?;
+            let notices = app.converge_and_settle().await?;
+            ensure!(protected(&app.sdk, &users).await?, "not repaired");
+            ensure!(
+                notices.iter().any(|n| n.reason == Reason::DriftRepaired
+                    && n.message.contains(&users)
+                    && n.message.contains("enabled deletion protection")),
+                "{notices:#?}"
+            );
+
+            // Turned off in the spec: an update.
+            app.edit(|spec| spec.database.deletion_protection = Some(false));
+            let notices = app.converge_and_settle().await?;
+            ensure!(count_reason(&notices, Reason::Updated) == 3, "{notices:#?}");
+            for model in movieapp_model::TABLES {
+                let name = app.table(model.component);
+                ensure!(!protected(&app.sdk, &name).await?, "{name} still protected");
+            }
+
+            // Switched on in AWS: repaired too.
+            set_protection(&app.sdk, &users, true).await?;
+            app.converge_and_settle().await?;
+            ensure!(!protected(&app.sdk, &users).await?, "not repaired");
+
+            // Protected behind the spec's back just before a deletion the
+            // spec allows: the deletion turns it off and goes on.
+            set_protection(&app.sdk, &users, true).await?;
+            app.delete().await?;
+            ensure!(
+                describe_table(&app.sdk, &users).await?.is_none(),
+                "{users} left"
+            );
+            Ok(())
+        }
+        .await;
+        (app, result)
+    })
+    .await
+}
+
+/// `deletionPolicy: Delete` creates unprotected tables unless the spec
+/// asks, and then creates them protected in the same call.
+#[tokio::test]
+async fn tables_are_created_protected_only_when_asked() -> Result<()> {
+    let mut app = App::new("protect-create").await?;
+    app.spec.database.deletion_protection = Some(true);
+    with_cleanup(app, |mut app| async move {
+        let result = async {
+            app.converge_and_settle().await?;
+            for model in movieapp_model::TABLES {
+                let name = app.table(model.component);
+                ensure!(protected(&app.sdk, &name).await?, "{name}");
+            }
+            // The create carried it: no UpdateTable was needed.
+            let calls = app.mutating_calls()?;
+            ensure!(!calls.contains_key("dynamodb:UpdateTable"), "{calls:?}");
+            // The test's own clean-up needs them unprotected.
+            app.edit(|spec| spec.database.deletion_protection = None);
+            app.converge_and_settle().await?;
+            for model in movieapp_model::TABLES {
+                let name = app.table(model.component);
+                ensure!(
+                    !protected(&app.sdk, &name).await?,
+                    "{name}: Delete leaves them unprotected"
+                );
             }
             Ok(())
         }

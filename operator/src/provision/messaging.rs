@@ -15,7 +15,6 @@ use super::{Cleanup, Observed, Target};
 use crate::aws::AwsError;
 use crate::conditions::PartState;
 use crate::crd::{NotificationsStatus, QueueStatus};
-use crate::naming::component;
 use crate::reason::Reason;
 
 /// The physical names of the messaging resources.
@@ -28,10 +27,11 @@ struct Names {
 
 impl Names {
     fn of(target: &Target<'_>) -> Self {
+        let names = target.names();
         Self {
-            jobs: target.id.queue_name(component::JOBS_QUEUE),
-            dead_letter: target.id.queue_name(component::DEAD_LETTER_QUEUE),
-            topic: target.id.topic_name(),
+            jobs: names.jobs_queue,
+            dead_letter: names.dead_letter_queue,
+            topic: names.topic,
         }
     }
 

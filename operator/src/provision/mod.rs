@@ -20,7 +20,7 @@ use crate::aws::tags::Owner;
 use crate::aws::{AwsClients, AwsError};
 use crate::conditions::PartState;
 use crate::crd::{MovieAppSpec, MovieAppStatus, NotificationsStatus, QueueStatus, TableStatus};
-use crate::naming::AppId;
+use crate::naming::{AppId, PhysicalNames};
 use crate::reason::Reason;
 
 /// Everything provisioning needs to know about one MovieApp.
@@ -41,6 +41,14 @@ pub struct Target<'a> {
     /// `metadata.generation`: compared with `previous.observedGeneration` to
     /// tell a spec change (`Updated`) from drift (`DriftRepaired`).
     pub generation: Option<i64>,
+}
+
+impl Target<'_> {
+    /// The physical names of this MovieApp's resources: the spec's explicit
+    /// ones, else the operator's.
+    pub fn names(&self) -> PhysicalNames {
+        PhysicalNames::of(self.id, self.spec)
+    }
 }
 
 /// Something worth a Kubernetes Event (a resource created, adopted,

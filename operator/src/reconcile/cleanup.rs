@@ -33,6 +33,12 @@ pub enum Error {
     /// the clean-up returns `Ok`.
     #[error("AWS is still deleting the resources")]
     Pending,
+    /// `deletionPolicy: Delete` with deletion protection on: nothing is
+    /// deleted until a human turns protection off (or the policy to
+    /// `Retain`); the spec change that does so reconciles again. Not a
+    /// failure either: no retries meanwhile.
+    #[error("the tables are protected from deletion")]
+    Protected,
 }
 
 impl Error {
@@ -42,6 +48,7 @@ impl Error {
             Error::Aws(_) => "aws",
             Error::Status(error) => error.category(),
             Error::Pending => "pending",
+            Error::Protected => "deletion_protected",
         }
     }
 }
@@ -61,6 +68,29 @@ pub async fn cleanup(
     target.adopt = false;
 
     match app.spec.deletion_policy {
+        // Protection means that no one deletes the tables, the operator
+        // included: the MovieApp stays whole (tables, queues, topic) and
+        // says what to change.
+        DeletionPolicy::Delete if app.spec.deletion_protection() => {
+            let message = "deletionPolicy is Delete but the tables have deletion protection \
+                           (spec.database.deletionProtection), so nothing is deleted; set \
+                           spec.database.deletionProtection to false to delete everything, or \
+                           spec.deletionPolicy to Retain to keep the AWS resources";
+            let newly = status::deletion_blocked(ctx, app, Reason::DeletionProtected, message)
+                .await
+                .map_err(Error::from)?;
+            if newly {
+                status::event(
+                    ctx,
+                    app,
+                    EventKind::Warning,
+                    Reason::DeletionProtected,
+                    message,
+                )
+                .await;
+            }
+            return Err(Error::Protected.into());
+        }
         DeletionPolicy::Delete => match provision::delete(&target).await.map_err(Error::from)? {
             Cleanup::Done => {
                 status::event(

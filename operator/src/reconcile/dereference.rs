@@ -14,7 +14,7 @@ use crate::aws::AwsClients;
 use crate::aws::tags::Owner;
 use crate::conditions::PartState;
 use crate::crd::MovieApp;
-use crate::naming::{AppId, component};
+use crate::naming::{AppId, PhysicalNames};
 use crate::provision::Target;
 use crate::reason::Reason;
 
@@ -97,15 +97,7 @@ impl<'a> Object<'a> {
             namespace: &self.namespace,
             name: &self.name,
         };
-        movieapp_model::TABLES
-            .iter()
-            .map(|table| id.table_name(table.component))
-            .chain([
-                id.queue_name(component::JOBS_QUEUE),
-                id.queue_name(component::DEAD_LETTER_QUEUE),
-                id.topic_name(),
-            ])
-            .collect()
+        PhysicalNames::of(id, &self.app.spec).all()
     }
 
     /// What an AWS pass of this MovieApp depends on.

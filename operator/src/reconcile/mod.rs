@@ -198,6 +198,10 @@ async fn lifecycle(app: &MovieApp, ctx: &Context, reread: Option<Reread>) -> Res
             );
             Ok(Action::await_change())
         }
+        // Waits for the spec change that lifts the protection.
+        Err(finalizer::Error::CleanupFailed(Error::Cleanup(cleanup::Error::Protected))) => {
+            Ok(Action::await_change())
+        }
         Err(finalizer::Error::CleanupFailed(error)) => Err(error),
         Err(finalizer::Error::AddFinalizer(error) | finalizer::Error::RemoveFinalizer(error)) => {
             Err(Error::Finalizer(error))

@@ -502,6 +502,32 @@ pub async fn deleting(ctx: &Context, app: &MovieApp, message: &str) -> Result<()
     Ok(())
 }
 
+/// Marks the object's deletion as waiting for a human
+/// ([`conditions::deletion_blocked`]); true when it was not so before.
+pub async fn deletion_blocked(
+    ctx: &Context,
+    app: &MovieApp,
+    reason: Reason,
+    message: &str,
+) -> Result<bool, Error> {
+    let previous = app.status.clone().unwrap_or_default();
+    let status = MovieAppStatus {
+        conditions: conditions::deletion_blocked(
+            &previous.conditions,
+            reason,
+            message,
+            app.metadata.generation,
+            &now(),
+        ),
+        ..previous
+    };
+    let changed = app.status.as_ref() != Some(&status);
+    if changed {
+        patch_status(ctx, app, &status).await?;
+    }
+    Ok(changed)
+}
+
 /// Marks the object as paused ([`conditions::paused`]); true when it was
 /// not paused before.
 pub async fn paused(ctx: &Context, app: &MovieApp, message: &str) -> Result<bool, Error> {

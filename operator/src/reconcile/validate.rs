@@ -12,6 +12,7 @@ use movieapp_model::{TABLES, env};
 use super::dereference::{Dereferenced, effective_region};
 use crate::conditions::PartState;
 use crate::crd::MovieApp;
+use crate::naming::{AppId, PhysicalNames, check};
 use crate::reason::Reason;
 
 /// A MovieApp whose spec passed validation.
@@ -121,6 +122,52 @@ pub fn problems(app: &MovieApp, region: &str) -> Vec<String> {
     {
         problems.push("spec.worker.autoscaling.minReplicas exceeds maxReplicas".to_owned());
     }
+    problems.extend(name_problems(app));
+    problems
+}
+
+/// Explicit physical names that break their service's rules, or that name
+/// one resource twice.
+fn name_problems(app: &MovieApp) -> Vec<String> {
+    let spec = &app.spec;
+    let mut problems = Vec::new();
+    if let Some(tables) = &spec.database.table_names {
+        for table in TABLES {
+            if let Some(name) = tables.get(table.component) {
+                let field = format!("spec.database.tableNames.{}", table.component);
+                problems.extend(check::table(&field, name).err());
+            }
+        }
+    }
+    if let Some(name) = &spec.queue.name {
+        problems.extend(check::queue("spec.queue.name", name).err());
+    }
+    if let Some(name) = &spec.queue.dead_letter_queue_name {
+        problems.extend(check::queue("spec.queue.deadLetterQueueName", name).err());
+    }
+    if let Some(name) = &spec.notifications.topic_name {
+        problems.extend(check::topic("spec.notifications.topicName", name).err());
+    }
+    let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    let names = PhysicalNames::of(AppId { namespace, name }, spec);
+    let mut tables: Vec<&(&str, String)> = names.tables.iter().collect();
+    tables.sort_by(|a, b| a.1.cmp(&b.1));
+    for pair in tables.windows(2) {
+        if pair[0].1 == pair[1].1 {
+            problems.push(format!(
+                "the {} and {} tables would both be {:?}; each table needs its own name",
+                pair[0].0, pair[1].0, pair[0].1
+            ));
+        }
+    }
+    if names.jobs_queue == names.dead_letter_queue {
+        problems.push(format!(
+            "the jobs queue and the dead-letter queue would both be {:?}; \
+             set spec.queue.deadLetterQueueName to another name",
+            names.jobs_queue
+        ));
+    }
     problems
 }
 
@@ -150,6 +197,49 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("TMDB_API_KEY"));
         assert!(problems[1].contains("more than once"));
+    }
+
+    #[test]
+    fn explicit_names_are_checked_against_each_service_s_rules() {
+        assert!(
+            problems(
+                &app(
+                    "{ database: { tableNames: { users: legacy.users, movies: legacy.movies } }, queue: { name: legacy-jobs, deadLetterQueueName: legacy-dlq }, notifications: { topicName: legacy_topic } }"
+                ),
+                "us-east-1"
+            )
+            .is_empty()
+        );
+        let problems = problems(
+            &app(
+                "{ database: { tableNames: { users: ab, watchlists: 'a/b' } }, queue: { name: jobs.fifo, deadLetterQueueName: 'dead letter' }, notifications: { topicName: topic.fifo } }",
+            ),
+            "us-east-1",
+        );
+        let expected = [
+            "spec.database.tableNames.users \"ab\" is not a DynamoDB table name",
+            "spec.database.tableNames.watchlists \"a/b\" is not a DynamoDB table name",
+            "spec.queue.name \"jobs.fifo\" names a FIFO queue",
+            "spec.queue.deadLetterQueueName \"dead letter\" is not an SQS queue name",
+            "spec.notifications.topicName \"topic.fifo\" names a FIFO topic",
+        ];
+        assert_eq!(problems.len(), expected.len(), "{problems:?}");
+        for (problem, expected) in problems.iter().zip(expected) {
+            assert!(problem.starts_with(expected), "{problem}");
+        }
+    }
+
+    #[test]
+    fn one_name_for_two_resources_is_rejected() {
+        let problems = problems(
+            &app(
+                "{ database: { tableNames: { users: shared, movies: shared } }, queue: { name: same, deadLetterQueueName: same } }",
+            ),
+            "us-east-1",
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("the users and movies tables would both be \"shared\""));
+        assert!(problems[1].contains("jobs queue and the dead-letter queue"));
     }
 
     #[test]

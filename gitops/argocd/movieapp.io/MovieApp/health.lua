@@ -5,7 +5,8 @@
 -- Healthy     Ready=True and the operator has seen the current spec
 --             (status.observedGeneration == metadata.generation)
 -- Degraded    Stalled=True for the current spec: a human must act (the
---             reason says what: docs/troubleshooting.md)
+--             reason says what: docs/troubleshooting.md); also a deletion
+--             that waits for one (DeletionProtected)
 -- Progressing everything else: not reconciled yet, a spec change not yet
 --             seen, provisioning under way, being deleted
 --
@@ -70,6 +71,17 @@ if paused ~= nil and paused.status == "True" then
 end
 
 if metadata.deletionTimestamp ~= nil then
+  -- deletionPolicy: Delete with the tables protected: nothing is deleted
+  -- until a human turns protection off or keeps the data (Retain).
+  local waiting = nil
+  if type(obj.status) == "table" then
+    waiting = condition(obj.status.conditions, "Stalled")
+  end
+  if waiting ~= nil and waiting.status == "True" and waiting.reason == "DeletionProtected" then
+    hs.status = "Degraded"
+    hs.message = describe(waiting)
+    return hs
+  end
   hs.status = "Progressing"
   hs.message = "Deleting: the operator is removing the MovieApp's resources"
   return hs

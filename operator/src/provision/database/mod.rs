@@ -80,8 +80,12 @@ async fn ensure_table(
     target: &Target<'_>,
     table: &Table,
 ) -> Observed<TableStatus> {
-    let name = target.id.table_name(table.component);
-    let desired = DesiredTable::new(table, &target.spec.database);
+    let name = target.names().table(table.component).to_owned();
+    let desired = DesiredTable::new(
+        table,
+        &target.spec.database,
+        target.spec.deletion_protection(),
+    );
     let recorded = target
         .previous
         .is_some_and(|s| s.tables.iter().any(|t| t.name == name));
@@ -128,10 +132,11 @@ async fn every_table<T, F>(target: &Target<'_>, op: impl Fn(String) -> F) -> Vec
 where
     F: Future<Output = T>,
 {
+    let names = target.names();
     join_all(
         TABLES
             .iter()
-            .map(|table| op(target.id.table_name(table.component))),
+            .map(|table| op(names.table(table.component).to_owned())),
     )
     .await
 }

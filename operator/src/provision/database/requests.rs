@@ -121,6 +121,7 @@ pub async fn create_table(
         .billing_mode(billing_mode(desired.billing))
         .set_provisioned_throughput(throughput(desired.billing, OP)?)
         .sse_specification(sse_specification(desired.encryption))
+        .deletion_protection_enabled(desired.deletion_protection)
         .set_tags(Some(dynamodb_tags(tags, OP)?))
         .send()
         .await;
@@ -194,6 +195,9 @@ pub async fn update_table(
         }
         TableChange::Encryption(encryption) => {
             request = request.sse_specification(sse_specification(*encryption));
+        }
+        TableChange::DeletionProtection(enabled) => {
+            request = request.deletion_protection_enabled(*enabled);
         }
     }
     let output = request

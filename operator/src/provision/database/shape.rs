@@ -86,10 +86,12 @@ pub struct DesiredTable {
     pub encryption: Encryption,
     pub point_in_time_recovery: bool,
     pub ttl_attribute: Option<String>,
+    /// DynamoDB deletion protection ([`crate::crd::MovieAppSpec::deletion_protection`]).
+    pub deletion_protection: bool,
 }
 
 impl DesiredTable {
-    pub fn new(table: &Table, spec: &DatabaseSpec) -> Self {
+    pub fn new(table: &Table, spec: &DatabaseSpec, deletion_protection: bool) -> Self {
         let billing = match (
             spec.billing_mode,
             spec.read_capacity_units,
@@ -122,6 +124,7 @@ impl DesiredTable {
             },
             point_in_time_recovery: spec.point_in_time_recovery,
             ttl_attribute: table.ttl_attribute.map(str::to_owned),
+            deletion_protection,
         }
     }
 }
@@ -145,6 +148,7 @@ pub struct TableShape {
     pub billing: Billing,
     pub indexes: Vec<IndexShape>,
     pub encryption: Encryption,
+    pub deletion_protection: bool,
 }
 
 impl TableShape {
@@ -225,6 +229,7 @@ impl TableShape {
                 })
                 .collect(),
             encryption,
+            deletion_protection: description.deletion_protection_enabled().unwrap_or(false),
         }
     }
 
@@ -265,6 +270,7 @@ pub enum TableChange {
     },
     CreateIndex(DesiredIndex),
     Encryption(Encryption),
+    DeletionProtection(bool),
 }
 
 impl TableChange {
@@ -294,15 +300,22 @@ impl TableChange {
             Self::Encryption(_) => {
                 "switched server-side encryption to the AWS owned key".to_owned()
             }
+            Self::DeletionProtection(true) => "enabled deletion protection".to_owned(),
+            Self::DeletionProtection(false) => "disabled deletion protection".to_owned(),
         }
     }
 }
 
 /// The next change that brings `actual` closer to `desired`, in the order
 /// that keeps each step valid: drop wrong indexes, set billing and
-/// capacity, create missing indexes, then encryption. `Err` when the table
-/// can never match (its own key schema cannot change).
+/// capacity, create missing indexes, then encryption. Deletion protection
+/// that should be on comes first (a table is never left unprotected while
+/// other changes wait), protection that should be off last. `Err` when the
+/// table can never match (its own key schema cannot change).
 pub fn plan(desired: &DesiredTable, actual: &TableShape) -> Result<Option<TableChange>, String> {
+    if desired.deletion_protection && !actual.deletion_protection {
+        return Ok(Some(TableChange::DeletionProtection(true)));
+    }
     if actual.keys != desired.keys {
         return Err(format!(
             "its key schema is {}, but the application needs {}; a key schema cannot be changed, \
@@ -332,6 +345,11 @@ pub fn plan(desired: &DesiredTable, actual: &TableShape) -> Result<Option<TableC
     }
     if desired.encryption != actual.encryption {
         return Ok(Some(TableChange::Encryption(desired.encryption)));
+    }
+    if desired.deletion_protection != actual.deletion_protection {
+        return Ok(Some(TableChange::DeletionProtection(
+            desired.deletion_protection,
+        )));
     }
     Ok(None)
 }

@@ -277,8 +277,28 @@ impl Kind for Tables<'_> {
         Ok(actual)
     }
 
+    /// Reached only when the spec wants the tables unprotected (the
+    /// clean-up deletes nothing otherwise): protection switched on outside
+    /// the operator is drift, undone first.
     async fn delete(&self, table: &FoundTable) -> Result<Deletion, AwsError> {
         let name = &table.name;
+        if table.description.deletion_protection_enabled() == Some(true) {
+            let request = self
+                .dynamodb
+                .update_table()
+                .table_name(name)
+                .deletion_protection_enabled(false);
+            match aws::send(SERVICE, "UpdateTable", request.send()).await {
+                Ok(_) => {}
+                Err(error) if error.code.as_deref() == Some("ResourceInUseException") => {
+                    return Ok(Deletion::NotYet(format!(
+                        "DynamoDB table {name} is {}; turning its deletion protection off once ACTIVE",
+                        table.status()
+                    )));
+                }
+                Err(error) => return Err(error),
+            }
+        }
         match self.dynamodb.delete_table().table_name(name).send().await {
             Ok(_) => Ok(Deletion::Started),
             Err(error) => {

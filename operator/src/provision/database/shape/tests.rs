@@ -36,6 +36,7 @@ fn shape_of(desired: &DesiredTable) -> TableShape {
             })
             .collect(),
         encryption: desired.encryption,
+        deletion_protection: desired.deletion_protection,
     }
 }
 
@@ -43,7 +44,7 @@ fn shape_of(desired: &DesiredTable) -> TableShape {
 fn a_table_as_declared_needs_no_change() {
     for table in TABLES {
         for billing in [BillingMode::PayPerRequest, BillingMode::Provisioned] {
-            let desired = DesiredTable::new(&table, &spec(billing));
+            let desired = DesiredTable::new(&table, &spec(billing), false);
             assert_eq!(
                 plan(&desired, &shape_of(&desired)),
                 Ok(None),
@@ -56,7 +57,7 @@ fn a_table_as_declared_needs_no_change() {
 
 #[test]
 fn desired_tables_follow_the_model() {
-    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest));
+    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest), false);
     assert_eq!(
         desired.keys,
         [
@@ -78,21 +79,21 @@ fn desired_tables_follow_the_model() {
     assert_eq!(desired.billing, Billing::OnDemand);
     assert!(desired.point_in_time_recovery);
     assert_eq!(
-        DesiredTable::new(&MOVIES, &DatabaseSpec::default())
+        DesiredTable::new(&MOVIES, &DatabaseSpec::default(), false)
             .ttl_attribute
             .as_deref(),
         Some("expiresAt")
     );
     assert_eq!(
-        DesiredTable::new(&USERS, &spec(BillingMode::Provisioned)).billing,
+        DesiredTable::new(&USERS, &spec(BillingMode::Provisioned), false).billing,
         Billing::Provisioned { read: 5, write: 3 }
     );
 }
 
 #[test]
 fn switching_to_provisioned_sets_every_index_in_the_same_call() {
-    let on_demand = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest));
-    let provisioned = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::Provisioned));
+    let on_demand = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest), false);
+    let provisioned = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::Provisioned), false);
     let change = plan(&provisioned, &shape_of(&on_demand));
     assert_eq!(
         change,
@@ -113,7 +114,7 @@ fn switching_to_provisioned_sets_every_index_in_the_same_call() {
 
 #[test]
 fn capacity_changes_touch_only_what_differs() {
-    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::Provisioned));
+    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::Provisioned), false);
     let mut actual = shape_of(&desired);
     actual.indexes[0].capacity = (1, 1);
     assert_eq!(
@@ -133,7 +134,7 @@ fn capacity_changes_touch_only_what_differs() {
         }))
     );
     // On-demand tables report capacity 5/5 in moto after a switch: ignored.
-    let on_demand = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest));
+    let on_demand = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest), false);
     let mut actual = shape_of(&on_demand);
     actual.indexes[0].capacity = (5, 5);
     assert_eq!(plan(&on_demand, &actual), Ok(None));
@@ -141,7 +142,7 @@ fn capacity_changes_touch_only_what_differs() {
 
 #[test]
 fn index_changes_come_one_at_a_time_deletes_first() {
-    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest));
+    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest), false);
     let mut actual = shape_of(&desired);
     actual.indexes.clear();
     assert_eq!(
@@ -178,10 +179,11 @@ fn index_changes_come_one_at_a_time_deletes_first() {
 
 #[test]
 fn billing_comes_before_creating_an_index() {
-    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::Provisioned));
+    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::Provisioned), false);
     let mut actual = shape_of(&DesiredTable::new(
         &WATCHLISTS,
         &spec(BillingMode::PayPerRequest),
+        false,
     ));
     actual.indexes.clear();
     assert!(matches!(
@@ -194,7 +196,7 @@ fn billing_comes_before_creating_an_index() {
 fn encryption_is_compared() {
     let mut database = spec(BillingMode::PayPerRequest);
     database.encryption = TableEncryption::Kms;
-    let desired = DesiredTable::new(&USERS, &database);
+    let desired = DesiredTable::new(&USERS, &database, false);
     let mut actual = shape_of(&desired);
     actual.encryption = Encryption::AwsOwned;
     assert_eq!(
@@ -205,7 +207,7 @@ fn encryption_is_compared() {
 
 #[test]
 fn a_different_key_schema_cannot_be_fixed() {
-    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest));
+    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest), false);
     let mut actual = shape_of(&desired);
     actual.keys[1].kind = "S".into();
     let error = plan(&desired, &actual).expect_err("incompatible");
@@ -214,7 +216,7 @@ fn a_different_key_schema_cannot_be_fixed() {
 
 #[test]
 fn nothing_is_changed_while_the_table_or_an_index_is_busy() {
-    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest));
+    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest), false);
     let mut actual = shape_of(&desired);
     assert_eq!(actual.busy(), None);
     actual.status = "CREATING".into();
@@ -274,7 +276,7 @@ fn shapes_are_read_from_describe_table() {
         )
         .build();
     let shape = TableShape::from_description(&description);
-    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest));
+    let desired = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest), false);
     assert_eq!(shape.encryption, Encryption::AwsOwned);
     assert_eq!(plan(&desired, &shape), Ok(None));
 
@@ -297,4 +299,56 @@ fn shapes_are_read_from_describe_table() {
     let shape = TableShape::from_description(&old);
     assert_eq!(shape.billing, Billing::Provisioned { read: 5, write: 3 });
     assert_eq!(shape.encryption, Encryption::Kms);
+}
+
+#[test]
+fn deletion_protection_is_compared_and_switched_on_before_anything_else() {
+    let protected = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::Provisioned), true);
+    let mut actual = shape_of(&DesiredTable::new(
+        &WATCHLISTS,
+        &spec(BillingMode::PayPerRequest),
+        false,
+    ));
+    // Billing differs too, but protection goes on first.
+    assert_eq!(
+        plan(&protected, &actual),
+        Ok(Some(TableChange::DeletionProtection(true)))
+    );
+    actual.deletion_protection = true;
+    assert!(matches!(
+        plan(&protected, &actual),
+        Ok(Some(TableChange::Capacity { .. }))
+    ));
+    // Off once everything else matches.
+    let unprotected = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest), false);
+    let mut actual = shape_of(&unprotected);
+    actual.deletion_protection = true;
+    actual.encryption = Encryption::Kms;
+    assert_eq!(
+        plan(&unprotected, &actual),
+        Ok(Some(TableChange::Encryption(Encryption::AwsOwned)))
+    );
+    actual.encryption = Encryption::AwsOwned;
+    assert_eq!(
+        plan(&unprotected, &actual),
+        Ok(Some(TableChange::DeletionProtection(false)))
+    );
+    assert_eq!(
+        TableChange::DeletionProtection(false).describe(),
+        "disabled deletion protection"
+    );
+}
+
+#[test]
+fn deletion_protection_is_read_from_the_description() {
+    let description = |enabled: Option<bool>| {
+        ddb::TableDescription::builder()
+            .table_status(ddb::TableStatus::Active)
+            .set_deletion_protection_enabled(enabled)
+            .build()
+    };
+    assert!(TableShape::from_description(&description(Some(true))).deletion_protection);
+    assert!(!TableShape::from_description(&description(Some(false))).deletion_protection);
+    // Tables described before the attribute existed are unprotected.
+    assert!(!TableShape::from_description(&description(None)).deletion_protection);
 }
