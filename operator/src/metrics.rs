@@ -1,8 +1,9 @@
 //! Prometheus metrics. Every label value comes from a closed set (results,
-//! error categories, AWS services and operations, condition types): never an
-//! object name or an error string, so cardinality is bounded.
+//! error categories, AWS services and operations, condition types and
+//! reasons): never an object name or an error string, so cardinality is
+//! bounded.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -37,10 +38,26 @@ pub struct AwsRequestLabels {
     pub outcome: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct ConditionLabels {
     condition: String,
     status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct ReasonLabels {
+    condition: String,
+    status: String,
+    reason: String,
+}
+
+/// One condition of a MovieApp's status as the metrics count it: its type,
+/// its status and its reason (a `Reason` variant, so a closed set).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedCondition {
+    pub type_: String,
+    pub status: String,
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -288,7 +305,7 @@ impl Metrics {
     }
 
     /// Records the conditions of one MovieApp (by uid).
-    pub fn set_conditions(&self, uid: String, conditions: Vec<(String, String)>) {
+    pub fn set_conditions(&self, uid: String, conditions: Vec<ObservedCondition>) {
         self.resources.set(uid, conditions);
     }
 
@@ -343,14 +360,15 @@ impl Metrics {
 }
 
 /// `movieapp_resources{condition,status}`: how many MovieApps have each
-/// condition in each status, computed at scrape time.
+/// condition in each status, and `movieapp_condition_reasons{condition,status,reason}`
+/// the same split by the condition's reason; computed at scrape time.
 #[derive(Debug, Default)]
 struct ResourceConditions {
-    by_object: Mutex<HashMap<String, Vec<(String, String)>>>,
+    by_object: Mutex<HashMap<String, Vec<ObservedCondition>>>,
 }
 
 impl ResourceConditions {
-    fn set(&self, key: String, conditions: Vec<(String, String)>) {
+    fn set(&self, key: String, conditions: Vec<ObservedCondition>) {
         self.by_object
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -367,37 +385,63 @@ impl ResourceConditions {
 
 impl Collector for ResourceConditions {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut counts: HashMap<ConditionLabels, i64> = HashMap::new();
+        // Ordered maps, so the series come out in a stable order.
+        let mut counts: BTreeMap<ConditionLabels, i64> = BTreeMap::new();
+        let mut by_reason: BTreeMap<ReasonLabels, i64> = BTreeMap::new();
         {
             let by_object = self
                 .by_object
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            for conditions in by_object.values() {
-                for (condition, status) in conditions {
-                    *counts
-                        .entry(ConditionLabels {
-                            condition: condition.clone(),
-                            status: status.clone(),
-                        })
-                        .or_default() += 1;
-                }
+            for c in by_object.values().flatten() {
+                *counts
+                    .entry(ConditionLabels {
+                        condition: c.type_.clone(),
+                        status: c.status.clone(),
+                    })
+                    .or_default() += 1;
+                *by_reason
+                    .entry(ReasonLabels {
+                        condition: c.type_.clone(),
+                        status: c.status.clone(),
+                        reason: c.reason.clone(),
+                    })
+                    .or_default() += 1;
             }
         }
-        let mut counts: Vec<_> = counts.into_iter().collect();
-        counts.sort_by(|a, b| (&a.0.condition, &a.0.status).cmp(&(&b.0.condition, &b.0.status)));
-        let mut metric = encoder.encode_descriptor(
+        encode_gauges(
+            &mut encoder,
             "movieapp_resources",
             "MovieApp objects by condition type and status",
-            None,
-            prometheus_client::metrics::MetricType::Gauge,
+            counts,
         )?;
-        for (labels, count) in counts {
-            let family = metric.encode_family(&labels)?;
-            ConstGauge::new(count).encode(family)?;
-        }
-        Ok(())
+        encode_gauges(
+            &mut encoder,
+            "movieapp_condition_reasons",
+            "MovieApp objects by condition type, status and reason",
+            by_reason,
+        )
     }
+}
+
+/// One gauge family computed at scrape time: a series per label set.
+fn encode_gauges<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    counts: BTreeMap<L, i64>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for (labels, count) in counts {
+        let family = metric.encode_family(&labels)?;
+        ConstGauge::new(count).encode(family)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -411,9 +455,14 @@ mod tests {
         metrics.reconcile_failed("aws", Duration::from_millis(5));
         metrics.aws_request("sqs", "GetQueueAttributes", "success");
         metrics.aws_request("sqs", "SetQueueAttributes", "throttled");
-        metrics.set_conditions("a/x".into(), vec![("Ready".into(), "True".into())]);
-        metrics.set_conditions("b/y".into(), vec![("Ready".into(), "True".into())]);
-        metrics.set_conditions("c/z".into(), vec![("Ready".into(), "False".into())]);
+        let ready = |status: &str, reason: &str| ObservedCondition {
+            type_: "Ready".into(),
+            status: status.into(),
+            reason: reason.into(),
+        };
+        metrics.set_conditions("a/x".into(), vec![ready("True", "Available")]);
+        metrics.set_conditions("b/y".into(), vec![ready("True", "Available")]);
+        metrics.set_conditions("c/z".into(), vec![ready("False", "SecretNotFound")]);
         metrics.set_leader(true);
 
         let text = metrics.render().expect("render");
@@ -425,6 +474,8 @@ mod tests {
             "movieapp_aws_requests_total{service=\"sqs\",operation=\"GetQueueAttributes\",outcome=\"success\"} 1",
             "movieapp_resources{condition=\"Ready\",status=\"True\"} 2",
             "movieapp_resources{condition=\"Ready\",status=\"False\"} 1",
+            "movieapp_condition_reasons{condition=\"Ready\",status=\"True\",reason=\"Available\"} 2",
+            "movieapp_condition_reasons{condition=\"Ready\",status=\"False\",reason=\"SecretNotFound\"} 1",
             "movieapp_leader 1",
             "movieapp_build_info{version=",
         ] {
@@ -435,5 +486,9 @@ mod tests {
         metrics.forget("c/z");
         let text = metrics.render().expect("render");
         assert!(!text.contains("status=\"False\""));
+        assert!(
+            !text.contains("SecretNotFound"),
+            "a forgotten object's reasons go with it"
+        );
     }
 }

@@ -400,6 +400,7 @@ pub fn note_changes(memory: Arc<Memory>) -> impl FnMut(&DeserializeGuard<MovieAp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::ObservedCondition;
     use kube::api::ObjectMeta;
 
     fn object(uid: &str) -> DeserializeGuard<MovieApp> {
@@ -419,7 +420,14 @@ mod tests {
             r.failures += 1;
             r.applied.insert("Deployment/shop".into(), 7);
         });
-        metrics.set_conditions(uid.to_owned(), vec![("Ready".into(), "True".into())]);
+        metrics.set_conditions(
+            uid.to_owned(),
+            vec![ObservedCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                reason: "Available".into(),
+            }],
+        );
     }
 
     fn resources(metrics: &Metrics) -> String {

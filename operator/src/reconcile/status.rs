@@ -23,6 +23,7 @@ use super::{Context, children, kube_category, object_key};
 use crate::aws::ecr::{ImageError, ResolvedImage};
 use crate::conditions::{self, Part, PartState, kind};
 use crate::crd::{ImageSpec, MovieApp, MovieAppStatus};
+use crate::metrics::ObservedCondition;
 use crate::provision::{Notice, Provisioned};
 use crate::reason::Reason;
 
@@ -558,7 +559,11 @@ async fn write(
         status
             .conditions
             .iter()
-            .map(|c| (c.type_.clone(), c.status.clone()))
+            .map(|c| ObservedCondition {
+                type_: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+            })
             .collect(),
     );
     if app.status.as_ref() != Some(status) {
