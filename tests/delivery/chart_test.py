@@ -7,6 +7,9 @@
   promises (least-privilege RBAC with exactly the expected rules, strict
   securityContext, probes, leader election with replicas > 1, PDB, topology
   spread, IRSA annotation, monitoring objects wired to the Service);
+- the opt-in Grafana dashboard ConfigMap: off by default, the dashboard JSON
+  unchanged, the sidecar's label, namespace, labels and annotations; the
+  dashboard passes dashboard-lint, which rejects its negative fixture;
 - values.schema.json and the template guards reject bad values, and accept
   `global`, alone and with the chart as a parent chart's dependency;
 - every MOVIEAPP_* variable the chart sets is a flag of `movieapp-operator run`;
@@ -14,13 +17,14 @@
   alerts_test.yaml;
 - the Kustomize base deploy/ yields the same objects as the chart's defaults.
 
-Needs $HELM and $PROMTOOL (install-tools.sh) and kubectl. Exit status
+Needs $HELM, $PROMTOOL and $DASHBOARD_LINT (install-tools.sh) and kubectl. Exit status
 non-zero on any failure; the last line is "N passed, F failed".
 """
 
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import re
 import shutil
@@ -38,6 +42,7 @@ CHART = ROOT / "charts" / "movieapp-operator"
 VALUES = HERE / "values"
 HELM = os.environ.get("HELM", "helm")
 PROMTOOL = os.environ.get("PROMTOOL", "promtool")
+DASHBOARD_LINT = os.environ.get("DASHBOARD_LINT", "dashboard-lint")
 
 # The operator's permissions over MovieApps and children (both modes): what
 # operator/src requests, no more. A change here is a security review.
@@ -473,6 +478,65 @@ def full() -> None:
     check("PDB maxUnavailable follows the value", one(docs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 2)
 
 
+def grafana_dashboard() -> None:
+    """The opt-in ConfigMap for Grafana's dashboard sidecar: off by default,
+    the dashboard JSON unchanged inside, the sidecar's label and the
+    namespace, labels and annotations the values ask for."""
+    shipped = json.loads((CHART / "dashboards/movieapp-operator.json").read_text())
+
+    def dashboards(docs: list[dict]) -> list[dict]:
+        return [d for d in find(docs, "ConfigMap") if "movieapp-operator.json" in d.get("data", {})]
+
+    lint = run(DASHBOARD_LINT, *map(str, sorted((CHART / "dashboards").glob("*.json"))))
+    check("dashboard-lint finds nothing wrong in the chart's dashboards", lint.returncode == 0, lint.stdout + lint.stderr)
+    negative = run(DASHBOARD_LINT, str(HERE / "fixtures/dashboard-lint-negative.json"))
+    rules = run(DASHBOARD_LINT, "-rules").stdout.split()
+    missed = [r for r in rules if f": {r}: " not in negative.stdout]
+    check(
+        f"dashboard-lint rejects fixtures/dashboard-lint-negative.json, each of its {len(rules)} rules",
+        negative.returncode == 1 and len(rules) > 10 and not missed,
+        f"rc={negative.returncode}, nothing found for {missed}",
+    )
+    check("no dashboard ConfigMap by default", not dashboards(render()))
+    docs = render("grafanaDashboard.enabled=true")
+    found = dashboards(docs)
+    check("grafanaDashboard.enabled=true renders one dashboard ConfigMap", len(found) == 1, str(len(found)))
+    if len(found) != 1:
+        return
+    cm = found[0]
+    check(
+        "the ConfigMap is in the release namespace with the sidecar's label grafana_dashboard: \"1\" and the chart's labels",
+        cm["metadata"]["namespace"] == "movieapp-system"
+        and cm["metadata"]["name"] == "movieapp-operator-dashboard"
+        and cm["metadata"]["labels"].get("grafana_dashboard") == "1"
+        and cm["metadata"]["labels"].get("app.kubernetes.io/part-of") == "movieapp"
+        and "annotations" not in cm["metadata"],
+        str(cm["metadata"]),
+    )
+    check(
+        "the ConfigMap carries dashboards/movieapp-operator.json unchanged (Grafana's ${datasource} not templated away)",
+        json.loads(cm["data"]["movieapp-operator.json"]) == shipped and "${datasource}" in cm["data"]["movieapp-operator.json"],
+    )
+    cm = one(render("full.yaml", release="ops", namespace="platform"), "ConfigMap", name="ops-movieapp-operator-dashboard")
+    check(
+        "grafanaDashboard labels and annotations apply (full.yaml), added to the sidecar's label",
+        cm["metadata"]["namespace"] == "platform"
+        and cm["metadata"]["labels"].get("grafana_dashboard") == "1"
+        and cm["metadata"]["labels"].get("example.com/team") == "platform"
+        and cm["metadata"].get("annotations") == {"grafana_folder": "MovieApp"},
+        str(cm["metadata"]),
+    )
+    cm = dashboards(render("grafanaDashboard.enabled=true", "grafanaDashboard.namespace=monitoring"))[0]
+    check("grafanaDashboard.namespace moves the ConfigMap (to where the sidecar looks)", cm["metadata"]["namespace"] == "monitoring")
+    docs = render("grafanaDashboard.enabled=true", "grafanaDashboard.labels.grafana_dashboard=null", "grafanaDashboard.labels.dashboards=movieapp")
+    labels = dashboards(docs)[0]["metadata"]["labels"]
+    check(
+        "the sidecar's label can be replaced (grafana_dashboard: null drops the default)",
+        "grafana_dashboard" not in labels and labels.get("dashboards") == "movieapp",
+        str(labels),
+    )
+
+
 def worker_pod_labels_and_admin_port() -> tuple[dict[str, str], str]:
     """The labels the operator sets on api-worker Pods (its children's
     selector and standard labels, less managed-by) and the name of the
@@ -511,6 +575,9 @@ def rejections() -> None:
         (["prometheusRule.reconcileErrorRatio=2"], "reconcileErrorRatio"),
         (["workerPodMonitor.interval=often"], "interval"),
         (["workerPodMonitor.port=metrics"], "port"),
+        (["grafanaDashboard.namespace=Bad_NS"], "namespace"),
+        (["grafanaDashboard.enabled=yes"], "enabled"),
+        (["grafanaDashboard.folder=MovieApp"], "folder"),
     ]
     for values, expected in cases:
         flags = [f for v in values for f in ("--set", v)]
@@ -578,6 +645,7 @@ def main() -> int:
         ("defaults", defaults),
         ("namespaced", namespaced),
         ("full", full),
+        ("grafana dashboard", grafana_dashboard),
         ("single replica", single_replica),
         ("rejections", rejections),
         ("subchart", subchart),

@@ -6,7 +6,11 @@
   (operator/src/reason.rs);
 - docs/troubleshooting.md has a section for every reason that stalls a MovieApp;
 - docs/metrics.md lists every metric operator/src/metrics.rs registers, and
-  every reconcile-error category the operator counts;
+  every reconcile-error category the operator counts; every metric it names
+  is one the operator or the api-worker registers;
+- every metric the chart's Grafana dashboard queries is in docs/metrics.md
+  (and so exists): the check also runs on a fixture that queries a metric
+  nobody serves, and must find it;
 - relative links in README.md and docs/ point at files that exist, and the
   repository paths the docs, the Makefile and the scripts name in backticks
   or comments exist (the design contract lives outside the repository: no
@@ -17,6 +21,7 @@ Exit status non-zero on any failure; the last line is "N passed, F failed".
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -70,6 +75,59 @@ REFERRING = ["README.md", "Makefile", "docs/*.md", "terraform/README.md", "scrip
 PATH = re.compile(
     r"(?<![\w/.-])((?:docs|tests|scripts|operator|api-worker|charts|crds|deploy|examples|gitops|terraform|\.github)/[\w./-]*\.[a-z]{1,4})(?![\w/])"
 )
+
+
+# Words of PromQL that are not metric names: keywords, set operators,
+# aggregations (a function call is recognised by its parenthesis).
+PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
+    "offset", "atan2", "start", "end", "inf", "nan", "sum", "min", "max", "avg", "count", "stddev",
+    "stdvar", "topk", "bottomk", "quantile", "count_values", "group", "limitk", "limit_ratio",
+}
+
+
+def promql_metrics(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects: its identifiers less
+    functions (followed by a parenthesis), keywords, label names (inside
+    {...} and in the label lists of by/without/on/ignoring/group_*), strings,
+    durations and numbers."""
+    text = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`', '""', expr)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    names = set()
+    for m in re.finditer(r"(?<![\w.$])[A-Za-z_:][A-Za-z0-9_:]*", text):
+        if m.group(0).lower() in PROMQL_WORDS or text[m.end():].lstrip().startswith("("):
+            continue
+        names.add(m.group(0))
+    return names
+
+
+def dashboard_metrics(path: Path) -> set[str]:
+    """Every metric a Grafana dashboard's queries and query variables select."""
+    dashboard = json.loads(path.read_text())
+    names: set[str] = set()
+    panels = list(dashboard.get("panels", []))
+    for panel in list(panels):
+        panels += panel.get("panels", [])
+    for panel in panels:
+        for target in panel.get("targets", []):
+            names |= promql_metrics(target.get("expr", ""))
+    for variable in dashboard.get("templating", {}).get("list", []):
+        query = variable.get("query")
+        query = query.get("query", "") if isinstance(query, dict) else query or ""
+        selector = re.match(r"\s*label_values\((.*),\s*\w+\)\s*$", query)
+        if variable.get("type") == "query":
+            names |= promql_metrics(selector.group(1) if selector else query)
+    return names
+
+
+def undocumented(names: set[str], metrics_doc: str) -> list[str]:
+    """Names docs/metrics.md does not list (a histogram's _bucket, _sum and
+    _count series are documented under the histogram's name)."""
+    return sorted(
+        n for n in names if not any(f"`{c}`" in metrics_doc for c in (n, re.sub(r"_(bucket|sum|count)$", "", n)))
+    )
 
 
 def dangling_paths() -> list[str]:
@@ -142,6 +200,28 @@ def main() -> int:
         return any(f"`{candidate}`" in metrics_doc for candidate in (name, f"{name}_total", f"{name}_info"))
 
     check(f"metrics.md lists every metric the operator registers ({len(names)})", sorted(n for n in names if not documented(n)))
+    worker_src = (ROOT / "api-worker" / "src" / "metrics.rs").read_text()
+    worker = {f"movieapp_{n}" for n in re.findall(r'register\(\s*"([a-z_]+)"', worker_src)}
+    check(f"metrics.md lists every metric the api-worker registers ({len(worker)})", sorted(n for n in worker if not documented(n)))
+    served = {f"{n}{suffix}" for n in names | worker for suffix in ("", "_total", "_info", "_bucket", "_sum", "_count")}
+    named = set(re.findall(r"\bmovieapp_[a-z0-9_]*[a-z0-9]", metrics_doc))
+    check(
+        f"every metric metrics.md names is registered by the operator or the api-worker ({len(named)})",
+        sorted(named - served) if names and worker else ["(no registered metric found in the code)"],
+    )
+    # The Grafana dashboard (charts/.../dashboards) queries only documented
+    # metrics; the fixture proves the check finds one that is not.
+    fixture = dashboard_metrics(ROOT / "tests/delivery/fixtures/dashboard-unknown-metric.json")
+    check(
+        "the dashboard metric check finds the metric nobody serves in tests/delivery/fixtures/dashboard-unknown-metric.json",
+        [] if undocumented(fixture, metrics_doc) == ["movieapp_reconcile_seconds_bucket"] else [f"found {undocumented(fixture, metrics_doc)}"],
+    )
+    for dashboard in sorted((ROOT / "charts").glob("*/dashboards/*.json")):
+        queried = dashboard_metrics(dashboard)
+        check(
+            f"metrics.md lists every metric {dashboard.relative_to(ROOT)} queries ({len(queried)})",
+            undocumented(queried, metrics_doc) if len(queried) >= 10 else [f"only {len(queried)} metrics found: the extraction broke"],
+        )
     # Each step of the pipeline (reconcile/*.rs) categorises its own errors;
     # reconcile/mod.rs counts them, and a few failures by name.
     categories = set()

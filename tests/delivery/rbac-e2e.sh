@@ -150,7 +150,7 @@ dry_run() {
 }
 dry_run "default values (cluster mode)"
 dry_run "namespaced mode" --set "watchNamespaces={$ns_apps,$ns_other}"
-dry_run "every optional object (ServiceMonitor, the workers' PodMonitor, PrometheusRule, NetworkPolicy, IRSA, digest, 3 replicas)" \
+dry_run "every optional object (ServiceMonitor, the workers' PodMonitor, PrometheusRule, NetworkPolicy, the Grafana dashboard ConfigMap, IRSA, digest, 3 replicas)" \
   -f "$here/values/full.yaml" --set "leaderElection.namespace=$ns_sys"
 dry_run "one replica without leader election" -f "$here/values/single-replica.yaml"
 # The base's own Namespace does not exist (a dry run creates nothing), so
