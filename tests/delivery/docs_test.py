@@ -194,6 +194,8 @@ def main() -> int:
     metrics_src = (SRC / "metrics.rs").read_text()
     names = set(re.findall(r'register\(\s*"([a-z_]+)"', metrics_src))
     names |= set(re.findall(r'encode_descriptor\(\s*"([a-z_]+)"', metrics_src))
+    # Gauges computed at scrape time (movieapp_resources and the like).
+    names |= set(re.findall(r'encode_gauges\(\s*&mut encoder,\s*"([a-z_]+)"', metrics_src))
     metrics_doc = (DOCS / "metrics.md").read_text()
 
     def documented(name: str) -> bool:
