@@ -324,6 +324,19 @@ def defaults() -> None:
         and not find(docs, "NetworkPolicy"),
     )
 
+    check(
+        "no AWS change events by default, and the operator's default resync (5m)",
+        "MOVIEAPP_EVENTS_QUEUE_URL" not in env and env.get("MOVIEAPP_RESYNC_INTERVAL") == "5m",
+        str(env),
+    )
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/movieapp-prod-aws-events"
+    events_env = env_of(one(render(f"operator.eventsQueueUrl={queue}"), "Deployment")["spec"]["template"]["spec"]["containers"][0])
+    check(
+        "operator.eventsQueueUrl sets --events-queue-url and, unless resyncInterval is set, the hourly resync",
+        events_env.get("MOVIEAPP_EVENTS_QUEUE_URL") == queue and events_env.get("MOVIEAPP_RESYNC_INTERVAL") == "1h",
+        str(events_env),
+    )
+
     # Every variable the chart sets for the operator is one of its flags' env mirrors.
     config = (ROOT / "operator/src/config.rs").read_text()
     known = set(re.findall(r'env = "([A-Z0-9_]+)"', config))
@@ -398,6 +411,7 @@ def full() -> None:
         and env.get("MOVIEAPP_AWS_MAX_RPS") == "20"
         and env.get("AWS_ENDPOINT_URL") == "http://localstack.localstack:4566"
         and env.get("MOVIEAPP_WORKER_TMDB_BASE_URL") == "http://tmdb-stub.tmdb:8080"
+        and env.get("MOVIEAPP_EVENTS_QUEUE_URL") == "https://sqs.eu-west-1.amazonaws.com/123456789012/movieapp-prod-aws-events"
         and env.get("MOVIEAPP_LOG_FORMAT") == "text"
         and env.get("RUST_LOG") == "debug"
         and env.get("MOVIEAPP_METRICS_ADDR") == "0.0.0.0:9090"
@@ -575,6 +589,8 @@ def rejections() -> None:
         (["prometheusRule.reconcileErrorRatio=2"], "reconcileErrorRatio"),
         (["workerPodMonitor.interval=often"], "interval"),
         (["workerPodMonitor.port=metrics"], "port"),
+        (["operator.eventsQueueUrl=sqs://movieapp-events"], "eventsQueueUrl"),
+        (["operator.eventsQueueUrl=https://sqs.us-east-1.amazonaws.com/movieapp-events"], "eventsQueueUrl"),
         (["grafanaDashboard.namespace=Bad_NS"], "namespace"),
         (["grafanaDashboard.enabled=yes"], "enabled"),
         (["grafanaDashboard.folder=MovieApp"], "folder"),
