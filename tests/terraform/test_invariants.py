@@ -44,6 +44,21 @@ configuration with python-hcl2 and verify what the project promises:
                 environment prefix (var.name, from local.name)
   first-apply   AAAA records only with a dual-stack domain; no Lambda
                 reserved concurrency by default (a new account has none)
+  events-rule   the EventBridge rule of the AWS change events matches
+                sample CloudTrail events of every write the operator's
+                consumer reads (sources, detail-type and request parameters
+                from operator/src/events.rs) on its names (the prefix of
+                operator/src/naming.rs), and not the same writes on other
+                names or other services' events
+  events-queue-policy  only EventBridge, for that rule (aws:SourceArn), may
+                send to the queues its target names; no "*" principal in
+                any Allow statement
+  events-dlq    the rule's queue redrives to a dead-letter queue and the
+                target has a dead_letter_config
+  events-encryption  every SQS queue encrypted (SSE-SQS or KMS)
+  events-trail  the module with the rule makes a CloudTrail trail that logs
+                and records write management events (EventBridge gets
+                CloudTrail's events only while a trail logs in the region)
   client-address  the api-worker finds the client behind the edge: the
                 NLB target group does not preserve client addresses (the
                 pods' peer is the NLB, in its subnets), health-checks the
@@ -96,6 +111,7 @@ REQUIRED_OUTPUTS = {
     "api_worker_repository_name": "MovieApp spec.worker.image.repository",
     "registry": "docker login / helm registry login",
     "chart_repository": "helm push / helm install oci://",
+    "events_queue_url": "operator.eventsQueueUrl (--events-queue-url)",
 }
 
 REQUIRED_ECR_REPOSITORIES = {"movieapp-operator", "api-worker", "charts/movieapp-operator"}
@@ -151,6 +167,7 @@ TAGGABLE = {
     "aws_autoscaling_group", "aws_sqs_queue", "aws_sns_topic",
     "aws_dynamodb_table", "aws_s3_bucket", "aws_secretsmanager_secret",
     "aws_lambda_function", "aws_lambda_event_source_mapping",
+    "aws_cloudwatch_event_rule", "aws_cloudtrail",
 }
 NOT_TAGGABLE = {
     "aws_route", "aws_route_table_association", "aws_kms_alias",
@@ -160,7 +177,11 @@ NOT_TAGGABLE = {
     "aws_scheduler_schedule", "aws_apigatewayv2_integration",
     "aws_apigatewayv2_route", "aws_apigatewayv2_api_mapping",
     "aws_acm_certificate_validation", "aws_route53_record",
-    "aws_lambda_permission",
+    "aws_lambda_permission", "aws_cloudwatch_event_target", "aws_sqs_queue_policy",
+    "aws_sqs_queue_redrive_allow_policy", "aws_s3_bucket_public_access_block",
+    "aws_s3_bucket_ownership_controls", "aws_s3_bucket_versioning",
+    "aws_s3_bucket_server_side_encryption_configuration",
+    "aws_s3_bucket_lifecycle_configuration", "aws_s3_bucket_policy",
 }
 
 OPTIONS = SerializationOptions(strip_string_quotes=True, with_comments=True)
@@ -894,6 +915,8 @@ GLOBAL_NAMES = {
     "aws_lb": "name", "aws_lb_target_group": "name", "aws_eks_cluster": "name",
     "aws_lambda_function": "function_name", "aws_launch_template": "name_prefix",
     "aws_autoscaling_group": "name_prefix", "aws_secretsmanager_secret": "name",
+    "aws_sqs_queue": "name", "aws_cloudwatch_event_rule": "name",
+    "aws_cloudtrail": "name", "aws_s3_bucket": "bucket_prefix",
 }
 
 
@@ -1005,10 +1028,323 @@ def check_client_address(mods):
     return bad
 
 
+# --- AWS change events (module aws-events, operator/src/events.rs) ------------
+
+def consumer_contract():
+    """What the operator's events consumer understands (operator/src/events.rs,
+    operator/src/naming.rs): the detail-type, the event sources, the request
+    parameters it takes names from, and the prefix of every name it owns."""
+    def read(*parts):
+        with open(os.path.join(REPO, *parts), encoding="utf-8") as f:
+            return f.read()
+    events, naming = read("operator", "src", "events.rs"), read("operator", "src", "naming.rs")
+    detail_type = re.search(r'pub const CLOUDTRAIL_DETAIL_TYPE: &str = "([^"]+)";', events)
+    sources = re.search(r"pub const SOURCES: \[&str; \d+\] = \[([^\]]*)\];", events)
+    keys = re.search(r"let parameters = &detail\[\"requestParameters\"\];.*?\[(.*?)\]", events, re.S)
+    prefix = re.search(r'pub const PREFIX: &str = "([^"]+)";', naming)
+    return {
+        "detail_type": detail_type.group(1) if detail_type else None,
+        "sources": re.findall(r'"([^"]+)"', sources.group(1)) if sources else [],
+        "keys": re.findall(r'"([A-Za-z]+)"', keys.group(1)) if keys else [],
+        # Names are PREFIX-<namespace>-<name>-... or PREFIX-<hash>-...
+        "prefix": prefix.group(1) + "-" if prefix else None,
+    }
+
+
+# The writes that change what the operator manages, one per drift the
+# operator repairs (docs/aws-events.md): the rule must match each of them.
+EVENT_WRITES = {
+    "aws.dynamodb": {"UpdateTable": "tableName", "DeleteTable": "tableName",
+                     "UpdateContinuousBackups": "tableName", "UpdateTimeToLive": "tableName",
+                     "TagResource": "resourceArn", "UntagResource": "resourceArn"},
+    "aws.sqs": {"SetQueueAttributes": "queueUrl", "DeleteQueue": "queueUrl",
+                "TagQueue": "queueUrl", "UntagQueue": "queueUrl",
+                "AddPermission": "queueUrl", "RemovePermission": "queueUrl"},
+    "aws.sns": {"SetTopicAttributes": "topicArn", "DeleteTopic": "topicArn",
+                "Subscribe": "topicArn", "Unsubscribe": "subscriptionArn",
+                "SetSubscriptionAttributes": "subscriptionArn",
+                "TagResource": "resourceArn", "UntagResource": "resourceArn",
+                "AddPermission": "topicArn", "RemovePermission": "topicArn"},
+}
+
+
+def _sample_value(source, key, name):
+    service = source.split(".")[1]
+    if key == "tableName":
+        return name
+    if key == "queueUrl":
+        return f"https://sqs.us-east-1.amazonaws.com/123456789012/{name}"
+    if key == "subscriptionArn":
+        return f"arn:aws:sns:us-east-1:123456789012:{name}:9f1c1b7e-5d7c-4d2b-a1f0-3c3a3c0c1e11"
+    if service == "dynamodb":
+        return f"arn:aws:dynamodb:us-east-1:123456789012:table/{name}"
+    return f"arn:aws:{service}:us-east-1:123456789012:{name}"
+
+
+def sample_event(source, event_name, key, name):
+    """A CloudTrail management event as EventBridge delivers it."""
+    return {
+        "source": source, "detail-type": "AWS API Call via CloudTrail",
+        "detail": {"eventSource": source.split(".")[1] + ".amazonaws.com", "eventName": event_name,
+                   "requestParameters": {key: _sample_value(source, key, name)}},
+    }
+
+
+def _value_matches(rule, value):
+    if isinstance(rule, dict):
+        if "prefix" in rule:
+            return isinstance(value, str) and value.startswith(rule["prefix"])
+        if "wildcard" in rule:
+            pattern = "^" + ".*".join(re.escape(p) for p in rule["wildcard"].split("*")) + "$"
+            return isinstance(value, str) and re.match(pattern, value) is not None
+        if "anything-but" in rule:
+            return value not in as_list(rule["anything-but"])
+        if "exists" in rule:
+            return (value is not None) == rule["exists"]
+        return False
+    return value == rule
+
+
+def pattern_matches(pattern, event):
+    """EventBridge's matching, for the filters the rule may use: value
+    lists (any one), prefix, wildcard, anything-but, exists, and $or."""
+    if not isinstance(pattern, dict) or not isinstance(event, dict):
+        return False
+    for key, rule in pattern.items():
+        if key == "$or":
+            if not any(pattern_matches(alt, event) for alt in rule):
+                return False
+        elif isinstance(rule, dict):
+            if not pattern_matches(rule, event.get(key)):
+                return False
+        else:
+            value = event.get(key) if isinstance(event, dict) else None
+            values = value if isinstance(value, list) else [value]
+            if not any(_value_matches(r, v) for r in as_list(rule) for v in values):
+                return False
+    return True
+
+
+# A name a MovieApp gives explicitly (spec.queue.name, ...), outside the prefix.
+EXTERNAL_NAME = "legacy-users"
+
+
+def render_pattern(template, prefix, names):
+    """What templatefile makes of the pattern: %{ for n in names }...%{ endfor }
+    repeated per name, then ${prefix}."""
+    def loop(m):
+        return "".join(m.group(2).replace("${" + m.group(1) + "}", n) for n in names)
+    text = re.sub(r"%\{ for (\w+) in names ~?\}(.*?)%\{ endfor ~?\}", loop, template, flags=re.S)
+    return text.replace("${prefix}", prefix)
+
+
+def _event_rules(mods):
+    """(module, file, name, pattern or error) of every EventBridge rule whose
+    pattern is a template file of its module."""
+    out = []
+    contract = consumer_contract()
+    for mod in mods:
+        for fname, (rtype, rname), body in mod.of("resource"):
+            if rtype != "aws_cloudwatch_event_rule":
+                continue
+            text = _text(body.get("event_pattern", ""))
+            m = re.search(r'templatefile\("\$\{path\.module\}/([^"]+)"', text)
+            if not m:
+                out.append((mod, fname, rname, "event_pattern is not templatefile(\"${path.module}/...\") (nothing to check)"))
+                continue
+            try:
+                with open(os.path.join(mod.path, m.group(1)), encoding="utf-8") as f:
+                    template = f.read()
+                rendered = {tuple(names): json.loads(render_pattern(template, contract["prefix"] or "movieapp-", names))
+                            for names in ([], [EXTERNAL_NAME])}
+                out.append((mod, fname, rname, rendered))
+            except (OSError, ValueError) as e:
+                out.append((mod, fname, rname, f"event pattern {m.group(1)}: {e}"))
+    return out
+
+
+def check_events_rule(mods):
+    """The rule delivers every write the consumer understands on the
+    operator's names, and nothing under another prefix."""
+    bad = []
+    contract = consumer_contract()
+    if not (contract["detail_type"] and contract["sources"] and contract["keys"] and contract["prefix"]):
+        return [f"operator/src/events.rs or naming.rs no longer says what the consumer reads: {contract}"]
+    rules = _event_rules(mods)
+    if not rules:
+        return ["no aws_cloudwatch_event_rule for the AWS change events"]
+    covered_keys = {key for writes in EVENT_WRITES.values() for key in writes.values()}
+    if set(contract["keys"]) - covered_keys:
+        bad.append(f"the consumer reads request parameters no write of EVENT_WRITES uses: {sorted(set(contract['keys']) - covered_keys)}")
+    if set(contract["sources"]) != set(EVENT_WRITES):
+        bad.append(f"the consumer's sources {contract['sources']} are not those of EVENT_WRITES {sorted(EVENT_WRITES)}")
+    for mod, fname, rname, pattern in rules:
+        at = f"{os.path.relpath(fname, REPO)}: aws_cloudwatch_event_rule.{rname}"
+        if isinstance(pattern, str):
+            bad.append(f"{at}: {pattern}")
+            continue
+        plain, with_external = pattern[()], pattern[(EXTERNAL_NAME,)]
+        pattern = plain
+        for var in [b for _, (v,), b in mod.of("variable") if v == "resource_prefix"]:
+            if var.get("default") != contract["prefix"]:
+                bad.append(f"{at}: variable resource_prefix defaults to {var.get('default')!r}, the operator names {contract['prefix']!r}...")
+        if as_list(pattern.get("detail-type")) != [contract["detail_type"]]:
+            bad.append(f"{at}: detail-type is not [{contract['detail_type']!r}]")
+        owned, foreign = contract["prefix"] + "ns-shop-1a2b3c4d-jobs", "billing-jobs"
+        for source in contract["sources"]:
+            for event_name, key in EVENT_WRITES.get(source, {}).items():
+                for pat, name, names in ((plain, owned, "no external_names"), (with_external, owned, f"external_names [{EXTERNAL_NAME}]"),
+                                         (with_external, EXTERNAL_NAME, f"external_names [{EXTERNAL_NAME}]")):
+                    if not pattern_matches(pat, sample_event(source, event_name, key, name)):
+                        bad.append(f"{at}: with {names}, does not match {source} {event_name} on {key} {name}")
+                for pat, name in ((plain, foreign), (plain, EXTERNAL_NAME), (with_external, foreign)):
+                    if pattern_matches(pat, sample_event(source, event_name, key, name)):
+                        bad.append(f"{at}: matches {source} {event_name} on {key} {name}, outside the prefix and the external names")
+        for name in as_list(pattern.get("detail", {}).get("eventName")):
+            if isinstance(name, str) and re.match(r"(Describe|Get|List)", name):
+                bad.append(f"{at}: matches the read {name}: the rule is for writes")
+        if pattern_matches(pattern, sample_event("aws.s3", "PutBucketPolicy", "bucketName", owned)):
+            bad.append(f"{at}: matches another service (aws.s3)")
+    return bad
+
+
+def _queues(mods):
+    return [(mod, fname, rname, body) for mod in mods for fname, (rtype, rname), body in mod.of("resource")
+            if rtype == "aws_sqs_queue"]
+
+
+def _rule_target_queues(mods):
+    """The queues an EventBridge rule delivers to (target arn or dead letter)."""
+    out = []
+    for mod in mods:
+        rules = {rname for _, (rtype, rname), _ in mod.of("resource") if rtype == "aws_cloudwatch_event_rule"}
+        for fname, (rtype, rname), body in mod.of("resource"):
+            if rtype != "aws_cloudwatch_event_target":
+                continue
+            for ref in [body.get("arn")] + [d.get("arn") for d in block_items(body, "dead_letter_config")]:
+                m = re.search(r"aws_sqs_queue\.(\w+)\.arn", _text(ref or ""))
+                if m:
+                    out.append((mod, fname, m.group(1), rules))
+    return out
+
+
+def check_events_queue_policy(mods):
+    """Only the rule sends to its queues: every queue an EventBridge target
+    names has a policy whose every statement lets events.amazonaws.com send
+    on condition aws:SourceArn = that rule; no queue policy anywhere has a
+    wildcard principal."""
+    bad = []
+    targets = _rule_target_queues(mods)
+    if not targets:
+        bad.append("no EventBridge target delivers to an SQS queue")
+    for mod, fname, queue, rules in targets:
+        at = f"{mod.rel}: aws_sqs_queue.{queue}"
+        # queue_url names the queue, or each.value of a for_each that does.
+        policies = [b for _, (t, _n), b in mod.of("resource")
+                    if t == "aws_sqs_queue_policy"
+                    and (re.search(rf"aws_sqs_queue\.{queue}\.(id|url)", _text(b.get("queue_url", "")))
+                         or ("each.value" in _text(b.get("queue_url", ""))
+                             and re.search(rf"aws_sqs_queue\.{queue}\b", _expand(mod, _text(b.get("for_each", ""))))))]
+        if not policies:
+            bad.append(f"{at}: no aws_sqs_queue_policy: EventBridge cannot send, or anyone the account allows can")
+            continue
+        for policy in policies:
+            doc = re.search(r"data\.aws_iam_policy_document\.(\w+)(?:\[each\.key\])?\.json", _text(policy.get("policy", "")))
+            docs = [b for _, labels, b in mod.of("data") if doc and labels == ["aws_iam_policy_document", doc.group(1)]]
+            if not docs:
+                bad.append(f"{at}: its policy is not a data.aws_iam_policy_document (cannot check it)")
+                continue
+            for st in block_items(docs[0], "statement"):
+                principals = block_items(st, "principals")
+                ids = [i for p in principals for i in literal_strings(p.get("identifiers"))]
+                conds = [c for c in block_items(st, "condition") if c.get("variable") == "aws:SourceArn"
+                         and c.get("test") in ("ArnEquals", "StringEquals")]
+                arns = " ".join(_text(v) for c in conds for v in as_list(c.get("values")))
+                if ids != ["events.amazonaws.com"] or [p.get("type") for p in principals] != ["Service"]:
+                    bad.append(f"{at}: statement {st.get('sid')} lets {ids} send, not only EventBridge")
+                if not any(re.search(rf"aws_cloudwatch_event_rule\.{r}\.arn", arns) for r in rules):
+                    bad.append(f"{at}: statement {st.get('sid')} has no aws:SourceArn condition naming the rule: any EventBridge rule of any account could send")
+    for mod in mods:
+        for _, labels, body in mod.of("data"):
+            if labels[0] != "aws_iam_policy_document":
+                continue
+            for st in block_items(body, "statement"):
+                if st.get("effect", "Allow") != "Allow":
+                    continue
+                for p in block_items(st, "principals"):
+                    if "*" in literal_strings(p.get("identifiers")):
+                        bad.append(f"{mod.rel}: data.aws_iam_policy_document.{labels[1]}: statement {st.get('sid')} allows principal \"*\"")
+    return bad
+
+
+def check_events_dlq(mods):
+    """The events queue redrives to a dead-letter queue (what the operator
+    cannot read ends there), and EventBridge's target has one too."""
+    bad = []
+    targets = _rule_target_queues(mods)
+    if not targets:
+        bad.append("no EventBridge target delivers to an SQS queue")
+    for mod in mods:
+        queues = {rname: body for _, (rtype, rname), body in mod.of("resource") if rtype == "aws_sqs_queue"}
+        for fname, (rtype, rname), body in mod.of("resource"):
+            if rtype != "aws_cloudwatch_event_target":
+                continue
+            at = f"{os.path.relpath(fname, REPO)}: aws_cloudwatch_event_target.{rname}"
+            m = re.search(r"aws_sqs_queue\.(\w+)\.arn", _text(body.get("arn", "")))
+            if not m:
+                continue
+            queue = queues.get(m.group(1), {})
+            redrive = _text(queue.get("redrive_policy", ""))
+            dlq = re.search(r"deadLetterTargetArn\W+aws_sqs_queue\.(\w+)\.arn", redrive)
+            if not dlq or dlq.group(1) == m.group(1) or dlq.group(1) not in queues or "maxReceiveCount" not in redrive:
+                bad.append(f"{at}: its queue aws_sqs_queue.{m.group(1)} has no redrive_policy to another queue with a maxReceiveCount")
+            if not block_items(body, "dead_letter_config"):
+                bad.append(f"{at}: no dead_letter_config: events EventBridge cannot deliver are lost")
+    return bad
+
+
+def check_events_encryption(mods):
+    """Every SQS queue is encrypted at rest (SSE-SQS or KMS)."""
+    bad = []
+    queues = _queues(mods)
+    for mod, fname, rname, body in queues:
+        if body.get("sqs_managed_sse_enabled") is not True and not body.get("kms_master_key_id"):
+            bad.append(f"{os.path.relpath(fname, REPO)}: aws_sqs_queue.{rname} is not encrypted (sqs_managed_sse_enabled = true or kms_master_key_id)")
+    if not queues:
+        bad.append("no aws_sqs_queue")
+    return bad
+
+
+def check_events_trail(mods):
+    """EventBridge receives "AWS API Call via CloudTrail" events only while a
+    trail logs in the region: the module with the rule makes one (unless
+    told the account has one) that logs and records write management events."""
+    bad = []
+    rule_mods = [mod for mod in mods if any(t == "aws_cloudwatch_event_rule" for _, (t, _n), _ in mod.of("resource"))]
+    if not rule_mods:
+        return ["no aws_cloudwatch_event_rule for the AWS change events"]
+    for mod in rule_mods:
+        trails = [(fname, rname, body) for fname, (rtype, rname), body in mod.of("resource") if rtype == "aws_cloudtrail"]
+        if not trails:
+            bad.append(f"{mod.rel}: no aws_cloudtrail: without a trail logging in the region EventBridge gets no CloudTrail events")
+        for fname, rname, body in trails:
+            at = f"{os.path.relpath(fname, REPO)}: aws_cloudtrail.{rname}"
+            if body.get("enable_logging", True) is not True:
+                bad.append(f"{at}: enable_logging is not true: a trail that does not log feeds EventBridge nothing")
+            selectors = block_items(body, "event_selector")
+            if block_items(body, "advanced_event_selector"):
+                bad.append(f"{at}: advanced_event_selector (not checked here; use event_selector)")
+            elif selectors and not any(sel.get("include_management_events", True) is True
+                                       and sel.get("read_write_type", "All") in ("All", "WriteOnly") for sel in selectors):
+                bad.append(f"{at}: no event_selector records write management events (include_management_events, read_write_type WriteOnly or All)")
+    return bad
+
+
 CHECKS = ["tags", "iam-wildcard", "variables", "wiring", "helm-outputs", "ecr",
           "operator-iam", "side-tasks", "network-endpoints", "checkov-skips",
           "lambda", "zones", "ecs-slr", "node-role", "schedules", "global-names",
-          "first-apply", "client-address"]
+          "first-apply", "client-address", "events-rule", "events-queue-policy",
+          "events-dlq", "events-encryption", "events-trail"]
 
 
 def run(root, checkov_yaml):
@@ -1034,6 +1370,11 @@ def run(root, checkov_yaml):
     rep.check("global-names", check_global_names(mods, by_path))
     rep.check("first-apply", check_first_apply(mods))
     rep.check("client-address", check_client_address(mods))
+    rep.check("events-rule", check_events_rule(mods))
+    rep.check("events-queue-policy", check_events_queue_policy(mods))
+    rep.check("events-dlq", check_events_dlq(mods))
+    rep.check("events-encryption", check_events_encryption(mods))
+    rep.check("events-trail", check_events_trail(mods))
     return rep
 
 

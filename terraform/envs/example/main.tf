@@ -51,6 +51,14 @@ module "edge" {
   throttling_burst_limit = var.api_throttling_burst_limit
 }
 
+module "aws_events" {
+  source = "../../modules/aws-events"
+
+  name           = local.name
+  create_trail   = var.aws_events_create_trail
+  external_names = var.aws_events_external_names
+}
+
 module "iam" {
   source = "../../modules/iam"
 
@@ -60,6 +68,7 @@ module "iam" {
   ecr_repository_arns = [for name, arn in module.registry.repository_arns : arn if !startswith(name, "charts/")] # images only
   movieapps           = var.movieapps
   target_group_arns   = [module.edge.target_group_arn]
+  events_queue_arns   = [module.aws_events.queue_arn]
 }
 
 module "side_services" {

@@ -72,6 +72,11 @@ output "api_worker_trusted_proxies" {
   value       = module.edge.worker_trusted_proxies
 }
 
+output "events_queue_url" {
+  description = "The queue of AWS change events: chart value operator.eventsQueueUrl (movieapp-operator run --events-queue-url)."
+  value       = module.aws_events.queue_url
+}
+
 output "api_endpoint" {
   description = "Public URL of the API."
   value       = module.edge.api_endpoint
@@ -88,7 +93,7 @@ output "side_services_cluster_name" {
 }
 
 output "operator_helm_values" {
-  description = "The operator chart's values from this stack: terraform output -json operator_helm_values > operator-values.json; helm install ... -f operator-values.json."
+  description = "The operator chart's values from this stack (image, IRSA role, the AWS change events queue): terraform output -json operator_helm_values > operator-values.json; helm install ... -f operator-values.json."
   value = {
     image = {
       repository = module.registry.repository_urls["movieapp-operator"]
@@ -97,6 +102,9 @@ output "operator_helm_values" {
       annotations = {
         "eks.amazonaws.com/role-arn" = module.iam.operator_role_arn
       }
+    }
+    operator = {
+      eventsQueueUrl = module.aws_events.queue_url
     }
   }
 }

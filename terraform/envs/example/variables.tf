@@ -121,6 +121,18 @@ variable "api_worker_image_tag" {
   default     = null
 }
 
+variable "aws_events_create_trail" {
+  type        = bool
+  description = "Create the CloudTrail trail the AWS change events need (module aws-events, docs/aws-events.md). Set false when the account already has a trail logging management events in this region, such as an organization trail: a second trail's management events are charged."
+  default     = true
+}
+
+variable "aws_events_external_names" {
+  type        = list(string)
+  description = "Names of AWS resources that MovieApps name explicitly outside movieapp-* (spec.database.tableNames, spec.queue.name, ...): the AWS change events cover them too."
+  default     = []
+}
+
 variable "side_tasks_enabled" {
   type        = bool
   description = "Run the ECS side tasks (sync-popular) on their schedules. Leave off on the first apply; turn on once the image is pushed (api_worker_image_tag) and side_tasks_environment/side_tasks_secrets hold the MovieApp's settings; the plan names what is missing."
