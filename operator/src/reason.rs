@@ -46,6 +46,10 @@ reasons! {
     Paused,
     /// Paused: the operator manages the MovieApp.
     Active,
+    /// Drifted: what exists differs from the spec (`managementPolicy:
+    /// ObserveOnly`); also Ready's reason then, and a part's that exists
+    /// but differs or is missing.
+    Drifted,
 
     // The parts.
     /// ImageResolved: the tag or digest exists in ECR.

@@ -537,6 +537,7 @@ async fn delete_aws_side(app: &MovieApp) -> Result<()> {
         adopt: false,
         previous: Some(&status),
         generation: app.metadata.generation,
+        mode: provision::Mode::Manage,
     };
     eventually("the AWS side to be deleted", TIMEOUT, || async {
         Ok((provision::delete(&target).await? == Cleanup::Done).then_some(()))

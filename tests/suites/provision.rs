@@ -117,6 +117,7 @@ impl App {
             adopt: self.adopt,
             previous: self.status.as_ref(),
             generation: Some(self.generation),
+            mode: provision::Mode::Manage,
         }
     }
 

@@ -41,6 +41,19 @@ pub struct Target<'a> {
     /// `metadata.generation`: compared with `previous.observedGeneration` to
     /// tell a spec change (`Updated`) from drift (`DriftRepaired`).
     pub generation: Option<i64>,
+    /// Whether provisioning may write, or only reads and reports.
+    pub mode: Mode,
+}
+
+/// Whether provisioning acts on what it plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Create, tag and repair (`managementPolicy: Full`).
+    Manage,
+    /// Read and plan only: every write the plan holds is reported as a
+    /// difference (a [`Notice`] with reason `Drifted`) instead
+    /// (`managementPolicy: ObserveOnly`).
+    Observe,
 }
 
 impl Target<'_> {
@@ -66,6 +79,17 @@ impl Notice {
             reason,
             message: message.into(),
         }
+    }
+
+    /// A difference between the spec and what exists, found in
+    /// [`Mode::Observe`]: reported in the `Drifted` condition, not as an
+    /// Event of its own.
+    pub fn difference(message: impl Into<String>) -> Self {
+        Self::new(Reason::Drifted, message)
+    }
+
+    pub fn is_difference(&self) -> bool {
+        self.reason == Reason::Drifted
     }
 }
 
@@ -109,15 +133,32 @@ pub struct Provisioned {
     pub notifications: Observed<NotificationsStatus>,
 }
 
-/// Creates or repairs every AWS resource of `target`.
+/// Creates or repairs every AWS resource of `target`; in [`Mode::Observe`],
+/// reads them and reports how they differ instead.
 pub async fn provision(target: &Target<'_>) -> Provisioned {
     let (tables, (queue, notifications)) =
         tokio::join!(database::ensure(target), messaging::ensure(target));
     Provisioned {
-        tables,
-        queue,
-        notifications,
+        tables: drifted(tables),
+        queue: drifted(queue),
+        notifications: drifted(notifications),
     }
+}
+
+/// A part that exists but differs from the spec is not ready: `Drifted`,
+/// with its differences. (Only [`Mode::Observe`] reports differences;
+/// otherwise the part is returned as it is.)
+fn drifted<T>(mut part: Observed<T>) -> Observed<T> {
+    let differences: Vec<&str> = part
+        .notices
+        .iter()
+        .filter(|n| n.is_difference())
+        .map(|n| n.message.as_str())
+        .collect();
+    if part.state.is_ready() && !differences.is_empty() {
+        part.state = PartState::progressing(Reason::Drifted, differences.join("; "));
+    }
+    part
 }
 
 /// Where a deletion stands.

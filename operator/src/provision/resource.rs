@@ -17,15 +17,19 @@
 //!
 //! [`ensure`] is [`claim`] (find, check the owner, create or repair tags)
 //! then [`settle`] (observe, plan, act until nothing differs); [`delete`] and
-//! [`retain`] touch only what carries this MovieApp's uid. A mode that must
-//! not write (observe-only, paused) stops after the plan stages and reports
-//! what they planned.
+//! [`retain`] touch only what carries this MovieApp's uid.
+//!
+//! In [`Mode::Observe`] (`managementPolicy: ObserveOnly`) the same two run
+//! their observe and plan stages and stop there: what `act` would do is
+//! reported as differences (a missing resource, ownership tags, every
+//! planned settings change, each predicted by [`Kind::assume`]), and the
+//! resource is observed whoever owns it, since reading takes nothing over.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 
 use super::common::Halt;
-use super::{Notice, Observed, Target};
+use super::{Mode, Notice, Observed, Target};
 use crate::aws::AwsError;
 use crate::aws::tags::{self, Owner};
 use crate::reason::Reason;
@@ -94,6 +98,16 @@ pub trait Kind: Sync {
 
     /// What a change does, for its Event; `what` is [`Kind::what`].
     fn effect(what: &str, change: &Self::Change) -> Effect;
+
+    /// The settings as they would be after `change`, so that [`Mode::Observe`]
+    /// can plan on and list every change, not only the first. `None` when
+    /// the outcome cannot be predicted: the list then ends at that change.
+    /// Pure.
+    fn assume(
+        desired: &Self::Desired,
+        actual: &Self::Actual,
+        change: &Self::Change,
+    ) -> Option<Self::Actual>;
 
     // ---------------------------------------------------------------- act
 
@@ -263,12 +277,21 @@ pub async fn claim<K: Kind>(
         Err(halt) => return Outcome::stopped(halt, None, Vec::new()),
     };
     let Some((found, tags)) = existing else {
+        if target.mode == Mode::Observe {
+            let missing = format!("{what} does not exist");
+            let halt = Halt::progressing(Reason::Drifted, missing.clone());
+            return Outcome::stopped(halt, None, vec![Notice::difference(missing)]);
+        }
         let tags = target.owner.tags();
         return match kind.create(declared.id, declared.desired, &tags).await {
             Ok(found) => Outcome::done(found, vec![created(declared.recorded, &what)]),
             Err(halt) => Outcome::stopped(halt, None, Vec::new()),
         };
     };
+    if target.mode == Mode::Observe {
+        let difference = ownership_difference(target, &what, &tags);
+        return Outcome::done(found, difference.into_iter().collect());
+    }
     match ownership(target, &what, &tags) {
         Err(halt) => Outcome::stopped(halt, None, Vec::new()),
         Ok(None) => Outcome::done(found, Vec::new()),
@@ -294,6 +317,10 @@ pub async fn settle<K: Kind>(
         Ok(actual) => actual,
         Err(halt) => return Outcome::stopped(halt, None, notices),
     };
+    if target.mode == Mode::Observe {
+        let differences = planned::<K>(&what, desired, &actual);
+        return Outcome::done(actual, differences);
+    }
     let mut applied = 0;
     loop {
         let change = match K::plan(desired, &actual) {
@@ -315,6 +342,39 @@ pub async fn settle<K: Kind>(
         applied += 1;
         notices.push(notice(target, K::effect(&what, &change)));
     }
+}
+
+/// How many planned changes [`planned`] lists for one resource at most.
+const MAX_LISTED_CHANGES: usize = 32;
+
+/// Every change the plan holds for `actual`, as differences: the plan's next
+/// change, then the next one on the settings [`Kind::assume`] predicts, until
+/// nothing differs. A plan that cannot go on (the resource is busy, or can
+/// never match) ends the list with why. Pure.
+pub fn planned<K: Kind>(what: &str, desired: &K::Desired, actual: &K::Actual) -> Vec<Notice> {
+    let mut differences = Vec::new();
+    let mut predicted: Option<K::Actual> = None;
+    for _ in 0..MAX_LISTED_CHANGES {
+        let current = predicted.as_ref().unwrap_or(actual);
+        match K::plan(desired, current) {
+            Ok(None) => break,
+            Ok(Some(change)) => {
+                differences.push(Notice::difference(match K::effect(what, &change) {
+                    Effect::Changed(message) | Effect::Removed(message) => message,
+                    Effect::Created { what, .. } => format!("{what} is missing"),
+                }));
+                match K::assume(desired, current, &change) {
+                    Some(next) => predicted = Some(next),
+                    None => break,
+                }
+            }
+            Err(halt) => {
+                differences.push(Notice::difference(halt.about(what).message()));
+                break;
+            }
+        }
+    }
+    differences
 }
 
 /// Deletes the resource if it is ours. `Ok(None)`: gone (or never ours to
@@ -467,6 +527,27 @@ pub fn ownership(
             Ok(Some((changes, notice)))
         }
     }
+}
+
+/// How the ownership of an existing resource differs from what [`claim`]
+/// would make of it, as a difference ([`Mode::Observe`]); `None` when it is
+/// ours and fully tagged. Pure.
+pub fn ownership_difference(target: &Target<'_>, what: &str, tags: &Tags) -> Option<Notice> {
+    let message = match claim_of(target, what, tags) {
+        Claim::Ours => {
+            let changes = tag_changes(target.owner, tags);
+            if changes.is_empty() {
+                return None;
+            }
+            format!("{what}: ownership tags to restore: {}", changes.describe())
+        }
+        Claim::Adopt => format!(
+            "{what} is not tagged as this MovieApp's; with managementPolicy Full it is adopted \
+             ({ADOPT_ANNOTATION} is \"true\")"
+        ),
+        Claim::Conflict(message) => message,
+    };
+    Some(Notice::difference(message))
 }
 
 /// Whether the resource carries `owner`'s uid: the only resources that

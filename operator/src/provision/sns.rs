@@ -92,6 +92,33 @@ pub fn plan_subscriptions(
         .map(|e| SubscriptionChange::RawDelivery(e.clone()))
 }
 
+/// The subscriptions after `change`; `subscribed` is the ARN SNS gave a new
+/// subscription (none: pending confirmation, which ListSubscriptionsByTopic
+/// shows as PendingConfirmation).
+fn after(
+    mut existing: Vec<ExistingSubscription>,
+    change: &SubscriptionChange,
+    subscribed: Option<String>,
+) -> Vec<ExistingSubscription> {
+    match change {
+        SubscriptionChange::Unsubscribe(extra) => existing.retain(|e| e.arn != extra.arn),
+        SubscriptionChange::Subscribe(wanted) => existing.push(ExistingSubscription {
+            arn: subscribed
+                .filter(|arn| arn.starts_with("arn:"))
+                .unwrap_or_else(|| PENDING.to_owned()),
+            protocol: wanted.protocol.clone(),
+            endpoint: wanted.endpoint.clone(),
+            raw: wanted.raw.then_some(true),
+        }),
+        SubscriptionChange::RawDelivery(subscription) => {
+            for e in existing.iter_mut().filter(|e| e.arn == subscription.arn) {
+                e.raw = Some(true);
+            }
+        }
+    }
+    existing
+}
+
 /// The subscriptions for the status, in a stable order.
 pub fn statuses(existing: &[ExistingSubscription]) -> Vec<SubscriptionStatus> {
     let mut statuses: Vec<SubscriptionStatus> = existing
@@ -273,6 +300,14 @@ impl<'a> Kind for Topics<'a> {
         }
     }
 
+    fn assume(
+        _: &Vec<WantedSubscription>,
+        existing: &Vec<ExistingSubscription>,
+        change: &SubscriptionChange,
+    ) -> Option<Vec<ExistingSubscription>> {
+        Some(after(existing.clone(), change, None))
+    }
+
     /// Tags go with the create: the topic never exists without them.
     async fn create(
         &self,
@@ -318,14 +353,12 @@ impl<'a> Kind for Topics<'a> {
         &self,
         topic_arn: &String,
         _: &Vec<WantedSubscription>,
-        mut existing: Vec<ExistingSubscription>,
+        existing: Vec<ExistingSubscription>,
         change: &SubscriptionChange,
     ) -> Result<Vec<ExistingSubscription>, Halt> {
+        let mut subscribed = None;
         match change {
-            SubscriptionChange::Unsubscribe(extra) => {
-                self.unsubscribe(&extra.arn).await?;
-                existing.retain(|e| e.arn != extra.arn);
-            }
+            SubscriptionChange::Unsubscribe(extra) => self.unsubscribe(&extra.arn).await?,
             SubscriptionChange::Subscribe(wanted) => {
                 let mut request = self
                     .sns
@@ -340,18 +373,7 @@ impl<'a> Kind for Topics<'a> {
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk(SERVICE, "Subscribe", e))?;
-                // A confirmed subscription's ARN, or "pending confirmation",
-                // which ListSubscriptionsByTopic shows as PendingConfirmation.
-                let arn = output
-                    .subscription_arn
-                    .filter(|arn| arn.starts_with("arn:"))
-                    .unwrap_or_else(|| PENDING.to_owned());
-                existing.push(ExistingSubscription {
-                    arn,
-                    protocol: wanted.protocol.clone(),
-                    endpoint: wanted.endpoint.clone(),
-                    raw: wanted.raw.then_some(true),
-                });
+                subscribed = output.subscription_arn;
             }
             SubscriptionChange::RawDelivery(subscription) => {
                 self.sns
@@ -362,12 +384,9 @@ impl<'a> Kind for Topics<'a> {
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk(SERVICE, "SetSubscriptionAttributes", e))?;
-                for e in existing.iter_mut().filter(|e| e.arn == subscription.arn) {
-                    e.raw = Some(true);
-                }
             }
         }
-        Ok(existing)
+        Ok(after(existing, change, subscribed))
     }
 
     /// Its subscriptions first (pending ones go with the topic).

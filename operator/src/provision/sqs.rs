@@ -228,6 +228,10 @@ impl<'a> Kind for Queues<'a> {
         Effect::Changed(format!("{what}: set {}", described.join(", ")))
     }
 
+    fn assume(_: &DesiredQueue, actual: &Attributes, changes: &Self::Change) -> Option<Attributes> {
+        Some(after(actual.clone(), changes))
+    }
+
     /// Attributes and tags go in the same call: there is no moment at which
     /// the queue exists without our ownership tags, whatever happens next.
     async fn create(
@@ -294,7 +298,7 @@ impl<'a> Kind for Queues<'a> {
         &self,
         queue: &Queue,
         desired: &DesiredQueue,
-        mut actual: Attributes,
+        actual: Attributes,
         changes: &Self::Change,
     ) -> Result<Attributes, Halt> {
         let mut request = self.sqs.set_queue_attributes().queue_url(&queue.url);
@@ -313,10 +317,7 @@ impl<'a> Kind for Queues<'a> {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk(SERVICE, "SetQueueAttributes", e))?;
-        for change in changes {
-            actual.insert(change.name.clone(), change.value.clone());
-        }
-        Ok(actual)
+        Ok(after(actual, changes))
     }
 
     async fn delete(&self, queue: &Queue) -> Result<Deletion, AwsError> {
@@ -333,6 +334,14 @@ impl<'a> Kind for Queues<'a> {
 // ------------------------------------------------------------------ calls
 
 type Attributes = HashMap<QueueAttributeName, String>;
+
+/// The attributes once `changes` are written.
+fn after(mut actual: Attributes, changes: &[AttributeChange]) -> Attributes {
+    for change in changes {
+        actual.insert(change.name.clone(), change.value.clone());
+    }
+    actual
+}
 
 /// `Ok(None)` for a "not found" error, the error otherwise.
 fn not_found_is_none<T>(error: AwsError) -> Result<Option<T>, AwsError> {

@@ -15,7 +15,7 @@ use crate::aws::tags::Owner;
 use crate::conditions::PartState;
 use crate::crd::MovieApp;
 use crate::naming::{AppId, PhysicalNames};
-use crate::provision::Target;
+use crate::provision::{Mode, Target};
 use crate::reason::Reason;
 
 /// Why dereferencing failed.
@@ -87,6 +87,7 @@ impl<'a> Object<'a> {
             adopt: self.adopt,
             previous: self.app.status.as_ref(),
             generation: self.app.metadata.generation,
+            mode: Mode::Manage,
         }
     }
 

@@ -354,6 +354,43 @@ pub fn plan(desired: &DesiredTable, actual: &TableShape) -> Result<Option<TableC
     Ok(None)
 }
 
+/// The shape as it would be once `change` is applied and the table is
+/// `ACTIVE` again: what lets an observe-only pass plan on and list every
+/// change. Pure.
+pub fn assume(actual: &TableShape, change: &TableChange) -> TableShape {
+    let mut shape = actual.clone();
+    let capacity = |billing: Billing| match billing {
+        Billing::Provisioned { read, write } => (read, write),
+        Billing::OnDemand => (0, 0),
+    };
+    match change {
+        TableChange::DeleteIndex(name) => shape.indexes.retain(|i| &i.name != name),
+        TableChange::Capacity { table, indexes } => {
+            if let Some(billing) = table {
+                shape.billing = *billing;
+            }
+            let set = capacity(shape.billing);
+            for index in shape
+                .indexes
+                .iter_mut()
+                .filter(|i| indexes.contains(&i.name))
+            {
+                index.capacity = set;
+            }
+        }
+        TableChange::CreateIndex(index) => shape.indexes.push(IndexShape {
+            name: index.name.clone(),
+            keys: index.keys.clone(),
+            projects_all: true,
+            status: "ACTIVE".to_owned(),
+            capacity: capacity(shape.billing),
+        }),
+        TableChange::Encryption(encryption) => shape.encryption = *encryption,
+        TableChange::DeletionProtection(enabled) => shape.deletion_protection = *enabled,
+    }
+    shape
+}
+
 fn capacity_change(desired: Billing, actual: &TableShape) -> Option<TableChange> {
     match desired {
         Billing::OnDemand => {

@@ -211,6 +211,29 @@ impl Kind for Tables<'_> {
         })
     }
 
+    fn assume(
+        _: &DesiredTable,
+        actual: &TableSettings,
+        update: &TableUpdate,
+    ) -> Option<TableSettings> {
+        let mut settings = actual.clone();
+        match update {
+            TableUpdate::Table(change) => {
+                settings.shape = super::shape::assume(&actual.shape, change)
+            }
+            TableUpdate::PointInTimeRecovery(enabled) => {
+                settings.point_in_time_recovery = Some(*enabled);
+            }
+            TableUpdate::TimeToLive { enabled, attribute } => {
+                settings.time_to_live = Some(TtlState {
+                    status: if *enabled { "ENABLED" } else { "DISABLED" }.to_owned(),
+                    attribute: enabled.then(|| attribute.clone()),
+                });
+            }
+        }
+        Some(settings)
+    }
+
     /// `CreateTable` answers a name already taken (a concurrent or
     /// interrupted earlier create) with ResourceInUse: the next pass
     /// describes that table.

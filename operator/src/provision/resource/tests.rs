@@ -45,6 +45,15 @@ impl Parts {
             adopt,
             previous: None,
             generation: None,
+            mode: Mode::Manage,
+        }
+    }
+
+    /// The target of an ObserveOnly MovieApp.
+    fn observing(&self, adopt: bool) -> Target<'_> {
+        Target {
+            mode: Mode::Observe,
+            ..self.target(adopt)
         }
     }
 }
@@ -260,6 +269,10 @@ impl Kind for Counter {
         Effect::Changed(format!("{what}: set to {change}"))
     }
 
+    fn assume(_: &i32, _: &i32, change: &i32) -> Option<i32> {
+        Some(*change)
+    }
+
     async fn create(&self, _: &&'static str, desired: &i32, tags: &Tags) -> Result<(), Halt> {
         self.write(format!("create {desired}"), |r| {
             *r = Some((tags.clone(), *desired))
@@ -430,4 +443,92 @@ async fn deletion_and_retention_touch_only_what_is_ours() {
         counter.writes(),
         [format!("tag {:?}", [tags::RETAINED]), "delete".to_owned()]
     );
+}
+
+// ------------------------------------------------------------------ observe only
+
+fn messages(notices: &[Notice]) -> Vec<&str> {
+    notices.iter().map(|n| n.message.as_str()).collect()
+}
+
+#[tokio::test]
+async fn observing_a_missing_resource_reports_it_and_creates_nothing() {
+    let parts = Parts::new();
+    let counter = Counter::default();
+    let outcome = ensure(&counter, &parts.observing(false), declared(&1, false)).await;
+    let Err(stopped) = &outcome.result else {
+        panic!("a missing resource is not ready: {outcome:?}");
+    };
+    assert_eq!(stopped.halt.message(), "counter c does not exist");
+    assert!(stopped.value.is_none());
+    assert_eq!(messages(&outcome.notices), ["counter c does not exist"]);
+    assert!(outcome.notices.iter().all(Notice::is_difference));
+    assert!(counter.writes().is_empty(), "{:?}", counter.writes());
+}
+
+/// An untagged resource is observed all the same, and every planned change
+/// is listed (the plan moves one step at a time, beyond the per-pass bound
+/// of two), not only the first.
+#[tokio::test]
+async fn observing_an_untagged_resource_lists_ownership_and_every_change() {
+    let parts = Parts::new();
+    for (adopt, ownership) in [
+        (false, "without the movieapp.io ownership tags"),
+        (true, "with managementPolicy Full it is adopted"),
+    ] {
+        let counter = Counter::existing(tags(&[("team", "data")]), 0);
+        let outcome = ensure(&counter, &parts.observing(adopt), declared(&3, false)).await;
+        assert!(
+            outcome.result.is_ok(),
+            "it exists and was read: {outcome:?}"
+        );
+        let listed = messages(&outcome.notices);
+        assert_eq!(listed.len(), 4, "{listed:?}");
+        assert!(listed[0].contains(ownership), "{listed:?}");
+        assert_eq!(
+            listed[1..],
+            [
+                "counter c: set to 1",
+                "counter c: set to 2",
+                "counter c: set to 3"
+            ]
+        );
+        assert!(counter.writes().is_empty(), "{:?}", counter.writes());
+    }
+}
+
+#[tokio::test]
+async fn observing_reports_foreign_owners_tags_and_what_can_never_match() {
+    let parts = Parts::new();
+    let foreign = Counter::existing(tags(&[(tags::UID, "uid-2")]), 3);
+    let outcome = ensure(&foreign, &parts.observing(true), declared(&3, false)).await;
+    assert_eq!(outcome.notices.len(), 1, "{:?}", outcome.notices);
+    assert!(
+        outcome.notices[0]
+            .message
+            .contains("belongs to another MovieApp (movieapp.io/uid=uid-2)")
+    );
+
+    let partial = Counter::existing(tags(&[(tags::UID, "uid-1")]), 3);
+    let outcome = ensure(&partial, &parts.observing(false), declared(&3, false)).await;
+    assert_eq!(outcome.notices.len(), 1, "{:?}", outcome.notices);
+    assert!(
+        outcome.notices[0]
+            .message
+            .starts_with("counter c: ownership tags to restore: ")
+    );
+
+    let ours = Counter::existing(parts.owner.tags(), 0);
+    let outcome = ensure(&ours, &parts.observing(false), declared(&-1, false)).await;
+    assert_eq!(messages(&outcome.notices), ["counter c: cannot go below 0"]);
+
+    let matching = Counter::existing(parts.owner.tags(), 3);
+    let outcome = ensure(&matching, &parts.observing(false), declared(&3, false)).await;
+    assert!(
+        outcome.result.is_ok() && outcome.notices.is_empty(),
+        "{outcome:?}"
+    );
+    for counter in [foreign, partial, ours, matching] {
+        assert!(counter.writes().is_empty(), "{:?}", counter.writes());
+    }
 }

@@ -352,3 +352,47 @@ fn deletion_protection_is_read_from_the_description() {
     // Tables described before the attribute existed are unprotected.
     assert!(!TableShape::from_description(&description(None)).deletion_protection);
 }
+
+/// An observe-only pass lists every change by planning on the shape each
+/// change would leave: from any drifted shape, that ends where the plan
+/// has nothing left, in as many steps as a managing pass would take.
+#[test]
+fn assumed_changes_lead_to_a_shape_that_needs_none() {
+    let provisioned = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::Provisioned), false);
+    let on_demand = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::PayPerRequest), false);
+    let mut wrong_index = shape_of(&on_demand);
+    wrong_index.indexes[0].projects_all = false;
+    wrong_index.encryption = Encryption::Kms;
+    let mut no_index = shape_of(&provisioned);
+    no_index.indexes.clear();
+    let protected = DesiredTable::new(&WATCHLISTS, &spec(BillingMode::Provisioned), true);
+    let mut protected_on_demand = shape_of(&on_demand);
+    protected_on_demand.deletion_protection = true;
+    for (case, desired, start, steps) in [
+        ("to provisioned", &provisioned, shape_of(&on_demand), 1),
+        (
+            "protection on, then billing",
+            &protected,
+            shape_of(&on_demand),
+            2,
+        ),
+        (
+            "billing, then protection off",
+            &provisioned,
+            protected_on_demand,
+            2,
+        ),
+        ("to on-demand", &on_demand, shape_of(&provisioned), 1),
+        ("index and encryption", &on_demand, wrong_index, 3),
+        ("missing index", &provisioned, no_index, 1),
+    ] {
+        let mut shape = start;
+        let mut changes = Vec::new();
+        while let Some(change) = plan(desired, &shape).expect("compatible") {
+            assert!(changes.len() < 10, "{case}: no end to {changes:?}");
+            shape = assume(&shape, &change);
+            changes.push(change);
+        }
+        assert_eq!(changes.len(), steps, "{case}: {changes:?}");
+    }
+}
