@@ -16,6 +16,7 @@ pub mod kind {
     pub const RECONCILING: &str = "Reconciling";
     pub const STALLED: &str = "Stalled";
     pub const PAUSED: &str = "Paused";
+    pub const DRIFTED: &str = "Drifted";
     pub const IMAGE_RESOLVED: &str = "ImageResolved";
     pub const DATABASE_READY: &str = "DatabaseReady";
     pub const QUEUE_READY: &str = "QueueReady";
@@ -117,6 +118,56 @@ impl Part {
     }
 }
 
+/// How the operator acts on a MovieApp (`spec.managementPolicy`), with what
+/// it found when it only observes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Management {
+    /// `Full`: the operator repairs every difference itself.
+    Full,
+    /// `ObserveOnly`: every difference between the spec and what exists.
+    ObserveOnly(Vec<String>),
+    /// `ObserveOnly`, not compared in this reconcile (the spec is invalid):
+    /// `Drifted` stays as it was.
+    Unchecked,
+}
+
+/// How many differences the `Drifted` message lists; the rest are counted.
+const LISTED_DIFFERENCES: usize = 20;
+/// How long one listed difference may be, in characters.
+const DIFFERENCE_CHARS: usize = 300;
+
+/// The `Drifted` message for `differences` (not empty): how many, then each
+/// of the first [`LISTED_DIFFERENCES`], at most [`DIFFERENCE_CHARS`]
+/// characters each, so the status stays small whatever AWS holds.
+pub fn drift_message(differences: &[String]) -> String {
+    let count = differences.len();
+    let mut listed: Vec<String> = differences
+        .iter()
+        .take(LISTED_DIFFERENCES)
+        .map(|d| {
+            if d.chars().count() > DIFFERENCE_CHARS {
+                let cut: String = d.chars().take(DIFFERENCE_CHARS - 1).collect();
+                format!("{cut}…")
+            } else {
+                d.clone()
+            }
+        })
+        .collect();
+    if count > LISTED_DIFFERENCES {
+        listed.push(format!("and {} more", count - LISTED_DIFFERENCES));
+    }
+    let noun = if count == 1 {
+        "difference"
+    } else {
+        "differences"
+    };
+    format!(
+        "{count} {noun} between the spec and what exists (ObserveOnly changes nothing; with \
+         managementPolicy Full the operator would make them match): {}",
+        listed.join("; ")
+    )
+}
+
 /// The desired value of one condition, before timestamps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Desired {
@@ -134,10 +185,11 @@ struct Desired {
 pub fn compute(
     previous: &[Condition],
     parts: &[Part],
+    management: &Management,
     generation: Option<i64>,
     now: &Time,
 ) -> Vec<Condition> {
-    let summary = summary(parts)
+    let summary = summary(parts, management)
         .into_iter()
         .chain([Desired {
             type_: kind::PAUSED,
@@ -146,6 +198,23 @@ pub fn compute(
             message: "the operator manages the MovieApp".to_owned(),
         }])
         .map(|desired| materialise(previous, desired, generation, now));
+    let drifted = match management {
+        Management::Unchecked => previous
+            .iter()
+            .find(|c| c.type_ == kind::DRIFTED)
+            .cloned()
+            .unwrap_or_else(|| {
+                let unchecked = Desired {
+                    type_: kind::DRIFTED,
+                    status: false,
+                    reason: Reason::Observing,
+                    message: "not compared while the spec is invalid".to_owned(),
+                };
+                materialise(previous, unchecked, generation, now)
+            }),
+        _ => materialise(previous, drift(management), generation, now),
+    };
+    let summary = summary.chain([drifted]);
     let parts = parts.iter().map(|part| {
         let kept = matches!(part.state, PartState::Unchecked { .. })
             .then(|| previous.iter().find(|c| c.type_ == part.condition))
@@ -301,7 +370,74 @@ fn not_stalled() -> Desired {
     }
 }
 
-fn summary(parts: &[Part]) -> [Desired; 3] {
+/// The `Drifted` condition of a MovieApp that was compared (or is `Full`).
+fn drift(management: &Management) -> Desired {
+    let (status, reason, message) = match management {
+        Management::ObserveOnly(differences) if !differences.is_empty() => {
+            (true, Reason::Drifted, drift_message(differences))
+        }
+        Management::ObserveOnly(_) => (
+            false,
+            Reason::InSync,
+            "what exists matches the spec".to_owned(),
+        ),
+        Management::Full | Management::Unchecked => (
+            false,
+            Reason::Managed,
+            "managementPolicy is Full: the operator repairs every difference".to_owned(),
+        ),
+    };
+    Desired {
+        type_: kind::DRIFTED,
+        status,
+        reason,
+        message,
+    }
+}
+
+/// Ready, Reconciling and Stalled. With ObserveOnly nothing is under way
+/// (`Reconciling=False`, reason `Observing`), and `Ready` says whether what
+/// exists matches the spec: False, reason `Drifted`, while any difference
+/// stands (a blocked part still comes first).
+fn summary(parts: &[Part], management: &Management) -> [Desired; 3] {
+    let [ready, reconciling, stalled] = managed_summary(parts);
+    let differences = match management {
+        Management::Full => return [ready, reconciling, stalled],
+        Management::ObserveOnly(differences) => differences.len(),
+        Management::Unchecked => 0,
+    };
+    let ready = if differences > 0 && !stalled.status {
+        Desired {
+            type_: kind::READY,
+            status: false,
+            reason: Reason::Drifted,
+            message: format!(
+                "what exists differs from the spec ({differences} in condition Drifted), and \
+                 managementPolicy ObserveOnly changes nothing"
+            ),
+        }
+    } else if ready.status {
+        Desired {
+            message: "what exists matches the spec and the worker is available \
+                      (managementPolicy ObserveOnly)"
+                .to_owned(),
+            ..ready
+        }
+    } else {
+        ready
+    };
+    let reconciling = Desired {
+        type_: kind::RECONCILING,
+        status: false,
+        reason: Reason::Observing,
+        message: "managementPolicy is ObserveOnly: the operator reads and compares, and \
+                  changes nothing"
+            .to_owned(),
+    };
+    [ready, reconciling, stalled]
+}
+
+fn managed_summary(parts: &[Part]) -> [Desired; 3] {
     let blocked = parts.iter().find(|p| p.state.is_blocked());
     let waiting: Vec<&Part> = parts.iter().filter(|p| !p.state.is_ready()).collect();
 
@@ -436,7 +572,7 @@ mod tests {
 
     #[test]
     fn all_parts_ready_means_ready_and_nothing_else() {
-        let conditions = compute(&[], &all_ready(), Some(3), &at(10));
+        let conditions = compute(&[], &all_ready(), &Management::Full, Some(3), &at(10));
         assert_eq!(find(&conditions, kind::READY).status, "True");
         assert_eq!(find(&conditions, kind::RECONCILING).status, "False");
         assert_eq!(find(&conditions, kind::STALLED).status, "False");
@@ -449,17 +585,132 @@ mod tests {
                 kind::RECONCILING,
                 kind::STALLED,
                 kind::PAUSED,
+                kind::DRIFTED,
                 kind::IMAGE_RESOLVED,
                 kind::WORKER_AVAILABLE
             ]
         );
         assert_eq!(find(&conditions, kind::PAUSED).status, "False");
         assert_eq!(find(&conditions, kind::PAUSED).reason, "Active");
+        assert_eq!(find(&conditions, kind::DRIFTED).status, "False");
+        assert_eq!(find(&conditions, kind::DRIFTED).reason, "Managed");
+    }
+
+    #[test]
+    fn observe_only_is_ready_only_without_differences_and_never_reconciling() {
+        let matching = compute(
+            &[],
+            &all_ready(),
+            &Management::ObserveOnly(Vec::new()),
+            Some(1),
+            &at(10),
+        );
+        let state = |list: &[Condition], type_| {
+            let c = find(list, type_);
+            (c.status.clone(), c.reason.clone())
+        };
+        assert_eq!(
+            state(&matching, kind::READY),
+            ("True".into(), "Available".into())
+        );
+        assert!(find(&matching, kind::READY).message.contains("ObserveOnly"));
+        assert_eq!(
+            state(&matching, kind::DRIFTED),
+            ("False".into(), "InSync".into())
+        );
+        assert_eq!(
+            state(&matching, kind::RECONCILING),
+            ("False".into(), "Observing".into())
+        );
+
+        let differences = vec!["SQS queue q does not exist".to_owned()];
+        let mut parts = all_ready();
+        parts.push(Part::new(
+            kind::QUEUE_READY,
+            PartState::progressing(Reason::Drifted, "SQS queue q does not exist"),
+        ));
+        let drifted = compute(
+            &matching,
+            &parts,
+            &Management::ObserveOnly(differences),
+            Some(1),
+            &at(20),
+        );
+        assert_eq!(
+            state(&drifted, kind::READY),
+            ("False".into(), "Drifted".into())
+        );
+        assert_eq!(
+            state(&drifted, kind::DRIFTED),
+            ("True".into(), "Drifted".into())
+        );
+        assert_eq!(
+            state(&drifted, kind::RECONCILING),
+            ("False".into(), "Observing".into())
+        );
+        assert_eq!(
+            state(&drifted, kind::STALLED),
+            ("False".into(), "NoBlockers".into())
+        );
+        let message = &find(&drifted, kind::DRIFTED).message;
+        assert!(
+            message.starts_with("1 difference between the spec and what exists")
+                && message.ends_with(": SQS queue q does not exist"),
+            "{message}"
+        );
+
+        // A part that needs a human still stalls, ahead of the drift.
+        parts.push(Part::new(
+            kind::DATABASE_READY,
+            PartState::blocked(Reason::AccessDenied, "denied"),
+        ));
+        let blocked = compute(
+            &drifted,
+            &parts,
+            &Management::ObserveOnly(vec!["x".into()]),
+            Some(1),
+            &at(30),
+        );
+        assert_eq!(
+            state(&blocked, kind::READY),
+            ("False".into(), "AccessDenied".into())
+        );
+        assert_eq!(
+            state(&blocked, kind::STALLED),
+            ("True".into(), "AccessDenied".into())
+        );
+
+        // Not compared (an invalid spec): Drifted stays as it was.
+        let unchecked = compute(&drifted, &parts, &Management::Unchecked, Some(2), &at(40));
+        assert_eq!(
+            find(&unchecked, kind::DRIFTED),
+            find(&drifted, kind::DRIFTED)
+        );
+    }
+
+    #[test]
+    fn the_drift_message_is_bounded() {
+        let many: Vec<String> = (0..100)
+            .map(|i| format!("{i}: {}", "x".repeat(1000)))
+            .collect();
+        let message = drift_message(&many);
+        assert!(message.starts_with("100 differences between the spec and what exists"));
+        assert!(
+            message.ends_with("; and 80 more"),
+            "{}",
+            &message[message.len() - 40..]
+        );
+        assert!(
+            message.chars().count() < 20 * 305 + 300,
+            "{} characters",
+            message.len()
+        );
+        assert!(message.contains("19: xxx") && !message.contains("20: x"));
     }
 
     #[test]
     fn pausing_adds_paused_and_keeps_everything_else() {
-        let ready = compute(&[], &all_ready(), Some(3), &at(10));
+        let ready = compute(&[], &all_ready(), &Management::Full, Some(3), &at(10));
         let held = paused(&ready, "held", Some(4), &at(20));
         let pause = find(&held, kind::PAUSED);
         assert_eq!(
@@ -483,7 +734,7 @@ mod tests {
         // Held again: identical (no write).
         assert_eq!(paused(&held, "held", Some(4), &at(30)), held);
         // Resumed: Paused=False again, with a new transition time.
-        let resumed = compute(&held, &all_ready(), Some(4), &at(40));
+        let resumed = compute(&held, &all_ready(), &Management::Full, Some(4), &at(40));
         assert_eq!(find(&resumed, kind::PAUSED).status, "False");
         assert_eq!(find(&resumed, kind::PAUSED).last_transition_time, at(40));
 
@@ -511,7 +762,7 @@ mod tests {
                 PartState::progressing(Reason::Progressing, "0/2 available"),
             ),
         ];
-        let conditions = compute(&[], &parts, Some(1), &at(10));
+        let conditions = compute(&[], &parts, &Management::Full, Some(1), &at(10));
         let ready = find(&conditions, kind::READY);
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -538,7 +789,7 @@ mod tests {
                 PartState::blocked(Reason::SecretNotFound, "Secret tmdb not found"),
             ),
         ];
-        let conditions = compute(&[], &parts, Some(1), &at(10));
+        let conditions = compute(&[], &parts, &Management::Full, Some(1), &at(10));
         let stalled = find(&conditions, kind::STALLED);
         assert_eq!(
             (stalled.status.as_str(), stalled.reason.as_str()),
@@ -550,8 +801,8 @@ mod tests {
 
     #[test]
     fn transition_time_is_kept_while_status_is_unchanged() {
-        let first = compute(&[], &all_ready(), Some(1), &at(10));
-        let second = compute(&first, &all_ready(), Some(1), &at(20));
+        let first = compute(&[], &all_ready(), &Management::Full, Some(1), &at(10));
+        let second = compute(&first, &all_ready(), &Management::Full, Some(1), &at(20));
         assert_eq!(
             first, second,
             "an unchanged world must give identical conditions"
@@ -561,20 +812,20 @@ mod tests {
             kind::WORKER_AVAILABLE,
             PartState::blocked(Reason::SecretNotFound, "x"),
         )];
-        let third = compute(&second, &stalled_parts, Some(1), &at(30));
+        let third = compute(&second, &stalled_parts, &Management::Full, Some(1), &at(30));
         assert_eq!(find(&third, kind::STALLED).last_transition_time, at(30));
         assert_eq!(find(&third, kind::READY).last_transition_time, at(30));
         // Stalled clears by itself once the cause is gone.
-        let fourth = compute(&third, &all_ready(), Some(1), &at(40));
+        let fourth = compute(&third, &all_ready(), &Management::Full, Some(1), &at(40));
         assert_eq!(find(&fourth, kind::STALLED).status, "False");
         assert_eq!(find(&fourth, kind::READY).status, "True");
     }
 
     #[test]
     fn transitions_report_only_status_changes() {
-        let first = compute(&[], &all_ready(), Some(1), &at(10));
+        let first = compute(&[], &all_ready(), &Management::Full, Some(1), &at(10));
         assert_eq!(transitions(&[], &first).len(), first.len());
-        let again = compute(&first, &all_ready(), Some(2), &at(20));
+        let again = compute(&first, &all_ready(), &Management::Full, Some(2), &at(20));
         assert!(transitions(&first, &again).is_empty());
         let broken = compute(
             &again,
@@ -582,6 +833,7 @@ mod tests {
                 kind::WORKER_AVAILABLE,
                 PartState::blocked(Reason::SecretNotFound, "x"),
             )],
+            &Management::Full,
             Some(2),
             &at(30),
         );
@@ -597,7 +849,7 @@ mod tests {
 
     #[test]
     fn unchecked_parts_keep_their_condition() {
-        let ready = compute(&[], &all_ready(), Some(1), &at(10));
+        let ready = compute(&[], &all_ready(), &Management::Full, Some(1), &at(10));
         let parts = vec![
             Part::new(
                 kind::IMAGE_RESOLVED,
@@ -608,7 +860,7 @@ mod tests {
                 PartState::blocked(Reason::InvalidSpec, "bad env"),
             ),
         ];
-        let invalid = compute(&ready, &parts, Some(2), &at(20));
+        let invalid = compute(&ready, &parts, &Management::Full, Some(2), &at(20));
         assert_eq!(
             find(&invalid, kind::IMAGE_RESOLVED),
             find(&ready, kind::IMAGE_RESOLVED)
@@ -620,7 +872,7 @@ mod tests {
         );
         assert_eq!(stalled.message, "WorkerAvailable: bad env");
         // Without an earlier condition, the part says why it was not looked at.
-        let first = compute(&[], &parts, Some(1), &at(10));
+        let first = compute(&[], &parts, &Management::Full, Some(1), &at(10));
         let image = find(&first, kind::IMAGE_RESOLVED);
         assert_eq!(
             (image.status.as_str(), image.reason.as_str()),
@@ -630,7 +882,7 @@ mod tests {
 
     #[test]
     fn a_blocked_deletion_stalls_and_keeps_part_conditions() {
-        let ready = compute(&[], &all_ready(), Some(1), &at(10));
+        let ready = compute(&[], &all_ready(), &Management::Full, Some(1), &at(10));
         let blocked = deletion_blocked(
             &ready,
             Reason::DeletionProtected,
@@ -665,7 +917,7 @@ mod tests {
 
     #[test]
     fn deleting_keeps_part_conditions() {
-        let ready = compute(&[], &all_ready(), Some(1), &at(10));
+        let ready = compute(&[], &all_ready(), &Management::Full, Some(1), &at(10));
         let deleting = deleting(&ready, "deleting AWS resources", Some(1), &at(20));
         assert_eq!(
             find(&deleting, kind::READY).reason,

@@ -136,6 +136,13 @@ pub struct MovieAppSpec {
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 
+    /// Whether the operator manages what the spec declares (`Full`) or only
+    /// compares it with what exists (`ObserveOnly`: it reads AWS and the
+    /// cluster, writes nothing there, and lists every difference in the
+    /// `Drifted` condition).
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
+
     /// The api-worker Deployment.
     #[serde(default)]
     pub worker: WorkerSpec,
@@ -171,6 +178,18 @@ pub enum DeletionPolicy {
     Delete,
     /// Keep every AWS resource; tag it `movieapp.io/retained=true`.
     Retain,
+}
+
+/// How far the operator acts on a MovieApp.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ManagementPolicy {
+    /// Create, repair, tag and delete the AWS resources and the children.
+    #[default]
+    Full,
+    /// Read AWS and the cluster and report how they differ from the spec
+    /// (condition `Drifted`); create, repair, tag and delete nothing, and
+    /// leave every AWS resource as it is when the MovieApp is deleted.
+    ObserveOnly,
 }
 
 /// The api-worker Deployment.

@@ -50,6 +50,12 @@ reasons! {
     /// ObserveOnly`); also Ready's reason then, and a part's that exists
     /// but differs or is missing.
     Drifted,
+    /// Drifted: what exists matches the spec (`managementPolicy: ObserveOnly`).
+    InSync,
+    /// Drifted: `managementPolicy: Full`, the operator repairs differences itself.
+    Managed,
+    /// Reconciling: `managementPolicy: ObserveOnly`, the operator changes nothing.
+    Observing,
 
     // The parts.
     /// ImageResolved: the tag or digest exists in ECR.
@@ -115,6 +121,9 @@ reasons! {
     Deleted,
     /// The AWS resources were kept at deletion (`deletionPolicy: Retain`).
     Retained,
+    /// An ObserveOnly MovieApp was deleted: its AWS resources were left
+    /// exactly as they were, nothing deleted or tagged.
+    Released,
     /// A periodic resync could not re-read AWS; the last complete pass stands.
     ResyncFailed,
     /// The stored object does not match the MovieApp schema.
@@ -182,6 +191,7 @@ mod tests {
             (Reason::ResyncFailed, "ResyncFailed"),
             (Reason::DriftRepaired, "DriftRepaired"),
             (Reason::Paused, "Paused"),
+            (Reason::Drifted, "Drifted"),
         ] {
             assert_eq!(reason.as_str(), text);
         }

@@ -168,6 +168,10 @@ async fn admission_rejects_invalid_specs_with_clear_messages() -> Result<()> {
             json!({ "deletionPolicy": "Maybe" }),
             "supported values: \"Delete\", \"Retain\"",
         ),
+        (
+            json!({ "managementPolicy": "Observe" }),
+            "supported values: \"Full\", \"ObserveOnly\"",
+        ),
         (json!({ "region": "moon-base-1x" }), "spec.region"),
         (
             json!({ "database": { "billingMode": "PROVISIONED" } }),

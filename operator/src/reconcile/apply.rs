@@ -6,6 +6,10 @@
 //! applied it (remembered per object in [`Memory`]). A steady MovieApp
 //! therefore costs no API writes.
 //!
+//! With `managementPolicy: ObserveOnly` nothing is applied or deleted: each
+//! built child is compared with what exists ([`Applier::compare`]) and every
+//! difference reported.
+//!
 //! Before anything is applied, every child name is claimed
 //! ([`Applier::claim`]): an object with that name that this MovieApp does
 //! not control (no controller owner reference with its uid) is a
@@ -37,6 +41,7 @@ use super::memory::Memory;
 use super::provision::WithAws;
 use crate::conditions::PartState;
 use crate::crd::MovieApp;
+use crate::provision::Mode;
 use crate::reason::Reason;
 
 /// A MovieApp after its children were applied (or left alone).
@@ -50,6 +55,8 @@ pub struct Applied<'a> {
     /// A child the API server would not apply: reported in the status, then
     /// the reconcile fails and is retried with backoff.
     pub error: Option<ChildError>,
+    /// How the children differ from what exists (ObserveOnly only).
+    pub differences: Vec<String>,
 }
 
 /// The apply step.
@@ -59,12 +66,20 @@ pub async fn apply<'a>(built: Built<'a>, ctx: &Context) -> Applied<'a> {
     let mut written = false;
     let mut error = None;
     let mut conflict = None;
-    if let Some(children) = &children {
-        let applier = Applier {
-            client: &ctx.shared.client,
-            memory: &ctx.memory,
-            uid: &object.uid,
-        };
+    let mut differences = Vec::new();
+    let applier = Applier {
+        client: &ctx.shared.client,
+        memory: &ctx.memory,
+        uid: &object.uid,
+    };
+    if with_aws.mode == Mode::Observe {
+        if let Some(children) = &children {
+            match compare_children(ctx, applier, &object.namespace, &object.name, children).await {
+                Ok(found) => differences = found,
+                Err(failed) => error = Some(failed),
+            }
+        }
+    } else if let Some(children) = &children {
         match apply_children(ctx, applier, &object.namespace, &object.name, children).await {
             Ok(Written::Children(wrote)) => written = wrote,
             Ok(Written::Conflict(foreign)) => {
@@ -83,6 +98,11 @@ pub async fn apply<'a>(built: Built<'a>, ctx: &Context) -> Applied<'a> {
         conflict
     } else if let Some(error) = &error {
         failed_state(error)
+    } else if with_aws.mode == Mode::Observe && deployment.is_none() {
+        PartState::progressing(
+            Reason::Drifted,
+            "this MovieApp has no worker Deployment, and ObserveOnly creates none",
+        )
     } else {
         worker_state(
             object.app,
@@ -96,6 +116,7 @@ pub async fn apply<'a>(built: Built<'a>, ctx: &Context) -> Applied<'a> {
         deployment,
         worker,
         error,
+        differences,
     }
 }
 
@@ -200,6 +221,56 @@ async fn apply_children(
     Ok(Written::Children(written > 0))
 }
 
+/// ObserveOnly: how every child differs from what exists, as messages
+/// (objects of someone else's under a child's name included); nothing is
+/// written.
+async fn compare_children(
+    ctx: &Context,
+    applier: Applier<'_>,
+    namespace: &str,
+    name: &str,
+    built: &Children,
+) -> Result<Vec<String>, ChildError> {
+    let stores = &ctx.stores;
+    let found = tokio::try_join!(
+        applier.compare(
+            &stores.service_accounts,
+            Some(&built.service_account),
+            namespace,
+            name
+        ),
+        applier.compare(
+            &stores.config_maps,
+            Some(&built.config_map),
+            namespace,
+            name
+        ),
+        applier.compare(
+            &stores.deployments,
+            Some(&built.deployment),
+            namespace,
+            name
+        ),
+        applier.compare(&stores.services, Some(&built.service), namespace, name),
+        applier.compare(
+            &stores.autoscalers,
+            built.autoscaler.as_ref(),
+            namespace,
+            name
+        ),
+        applier.compare(
+            &stores.disruption_budgets,
+            built.disruption_budget.as_ref(),
+            namespace,
+            name
+        ),
+    )?;
+    Ok([found.0, found.1, found.2, found.3, found.4, found.5]
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
 /// How the worker Deployment stands.
 fn worker_state(
     app: &MovieApp,
@@ -244,6 +315,26 @@ fn worker_state(
             format!("{available}/{desired} replicas available, {updated} updated"),
         )
     }
+}
+
+/// What a child kind is to the applier: a namespaced object that can be
+/// cached, compared as JSON and applied.
+pub trait Child:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+{
+}
+
+impl<K> Child for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+{
 }
 
 /// Applies the children of one MovieApp (`uid`).
@@ -325,10 +416,7 @@ impl Applier<'_> {
         desired: Option<&K>,
     ) -> Result<Option<String>, ChildError>
     where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + Debug
-            + DeserializeOwned,
+        K: Child,
     {
         let Some(desired) = desired else {
             return Ok(None);
@@ -350,14 +438,55 @@ impl Applier<'_> {
             .map(|object| children::foreign_description(&kind, &object.metadata)))
     }
 
+    /// How `desired` differs from what exists, without writing: someone
+    /// else's object under its name, missing, or the first field that
+    /// differs. With `desired` `None` (an optional child the spec does not
+    /// ask for), whether one of this MovieApp's is still there under
+    /// `namespace/name`.
+    pub async fn compare<K>(
+        &self,
+        store: &Store<K>,
+        desired: Option<&K>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<String>, ChildError>
+    where
+        K: Child,
+    {
+        let kind = K::kind(&());
+        let Some(desired) = desired else {
+            let left = store
+                .get(&ObjectRef::new(name).within(namespace))
+                .is_some_and(|current| children::controlled_by(current.meta(), self.uid));
+            return Ok(left.then(|| {
+                format!("{kind} {namespace}/{name} exists, but the spec does not ask for it")
+            }));
+        };
+        if let Some(foreign) = self.claim(store, Some(desired)).await? {
+            return Ok(Some(foreign));
+        }
+        let name = desired.name_any();
+        let Some(current) = store.get(&ObjectRef::new(&name).within(namespace)) else {
+            return Ok(Some(format!("{kind} {namespace}/{name} does not exist")));
+        };
+        let (want, have) = match (
+            serde_json::to_value(desired),
+            serde_json::to_value(&*current),
+        ) {
+            (Ok(want), Ok(have)) => (want, have),
+            (Err(error), _) | (_, Err(error)) => {
+                let failed = ChildError::new::<K>("comparing", namespace, &name);
+                return Err(failed(kube::Error::SerdeError(error)));
+            }
+        };
+        Ok(first_difference(&want, &have, String::new())
+            .map(|path| format!("{kind} {namespace}/{name} differs from the spec at {path}")))
+    }
+
     /// Applies `desired` unless `store` shows it already in place.
     pub async fn apply<K>(&self, store: &Store<K>, desired: &K) -> Result<Outcome, ChildError>
     where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + Debug
-            + Serialize
-            + DeserializeOwned,
+        K: Child,
     {
         let name = desired.name_any();
         let namespace = desired.namespace().unwrap_or_default();
@@ -407,10 +536,7 @@ impl Applier<'_> {
         name: &str,
     ) -> Result<Outcome, ChildError>
     where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + Debug
-            + DeserializeOwned,
+        K: Child,
     {
         // Only a child of this MovieApp goes; an object of someone else's
         // with the name is none of its business.

@@ -1,6 +1,7 @@
 //! Cleanup: what `deletionPolicy` asks of the AWS resources when a MovieApp
 //! is deleted. Kubernetes children go by garbage collection (owner
-//! references); the finalizer goes once this step succeeds.
+//! references); the finalizer goes once this step succeeds. An ObserveOnly
+//! MovieApp's deletion [`release`]s instead: AWS is left as it is.
 
 use std::time::Duration;
 
@@ -123,5 +124,25 @@ pub async fn cleanup(
     }
     ctx.memory.forget(&object.uid);
     info!(movieapp = %object_key(app), policy = ?app.spec.deletion_policy, "cleaned up");
+    Ok(Action::await_change())
+}
+
+/// The deletion of an ObserveOnly MovieApp (one that still has the finalizer
+/// from a time under `Full`): nothing in AWS is deleted or tagged, whoever
+/// made it, and `deletionPolicy` does not apply. ObserveOnly never takes a
+/// resource over, so it never gives one back either.
+pub async fn release(app: &MovieApp, ctx: &Context) -> Result<Action, super::Error> {
+    let object = Object::of(app, &ctx.shared.config.default_region).map_err(Error::from)?;
+    status::event(
+        ctx,
+        app,
+        EventKind::Normal,
+        Reason::Released,
+        "managementPolicy is ObserveOnly: every AWS resource was left as it is (nothing deleted, \
+         nothing tagged)",
+    )
+    .await;
+    ctx.memory.forget(&object.uid);
+    info!(movieapp = %object_key(app), "released: ObserveOnly leaves AWS as it is");
     Ok(Action::await_change())
 }

@@ -22,6 +22,9 @@
 //! [`pause`] comes first: a paused MovieApp (`movieapp.io/paused: "true"`)
 //! gets its status and nothing else, and the writing steps ([`provision`],
 //! and so [`apply`], and [`cleanup`]) take the token only its check hands out.
+//! Then [`observe`]: with `managementPolicy: ObserveOnly` the same steps
+//! read, compare and report the differences (condition `Drifted`), and
+//! write nothing but the status and Events.
 
 pub mod apply;
 pub mod build;
@@ -30,6 +33,7 @@ pub mod cleanup;
 mod context;
 pub mod dereference;
 pub mod memory;
+pub mod observe;
 #[cfg(test)]
 mod offline;
 pub mod pause;
@@ -167,12 +171,18 @@ async fn lifecycle(app: &MovieApp, ctx: &Context, reread: Option<Reread>) -> Res
         Ok(writable) => writable,
         Err(paused) => return pause::hold(app, &paused, ctx).await,
     };
+    let access = observe::access(app, &writable);
     let deleting = app.meta().deletion_timestamp.is_some();
     let finalized = app.finalizers().iter().any(|f| f == FINALIZER);
     // A MovieApp that never passed validation has nothing in AWS: it gets
-    // no finalizer until it does, only its status.
-    if !deleting && !finalized && validate::spec(app, &ctx.shared.config.default_region).is_err() {
-        return run(app, ctx, reread, &writable).await;
+    // no finalizer until it does, only its status. Neither does an
+    // ObserveOnly one: its deletion has nothing to do in AWS.
+    if !deleting
+        && !finalized
+        && (matches!(access, observe::Access::Observe)
+            || validate::spec(app, &ctx.shared.config.default_region).is_err())
+    {
+        return run(app, ctx, reread, access).await;
     }
     let api: Api<MovieApp> = Api::namespaced(
         ctx.shared.client.clone(),
@@ -180,8 +190,13 @@ async fn lifecycle(app: &MovieApp, ctx: &Context, reread: Option<Reread>) -> Res
     );
     let result = finalizer::finalizer(&api, FINALIZER, Arc::new(app.clone()), |event| async {
         match event {
-            Finalizer::Apply(app) => run(&app, ctx, reread, &writable).await,
-            Finalizer::Cleanup(app) => cleanup::cleanup(&app, ctx, &writable).await,
+            Finalizer::Apply(app) => run(&app, ctx, reread, access).await,
+            // The finalizer of a MovieApp switched from Full to ObserveOnly:
+            // its deletion leaves AWS as it is.
+            Finalizer::Cleanup(app) => match access {
+                observe::Access::Manage(writable) => cleanup::cleanup(&app, ctx, writable).await,
+                observe::Access::Observe => cleanup::release(&app, ctx).await,
+            },
         }
     })
     .await;
@@ -218,14 +233,14 @@ pub async fn run(
     app: &MovieApp,
     ctx: &Context,
     reread: Option<Reread>,
-    writable: &pause::Writable,
+    access: observe::Access<'_>,
 ) -> Result<Action, Error> {
     let dereferenced = dereference::dereference(app, ctx, reread).await?;
     let validated = match validate::validate(dereferenced) {
         Ok(validated) => validated,
         Err(invalid) => return status::report(ctx, status::Report::invalid(invalid, ctx)).await,
     };
-    let provisioned = provision::provision(validated, writable, ctx).await?;
+    let provisioned = provision::provision(validated, access, ctx).await?;
     let built = build::build(provisioned, &ctx.shared.config)?;
     let applied = apply::apply(built, ctx).await;
     status::report(ctx, applied.into()).await

@@ -233,6 +233,23 @@ fn ecr(call: &AwsCall) -> Option<Answer> {
     }
 }
 
+/// An account without the MovieApp's tables and queues: their lookups find nothing.
+fn nothing_exists(call: &AwsCall) -> Option<Answer> {
+    match (call.service, call.operation.as_str()) {
+        ("dynamodb", "DescribeTable") => Some(Answer::error(
+            400,
+            "ResourceNotFoundException",
+            "Requested resource not found",
+        )),
+        ("sqs", "GetQueueUrl") => Some(Answer::error(
+            400,
+            "QueueDoesNotExist",
+            "The specified queue does not exist.",
+        )),
+        _ => None,
+    }
+}
+
 // ------------------------------------------------------------------ Kubernetes
 
 /// One API request: method, path, and the JSON body (`null` when none).
@@ -417,7 +434,8 @@ impl Stage {
         reread: Option<Reread>,
     ) -> Result<kube::runtime::controller::Action, Error> {
         let writable = super::pause::check(&self.app).expect("the MovieApp here is not paused");
-        super::run(&self.app, &self.ctx, reread, &writable).await
+        let access = super::observe::access(&self.app, &writable);
+        super::run(&self.app, &self.ctx, reread, access).await
     }
 
     fn api_calls(&self) -> Vec<ApiCall> {
@@ -555,20 +573,12 @@ async fn access_denied_on_create_stalls_with_the_aws_code() {
                     ),
                 )
             };
-            ecr(call).unwrap_or_else(|| match (call.service, call.operation.as_str()) {
-                ("dynamodb", "DescribeTable") => Answer::error(
-                    400,
-                    "ResourceNotFoundException",
-                    "Requested resource not found",
-                ),
-                ("sqs", "GetQueueUrl") => Answer::error(
-                    400,
-                    "QueueDoesNotExist",
-                    "The specified queue does not exist.",
-                ),
-                ("dynamodb", "CreateTable") | ("sqs", "CreateQueue") => denied(&call.operation),
-                _ => unexpected(call),
-            })
+            ecr(call)
+                .or_else(|| nothing_exists(call))
+                .unwrap_or_else(|| match (call.service, call.operation.as_str()) {
+                    ("dynamodb", "CreateTable") | ("sqs", "CreateQueue") => denied(&call.operation),
+                    _ => unexpected(call),
+                })
         },
         |_| None,
     )
@@ -771,4 +781,104 @@ async fn an_api_server_refusing_a_child_is_apply_failed() {
         );
         assert_eq!(condition(&conditions, "DatabaseReady").status, "True");
     }
+}
+
+/// ObserveOnly over an account where nothing exists: only reads reach AWS,
+/// only the status and Events reach the API server (no finalizer, no auth
+/// Secret, no child), and Drifted lists what is missing.
+#[tokio::test]
+async fn observe_only_reads_and_reports_what_is_missing() {
+    let mut stage = Stage::new(
+        |call| {
+            ecr(call)
+                .or_else(|| nothing_exists(call))
+                .unwrap_or_else(|| unexpected(call))
+        },
+        |_| None,
+    )
+    .await;
+    stage.app.spec.management_policy = crate::crd::ManagementPolicy::ObserveOnly;
+
+    stage
+        .run(None)
+        .await
+        .expect("an observing reconcile reports");
+
+    let calls = stage.aws.calls();
+    assert!(!calls.is_empty());
+    let writes: Vec<String> = calls
+        .iter()
+        .filter(|c| {
+            !["Describe", "Get", "List"]
+                .iter()
+                .any(|r| c.operation.starts_with(r))
+        })
+        .map(ToString::to_string)
+        .collect();
+    assert!(writes.is_empty(), "AWS writes: {writes:?}");
+    let api_writes: Vec<String> = stage
+        .api_calls()
+        .into_iter()
+        .filter(|c| c.method != "GET")
+        .filter(|c| !c.path.ends_with("/events"))
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
+    assert_eq!(
+        api_writes,
+        [format!(
+            "PATCH /apis/movieapp.io/v1alpha1/namespaces/{NAMESPACE}/movieapps/{NAME}/status"
+        )],
+        "only the status is written"
+    );
+    let conditions = stage.written_conditions();
+    let drifted = condition(&conditions, "Drifted");
+    assert_eq!(
+        (drifted.status.as_str(), drifted.reason.as_str()),
+        ("True", "Drifted")
+    );
+    let id = AppId {
+        namespace: NAMESPACE,
+        name: NAME,
+    };
+    for missing in movieapp_model::TABLES
+        .iter()
+        .map(|t| {
+            format!(
+                "DynamoDB table {} does not exist",
+                id.table_name(t.component)
+            )
+        })
+        .chain([
+            format!(
+                "SQS queue {} does not exist",
+                id.queue_name(component::DEAD_LETTER_QUEUE)
+            ),
+            format!(
+                "Secret {NAMESPACE}/{NAME}-auth (the worker's token signing key) does not exist"
+            ),
+        ])
+    {
+        assert!(
+            drifted.message.contains(&missing),
+            "{missing}: {}",
+            drifted.message
+        );
+    }
+    let ready = condition(&conditions, "Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Drifted")
+    );
+    let reconciling = condition(&conditions, "Reconciling");
+    assert_eq!(
+        (reconciling.status.as_str(), reconciling.reason.as_str()),
+        ("False", "Observing")
+    );
+    assert_eq!(condition(&conditions, "Stalled").status, "False");
+    let warnings = stage.events("Drifted");
+    assert_eq!(warnings.len(), 1, "{:?}", stage.api_calls());
+    assert_eq!(warnings[0].0, "Warning");
+    // Nothing waits on the operator: the next look is the resync.
+    assert!(stage.ctx.memory.next_due(Wake::Resync).is_some());
+    assert_eq!(stage.ctx.memory.next_due(Wake::Retry), None);
 }

@@ -20,12 +20,12 @@ use kube::{Api, Resource};
 use super::children::{self, AUTH_SECRET_KEY};
 use super::dereference::{AuthSecret, AuthSecretState, Object};
 use super::memory::Verified;
-use super::pause::Writable;
+use super::observe::Access;
 use super::validate::Validated;
 use super::{Context, kube_category};
 use crate::aws::ecr::{ImageError, ResolvedImage};
 use crate::conditions::PartState;
-use crate::provision::{self as aws_side, Observed, Provisioned};
+use crate::provision::{self as aws_side, Mode, Observed, Provisioned, Target};
 use crate::reason::Reason;
 
 /// Why the step failed (AWS errors are not failures: they are reported per part).
@@ -61,12 +61,17 @@ pub struct WithAws<'a> {
     pub unread: Vec<String>,
     /// When this reconcile's AWS pass started.
     pub started: Instant,
+    /// Whether the next steps may write; in [`Mode::Observe`] they compare.
+    pub mode: Mode,
+    /// Differences found outside AWS so far ([`Mode::Observe`]): the auth Secret.
+    pub differences: Vec<String>,
 }
 
-/// Takes [`Writable`]: nothing here runs while the MovieApp is paused.
+/// Takes [`Access`]: nothing here runs while the MovieApp is paused, and
+/// with [`Access::Observe`] it reads and reports only.
 pub async fn provision<'a>(
     validated: Validated<'a>,
-    _writable: &Writable,
+    access: Access<'_>,
     ctx: &Context,
 ) -> Result<WithAws<'a>, Error> {
     let Validated {
@@ -77,8 +82,17 @@ pub async fn provision<'a>(
     let started = Instant::now();
     let aws = ctx.shared.aws.clients(&object.region);
     let owner = object.owner();
-    let target = object.target(&aws, &owner);
-    let auth_secret = ensure_auth_secret(ctx, &object, &dereferenced.auth_secret);
+    let mode = access.mode();
+    let target = Target {
+        mode,
+        ..object.target(&aws, &owner)
+    };
+    let auth_secret = async {
+        match access {
+            Access::Manage(_) => ensure_auth_secret(ctx, &object, &dereferenced.auth_secret).await,
+            Access::Observe => Ok(dereferenced.auth_secret.state.clone()),
+        }
+    };
     let (image, provisioned, auth_secret, unread) = match &dereferenced.reused {
         Some(reused) => {
             let auth_secret = auth_secret.await;
@@ -103,16 +117,43 @@ pub async fn provision<'a>(
         }
     };
     let auth_state = auth_secret?;
+    let mut differences = Vec::new();
+    let worker_blocker = match mode {
+        Mode::Manage => worker_blocker.or_else(|| auth_state.conflict()),
+        // Someone else's Secret under the name is a difference, as any
+        // other object the operator would not take over.
+        Mode::Observe => {
+            differences.extend(auth_difference(
+                &object.namespace,
+                &dereferenced.auth_secret.name,
+                &auth_state,
+            ));
+            worker_blocker
+        }
+    };
     Ok(WithAws {
-        worker_blocker: worker_blocker.or_else(|| auth_state.conflict()),
+        worker_blocker,
         image,
         provisioned,
         auth_secret: dereferenced.auth_secret.name,
         reused: dereferenced.reused,
         unread,
         started,
+        mode,
+        differences,
         object,
     })
+}
+
+/// How the auth Secret differs from what `Full` makes of it.
+fn auth_difference(namespace: &str, name: &str, state: &AuthSecretState) -> Option<String> {
+    match state {
+        AuthSecretState::Ours => None,
+        AuthSecretState::Missing => Some(format!(
+            "Secret {namespace}/{name} (the worker's token signing key) does not exist"
+        )),
+        AuthSecretState::Foreign(description) => Some(description.clone()),
+    }
 }
 
 /// Makes sure the Secret with the worker's token signing key exists,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -21,10 +21,10 @@ use super::memory::{PassInputs, Verified, Wake};
 use super::validate::Invalid;
 use super::{Context, children, kube_category, object_key};
 use crate::aws::ecr::{ImageError, ResolvedImage};
-use crate::conditions::{self, Part, PartState, kind};
-use crate::crd::{ImageSpec, MovieApp, MovieAppStatus};
+use crate::conditions::{self, Management, Part, PartState, kind};
+use crate::crd::{ImageSpec, ManagementPolicy, MovieApp, MovieAppStatus};
 use crate::metrics::ObservedCondition;
-use crate::provision::{Notice, Provisioned};
+use crate::provision::{Mode, Notice, Provisioned};
 use crate::reason::Reason;
 
 /// How soon to look again while AWS resources are being created or changed.
@@ -75,6 +75,8 @@ pub struct Report<'a> {
     pub reused_at: Option<Instant>,
     /// A child the API server would not apply: the reconcile fails with it.
     pub error: Option<ChildError>,
+    /// `Full`, or what ObserveOnly found.
+    pub management: Management,
 }
 
 impl<'a> From<Applied<'a>> for Report<'a> {
@@ -84,8 +86,17 @@ impl<'a> From<Applied<'a>> for Report<'a> {
             deployment,
             worker,
             error,
+            differences,
         } = applied;
         let provisioned = with_aws.provisioned;
+        let management = match with_aws.mode {
+            Mode::Manage => Management::Full,
+            Mode::Observe => Management::ObserveOnly(observed_differences(
+                &provisioned,
+                &with_aws.differences,
+                &differences,
+            )),
+        };
         let remember = if !with_aws.unread.is_empty() || with_aws.reused.is_some() {
             Remember::Keep
         } else {
@@ -118,6 +129,7 @@ impl<'a> From<Applied<'a>> for Report<'a> {
             remember,
             reused_at: with_aws.reused.map(|v| v.at),
             error,
+            management,
             uid: with_aws.object.uid,
             region: with_aws.object.region,
         }
@@ -158,10 +170,38 @@ impl<'a> Report<'a> {
             remember: Remember::Keep,
             reused_at: None,
             error: None,
+            management: match object.app.spec.management_policy {
+                ManagementPolicy::Full => Management::Full,
+                ManagementPolicy::ObserveOnly => Management::Unchecked,
+            },
             uid: object.uid,
             region: object.region,
         }
     }
+}
+
+/// Every difference ObserveOnly found, in a stable order and each once: the
+/// AWS parts', then the auth Secret's and the children's.
+fn observed_differences(
+    provisioned: &Provisioned,
+    secret: &[String],
+    children: &[String],
+) -> Vec<String> {
+    let aws = provisioned
+        .tables
+        .notices
+        .iter()
+        .chain(&provisioned.queue.notices)
+        .chain(&provisioned.notifications.notices)
+        .filter(|n| n.is_difference())
+        .map(|n| &n.message);
+    let mut differences: Vec<String> = Vec::new();
+    for difference in aws.chain(secret).chain(children) {
+        if !differences.contains(difference) {
+            differences.push(difference.clone());
+        }
+    }
+    differences
 }
 
 /// The status step: writes the status and Events, remembers a complete AWS
@@ -178,6 +218,8 @@ pub async fn report(ctx: &Context, report: Report<'_>) -> Result<Action, super::
                 .chain(&p.queue.notices)
                 .chain(&p.notifications.notices)
         })
+        // Differences go to the Drifted condition (and its Event).
+        .filter(|n| !n.is_difference())
         .collect();
     update(
         ctx,
@@ -190,6 +232,7 @@ pub async fn report(ctx: &Context, report: Report<'_>) -> Result<Action, super::
             deployment: report.deployment.as_deref(),
             provisioned: report.provisioned.as_ref(),
             notices: &notices,
+            management: &report.management,
         },
     )
     .await?;
@@ -215,7 +258,10 @@ pub async fn report(ctx: &Context, report: Report<'_>) -> Result<Action, super::
     let (at, wake) = if !report.unread.is_empty() {
         (now + PROGRESS_INTERVAL.min(resync), Wake::Retry)
     } else {
-        match (report.reused_at, next_check(&report.parts, resync)) {
+        match (
+            report.reused_at,
+            next_check(&report.parts, &report.management, resync),
+        ) {
             // Keep the AWS re-read on its schedule.
             (Some(at), Next::Resync) => (at + resync, Wake::Resync),
             (None, Next::Resync) => (now + resync, Wake::Resync),
@@ -276,11 +322,13 @@ fn settled(parts: &[Part]) -> bool {
     })
 }
 
-/// When to reconcile again, from how the parts stand.
-fn next_check(parts: &[Part], resync: Duration) -> Next {
+/// When to reconcile again, from how the parts stand. ObserveOnly waits for
+/// nothing of its own doing: what it reported changes only when someone
+/// changes AWS or the cluster, which the resync (or a watch) sees.
+fn next_check(parts: &[Part], management: &Management, resync: Duration) -> Next {
     if parts.iter().any(|p| p.state.is_blocked()) {
         Next::Retry(BLOCKED_INTERVAL.min(resync))
-    } else if settled(parts) {
+    } else if *management != Management::Full || settled(parts) {
         Next::Resync
     } else {
         Next::Retry(PROGRESS_INTERVAL.min(resync))
@@ -313,6 +361,7 @@ pub struct Observation<'a> {
     /// `None` when AWS was not looked at: what the status recorded stands.
     pub provisioned: Option<&'a Provisioned>,
     pub notices: &'a [&'a Notice],
+    pub management: &'a Management,
 }
 
 /// The current time, at the one-second precision the API stores.
@@ -344,6 +393,7 @@ pub fn compute(app: &MovieApp, observation: &Observation<'_>, now: &Time) -> Mov
         conditions: conditions::compute(
             &previous.conditions,
             observation.parts,
+            observation.management,
             app.metadata.generation,
             now,
         ),
@@ -434,6 +484,10 @@ async fn update(
         if condition.type_ == kind::RECONCILING {
             continue;
         }
+        if condition.type_ == kind::DRIFTED {
+            // Published below, for every change of the differences.
+            continue;
+        }
         if condition.type_ == kind::PAUSED {
             // Pausing publishes its own Event; resuming is news, the first
             // `Paused=False` is not.
@@ -459,10 +513,32 @@ async fn update(
         );
         publish(ctx, app, kind, &condition.reason, &note).await;
     }
+    if let Some((kind, reason, note)) = drift_news(&previous.conditions, &status.conditions) {
+        publish(ctx, app, kind, &reason, &note).await;
+    }
     for (reason, note) in group_notices(observation.notices) {
         event(ctx, app, EventKind::Normal, reason, &note).await;
     }
     Ok(())
+}
+
+/// The Event for a change of the `Drifted` condition: a Warning each time
+/// the list of differences changes (so a steady drift is reported once, a
+/// new or a repaired difference again), a Normal one when none is left.
+/// `Drifted=False` from the start is no news.
+fn drift_news(old: &[Condition], new: &[Condition]) -> Option<(EventKind, String, String)> {
+    let find = |list: &[Condition]| list.iter().find(|c| c.type_ == kind::DRIFTED).cloned();
+    let (before, now) = (find(old), find(new)?);
+    let was_drifted = before.as_ref().is_some_and(|c| c.status == "True");
+    if now.status == "True" {
+        let same = before.is_some_and(|c| c.status == "True" && c.message == now.message);
+        (!same).then_some((EventKind::Warning, now.reason, now.message))
+    } else {
+        was_drifted.then(|| {
+            let note = format!("{} is False: {}", kind::DRIFTED, now.message);
+            (EventKind::Normal, now.reason, note)
+        })
+    }
 }
 
 /// One Event per reason: a first reconcile creates seven AWS resources, and
@@ -762,7 +838,11 @@ mod tests {
             ),
         ];
         for (parts, expected) in cases {
-            assert_eq!(next_check(&parts, resync), expected, "{parts:?}");
+            assert_eq!(
+                next_check(&parts, &Management::Full, resync),
+                expected,
+                "{parts:?}"
+            );
         }
     }
 
@@ -871,5 +951,47 @@ mod tests {
             assert_eq!(reported, seen);
             assert!(messages.is_empty());
         }
+    }
+
+    #[test]
+    fn drift_is_news_once_per_list_of_differences() {
+        let at = |second| Time(Timestamp::from_second(second).unwrap_or(Timestamp::UNIX_EPOCH));
+        let parts = [Part::new(
+            kind::WORKER_AVAILABLE,
+            PartState::ready(Reason::Available, "1/1"),
+        )];
+        let observed = |differences: &[&str], previous: &[Condition]| {
+            let differences = differences.iter().map(|d| (*d).to_owned()).collect();
+            conditions::compute(
+                previous,
+                &parts,
+                &Management::ObserveOnly(differences),
+                Some(1),
+                &at(10),
+            )
+        };
+        let clean = observed(&[], &[]);
+        assert_eq!(drift_news(&[], &clean), None, "a first False is no news");
+        let one = observed(&["queue q does not exist"], &clean);
+        let (kind, reason, note) = drift_news(&clean, &one).expect("new drift");
+        assert_eq!((kind, reason.as_str()), (EventKind::Warning, "Drifted"));
+        assert!(note.ends_with("queue q does not exist"), "{note}");
+        let again = observed(&["queue q does not exist"], &one);
+        assert_eq!(drift_news(&one, &again), None, "the same differences again");
+        let two = observed(&["queue q does not exist", "table t is untagged"], &again);
+        assert!(matches!(
+            drift_news(&again, &two),
+            Some((EventKind::Warning, _, note)) if note.contains("table t is untagged")
+        ));
+        let fixed = observed(&[], &two);
+        assert!(matches!(
+            drift_news(&two, &fixed),
+            Some((EventKind::Normal, reason, _)) if reason == "InSync"
+        ));
+        let full = conditions::compute(&two, &parts, &Management::Full, Some(2), &at(20));
+        assert!(matches!(
+            drift_news(&two, &full),
+            Some((EventKind::Normal, reason, _)) if reason == "Managed"
+        ));
     }
 }
