@@ -6,7 +6,9 @@
 --             (status.observedGeneration == metadata.generation)
 -- Degraded    Stalled=True for the current spec: a human must act (the
 --             reason says what: docs/troubleshooting.md); also a deletion
---             that waits for one (DeletionProtected)
+--             that waits for one (DeletionProtected); or Drifted=True:
+--             spec.managementPolicy is ObserveOnly and what exists differs
+--             from the spec, which the operator will not change
 -- Progressing everything else: not reconciled yet, a spec change not yet
 --             seen, provisioning under way, being deleted
 --
@@ -105,6 +107,15 @@ local stalled = condition(status.conditions, "Stalled")
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
   hs.message = describe(stalled)
+  return hs
+end
+
+-- ObserveOnly changes nothing: a difference stays until a human acts
+-- (switches to Full, or changes AWS or the spec).
+local drifted = condition(status.conditions, "Drifted")
+if drifted ~= nil and drifted.status == "True" then
+  hs.status = "Degraded"
+  hs.message = "ObserveOnly: " .. describe(drifted)
   return hs
 end
 
