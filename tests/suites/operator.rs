@@ -2235,3 +2235,325 @@ async fn deletion_protection_guards_the_tables_under_either_policy() -> Result<(
     delete_aws_side(&kept).await?;
     fixtures::delete_namespace(&client, &ns).await
 }
+
+/// Creates, directly in AWS and without any tag, the resources a MovieApp
+/// `name` of `namespace` would use, as someone else's tool might have:
+/// the tables with the model's keys and indexes but PROVISIONED billing,
+/// both queues (the jobs queue with a 30 s visibility timeout and no
+/// redrive policy), and the topic with nothing subscribed.
+async fn untagged_installation(
+    aws: &aws_config::SdkConfig,
+    namespace: &str,
+    name: &str,
+) -> Result<()> {
+    use aws_sdk_dynamodb::types as ddb;
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use movieapp_operator::naming::{AppId, component};
+    let id = AppId { namespace, name };
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let throughput = || {
+        ddb::ProvisionedThroughput::builder()
+            .read_capacity_units(1)
+            .write_capacity_units(1)
+            .build()
+    };
+    let key = |attr: movieapp_model::KeyAttr, kind: ddb::KeyType| {
+        ddb::KeySchemaElement::builder()
+            .attribute_name(attr.name)
+            .key_type(kind)
+            .build()
+    };
+    let keys = |partition, sort: Option<movieapp_model::KeyAttr>| -> Result<Vec<_>> {
+        let mut keys = vec![key(partition, ddb::KeyType::Hash)?];
+        if let Some(sort) = sort {
+            keys.push(key(sort, ddb::KeyType::Range)?);
+        }
+        Ok(keys)
+    };
+    for table in movieapp_model::TABLES {
+        let mut request = dynamodb
+            .create_table()
+            .table_name(id.table_name(table.component))
+            .billing_mode(ddb::BillingMode::Provisioned)
+            .provisioned_throughput(throughput()?)
+            .set_key_schema(Some(keys(table.partition_key, table.sort_key)?));
+        for attr in table.key_attributes() {
+            request = request.attribute_definitions(
+                ddb::AttributeDefinition::builder()
+                    .attribute_name(attr.name)
+                    .attribute_type(ddb::ScalarAttributeType::from(attr.kind.code()))
+                    .build()?,
+            );
+        }
+        for index in table.indexes {
+            request = request.global_secondary_indexes(
+                ddb::GlobalSecondaryIndex::builder()
+                    .index_name(index.name)
+                    .set_key_schema(Some(keys(index.partition_key, index.sort_key)?))
+                    .projection(
+                        ddb::Projection::builder()
+                            .projection_type(ddb::ProjectionType::All)
+                            .build(),
+                    )
+                    .provisioned_throughput(throughput()?)
+                    .build()?,
+            );
+        }
+        request.send().await?;
+    }
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    sqs.create_queue()
+        .queue_name(id.queue_name(component::DEAD_LETTER_QUEUE))
+        .send()
+        .await?;
+    sqs.create_queue()
+        .queue_name(id.queue_name(component::JOBS_QUEUE))
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await?;
+    aws_sdk_sns::Client::new(aws)
+        .create_topic()
+        .name(id.topic_name())
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// The Events of `reason` the operator published on MovieApp `name`.
+async fn events_of(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    reason: &str,
+) -> Result<Vec<String>> {
+    use k8s_openapi::api::events::v1::Event;
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    Ok(events
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| e.note.unwrap_or_default())
+        .collect())
+}
+
+/// Importing an existing installation: over untagged resources with the
+/// MovieApp's names, ObserveOnly writes nothing to AWS (the operator's
+/// request counter) and nothing but its status and Events to the API server
+/// (the audit log), lists every difference in `Drifted` (one Warning Event
+/// however many resyncs pass), and Ready says they differ (kstatus:
+/// InProgress). Switched to Full, the untagged resources are left alone
+/// (`NameConflict`) until the MovieApp may adopt them; then it adopts,
+/// converges and is Ready.
+#[tokio::test]
+async fn observe_only_reports_an_untagged_installation_then_full_adopts_it() -> Result<()> {
+    use movieapp_operator::naming::{AppId, component};
+    let audit = audit_log()?;
+    let Setup {
+        client,
+        ns,
+        aws,
+        repository,
+        api,
+        ..
+    } = setup("op-observe", true).await?;
+    let id = AppId {
+        namespace: &ns,
+        name: "shop",
+    };
+    untagged_installation(&aws, &ns, "shop").await?;
+    // A short resync: the observed window below spans several.
+    let operator = Operator::start(&ns, &["--resync-interval", "2s"]).await?;
+    let current = |app: &MovieApp| {
+        app.status.as_ref().and_then(|s| s.observed_generation) == app.metadata.generation
+    };
+
+    let offset = std::fs::metadata(&audit)?.len() as usize;
+    api.create(
+        &PostParams::default(),
+        &movieapp(
+            "shop",
+            json!({
+                "managementPolicy": "ObserveOnly",
+                "database": { "pointInTimeRecovery": false },
+                "worker": { "image": { "repository": repository, "tag": "1.0.0" } },
+            }),
+        )?,
+    )
+    .await?;
+    let drifted = wait_for(&api, "shop", "Drifted=True", |app| {
+        current(app) && is(app, "Drifted", "True", Some("Drifted"))
+    })
+    .await?;
+    let message = condition(&drifted, "Drifted")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    let mut expected: Vec<String> = movieapp_model::TABLES
+        .iter()
+        .flat_map(|t| {
+            let table = id.table_name(t.component);
+            [
+                format!(
+                    "DynamoDB table {table} already exists without the movieapp.io ownership tags"
+                ),
+                format!("DynamoDB table {table}: switched to on-demand (PAY_PER_REQUEST) billing"),
+            ]
+        })
+        .collect();
+    let jobs = id.queue_name(component::JOBS_QUEUE);
+    expected.extend([
+        format!("SQS queue {jobs}: set VisibilityTimeout 30 → 60"),
+        format!(
+            "SQS queue {} already exists without",
+            id.queue_name(component::DEAD_LETTER_QUEUE)
+        ),
+        format!("SNS topic {} already exists without", id.topic_name()),
+        "subscription of sqs arn:aws:sqs:".to_owned(),
+        format!("Secret {ns}/shop-auth (the worker's token signing key) does not exist"),
+        format!("Deployment {ns}/shop does not exist"),
+        format!("Service {ns}/shop does not exist"),
+    ]);
+    for difference in &expected {
+        ensure!(
+            message.contains(difference.as_str()),
+            "Drifted does not list {difference:?}: {message}"
+        );
+    }
+    ensure!(
+        is(&drifted, "Ready", "False", Some("Drifted"))
+            && is(&drifted, "Reconciling", "False", Some("Observing"))
+            && is(&drifted, "Stalled", "False", None),
+        "ObserveOnly with differences: {:?}",
+        drifted.status.as_ref().map(|s| &s.conditions)
+    );
+    // kstatus falls back to Ready: in progress, saying what differs.
+    let (flux, flux_message) = movieapp_tests::kstatus(&drifted)?;
+    ensure!(
+        flux == "InProgress" && flux_message.contains("in condition Drifted"),
+        "kstatus reads a drifted ObserveOnly MovieApp as {flux}: {flux_message}"
+    );
+
+    // Several resyncs: still nothing written, and the same differences are
+    // one Event, not one per resync.
+    let metrics = operator.metrics().await?;
+    let reconciles_before =
+        movieapp_tests::operator::metric_sum(&metrics, "movieapp_reconcile_total", &[]);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let metrics = operator.metrics().await?;
+    ensure!(
+        movieapp_tests::operator::metric_sum(&metrics, "movieapp_reconcile_total", &[])
+            > reconciles_before,
+        "the operator did not look again during the observed window"
+    );
+    let writes = aws_write_requests(&metrics);
+    ensure!(
+        writes == 0.0,
+        "ObserveOnly wrote to AWS: {writes} write requests"
+    );
+    let api_writes: Vec<String> = audit_writes(&audit, &ns, offset)?
+        .into_iter()
+        .filter(|w| !w.contains(" by system:") && !w.contains(" events/"))
+        .filter(|w| !w.starts_with("create movieapps/shop "))
+        .collect();
+    ensure!(
+        api_writes
+            .iter()
+            .all(|w| w.starts_with("patch movieapps/shop ")),
+        "writes besides the MovieApp's own: {api_writes:#?}"
+    );
+    let observed = api.get("shop").await?;
+    ensure!(
+        observed.metadata.finalizers.is_none_or(|f| f.is_empty()),
+        "an ObserveOnly MovieApp got a finalizer"
+    );
+    let warnings = events_of(&client, &ns, "shop", "Drifted").await?;
+    ensure!(
+        warnings.len() == 1,
+        "one Drifted Event for one list of differences: {warnings:#?}"
+    );
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let users = id.table_name("users");
+    let arn = dynamodb
+        .describe_table()
+        .table_name(&users)
+        .send()
+        .await?
+        .table
+        .and_then(|t| t.table_arn)
+        .context("users table ARN")?;
+    let tags = |arn: String| {
+        let dynamodb = dynamodb.clone();
+        async move {
+            anyhow::Ok(
+                dynamodb
+                    .list_tags_of_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await?
+                    .tags
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    ensure!(
+        tags(arn.clone()).await?.is_empty(),
+        "ObserveOnly tagged {users}"
+    );
+
+    // Full without permission to adopt: the untagged resources stay untouched.
+    api.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "managementPolicy": "Full" } })),
+    )
+    .await?;
+    let conflict = wait_for(&api, "shop", "Stalled=True (NameConflict)", |app| {
+        current(app) && is(app, "Stalled", "True", Some("NameConflict"))
+    })
+    .await?;
+    ensure!(is(&conflict, "Drifted", "False", Some("Managed")));
+    ensure!(
+        tags(arn.clone()).await?.is_empty(),
+        "{users} was tagged without adopt"
+    );
+
+    // With adopt: taken over, converged, Ready.
+    api.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "annotations": { "movieapp.io/adopt": "true" } } })),
+    )
+    .await?;
+    let ready = wait_for(&api, "shop", "Ready=True after adoption", |app| {
+        current(app) && is(app, "Ready", "True", None)
+    })
+    .await?;
+    let uid = ready.metadata.uid.clone().unwrap_or_default();
+    ensure!(
+        tags(arn)
+            .await?
+            .iter()
+            .any(|t| t.key == "movieapp.io/uid" && t.value == uid),
+        "{users} does not carry the MovieApp's uid"
+    );
+    let queue_url = ready
+        .status
+        .as_ref()
+        .and_then(|s| s.queue.as_ref())
+        .map(|q| q.url.clone())
+        .context("status.queue")?;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    ensure!(visibility_timeout(&sqs, &queue_url).await? == "60");
+    ensure!(!events_of(&client, &ns, "shop", "Adopted").await?.is_empty());
+
+    api.delete("shop", &kube::api::DeleteParams::default())
+        .await?;
+    eventually("the MovieApp gone", TIMEOUT, || async {
+        Ok(api.get_opt("shop").await?.is_none().then_some(()))
+    })
+    .await?;
+    operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
