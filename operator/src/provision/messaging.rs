@@ -7,14 +7,16 @@
 //! only to a topic that is ours), then the subscriptions.
 
 use super::common::{Arn, Halt};
+use super::inspect::{self, Inspected, Presence, ResourceKind};
 use super::policy::{self, Redrive};
-use super::resource::{self, Declared, Kind};
+use super::resource::{self, Declared, Kind, LiveStatus};
 use super::sns::{self, TopicId, Topics, WantedSubscription};
 use super::sqs::{DesiredQueue, PolicyWant, Queue, QueueId, Queues};
 use super::{Cleanup, Observed, Target};
 use crate::aws::AwsError;
 use crate::conditions::PartState;
 use crate::crd::{NotificationsStatus, QueueStatus};
+use crate::naming::component;
 use crate::reason::Reason;
 
 /// The physical names of the messaging resources.
@@ -283,6 +285,135 @@ fn waiting_for_queue(halt: &Halt) -> Observed<NotificationsStatus> {
     }
 }
 
+/// The queues, the topic and its subscriptions as they stand, read only
+/// ([`inspect`](super::inspect)). The topic is looked up by the ARN the
+/// status recorded, else by the one the queues' account gives it, as
+/// provisioning does.
+pub async fn inspect(target: &Target<'_>) -> Vec<Inspected> {
+    let names = Names::of(target);
+    let known = Known::of(target, &names);
+    let queues = Queues::of(target);
+    let [jobs_id, dead_letter_id] = known.queue_ids(&names);
+    let url = |queue: &Queue| queue.url.clone();
+    let ((jobs, jobs_found), (dead_letter, dead_letter_found)) = futures::future::join(
+        inspect::one(&queues, target, &jobs_id, url),
+        inspect::one(&queues, target, &dead_letter_id, url),
+    )
+    .await;
+    let queue = |kind, component: &str, name: &str, presence| Inspected {
+        kind,
+        component: component.to_owned(),
+        name: name.to_owned(),
+        declared: true,
+        presence,
+    };
+    let mut resources = vec![
+        queue(
+            ResourceKind::Queue,
+            component::JOBS_QUEUE,
+            &names.jobs,
+            jobs,
+        ),
+        queue(
+            ResourceKind::DeadLetterQueue,
+            component::DEAD_LETTER_QUEUE,
+            &names.dead_letter,
+            dead_letter,
+        ),
+    ];
+    let account = jobs_found
+        .iter()
+        .chain(&dead_letter_found)
+        .find_map(|q| Arn::parse(&q.arn));
+    let topic_arn = known
+        .topic_arn
+        .map(str::to_owned)
+        .or_else(|| account.as_ref().map(|a| a.sibling("sns", &names.topic)));
+    let Some(topic_arn) = topic_arn else {
+        resources.push(queue(
+            ResourceKind::Topic,
+            component::TOPIC,
+            &names.topic,
+            Presence::Unknown(
+                "not looked up: its ARN follows from the queues' account, and neither queue \
+                 exists nor does the status record it"
+                    .to_owned(),
+            ),
+        ));
+        return resources;
+    };
+    let topics = Topics::of(target);
+    let topic_id = names.topic_id(topic_arn);
+    let (topic, topic_found) = inspect::one(&topics, target, &topic_id, String::clone).await;
+    resources.push(queue(
+        ResourceKind::Topic,
+        component::TOPIC,
+        &names.topic,
+        topic,
+    ));
+    let Some(topic_arn) = topic_found else {
+        return resources;
+    };
+    let jobs_arn = jobs_found
+        .as_ref()
+        .map(|q| q.arn.clone())
+        .or_else(|| account.as_ref().map(|a| a.sibling("sqs", &names.jobs)))
+        .unwrap_or_default();
+    let wanted = wanted_subscriptions(target, &jobs_arn);
+    match topics.observe(&topic_arn, &wanted).await {
+        Ok(existing) => resources.extend(inspect_subscriptions(&wanted, &existing)),
+        Err(halt) => resources.push(Inspected {
+            kind: ResourceKind::Subscription,
+            component: "*".to_owned(),
+            name: "subscriptions".to_owned(),
+            declared: true,
+            presence: Presence::Unknown(halt.message()),
+        }),
+    }
+    resources
+}
+
+/// Each wanted subscription as found (or missing), then those the spec
+/// does not list (the next reconcile removes the confirmed ones).
+fn inspect_subscriptions(
+    wanted: &[WantedSubscription],
+    existing: &[sns::ExistingSubscription],
+) -> Vec<Inspected> {
+    let found = |e: &sns::ExistingSubscription| Presence::Found {
+        address: e.arn.clone(),
+        live: Some(LiveStatus {
+            text: if e.confirmed() {
+                "confirmed".to_owned()
+            } else {
+                "pending confirmation by the endpoint".to_owned()
+            },
+            settled: true,
+        }),
+        claim: None,
+    };
+    let declared = wanted.iter().map(|w| Inspected {
+        kind: ResourceKind::Subscription,
+        component: w.protocol.clone(),
+        name: w.endpoint.clone(),
+        declared: true,
+        presence: existing
+            .iter()
+            .find(|e| e.is(w))
+            .map_or(Presence::Missing, found),
+    });
+    let extra = existing
+        .iter()
+        .filter(|e| !wanted.iter().any(|w| e.is(w)))
+        .map(|e| Inspected {
+            kind: ResourceKind::Subscription,
+            component: e.protocol.clone(),
+            name: e.endpoint.clone(),
+            declared: false,
+            presence: found(e),
+        });
+    declared.chain(extra).collect()
+}
+
 /// Deletes the topic (and its subscriptions) first, so nothing is delivered
 /// to a queue being deleted, then both queues; only what is ours.
 pub async fn delete(target: &Target<'_>) -> Result<Cleanup, AwsError> {
@@ -349,4 +480,92 @@ async fn topic_id(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanted(protocol: &str, endpoint: &str) -> WantedSubscription {
+        WantedSubscription {
+            protocol: protocol.to_owned(),
+            endpoint: endpoint.to_owned(),
+            raw: protocol == "sqs",
+            recorded: false,
+        }
+    }
+
+    fn existing(protocol: &str, endpoint: &str, arn: &str) -> sns::ExistingSubscription {
+        sns::ExistingSubscription {
+            arn: arn.to_owned(),
+            protocol: protocol.to_owned(),
+            endpoint: endpoint.to_owned(),
+            raw: None,
+        }
+    }
+
+    #[test]
+    fn subscriptions_are_reported_as_declared_missing_pending_or_extra() {
+        let wanted = [
+            wanted("sqs", "arn:aws:sqs:us-east-1:1:jobs"),
+            wanted("email", "ops@example.com"),
+            wanted("https", "https://hooks.example.com"),
+        ];
+        let existing = [
+            existing(
+                "sqs",
+                "arn:aws:sqs:us-east-1:1:jobs",
+                "arn:aws:sns:us-east-1:1:t:a",
+            ),
+            existing("email", "ops@example.com", "PendingConfirmation"),
+            existing("email", "old@example.com", "arn:aws:sns:us-east-1:1:t:b"),
+        ];
+        let report: Vec<(String, bool, Presence)> = inspect_subscriptions(&wanted, &existing)
+            .into_iter()
+            .map(|i| {
+                assert_eq!(i.kind, ResourceKind::Subscription);
+                (
+                    format!("{} {}", i.component, i.name),
+                    i.declared,
+                    i.presence,
+                )
+            })
+            .collect();
+        let found = |address: &str, text: &str| Presence::Found {
+            address: address.to_owned(),
+            live: Some(LiveStatus {
+                text: text.to_owned(),
+                settled: true,
+            }),
+            claim: None,
+        };
+        assert_eq!(
+            report,
+            [
+                (
+                    "sqs arn:aws:sqs:us-east-1:1:jobs".to_owned(),
+                    true,
+                    found("arn:aws:sns:us-east-1:1:t:a", "confirmed")
+                ),
+                (
+                    "email ops@example.com".to_owned(),
+                    true,
+                    found(
+                        "PendingConfirmation",
+                        "pending confirmation by the endpoint"
+                    )
+                ),
+                (
+                    "https https://hooks.example.com".to_owned(),
+                    true,
+                    Presence::Missing
+                ),
+                (
+                    "email old@example.com".to_owned(),
+                    false,
+                    found("arn:aws:sns:us-east-1:1:t:b", "confirmed")
+                ),
+            ]
+        );
+    }
 }

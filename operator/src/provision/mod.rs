@@ -10,6 +10,7 @@
 mod common;
 pub mod database;
 pub mod iam;
+pub mod inspect;
 pub mod messaging;
 mod policy;
 pub mod resource;

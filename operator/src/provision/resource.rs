@@ -89,6 +89,13 @@ pub trait Kind: Sync {
         false
     }
 
+    /// What a person checking on the resource looks at first (a table's
+    /// status, a queue's messages), for `kubectl movieapp status`; `None`
+    /// when the kind has nothing beyond existing.
+    fn live_status(_found: &Self::Found) -> Option<LiveStatus> {
+        None
+    }
+
     // ---------------------------------------------------------------- plan
 
     /// The next change, `None` when the settings are as declared, a `Halt`
@@ -149,6 +156,16 @@ pub trait Kind: Sync {
         &self,
         found: &Self::Found,
     ) -> impl Future<Output = Result<Deletion, AwsError>> + Send;
+}
+
+/// A resource's state as AWS reports it ([`Kind::live_status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveStatus {
+    /// As AWS words it, e.g. `ACTIVE`, `UPDATING`, `3 messages`.
+    pub text: String,
+    /// Whether the resource is usable as it is (a table being created or
+    /// updated is not).
+    pub settled: bool,
 }
 
 /// What a change does, for its Event.
@@ -431,8 +448,12 @@ pub async fn retain<K: Kind>(
     Ok(Some(found))
 }
 
-/// The resource and its tags, when it exists.
-async fn find_with_tags<K: Kind>(kind: &K, id: &K::Id) -> Result<Option<(K::Found, Tags)>, Halt> {
+/// The resource and its tags, when it exists: the reads every pass starts
+/// with, and all that `kubectl movieapp status` reads of it.
+pub async fn find_with_tags<K: Kind>(
+    kind: &K,
+    id: &K::Id,
+) -> Result<Option<(K::Found, Tags)>, Halt> {
     let Some(found) = kind.find(id).await? else {
         return Ok(None);
     };

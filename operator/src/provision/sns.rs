@@ -47,11 +47,11 @@ pub struct ExistingSubscription {
 impl ExistingSubscription {
     /// Confirmed subscriptions have an ARN; pending ones cannot be
     /// unsubscribed or inspected (SNS drops them after three days).
-    fn confirmed(&self) -> bool {
+    pub fn confirmed(&self) -> bool {
         self.arn.starts_with("arn:")
     }
 
-    fn is(&self, wanted: &WantedSubscription) -> bool {
+    pub fn is(&self, wanted: &WantedSubscription) -> bool {
         self.protocol == wanted.protocol && self.endpoint == wanted.endpoint
     }
 

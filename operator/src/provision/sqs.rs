@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::Target;
 use super::common::Halt;
 use super::policy::{self, Redrive};
-use super::resource::{Deletion, Effect, Kind, Tags};
+use super::resource::{Deletion, Effect, Kind, LiveStatus, Tags};
 use crate::aws::{self, AwsError};
 use crate::reason::Reason;
 
@@ -211,6 +211,24 @@ impl<'a> Kind for Queues<'a> {
             Ok(output) => Ok(Some(output.tags.unwrap_or_default().into_iter().collect())),
             Err(error) => not_found_is_none(AwsError::from_sdk(SERVICE, "ListQueueTags", error)),
         }
+    }
+
+    /// The messages waiting: on the dead-letter queue, jobs that failed
+    /// `maxReceiveCount` times.
+    fn live_status(queue: &Queue) -> Option<LiveStatus> {
+        let count = |name: &QueueAttributeName| {
+            queue
+                .attributes
+                .get(name)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let waiting = count(&QueueAttributeName::ApproximateNumberOfMessages);
+        let in_flight = count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
+        Some(LiveStatus {
+            text: format!("{waiting} messages waiting, {in_flight} in flight"),
+            settled: true,
+        })
     }
 
     /// Read with the queue already.

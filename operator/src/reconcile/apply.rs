@@ -271,8 +271,9 @@ async fn compare_children(
         .collect())
 }
 
-/// How the worker Deployment stands.
-fn worker_state(
+/// How the worker Deployment stands (also what `kubectl movieapp status`
+/// says of it).
+pub fn worker_state(
     app: &MovieApp,
     deployment: Option<&Deployment>,
     inputs_ready: bool,

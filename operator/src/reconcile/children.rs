@@ -69,6 +69,74 @@ pub struct Children {
     pub disruption_budget: Option<PodDisruptionBudget>,
 }
 
+/// A child of a MovieApp, by kind and name: what `kubectl movieapp status`
+/// looks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildRef {
+    /// The Kubernetes kind, e.g. `Deployment`.
+    pub kind: &'static str,
+    pub name: String,
+    /// Whether the spec asks for it: the HorizontalPodAutoscaler only with
+    /// `worker.autoscaling`, the PodDisruptionBudget only with more than one
+    /// replica. One the spec does not ask for is deleted if it exists.
+    pub wanted: bool,
+}
+
+/// Every child [`build`] makes for `app`, and the optional ones it does not
+/// make for this spec, in the order they are applied; then the generated
+/// auth Secret (created once, by the provision step).
+pub fn child_refs(app: &MovieApp) -> Vec<ChildRef> {
+    use k8s_openapi::Resource as _;
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let child = |kind, name: String, wanted| ChildRef { kind, name, wanted };
+    vec![
+        child(ServiceAccount::KIND, name.clone(), true),
+        child(ConfigMap::KIND, naming::config_map_name(&name), true),
+        child(Deployment::KIND, name.clone(), true),
+        child(Service::KIND, name.clone(), true),
+        child(
+            HorizontalPodAutoscaler::KIND,
+            name.clone(),
+            wants_autoscaler(app),
+        ),
+        child(
+            PodDisruptionBudget::KIND,
+            name.clone(),
+            wants_disruption_budget(app),
+        ),
+        child(
+            k8s_openapi::api::core::v1::Secret::KIND,
+            auth_secret_name(&name),
+            true,
+        ),
+    ]
+}
+
+impl Children {
+    /// The kind and name of every child built.
+    pub fn refs(&self) -> Vec<(&'static str, String)> {
+        use k8s_openapi::Resource as _;
+        let name = |meta: &ObjectMeta| meta.name.clone().unwrap_or_default();
+        let mut refs = vec![
+            (ServiceAccount::KIND, name(&self.service_account.metadata)),
+            (ConfigMap::KIND, name(&self.config_map.metadata)),
+            (Deployment::KIND, name(&self.deployment.metadata)),
+            (Service::KIND, name(&self.service.metadata)),
+        ];
+        refs.extend(
+            self.autoscaler
+                .iter()
+                .map(|hpa| (HorizontalPodAutoscaler::KIND, name(&hpa.metadata))),
+        );
+        refs.extend(
+            self.disruption_budget
+                .iter()
+                .map(|pdb| (PodDisruptionBudget::KIND, name(&pdb.metadata))),
+        );
+        refs
+    }
+}
+
 /// Labels of the Pods of `app` (the Deployment's selector).
 pub fn selector_labels(app: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -431,6 +499,10 @@ fn service(meta: ObjectMeta) -> Service {
     }
 }
 
+fn wants_autoscaler(app: &MovieApp) -> bool {
+    app.spec.worker.autoscaling.is_some()
+}
+
 fn autoscaler(meta: ObjectMeta, app: &MovieApp) -> Option<HorizontalPodAutoscaler> {
     let autoscaling = app.spec.worker.autoscaling.as_ref()?;
     let name = meta.name.clone().unwrap_or_default();
@@ -470,8 +542,14 @@ fn minimum_replicas(app: &MovieApp) -> i32 {
     }
 }
 
+/// A budget of one unavailable Pod would block every voluntary eviction of
+/// a single-replica worker.
+fn wants_disruption_budget(app: &MovieApp) -> bool {
+    minimum_replicas(app) > 1
+}
+
 fn disruption_budget(meta: ObjectMeta, app: &MovieApp) -> Option<PodDisruptionBudget> {
-    if minimum_replicas(app) <= 1 {
+    if !wants_disruption_budget(app) {
         return None;
     }
     let name = meta.name.clone().unwrap_or_default();
@@ -584,6 +662,36 @@ mod tests {
         let children = build(&app("worker: { replicas: 1 }"), &owner(), &inputs());
         assert!(children.disruption_budget.is_none());
         assert_eq!(children.deployment.spec.and_then(|s| s.replicas), Some(1));
+    }
+
+    #[test]
+    fn child_refs_name_exactly_what_the_build_makes() {
+        for spec in [
+            "{}",
+            "worker: { replicas: 1 }",
+            "worker: { autoscaling: { minReplicas: 3, maxReplicas: 9 } }",
+            "worker: { autoscaling: { minReplicas: 1, maxReplicas: 2 } }",
+        ] {
+            let app = app(spec);
+            let built = build(&app, &owner(), &inputs()).refs();
+            let wanted: Vec<(&str, String)> = child_refs(&app)
+                .into_iter()
+                .filter(|c| c.wanted && c.kind != "Secret")
+                .map(|c| (c.kind, c.name))
+                .collect();
+            assert_eq!(wanted, built, "{spec}");
+        }
+        let refs = child_refs(&app("{}"));
+        assert!(refs.contains(&ChildRef {
+            kind: "Secret",
+            name: auth_secret_name("shop"),
+            wanted: true,
+        }));
+        assert!(refs.contains(&ChildRef {
+            kind: "HorizontalPodAutoscaler",
+            name: "shop".to_owned(),
+            wanted: false,
+        }));
     }
 
     #[test]

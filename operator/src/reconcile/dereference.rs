@@ -210,8 +210,9 @@ pub async fn dereference<'a>(
     })
 }
 
-/// Checks the referenced TMDB Secret and key; `Err` carries the worker's state.
-async fn check_tmdb_secret(
+/// Checks the referenced TMDB Secret and key; `Err` carries the worker's state
+/// (also what `kubectl movieapp status` says of the Secret).
+pub async fn check_tmdb_secret(
     secrets: &Api<Secret>,
     app: &MovieApp,
     namespace: &str,

@@ -25,6 +25,7 @@ use std::future::Future;
 use futures::future::join_all;
 use movieapp_model::{TABLES, Table};
 
+use super::inspect::{self, Inspected, ResourceKind};
 use super::resource;
 use super::{Cleanup, Observed, Target, common};
 use crate::aws::AwsError;
@@ -101,6 +102,26 @@ async fn ensure_table(
             name: found.name,
             arn: found.arn,
         })
+}
+
+/// Every table as it stands, read only ([`inspect`](super::inspect)).
+pub async fn inspect(target: &Target<'_>) -> Vec<Inspected> {
+    let tables = Tables::of(target);
+    let tables = &tables;
+    let names = target.names();
+    let names = &names;
+    join_all(TABLES.iter().map(|table| async move {
+        let name = names.table(table.component).to_owned();
+        let (presence, _) = inspect::one(tables, target, &name, |t| t.arn.clone()).await;
+        Inspected {
+            kind: ResourceKind::Table,
+            component: table.component.to_owned(),
+            name,
+            declared: true,
+            presence,
+        }
+    }))
+    .await
 }
 
 /// Deletes every table that is ours; done once AWS reports them all gone.

@@ -12,7 +12,7 @@ use super::{SERVICE, backups, requests};
 use crate::aws::{self, AwsError};
 use crate::provision::Target;
 use crate::provision::common::Halt;
-use crate::provision::resource::{Deletion, Effect, Kind, Tags};
+use crate::provision::resource::{Deletion, Effect, Kind, LiveStatus, Tags};
 use crate::reason::Reason;
 
 /// A table that exists: its ARN and how DescribeTable (or the request that
@@ -157,6 +157,14 @@ impl Kind for Tables<'_> {
 
     fn being_deleted(table: &FoundTable) -> bool {
         table.status() == "DELETING"
+    }
+
+    fn live_status(table: &FoundTable) -> Option<LiveStatus> {
+        let status = table.status();
+        Some(LiveStatus {
+            text: status.to_owned(),
+            settled: status == "ACTIVE",
+        })
     }
 
     fn plan(desired: &DesiredTable, actual: &TableSettings) -> Result<Option<TableUpdate>, Halt> {
