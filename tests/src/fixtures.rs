@@ -69,6 +69,22 @@ impl Stage {
     }
 }
 
+/// Waits until `check` holds for the MovieApp `name`, returning it; fails
+/// after `timeout` naming `what` was awaited.
+pub async fn wait_for_movieapp(
+    api: &Api<MovieApp>,
+    name: &str,
+    what: &str,
+    timeout: std::time::Duration,
+    check: impl Fn(&MovieApp) -> bool,
+) -> Result<MovieApp> {
+    crate::eventually(what, timeout, || async {
+        let app = api.get(name).await?;
+        Ok(check(&app).then_some(app))
+    })
+    .await
+}
+
 /// Creates a namespace.
 pub async fn namespace(client: &kube::Client, name: &str) -> Result<()> {
     let ns = Namespace {

@@ -51,11 +51,7 @@ async fn wait_for(
     what: &str,
     check: impl Fn(&MovieApp) -> bool,
 ) -> Result<MovieApp> {
-    eventually(what, TIMEOUT, || async {
-        let app = api.get(name).await?;
-        Ok(check(&app).then_some(app))
-    })
-    .await
+    fixtures::wait_for_movieapp(api, name, what, TIMEOUT, check).await
 }
 
 /// Creates the MovieApp `shop` running `<repository>:<tag>`.
