@@ -10,7 +10,12 @@ expressions; this checks the content):
   signs each image by digest with cosign, packages the chart with the
   release's version, pushes it as an OCI artifact and signs it; the Helm it
   installs is the version the tests use (tests/delivery/install-tools.sh);
-- only the release jobs that need it get `id-token: write`.
+- the kubectl plugin is built for every platform of the krew manifest
+  (plugin.yaml), packaged by scripts/package-plugin.sh under the names the
+  manifest's uris give, and published with the rendered manifest as the
+  assets of the tag's GitHub release, where those uris point;
+- only the release jobs that need it get `id-token: write`, and only the one
+  that publishes the release gets `contents: write`.
 
 Exit status non-zero on any failure; the last line is "N passed, F failed".
 """
@@ -51,6 +56,42 @@ def runs(job: dict) -> str:
 
 def uses(job: dict, action: str) -> list[dict]:
     return [s for s in job.get("steps", []) if str(s.get("uses", "")).split("@")[0] == action]
+
+
+def plugin_checks(jobs: dict) -> None:
+    manifest = yaml.safe_load((ROOT / "plugin.yaml").read_text())
+    platforms = sorted(
+        f"{p['selector']['matchLabels']['os']}_{p['selector']['matchLabels']['arch']}"
+        for p in manifest["spec"]["platforms"]
+    )
+    plugin = jobs.get("plugin", {})
+    built = sorted(entry.get("platform", "") for entry in plugin.get("strategy", {}).get("matrix", {}).get("include", []))
+    check(built == platforms, "the release builds the plugin for every platform of plugin.yaml", f"{built} != {platforms}")
+    script = runs(plugin)
+    check("cargo build --release --locked -p kubectl-movieapp --target \"$TARGET\"" in script
+          and 'bash scripts/package-plugin.sh "$version" "$PLATFORM" "target/$TARGET/release/kubectl-movieapp" dist' in script,
+          "each platform's release binary is packaged by scripts/package-plugin.sh")
+    package = (ROOT / "scripts/package-plugin.sh").read_text()
+    named = re.search(r'archive="\$out/(kubectl-movieapp_v\$\{version\}_\$\{platform\}\.tar\.gz)"', package)
+    repository = re.search(r'^repository = "(\S+)"', (ROOT / "Cargo.toml").read_text(), re.M)
+    uris = [p["uri"] for p in manifest["spec"]["platforms"]]
+    expected = [
+        f"{repository.group(1) if repository else '?'}/releases/download/v{{{{VERSION}}}}/kubectl-movieapp_v{{{{VERSION}}}}_{p['selector']['matchLabels']['os']}_{p['selector']['matchLabels']['arch']}.tar.gz"
+        for p in manifest["spec"]["platforms"]
+    ]
+    check(named is not None and uris == expected,
+          "plugin.yaml's uris are the archives package-plugin.sh makes, on the repository's releases", str(uris))
+    publish = jobs.get("plugin-manifest", {})
+    script = runs(publish)
+    check(publish.get("needs") == "plugin"
+          and 'python3 scripts/krew-manifest.py --version "$version" --dist dist --out dist/plugin.yaml' in script
+          and re.search(r'gh release create "\$GITHUB_REF_NAME" dist/\*', script) is not None,
+          "plugin-manifest renders plugin.yaml from the archives and publishes both on the tag's release")
+    check(any(s.get("with", {}).get("pattern") == "plugin-*" for s in uses(publish, "actions/download-artifact"))
+          and any(s.get("with", {}).get("name") == "plugin-${{ matrix.platform }}" for s in uses(plugin, "actions/upload-artifact")),
+          "the archives travel from plugin to plugin-manifest as artifacts")
+    writers = sorted(name for name, job in jobs.items() if job.get("permissions", {}).get("contents") == "write")
+    check(writers == ["plugin-manifest"], "contents: write only on the job that publishes the release", str(writers))
 
 
 def main() -> int:
@@ -96,6 +137,8 @@ def main() -> int:
     check(bool(setup_helm) and helm_pin is not None and setup_helm[0].get("with", {}).get("version") == helm_pin.group(1),
           "the release's Helm is the version the tests use")
     check(chart.get("needs") == "images", "the chart is published after the images")
+
+    plugin_checks(jobs)
 
     writers = sorted(name for name, job in jobs.items() if job.get("permissions", {}).get("id-token") == "write")
     check(release.get("permissions") == {"contents": "read"} and writers == ["chart", "images", "promote"],
