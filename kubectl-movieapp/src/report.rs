@@ -232,3 +232,179 @@ pub struct EventReport {
     pub last_seen: Option<String>,
     pub count: i32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(value: &serde_json::Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// The field names are a contract for scripts (docs/troubleshooting.md,
+    /// `-o json`): a rename here is a new `schemaVersion`.
+    #[test]
+    fn the_json_field_names_are_the_documented_ones() {
+        let report = StatusReport {
+            schema_version: SCHEMA_VERSION,
+            movie_app: MovieAppSummary {
+                namespace: "movies".to_owned(),
+                name: "shop".to_owned(),
+                uid: "u-1".to_owned(),
+                generation: Some(1),
+                observed_generation: Some(1),
+                paused: false,
+                deleting: false,
+            },
+            verdict: Verdict::NotReady,
+            reasons: vec!["why".to_owned()],
+            conditions: vec![ConditionReport {
+                type_: "Ready".to_owned(),
+                status: "False".to_owned(),
+                reason: "SecretNotFound".to_owned(),
+                message: "m".to_owned(),
+                last_transition_time: "2026-12-03T08:00:00Z".to_owned(),
+                observed_generation: Some(1),
+                health: Health::NotReady,
+            }],
+            aws: AwsReport {
+                region: Some("us-east-1".to_owned()),
+                endpoint: None,
+                error: None,
+                resources: vec![AwsResourceReport {
+                    kind: AwsKind::SQSDeadLetterQueue,
+                    component: "jobs-dlq".to_owned(),
+                    name: "q".to_owned(),
+                    exists: Some(true),
+                    address: None,
+                    status: None,
+                    ownership: Some(Ownership::Adoptable),
+                    declared: true,
+                    health: Health::Unknown,
+                    message: None,
+                }],
+            },
+            kubernetes: vec![ChildReport {
+                kind: "Deployment".to_owned(),
+                name: "shop".to_owned(),
+                managed: true,
+                wanted: true,
+                exists: Some(true),
+                owned: Some(true),
+                health: Health::Ready,
+                detail: None,
+                message: None,
+                pods: vec![PodReport {
+                    name: "p".to_owned(),
+                    phase: "Running".to_owned(),
+                    ready: true,
+                    restarts: 0,
+                    message: None,
+                }],
+            }],
+            events: vec![EventReport {
+                type_: "Normal".to_owned(),
+                reason: "Created".to_owned(),
+                message: "m".to_owned(),
+                last_seen: None,
+                count: 1,
+            }],
+        };
+        let json = serde_json::to_value(&report).expect("serializes");
+        assert_eq!(
+            keys(&json),
+            [
+                "aws",
+                "conditions",
+                "events",
+                "kubernetes",
+                "movieApp",
+                "reasons",
+                "schemaVersion",
+                "verdict"
+            ]
+        );
+        assert_eq!(json["schemaVersion"], 1);
+        assert_eq!(json["verdict"], "NotReady");
+        assert_eq!(
+            keys(&json["movieApp"]),
+            [
+                "deleting",
+                "generation",
+                "name",
+                "namespace",
+                "observedGeneration",
+                "paused",
+                "uid"
+            ]
+        );
+        assert_eq!(
+            keys(&json["conditions"][0]),
+            [
+                "health",
+                "lastTransitionTime",
+                "message",
+                "observedGeneration",
+                "reason",
+                "status",
+                "type"
+            ]
+        );
+        assert_eq!(
+            keys(&json["aws"]),
+            ["endpoint", "error", "region", "resources"]
+        );
+        let resource = &json["aws"]["resources"][0];
+        assert_eq!(
+            keys(resource),
+            [
+                "address",
+                "component",
+                "declared",
+                "exists",
+                "health",
+                "kind",
+                "message",
+                "name",
+                "ownership",
+                "status"
+            ]
+        );
+        assert_eq!(
+            (
+                &resource["kind"],
+                &resource["ownership"],
+                &resource["health"]
+            ),
+            (
+                &serde_json::json!("SQSDeadLetterQueue"),
+                &serde_json::json!("Adoptable"),
+                &serde_json::json!("Unknown")
+            )
+        );
+        let child = &json["kubernetes"][0];
+        assert_eq!(
+            keys(child),
+            [
+                "detail", "exists", "health", "kind", "managed", "message", "name", "owned",
+                "pods", "wanted"
+            ]
+        );
+        assert_eq!(
+            keys(&child["pods"][0]),
+            ["message", "name", "phase", "ready", "restarts"]
+        );
+        assert_eq!(
+            keys(&json["events"][0]),
+            ["count", "lastSeen", "message", "reason", "type"]
+        );
+        // A report read back is the same report (scripts may round-trip it).
+        let back: StatusReport = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, report);
+    }
+}
