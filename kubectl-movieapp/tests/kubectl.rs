@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::Service;
-use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
 use movieapp_operator::crd::MovieApp;
+use movieapp_operator::naming::{AppId, PhysicalNames};
 use movieapp_tests::operator::Operator;
 use movieapp_tests::{eventually, fixtures};
 use serde_json::{Value, json};
@@ -102,20 +103,30 @@ async fn wait_for(
     fixtures::wait_for_movieapp(api, name, what, TIMEOUT, check).await
 }
 
-/// The physical names of a MovieApp's tables, as moto lists them.
-async fn tables_of(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    ns: &str,
-    name: &str,
-) -> Result<Vec<String>> {
-    let prefix = format!("movieapp-{ns}-{name}-");
+/// The physical names of a MovieApp's tables, from the operator's one place
+/// for names (the spec's explicit names, else the derived ones), each
+/// checked to be in moto.
+async fn tables_of(dynamodb: &aws_sdk_dynamodb::Client, app: &MovieApp) -> Result<Vec<String>> {
+    let namespace = app.namespace().unwrap_or_default();
+    let name = app.name_any();
+    let id = AppId {
+        namespace: &namespace,
+        name: &name,
+    };
+    let names: Vec<String> = PhysicalNames::of(id, &app.spec)
+        .tables
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect();
     let listed = dynamodb.list_tables().send().await?;
-    Ok(listed
-        .table_names()
-        .iter()
-        .filter(|t| t.starts_with(&prefix))
-        .cloned()
-        .collect())
+    for table in &names {
+        ensure!(
+            listed.table_names().contains(table),
+            "moto has no table {table}: {:?}",
+            listed.table_names()
+        );
+    }
+    Ok(names)
 }
 
 fn items<'a>(report: &'a Value, section: &str) -> Vec<&'a Value> {
@@ -137,8 +148,21 @@ async fn status_through_kubectl_plugin_discovery() -> Result<()> {
     // No resync during the test: a table deleted out of band stays deleted
     // until the plugin has seen it.
     let operator = Operator::start(&ns, &["--resync-interval", "10m"]).await?;
+    // The Ready one names its users table, jobs queue and topic explicitly
+    // (spec.database.tableNames, spec.queue.name, spec.notifications.topicName):
+    // the plugin shows the names the operator uses, whichever way chosen.
+    let explicit_table = format!("{ns}-users");
+    let explicit_queue = format!("{ns}-jobs");
+    let explicit_topic = format!("{ns}-notifications");
     for (name, spec) in [
-        ("ready", json!({})),
+        (
+            "ready",
+            json!({
+                "database": { "tableNames": { "users": explicit_table } },
+                "queue": { "name": explicit_queue },
+                "notifications": { "topicName": explicit_topic },
+            }),
+        ),
         (
             "stalled",
             json!({ "worker": { "tmdb": { "apiKeySecretRef": { "name": "absent" } } } }),
@@ -151,7 +175,7 @@ async fn status_through_kubectl_plugin_discovery() -> Result<()> {
         )
         .await?;
     }
-    wait_for(&api, "ready", "ready to be Ready", |a| {
+    let ready_app = wait_for(&api, "ready", "ready to be Ready", |a| {
         condition_is(a, "Ready", "True")
     })
     .await?;
@@ -209,9 +233,12 @@ async fn status_through_kubectl_plugin_discovery() -> Result<()> {
             .stdout
             .starts_with(&format!("MovieApp {ns}/ready  ✓ Ready"))
     );
-    let mut tables = tables_of(&dynamodb, n, "ready").await?;
+    let mut tables = tables_of(&dynamodb, &ready_app).await?;
     tables.sort_unstable();
-    ensure!(tables.len() == 3, "moto has the three tables: {tables:?}");
+    ensure!(
+        tables.len() == 3 && tables.contains(&explicit_table),
+        "the three tables, one named explicitly: {tables:?}"
+    );
     for table in &tables {
         ensure!(
             ready.stdout.lines().any(|l| l.contains(&format!(
@@ -223,9 +250,11 @@ async fn status_through_kubectl_plugin_discovery() -> Result<()> {
     for shown in [
         "✓ Ready=True",
         "✓ Stalled=False",
-        "✓ SQS queue movieapp-",
+        &format!(
+            "✓ SQS queue {explicit_queue}  0 messages waiting, 0 in flight, owned by this MovieApp"
+        ),
         "✓ SQS dead-letter queue movieapp-",
-        "✓ SNS topic movieapp-",
+        &format!("✓ SNS topic {explicit_topic}  owned by this MovieApp"),
         "✓ subscription sqs arn:",
         "✓ Deployment ready  2/2 replicas available",
         "✓ Pod ready-",
