@@ -33,7 +33,8 @@ impl Node {
             } else {
                 ("├── ", "│   ")
             };
-            let _ = writeln!(out, "{prefix}{branch}{}", child.text);
+            // An Event with an empty message would end the line in blanks.
+            let _ = writeln!(out, "{prefix}{branch}{}", child.text.trim_end());
             child.draw(out, &format!("{prefix}{next}"));
         }
     }
@@ -242,6 +243,12 @@ mod tests {
         let mut out = String::new();
         root.draw(&mut out, "");
         assert_eq!(out, "├── a\n│   ├── a1\n│   └── a2\n└── b\n    └── b1\n");
+
+        let blank =
+            Node::new("root").with(vec![Node::new("Normal NoBlockers  Stalled is False: ")]);
+        let mut out = String::new();
+        blank.draw(&mut out, "");
+        assert_eq!(out, "└── Normal NoBlockers  Stalled is False:\n");
     }
 }
 
