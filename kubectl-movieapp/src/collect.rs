@@ -18,7 +18,7 @@ use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, Resource, ResourceExt};
 use movieapp_operator::aws::AwsClients;
-use movieapp_operator::crd::MovieApp;
+use movieapp_operator::crd::{ManagementPolicy, MovieApp};
 use movieapp_operator::provision::inspect::{self, Inspected, Presence, ResourceKind};
 use movieapp_operator::provision::resource::Claim;
 use movieapp_operator::reconcile::children::{self, ChildRef};
@@ -273,6 +273,8 @@ fn judge(
         report.message = Some(if missing.paused {
             "the spec no longer asks for it; deleted once the MovieApp is no longer paused"
                 .to_owned()
+        } else if missing.observe_only {
+            "the spec no longer asks for it; deleted once managementPolicy is Full".to_owned()
         } else {
             "the spec no longer asks for it; the next reconcile deletes it".to_owned()
         });
@@ -280,10 +282,12 @@ fn judge(
     Some(report)
 }
 
-/// What to say of something missing, and whether the MovieApp is paused.
+/// What to say of something missing, and whether the operator writes
+/// (not while paused, nor under `managementPolicy: ObserveOnly`).
 #[derive(Debug, Clone)]
 struct Missing {
     paused: bool,
+    observe_only: bool,
     /// Of a missing child.
     child: String,
     /// Of a missing AWS resource.
@@ -293,11 +297,23 @@ struct Missing {
 impl Missing {
     fn of(app: &MovieApp) -> Self {
         let paused = pause::check(app).is_err();
+        let observe_only = app.spec.management_policy == ManagementPolicy::ObserveOnly;
         if paused {
             let message = "missing; the MovieApp is paused: the operator creates it once the \
                            annotation is removed";
             return Self {
                 paused,
+                observe_only,
+                child: message.to_owned(),
+                aws: message.to_owned(),
+            };
+        }
+        if observe_only {
+            let message = "missing; managementPolicy is ObserveOnly: the operator creates \
+                           nothing (see Drifted) until it is Full";
+            return Self {
+                paused,
+                observe_only,
                 child: message.to_owned(),
                 aws: message.to_owned(),
             };
@@ -322,6 +338,7 @@ impl Missing {
         };
         Self {
             paused,
+            observe_only,
             child,
             aws: next.to_owned(),
         }
@@ -620,6 +637,11 @@ fn resource(inspected: Inspected, missing: &Missing) -> AwsResourceReport {
             });
             let problem = match (&claim, &live) {
                 (Some(Claim::Conflict(message)), _) => Some(format!("NameConflict: {message}")),
+                (Some(Claim::Adopt), _) if missing.observe_only => Some(
+                    "not tagged as this MovieApp's: adopted once managementPolicy is Full \
+                     (movieapp.io/adopt)"
+                        .to_owned(),
+                ),
                 (Some(Claim::Adopt), _) => Some(
                     "not tagged as this MovieApp's yet: the next reconcile adopts it (movieapp.io/adopt)"
                         .to_owned(),
@@ -648,4 +670,74 @@ fn resource(inspected: Inspected, missing: &Missing) -> AwsResourceReport {
         }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(spec: serde_json::Value, annotations: serde_json::Value) -> MovieApp {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "movieapp.io/v1alpha1", "kind": "MovieApp",
+            "metadata": { "name": "shop", "namespace": "movies", "annotations": annotations },
+            "spec": spec,
+        }))
+        .expect("a MovieApp")
+    }
+
+    fn table(presence: Presence) -> Inspected {
+        Inspected {
+            kind: ResourceKind::Table,
+            component: "users".to_owned(),
+            name: "legacy-users".to_owned(),
+            declared: true,
+            presence,
+        }
+    }
+
+    /// What a missing or untagged resource waits for depends on whether the
+    /// operator writes: it does under Full, not while paused nor under
+    /// ObserveOnly, and the message says so.
+    #[test]
+    fn what_is_missing_says_what_it_waits_for() {
+        let full = Missing::of(&app(serde_json::json!({}), serde_json::json!({})));
+        let observe = Missing::of(&app(
+            serde_json::json!({ "managementPolicy": "ObserveOnly" }),
+            serde_json::json!({}),
+        ));
+        let paused = Missing::of(&app(
+            serde_json::json!({ "managementPolicy": "ObserveOnly" }),
+            serde_json::json!({ "movieapp.io/paused": "true" }),
+        ));
+        let message = |missing: &Missing, presence| resource(table(presence), missing).message;
+        assert_eq!(
+            message(&full, Presence::Missing).as_deref(),
+            Some("missing; the operator creates it at the next reconcile")
+        );
+        assert_eq!(
+            message(&observe, Presence::Missing).as_deref(),
+            Some(
+                "missing; managementPolicy is ObserveOnly: the operator creates nothing \
+                 (see Drifted) until it is Full"
+            )
+        );
+        assert!(
+            message(&paused, Presence::Missing).is_some_and(|m| m.contains("is paused")),
+            "the pause is said first"
+        );
+        let untagged = || Presence::Found {
+            address: "arn:aws:dynamodb:us-east-1:1:table/legacy-users".to_owned(),
+            live: None,
+            claim: Some(Claim::Adopt),
+        };
+        assert!(message(&full, untagged()).is_some_and(|m| m.contains("next reconcile adopts")));
+        let report = resource(table(untagged()), &observe);
+        assert_eq!(report.health, Health::NotReady);
+        assert_eq!(report.ownership, Some(Ownership::Adoptable));
+        assert!(
+            report
+                .message
+                .is_some_and(|m| m.contains("adopted once managementPolicy is Full"))
+        );
+    }
 }
