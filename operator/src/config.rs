@@ -26,6 +26,12 @@ pub struct RunConfig {
     #[arg(long, env = "MOVIEAPP_DEFAULT_REGION", default_value = "us-east-1", value_parser = parse_region)]
     pub default_region: String,
 
+    /// This cluster's id, tagged on every AWS resource (`movieapp.io/cluster`):
+    /// resources tagged for another cluster are never adopted. Give each
+    /// cluster sharing an AWS account its own (e.g. the EKS cluster's name).
+    #[arg(long, env = "MOVIEAPP_CLUSTER_ID", default_value = "default", value_parser = parse_cluster_id)]
+    pub cluster_id: String,
+
     /// How often every MovieApp is re-read from AWS and repaired (e.g. 5m,
     /// 30s); by default 5m, or 1h with --events-queue-url.
     #[arg(long = "resync-interval", env = "MOVIEAPP_RESYNC_INTERVAL", value_parser = parse_duration)]
@@ -110,6 +116,23 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
         ));
     }
     Ok(duration)
+}
+
+/// A cluster id: 1–128 characters that every AWS service accepts in a tag
+/// value, starting with a letter or digit.
+fn parse_cluster_id(input: &str) -> Result<String, String> {
+    let valid = (1..=128).contains(&input.len())
+        && input.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && input
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:/=+@-".contains(&b));
+    if valid {
+        Ok(input.to_owned())
+    } else {
+        Err(format!(
+            "'{input}' is not a cluster id: 1-128 of A-Z a-z 0-9 . _ : / = + @ -, starting with a letter or digit"
+        ))
+    }
 }
 
 fn parse_region(input: &str) -> Result<String, String> {
@@ -223,6 +246,24 @@ mod tests {
         for bad in ["sqs.amazonaws.com/q", "", "ftp://x"] {
             let error = run(&["--events-queue-url", bad]).expect_err(bad);
             assert!(error.to_string().contains("http(s) URL"), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_cluster_id_is_a_tag_value() {
+        assert_eq!(run(&[]).expect("no flags").cluster_id, "default");
+        for ok in [
+            "prod-eu",
+            "arn:aws:eks:eu-west-1:123456789012:cluster/prod",
+            "a",
+        ] {
+            assert_eq!(run(&["--cluster-id", ok]).expect(ok).cluster_id, ok);
+        }
+        let long = "c".repeat(129);
+        for bad in ["", "-east", "east west", "prod\"", "é", long.as_str()] {
+            let flag = format!("--cluster-id={bad}");
+            let error = run(&[&flag]).expect_err(bad);
+            assert!(error.to_string().contains("is not a cluster id"), "{error}");
         }
     }
 

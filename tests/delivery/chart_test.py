@@ -406,6 +406,7 @@ def full() -> None:
     check(
         "operator settings become environment variables",
         env.get("MOVIEAPP_DEFAULT_REGION") == "eu-west-1"
+        and env.get("MOVIEAPP_CLUSTER_ID") == "prod-eu-west-1"
         and env.get("MOVIEAPP_RESYNC_INTERVAL") == "2m"
         and env.get("MOVIEAPP_CONCURRENCY") == "4"
         and env.get("MOVIEAPP_AWS_MAX_RPS") == "20"
@@ -585,6 +586,8 @@ def rejections() -> None:
         (["watchNamespaces={Bad_NS}"], "watchNamespaces"),
         (["operator.defaultRegion=mars-1"], "defaultRegion"),
         (["operator.resyncInterval=5 minutes"], "resyncInterval"),
+        (["operator.clusterId=prod east"], "clusterId"),
+        (["operator.clusterId="], "clusterId"),
         (["serviceAccount.create=false"], "serviceAccount.name is required"),
         (["prometheusRule.reconcileErrorRatio=2"], "reconcileErrorRatio"),
         (["workerPodMonitor.interval=often"], "interval"),

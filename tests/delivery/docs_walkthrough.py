@@ -203,7 +203,7 @@ CHART_REPOSITORY=oci://$OCI_REGISTRY/{prefix}/charts
 WORKER_ROLE_ARN=arn:aws:iam::123456789012:role/movieapp-prod-app-netflix-clone
 "$LOCALENV_VENV/bin/python" tests/localenv/push-image.py --repository "$API_WORKER_REPOSITORY" --tag latest >/dev/null
 cat >{work}/operator-values.json <<JSON
-{{"image": {{"repository": "$OPERATOR_IMAGE"}}, "serviceAccount": {{"annotations": {{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/movieapp-prod-operator"}}}}}}
+{{"image": {{"repository": "$OPERATOR_IMAGE"}}, "operator": {{"clusterId": "movieapp-prod"}}, "serviceAccount": {{"annotations": {{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/movieapp-prod-operator"}}}}}}
 JSON
 cleanup() {{
   set +e

@@ -525,6 +525,7 @@ async fn delete_aws_side(app: &MovieApp) -> Result<()> {
         uid: app.metadata.uid.clone().context("no uid")?,
         namespace: namespace.clone(),
         name: name.clone(),
+        cluster: "default".to_owned(),
     };
     let target = Target {
         aws: &clients,

@@ -74,6 +74,7 @@ impl App {
                 uid: unique_name("uid"),
                 namespace: namespace.clone(),
                 name: name.clone(),
+                cluster: "default".to_owned(),
             },
             namespace,
             name,
@@ -1227,6 +1228,69 @@ async fn retain_keeps_everything_tagged_and_a_new_object_can_adopt_it() -> Resul
         (successor, result)
     })
     .await
+}
+
+/// Two clusters sharing an AWS account may each hold a MovieApp of the same
+/// namespace and name: they are two applications. What one cluster retained
+/// is never adopted by the other (`movieapp.io/cluster`), adopt or not: no
+/// write, the tags as they were, and NameConflict naming both clusters.
+#[tokio::test]
+async fn retained_resources_of_another_cluster_are_never_adopted() -> Result<()> {
+    let mut app = App::new("cluster").await?;
+    app.owner.cluster = "west".to_owned();
+    app.converge().await?;
+    provision::retain(&app.target()).await?;
+    let table_arn = table(&app.sdk, &app.table(movieapp_model::TABLES[0].component))
+        .await?
+        .table_arn
+        .context("arn")?;
+    let jobs_url = queue_url(&app.sdk, &app.jobs_queue())
+        .await?
+        .context("queue")?;
+    let tags_before = (
+        table_tags(&app.sdk, &table_arn).await?,
+        queue_tags(&app.sdk, &jobs_url).await?,
+    );
+    ensure!(
+        tags_before.0.get(tags::CLUSTER).map(String::as_str) == Some("west"),
+        "{tags_before:?}"
+    );
+
+    // This cluster ("default"): the same namespace and name, adopting.
+    let mut other = app.recreated().await?;
+    ensure!(other.owner.cluster == "default");
+    other.adopt = true;
+    let result = async {
+        for _ in 0..3 {
+            let provisioned = other.pass().await;
+            for (part, state) in [
+                ("tables", &provisioned.tables.state),
+                ("queue", &provisioned.queue.state),
+            ] {
+                ensure!(
+                    matches!(state, movieapp_operator::conditions::PartState::Blocked { reason: Reason::NameConflict, message }
+                        if message.contains("another cluster (movieapp.io/cluster=west, this operator's is default)")),
+                    "{part}: {state:?}"
+                );
+            }
+            ensure!(
+                !provisioned.notifications.state.is_ready(),
+                "{:?}",
+                provisioned.notifications.state
+            );
+        }
+        let writes = other.mutating_calls()?;
+        ensure!(writes.is_empty(), "the other cluster wrote {writes:?}");
+        let tags_after = (
+            table_tags(&app.sdk, &table_arn).await?,
+            queue_tags(&app.sdk, &jobs_url).await?,
+        );
+        ensure!(tags_after == tags_before, "{tags_before:?} -> {tags_after:?}");
+        Ok(())
+    }
+    .await;
+    // The cluster that made them deletes them.
+    with_cleanup(app, |app| async move { (app, result) }).await
 }
 
 #[tokio::test]

@@ -426,9 +426,10 @@ def check_helm_outputs(compositions):
             and isinstance(hv.get("image"), dict) and "repository" in hv["image"]
             and isinstance(hv.get("serviceAccount"), dict)
             and "eks.amazonaws.com/role-arn" in json.dumps(hv["serviceAccount"].get("annotations", {}))
+            and isinstance(hv.get("operator"), dict) and "clusterId" in hv["operator"]
         )
         if not ok:
-            bad.append(f"{mod.rel}: output operator_helm_values must hold image.repository and serviceAccount.annotations.\"eks.amazonaws.com/role-arn\"")
+            bad.append(f"{mod.rel}: output operator_helm_values must hold image.repository, serviceAccount.annotations.\"eks.amazonaws.com/role-arn\" and operator.clusterId")
     return bad
 
 

@@ -11,6 +11,9 @@ pub const UID: &str = "movieapp.io/uid";
 pub const NAMESPACE: &str = "movieapp.io/namespace";
 /// The owning MovieApp's name.
 pub const NAME: &str = "movieapp.io/name";
+/// The cluster of the owning MovieApp (the operator's `--cluster-id`): a
+/// resource of another cluster is never adopted, retained or not.
+pub const CLUSTER: &str = "movieapp.io/cluster";
 /// Set to `true` when the owner was deleted with `deletionPolicy: Retain`.
 pub const RETAINED: &str = "movieapp.io/retained";
 /// The standard managed-by label, as a tag.
@@ -24,6 +27,8 @@ pub struct Owner {
     pub uid: String,
     pub namespace: String,
     pub name: String,
+    /// The operator's cluster id.
+    pub cluster: String,
 }
 
 impl Owner {
@@ -33,6 +38,7 @@ impl Owner {
             (UID.to_owned(), self.uid.clone()),
             (NAMESPACE.to_owned(), self.namespace.clone()),
             (NAME.to_owned(), self.name.clone()),
+            (CLUSTER.to_owned(), self.cluster.clone()),
             (MANAGED_BY.to_owned(), MANAGER.to_owned()),
         ])
     }
@@ -49,6 +55,18 @@ impl Owner {
             },
             None => Ownership::Untagged,
         }
+    }
+
+    /// The other cluster a resource is tagged for, if it is tagged for one
+    /// (resources made before the cluster tag carry none).
+    pub fn other_cluster<'a, I>(&self, tags: I) -> Option<String>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        tags.into_iter()
+            .find(|(key, _)| *key == CLUSTER)
+            .filter(|(_, cluster)| *cluster != self.cluster)
+            .map(|(_, cluster)| cluster.to_owned())
     }
 
     /// The tags of ours that are missing or different on a resource.
@@ -84,6 +102,7 @@ mod tests {
             uid: "u-1".into(),
             namespace: "movies".into(),
             name: "app".into(),
+            cluster: "east".into(),
         }
     }
 
@@ -105,12 +124,21 @@ mod tests {
         let missing = o.missing_tags([(UID, "u-1"), (NAME, "old"), ("other", "x")]);
         assert_eq!(
             missing.keys().map(String::as_str).collect::<Vec<_>>(),
-            [MANAGED_BY, NAME, NAMESPACE]
+            [MANAGED_BY, CLUSTER, NAME, NAMESPACE]
         );
         let all: Vec<(String, String)> = o.tags().into_iter().collect();
         assert!(
             o.missing_tags(all.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn another_cluster_is_the_cluster_tag_when_it_differs() {
+        let o = owner();
+        assert_eq!(o.other_cluster([(CLUSTER, "west")]), Some("west".into()));
+        assert_eq!(o.other_cluster([(CLUSTER, "east")]), None);
+        // Made before the cluster tag: no other cluster known.
+        assert_eq!(o.other_cluster([(UID, "u-9")]), None);
     }
 }

@@ -495,10 +495,23 @@ pub enum Claim {
 /// Besides untagged resources, adoption also takes over a resource retained
 /// by a deleted MovieApp of the same namespace and name (`retained=true`):
 /// re-creating a MovieApp after `deletionPolicy: Retain` is the usual way to
-/// get its data back. A live foreign owner's resource is never adopted.
+/// get its data back. A live foreign owner's resource is never adopted, nor
+/// is one tagged for another cluster (`movieapp.io/cluster`): the same
+/// namespace and name in another cluster is another application.
 pub fn claim_of(target: &Target<'_>, what: &str, tags: &Tags) -> Claim {
     let owner = target.owner;
-    match owner.ownership(borrowed(tags)) {
+    let ownership = owner.ownership(borrowed(tags));
+    if ownership != tags::Ownership::Ours
+        && let Some(cluster) = owner.other_cluster(borrowed(tags))
+    {
+        return Claim::Conflict(format!(
+            "{what} belongs to another cluster ({}={cluster}, this operator's is {}); \
+             it is never adopted, modified or deleted",
+            tags::CLUSTER,
+            owner.cluster
+        ));
+    }
+    match ownership {
         tags::Ownership::Ours => Claim::Ours,
         tags::Ownership::Untagged if target.adopt => Claim::Adopt,
         tags::Ownership::Untagged => Claim::Conflict(format!(

@@ -61,7 +61,9 @@ pub async fn cleanup(
     ctx: &Context,
     _writable: &Writable,
 ) -> Result<Action, super::Error> {
-    let object = Object::of(app, &ctx.shared.config.default_region).map_err(Error::from)?;
+    let config = &ctx.shared.config;
+    let object =
+        Object::of(app, &config.default_region, &config.cluster_id).map_err(Error::from)?;
     ctx.memory.update(&object.uid, |r| r.verified = None);
     let aws = ctx.shared.aws.clients(&object.region);
     let owner = object.owner();

@@ -48,10 +48,12 @@ pub struct Object<'a> {
     pub region: String,
     /// `movieapp.io/adopt: "true"`.
     pub adopt: bool,
+    /// The operator's cluster id (`--cluster-id`).
+    pub cluster: String,
 }
 
 impl<'a> Object<'a> {
-    pub fn of(app: &'a MovieApp, default_region: &str) -> Result<Self, Error> {
+    pub fn of(app: &'a MovieApp, default_region: &str, cluster: &str) -> Result<Self, Error> {
         Ok(Self {
             app,
             namespace: app.namespace().ok_or(Error::Malformed("namespace"))?,
@@ -62,6 +64,7 @@ impl<'a> Object<'a> {
                 .annotations()
                 .get(ADOPT_ANNOTATION)
                 .is_some_and(|v| v == "true"),
+            cluster: cluster.to_owned(),
         })
     }
 
@@ -71,6 +74,7 @@ impl<'a> Object<'a> {
             uid: self.uid.clone(),
             namespace: self.namespace.clone(),
             name: self.name.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 
@@ -185,7 +189,8 @@ pub async fn dereference<'a>(
     ctx: &Context,
     reread: Option<Reread>,
 ) -> Result<Dereferenced<'a>, Error> {
-    let object = Object::of(app, &ctx.shared.config.default_region)?;
+    let config = &ctx.shared.config;
+    let object = Object::of(app, &config.default_region, &config.cluster_id)?;
     let inputs = object.pass_inputs();
     ctx.memory.index(&object.uid, object.physical_names());
     let last = ctx.memory.last_verified(&object.uid, &inputs);

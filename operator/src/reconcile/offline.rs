@@ -522,7 +522,8 @@ impl Stage {
                 Vec::new(),
             ),
         };
-        let object = super::dereference::Object::of(&self.app, REGION).expect("an object");
+        let object =
+            super::dereference::Object::of(&self.app, REGION, "offline").expect("an object");
         let verified = status::verified_pass(
             object.pass_inputs(),
             &Ok(ResolvedImage {

@@ -93,7 +93,7 @@ output "side_services_cluster_name" {
 }
 
 output "operator_helm_values" {
-  description = "The operator chart's values from this stack (image, IRSA role, the AWS change events queue): terraform output -json operator_helm_values > operator-values.json; helm install ... -f operator-values.json."
+  description = "The operator chart's values from this stack (image, IRSA role, cluster id, the AWS change events queue): terraform output -json operator_helm_values > operator-values.json; helm install ... -f operator-values.json."
   value = {
     image = {
       repository = module.registry.repository_urls["movieapp-operator"]
@@ -104,6 +104,9 @@ output "operator_helm_values" {
       }
     }
     operator = {
+      # Tagged on every AWS resource the operator makes (movieapp.io/cluster):
+      # another cluster in this account never adopts them.
+      clusterId      = local.cluster_name
       eventsQueueUrl = module.aws_events.queue_url
     }
   }

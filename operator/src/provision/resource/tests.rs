@@ -11,6 +11,7 @@ fn owner() -> Owner {
         uid: "uid-1".into(),
         namespace: "movies".into(),
         name: "app".into(),
+        cluster: "east".into(),
     }
 }
 
@@ -85,9 +86,16 @@ fn ownership_plans_follow_the_tags() {
     let partial = tags(&[(tags::UID, "uid-1")]);
     let foreign = tags(&[(tags::UID, "uid-2"), (tags::NAME, "app")]);
     let untagged = tags(&[("team", "data")]);
+    // The same namespace and name in another cluster, retained there.
+    let mut retained_in_another_cluster = retained_here.clone();
+    retained_in_another_cluster.insert(tags::CLUSTER.into(), "west".into());
+    // Retained before resources carried the cluster tag.
+    let mut retained_before_clusters = retained_here.clone();
+    retained_before_clusters.remove(tags::CLUSTER);
+    let untagged_of_another_cluster = tags(&[(tags::CLUSTER, "west")]);
 
     type Expected = Result<Option<Reason>, &'static str>;
-    let cases: [(&str, &Tags, bool, Expected); 12] = [
+    let cases: [(&str, &Tags, bool, Expected); 16] = [
         ("ours", &complete, false, Ok(None)),
         ("ours, adopt", &complete, true, Ok(None)),
         (
@@ -134,6 +142,34 @@ fn ownership_plans_follow_the_tags() {
             &retained_elsewhere,
             true,
             Err("old-uid"),
+        ),
+        (
+            "retained here by another cluster, adopt",
+            &retained_in_another_cluster,
+            true,
+            Err("belongs to another cluster (movieapp.io/cluster=west, this operator's is east)"),
+        ),
+        (
+            "retained here before the cluster tag, adopt",
+            &retained_before_clusters,
+            true,
+            Ok(Some(Reason::Adopted)),
+        ),
+        (
+            "no uid, another cluster's tag, adopt",
+            &untagged_of_another_cluster,
+            true,
+            Err("belongs to another cluster"),
+        ),
+        (
+            "ours, made before the cluster tag",
+            &tags(&[
+                (tags::UID, "uid-1"),
+                (tags::NAMESPACE, "movies"),
+                (tags::NAME, "app"),
+            ]),
+            false,
+            Ok(Some(Reason::DriftRepaired)),
         ),
     ];
     for (case, found, adopt, expected) in cases {
