@@ -186,6 +186,8 @@ def defaults() -> None:
                 "ValidatingAdmissionPolicyBinding/movieapp-operator-requester-rights",
                 "ValidatingAdmissionPolicy/movieapp-operator-operator-secrets",
                 "ValidatingAdmissionPolicyBinding/movieapp-operator-operator-secrets",
+                "ValidatingAdmissionPolicy/movieapp-operator-worker-roles",
+                "ValidatingAdmissionPolicyBinding/movieapp-operator-worker-roles",
                 "Role/movieapp-operator-leader-election",
                 "RoleBinding/movieapp-operator-leader-election",
                 "Service/movieapp-operator-metrics",
@@ -397,6 +399,15 @@ def full() -> None:
         container["image"].endswith("/movieapp-operator@sha256:0f6a0a8f3a9a4d8e2a1c9b7e5d3c1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"),
         container["image"],
     )
+    policy = one(docs, "ValidatingAdmissionPolicy", name="ops-movieapp-operator-worker-roles")
+    allow_list = policy["spec"]["variables"][0]
+    check(
+        "admission.workerRoleArns is the worker-roles policy's first variable, a CEL map literal of the values",
+        allow_list["name"] == "workerRoleArns"
+        and json.loads(allow_list["expression"])
+        == {"team-a": ["arn:aws:iam::123456789012:role/team-a-*", "arn:aws:iam::123456789012:role/shared-reader"]},
+        str(allow_list),
+    )
     sa = one(docs, "ServiceAccount")
     check(
         "IRSA: the role ARN annotation is on the ServiceAccount the Pod uses",
@@ -597,6 +608,8 @@ def rejections() -> None:
         (["grafanaDashboard.namespace=Bad_NS"], "namespace"),
         (["grafanaDashboard.enabled=yes"], "enabled"),
         (["grafanaDashboard.folder=MovieApp"], "folder"),
+        (["admission.workerRoleArns.team-a={arn:aws:iam::*:role/x}"], "workerRoleArns"),
+        (["admission.workerRoleArns.Team_A={arn:aws:iam::123456789012:role/x}"], "invalid propertyName 'Team_A'"),
     ]
     for values, expected in cases:
         flags = [f for v in values for f in ("--set", v)]

@@ -288,6 +288,10 @@ def customise_repository(repo: harness.Repository, ns_sys: str, ns_apps: str, ns
     helmrelease["metadata"]["namespace"] = ns_sys
     helmrelease["spec"]["releaseName"] = release
     helmrelease["spec"]["chart"]["spec"]["sourceRef"]["namespace"] = ns_flux
+    # The worker role the MovieApp names is allowed for the test's namespace
+    # (the chart's admission policy refuses it anywhere else).
+    admission = helmrelease["spec"]["values"]["admission"]
+    admission["workerRoleArns"] = {ns_apps: admission["workerRoleArns"]["movies"]}
     repo.write_yaml("gitops/flux/operator/helmrelease.yaml", helmrelease)
     namespace = repo.read_yaml(f"{APP}/namespace.yaml")
     namespace["metadata"]["name"] = ns_apps

@@ -490,3 +490,180 @@ async fn the_operators_credentials_create_no_secret_but_its_own() -> Result<()> 
         .context("the operator's own auth Secret")?;
     fixtures::delete_namespace(&admin, &ns).await
 }
+
+/// A MovieApp whose worker ServiceAccount carries `role` as its IRSA role.
+fn with_role(name: &str, role: &str) -> Result<MovieApp> {
+    movieapp(
+        name,
+        json!({}),
+        json!({ "worker": { "serviceAccount": { "annotations": {
+            "eks.amazonaws.com/role-arn": role } } } }),
+    )
+}
+
+/// IAM role choice belongs to the platform: a MovieApp may name a pre-made
+/// role for its worker only where the platform listed it for the namespace
+/// (the chart's `admission.workerRoleArns`, the first variable of the
+/// policy `movieapp-operator-worker-roles`, set here as a Kustomize overlay
+/// would), even when its author is a cluster admin; a role a request leaves
+/// as it was is not checked again, and removing it always passes.
+#[tokio::test]
+async fn a_worker_role_is_admitted_only_where_the_platform_allows_it() -> Result<()> {
+    const POLICY: &str = "movieapp-operator-worker-roles";
+    let team_a = "arn:aws:iam::123456789012:role/team-a-*";
+    let shared = "arn:aws:iam::123456789012:role/shared";
+    let env = LocalEnv::get();
+    let admin = env.kube().await?;
+    fixtures::install_crd(&admin).await?;
+    let _installed = Installed::apply(&["deploy/admission.yaml"]).await?;
+    let ns = unique_name("tn-roles");
+    let other = unique_name("tn-roles-b");
+    for namespace in [&ns, &other] {
+        fixtures::namespace(&admin, namespace).await?;
+        fixtures::tmdb_secret(&admin, namespace, "key").await?;
+    }
+    // As a Kustomize overlay would: the policy's first variable.
+    let allow = |list: serde_json::Value| async move {
+        let patch = json!([{ "op": "replace", "path": "/spec/variables/0/expression",
+            "value": list.to_string() }]);
+        let output = tokio::process::Command::new("kubectl")
+            .args([
+                "patch",
+                "validatingadmissionpolicy",
+                POLICY,
+                "--type=json",
+                "-p",
+            ])
+            .arg(patch.to_string())
+            .output()
+            .await
+            .context("running kubectl")?;
+        ensure!(
+            output.status.success(),
+            "setting the allow-list: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        anyhow::Ok(())
+    };
+    allow(json!({ &ns: [team_a, shared] })).await?;
+    let apps: Api<MovieApp> = Api::namespaced(admin.clone(), &ns);
+    let others: Api<MovieApp> = Api::namespaced(admin.clone(), &other);
+    let allowed_here = format!("the platform allows only {team_a}, {shared}");
+
+    // The policy and its ConfigMap take effect within seconds.
+    eventually(
+        "the worker-role policy to refuse another team's role",
+        Duration::from_secs(30),
+        || async {
+            Ok(refused(
+                &apps,
+                &with_role("b", "arn:aws:iam::123456789012:role/team-b-worker")?,
+                &[
+                    "names IAM role arn:aws:iam::123456789012:role/team-b-worker",
+                    &format!("which MovieApps in namespace {ns} may not use"),
+                    &allowed_here,
+                    &format!("policy {POLICY}"),
+                ],
+            )
+            .await
+            .ok())
+        },
+    )
+    .await?;
+    for (what, role) in [
+        (
+            "a role under the team's prefix",
+            "arn:aws:iam::123456789012:role/team-a-worker",
+        ),
+        ("the exact shared role", shared),
+    ] {
+        apps.create(&DRY_RUN, &with_role("a", role)?)
+            .await
+            .with_context(|| format!("{what} ({role}) was refused"))?;
+    }
+    for role in [
+        // An exact entry is not a prefix.
+        "arn:aws:iam::123456789012:role/shared-admin",
+        // The prefix is the ARN's, not the role name's.
+        "arn:aws:iam::999999999999:role/team-a-worker",
+    ] {
+        refused(&apps, &with_role("c", role)?, &[role, &allowed_here]).await?;
+    }
+    // The same role in a namespace the platform did not list.
+    refused(
+        &others,
+        &with_role("d", "arn:aws:iam::123456789012:role/team-a-worker")?,
+        &[
+            &format!("which MovieApps in namespace {other} may not use"),
+            "the platform allows no pre-made role there",
+        ],
+    )
+    .await?;
+
+    // Updates: adding or changing the role is checked; what a request
+    // leaves as it was is not, even once the platform withdrew it.
+    apps.create(
+        &PostParams::default(),
+        &movieapp("shop", json!({}), json!({}))?,
+    )
+    .await?;
+    let set_role = |role: &str| {
+        json!({ "spec": { "worker": { "serviceAccount": { "annotations": {
+            "eks.amazonaws.com/role-arn": role } } } } })
+    };
+    let patch = |role: &str| {
+        let body = set_role(role);
+        let apps = apps.clone();
+        async move {
+            apps.patch("shop", &PatchParams::default(), &Patch::Merge(&body))
+                .await
+        }
+    };
+    match patch("arn:aws:iam::123456789012:role/admin").await {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => bail!("adding a role the platform did not list: expected a 403, got {other:?}"),
+    }
+    patch("arn:aws:iam::123456789012:role/team-a-worker")
+        .await
+        .context("adding a listed role")?;
+    allow(json!({})).await?;
+    eventually(
+        "the withdrawn role to be refused",
+        Duration::from_secs(30),
+        || async {
+            Ok(refused(
+                &apps,
+                &with_role("e", shared)?,
+                &["the platform allows no pre-made role there"],
+            )
+            .await
+            .ok())
+        },
+    )
+    .await?;
+    apps.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": { "worker": { "replicas": 3 } } })),
+    )
+    .await
+    .context("scaling a MovieApp whose role the request leaves as it was")?;
+    match patch("arn:aws:iam::123456789012:role/team-a-other").await {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => bail!("changing to a withdrawn role: expected a 403, got {other:?}"),
+    }
+
+    // Removing the role always passes.
+    apps.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(
+            &json!({ "spec": { "worker": { "serviceAccount": { "annotations": {
+            "eks.amazonaws.com/role-arn": null } } } } }),
+        ),
+    )
+    .await
+    .context("removing the role")?;
+    fixtures::delete_namespace(&admin, &ns).await?;
+    fixtures::delete_namespace(&admin, &other).await
+}
