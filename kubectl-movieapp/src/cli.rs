@@ -71,6 +71,11 @@ pub struct StatusArgs {
     #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
 
+    /// The operator's cluster id (its --cluster-id): a resource tagged for
+    /// another cluster is shown as that cluster's.
+    #[arg(long, env = "MOVIEAPP_CLUSTER_ID", default_value = "default")]
+    pub cluster_id: String,
+
     /// How long to wait for the API server and, separately, for AWS
     /// (`10s`, `1m`).
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
@@ -109,6 +114,7 @@ async fn status_command(args: &StatusArgs) -> anyhow::Result<u8> {
     let aws = AwsOptions {
         endpoint: args.aws_endpoint_url.clone().filter(|e| !e.is_empty()),
         region: args.region.clone().filter(|r| !r.is_empty()),
+        cluster_id: args.cluster_id.clone(),
         timeout: args.timeout,
     };
     let report = status::status(&client, &app, &aws).await;

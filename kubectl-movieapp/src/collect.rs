@@ -523,6 +523,8 @@ pub struct AwsOptions {
     pub endpoint: Option<String>,
     /// The region when neither the spec nor the status names one.
     pub region: Option<String>,
+    /// The operator's cluster id (`movieapp.io/cluster`).
+    pub cluster_id: String,
     /// The longest the AWS reads may take together.
     pub timeout: Duration,
 }
@@ -550,7 +552,7 @@ pub async fn aws(app: &MovieApp, options: &AwsOptions) -> AwsReport {
         );
         return report;
     };
-    let object = match Object::of(app, &region) {
+    let object = match Object::of(app, &region, &options.cluster_id) {
         Ok(object) => object,
         Err(error) => {
             report.error = Some(error.to_string());

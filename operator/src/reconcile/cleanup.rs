@@ -134,7 +134,9 @@ pub async fn cleanup(
 /// made it, and `deletionPolicy` does not apply. ObserveOnly never takes a
 /// resource over, so it never gives one back either.
 pub async fn release(app: &MovieApp, ctx: &Context) -> Result<Action, super::Error> {
-    let object = Object::of(app, &ctx.shared.config.default_region).map_err(Error::from)?;
+    let config = &ctx.shared.config;
+    let object =
+        Object::of(app, &config.default_region, &config.cluster_id).map_err(Error::from)?;
     status::event(
         ctx,
         app,
