@@ -161,6 +161,7 @@ pub mod aws_proxy;
 pub mod fixtures;
 pub mod inventory;
 pub mod kube_proxy;
+pub mod movieapps;
 pub mod operator;
 
 /// The status Flux's kstatus library computes for `object` (`Current`,

@@ -6,22 +6,14 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::api::PostParams;
 use movieapp_operator::crd::MovieApp;
 use movieapp_tests::aws_proxy::FaultProxy;
+use movieapp_tests::movieapps::condition;
 use movieapp_tests::operator::{Operator, OperatorProcess, operator_binary};
 use movieapp_tests::{LocalEnv, eventually, fixtures};
 use serde_json::json;
-
-fn condition<'a>(app: &'a MovieApp, type_: &str) -> Option<&'a Condition> {
-    app.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-}
 
 async fn scenario(prefix: &str) -> Result<(LocalEnv, kube::Client, String, String, Api<MovieApp>)> {
     let stage = fixtures::Stage::new(prefix).await?;

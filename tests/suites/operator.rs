@@ -6,52 +6,18 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use movieapp_model::iam::Component;
 use movieapp_operator::crd::MovieApp;
+use movieapp_tests::movieapps::{TIMEOUT, condition, is, manifest, movieapp, wait_for};
 use movieapp_tests::operator::Operator;
 use movieapp_tests::{LocalEnv, eventually, fixtures, unique_name};
 use serde_json::json;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
-
 /// An untyped MovieApp, so that tests can send what the Rust types cannot hold.
 fn raw_movieapp(name: &str, spec: serde_json::Value) -> Result<DynamicObject> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "movieapp.io/v1alpha1",
-        "kind": "MovieApp",
-        "metadata": { "name": name },
-        "spec": spec,
-    }))?)
-}
-
-fn movieapp(name: &str, spec: serde_json::Value) -> Result<MovieApp> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "movieapp.io/v1alpha1",
-        "kind": "MovieApp",
-        "metadata": { "name": name },
-        "spec": spec,
-    }))?)
-}
-
-fn condition<'a>(app: &'a MovieApp, type_: &str) -> Option<&'a Condition> {
-    app.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-}
-
-/// Waits until `check` holds for the MovieApp, returning it.
-async fn wait_for(
-    api: &Api<MovieApp>,
-    name: &str,
-    what: &str,
-    check: impl Fn(&MovieApp) -> bool,
-) -> Result<MovieApp> {
-    fixtures::wait_for_movieapp(api, name, what, TIMEOUT, check).await
+    Ok(serde_json::from_value(manifest(name, spec))?)
 }
 
 /// Creates the MovieApp `shop` running `<repository>:<tag>`.
@@ -65,11 +31,6 @@ async fn create_shop(api: &Api<MovieApp>, repository: &str, tag: &str) -> Result
     )
     .await?;
     Ok(())
-}
-
-fn is(app: &MovieApp, type_: &str, status: &str, reason: Option<&str>) -> bool {
-    condition(app, type_)
-        .is_some_and(|c| c.status == status && reason.is_none_or(|r| c.reason == r))
 }
 
 /// What most tests start from (see [`fixtures::Stage`]).
