@@ -11,6 +11,7 @@ use aws_config::{BehaviorVersion, Region};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Unit;
@@ -189,6 +190,7 @@ pub async fn kubernetes(client: &Client, app: &MovieApp) -> Vec<ChildReport> {
                 "PodDisruptionBudget" => {
                     metadata::<PodDisruptionBudget>(&client, &namespace, &child).await
                 }
+                "NetworkPolicy" => metadata::<NetworkPolicy>(&client, &namespace, &child).await,
                 "Secret" => metadata::<Secret>(&client, &namespace, &child).await,
                 other => Err(format!("the plugin does not know how to read a {other}")),
             };

@@ -13,6 +13,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Config as ControllerConfig, Controller, Error as ControllerError};
@@ -419,6 +420,7 @@ async fn run_controller(
     let (autoscalers, autoscaler_stream) = child_watch::<HorizontalPodAutoscaler>(&client, ns);
     let (disruption_budgets, disruption_budget_stream) =
         child_watch::<PodDisruptionBudget>(&client, ns);
+    let (network_policies, network_policy_stream) = child_watch::<NetworkPolicy>(&client, ns);
 
     // Secrets: metadata only (never their data), to react when a referenced
     // TMDB Secret appears or the generated auth Secret vanishes.
@@ -472,6 +474,7 @@ async fn run_controller(
             service_accounts,
             autoscalers,
             disruption_budgets,
+            network_policies,
         },
         app_store.clone(),
         memory,
@@ -485,6 +488,7 @@ async fn run_controller(
         .owns_stream(service_account_stream)
         .owns_stream(autoscaler_stream)
         .owns_stream(disruption_budget_stream)
+        .owns_stream(network_policy_stream)
         .watches_stream(secret_stream, secret_mapper)
         .reconcile_on(receiver_stream(triggered))
         .graceful_shutdown_on(stop)

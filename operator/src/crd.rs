@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
@@ -158,6 +159,24 @@ pub struct MovieAppSpec {
     /// The SNS notifications topic. The jobs queue is always subscribed.
     #[serde(default)]
     pub notifications: NotificationsSpec,
+
+    /// Publishes the connection details (table names and ARNs, queue URLs
+    /// and ARNs, topic ARN, region, the worker's IRSA role ARN when set) to
+    /// a ConfigMap in the MovieApp's namespace, for consumers outside the
+    /// worker. Unset: no ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exports: Option<ExportsSpec>,
+}
+
+/// Where the connection details are published.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportsSpec {
+    /// Name of the ConfigMap (a DNS subdomain), made and kept in sync by the
+    /// operator. It must not be the name of another ConfigMap the operator
+    /// makes (`<name>-config`), nor of an object it did not make.
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN_PATTERN))]
+    pub config_map_name: String,
 }
 
 impl MovieAppSpec {
@@ -234,6 +253,10 @@ pub struct WorkerSpec {
     #[serde(default)]
     #[schemars(length(max = 64))]
     pub env: Vec<EnvVar>,
+
+    /// The NetworkPolicy of the worker Pods: on by default.
+    #[serde(default)]
+    pub network_policy: WorkerNetworkPolicy,
 }
 
 impl Default for WorkerSpec {
@@ -247,6 +270,7 @@ impl Default for WorkerSpec {
             tmdb: TmdbSpec::default(),
             service_account: ServiceAccountSpec::default(),
             env: Vec::new(),
+            network_policy: WorkerNetworkPolicy::default(),
         }
     }
 }
@@ -270,6 +294,36 @@ fn default_resources() -> ResourceRequirements {
         requests: Some(quantities(&[("cpu", "100m"), ("memory", "64Mi")])),
         limits: Some(quantities(&[("memory", "256Mi")])),
         ..ResourceRequirements::default()
+    }
+}
+
+/// The worker Pods' NetworkPolicy: ingress to the HTTP port (from
+/// `ingressFrom`, or from anywhere) and to the admin port (from Pods in the
+/// cluster); egress to DNS, HTTPS and the operator's AWS and TMDB endpoint
+/// overrides. Anything else is denied where the cluster's network plugin
+/// enforces NetworkPolicies.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerNetworkPolicy {
+    /// `false` leaves the worker's traffic to the namespace's own policies:
+    /// the operator makes no NetworkPolicy (and deletes the one it made).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+
+    /// Who may reach the worker's HTTP port (NetworkPolicyPeer entries:
+    /// `podSelector`, `namespaceSelector`, `ipBlock`). Empty: any source,
+    /// as the load balancer in front of the Service needs.
+    #[serde(default)]
+    #[schemars(length(max = 32))]
+    pub ingress_from: Vec<NetworkPolicyPeer>,
+}
+
+impl Default for WorkerNetworkPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ingress_from: Vec::new(),
+        }
     }
 }
 

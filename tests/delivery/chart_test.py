@@ -54,6 +54,7 @@ EXPECTED_RULES = [
     (("",), ("services", "configmaps", "serviceaccounts"), ("get", "list", "watch", "create", "patch", "delete")),
     (("autoscaling",), ("horizontalpodautoscalers",), ("get", "list", "watch", "create", "patch", "delete")),
     (("policy",), ("poddisruptionbudgets",), ("get", "list", "watch", "create", "patch", "delete")),
+    (("networking.k8s.io",), ("networkpolicies",), ("get", "list", "watch", "create", "patch", "delete")),
     (("",), ("secrets",), ("get", "list", "watch", "create")),
     (("events.k8s.io",), ("events",), ("create", "patch")),
 ]

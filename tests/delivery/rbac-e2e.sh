@@ -211,6 +211,8 @@ can "$sa_user" patch movieapps.movieapp.io --subresource=status -n "$ns_apps"
 can "$sa_user" update movieapps.movieapp.io --subresource=finalizers -n "$ns_apps"
 can "$sa_user" create deployments.apps -n "$ns_apps"
 can "$sa_user" delete horizontalpodautoscalers.autoscaling -n "$ns_apps"
+can "$sa_user" delete networkpolicies.networking.k8s.io -n "$ns_apps"
+can "$sa_user" delete configmaps -n "$ns_apps"
 can "$sa_user" get secrets -n "$ns_apps"
 can "$sa_user" create events.events.k8s.io -n "$ns_apps"
 can "$sa_user" create leases.coordination.k8s.io -n "$ns_sys"
@@ -286,9 +288,10 @@ child_manifest() { # KIND STEP (YAML flow style; the leading --- keeps kubectl f
     Deployment) echo "{apiVersion: apps/v1, kind: Deployment, metadata: {name: probe, labels: {app.kubernetes.io/managed-by: movieapp-operator}}, spec: {replicas: 0, revisionHistoryLimit: $2, selector: {matchLabels: {app: probe}}, template: {metadata: {labels: {app: probe}}, spec: {containers: [{name: c, image: probe}]}}}}" ;;
     HorizontalPodAutoscaler) echo "{apiVersion: autoscaling/v2, kind: HorizontalPodAutoscaler, metadata: {name: probe, labels: {app.kubernetes.io/managed-by: movieapp-operator}}, spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: probe}, minReplicas: 1, maxReplicas: $((2 + $2))}}" ;;
     PodDisruptionBudget) echo "{apiVersion: policy/v1, kind: PodDisruptionBudget, metadata: {name: probe, labels: {app.kubernetes.io/managed-by: movieapp-operator}}, spec: {maxUnavailable: $2, selector: {matchLabels: {app: probe}}}}" ;;
+    NetworkPolicy) echo "{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: probe, labels: {app.kubernetes.io/managed-by: movieapp-operator}}, spec: {podSelector: {matchLabels: {app: probe}}, policyTypes: [Ingress], ingress: [{ports: [{port: $((8080 + $2))}]}]}}" ;;
   esac
 }
-for kind in ServiceAccount ConfigMap Service Deployment HorizontalPodAutoscaler PodDisruptionBudget; do
+for kind in ServiceAccount ConfigMap Service Deployment HorizontalPodAutoscaler PodDisruptionBudget NetworkPolicy; do
   if child_manifest "$kind" 1 | as_operator -n "$ns_apps" apply --server-side --field-manager movieapp-operator -f - >/dev/null 2>"$work/applier.log" \
     && child_manifest "$kind" 2 | as_operator -n "$ns_apps" apply --server-side --field-manager movieapp-operator -f - >/dev/null 2>>"$work/applier.log" \
     && as_operator -n "$ns_apps" get "$kind" probe >/dev/null 2>>"$work/applier.log" \
@@ -339,6 +342,7 @@ spec:
     image: { repository: $repository, tag: "1.0.0" }
     replicas: 1
     tmdb: { apiKeySecretRef: { name: tmdb, key: api-key } }
+  exports: { configMapName: shop-connection }
 EOF
 echo "# create"
 eventually 30 "finalizer movieapp.io/cleanup added (patch movieapps)" \
@@ -352,7 +356,7 @@ check "the generated token-signing Secret shop-auth exists, owned by the MovieAp
 eventually 30 "Events published by movieapp-operator (events.k8s.io)" events_with Resolved Normal
 
 eventually 120 "children applied with owner references (server-side apply as the ServiceAccount)" \
-  bash -c "for k in deployment service configmap serviceaccount; do kubectl -n '$ns_apps' get \$k shop -o json | jq -e '.metadata.ownerReferences[0].kind == \"MovieApp\" and .metadata.labels[\"app.kubernetes.io/managed-by\"] == \"movieapp-operator\"' >/dev/null || exit 1; done"
+  bash -c "for k in deployment service configmap/shop-config configmap/shop-connection serviceaccount networkpolicy; do case \$k in */*) o=\$k;; *) o=\$k/shop;; esac; kubectl -n '$ns_apps' get \$o -o json | jq -e '.metadata.ownerReferences[0].kind == \"MovieApp\" and .metadata.labels[\"app.kubernetes.io/managed-by\"] == \"movieapp-operator\"' >/dev/null || exit 1; done"
 eventually 120 "the MovieApp becomes Ready: tables, queues and topic in moto, worker Pods Ready on kwok" \
   jq_app '.status.conditions[] | select(.type == "Ready") | .status == "True"'
 check "status names what was made: 3 tables, both queues, the topic, the digest" \
@@ -401,7 +405,7 @@ check "a Deleted Event records the AWS clean-up" events_with Deleted Normal
 eventually 60 "the generated Secret goes with its owner (garbage collection through the owner reference)" \
   bash -c "! kubectl -n '$ns_apps' get secret shop-auth >/dev/null 2>&1"
 eventually 60 "the children go with their owner (garbage collection)" \
-  bash -c "[ -z \"\$(kubectl -n '$ns_apps' get deployment,service,configmap,serviceaccount -l app.kubernetes.io/instance=shop -o name)\" ]"
+  bash -c "[ -z \"\$(kubectl -n '$ns_apps' get deployment,service,configmap,serviceaccount,networkpolicy -l app.kubernetes.io/instance=shop -o name)\" ]"
 
 echo "# shutdown"
 kill -TERM "$operator_pid"
@@ -432,7 +436,7 @@ for request in "list movieapp.io/movieapps" "watch movieapp.io/movieapps" "patch
   "create events.k8s.io/events" "get coordination.k8s.io/leases" "update coordination.k8s.io/leases"; do
   check "the operator used the grant: $request" audit --expect "$request"
 done
-for kind in apps/deployments core/services core/configmaps core/serviceaccounts; do
+for kind in apps/deployments core/services core/configmaps core/serviceaccounts networking.k8s.io/networkpolicies; do
   check "the operator used the grant: patch $kind (server-side apply, creating)" audit --expect "patch $kind"
 done
 

@@ -91,7 +91,9 @@ only those the code issues. No wildcards.
   verbs: ["update"]
 # Children: watched (label-selected caches), created and updated by
 # server-side apply (a PATCH that creates needs create too), and the optional
-# HPA and PDB deleted when the spec drops them.
+# ones deleted when the spec drops them: the HPA, the PDB, the NetworkPolicy
+# (spec.worker.networkPolicy.enabled: false) and the exports ConfigMap
+# (spec.exports removed or renamed).
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -103,6 +105,9 @@ only those the code issues. No wildcards.
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Secrets: a metadata-only watch (to react when the TMDB Secret appears), a
 # get of the referenced TMDB Secret to check its key, and create for the

@@ -23,6 +23,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
@@ -181,11 +182,15 @@ async fn apply_children(
         applier.claim(&stores.services, Some(&built.service)),
         applier.claim(&stores.autoscalers, built.autoscaler.as_ref()),
         applier.claim(&stores.disruption_budgets, built.disruption_budget.as_ref()),
+        applier.claim(&stores.config_maps, built.exports.as_ref()),
+        applier.claim(&stores.network_policies, built.network_policy.as_ref()),
     )?;
-    let foreign: Vec<String> = [claims.0, claims.1, claims.2, claims.3, claims.4, claims.5]
-        .into_iter()
-        .flatten()
-        .collect();
+    let foreign: Vec<String> = [
+        claims.0, claims.1, claims.2, claims.3, claims.4, claims.5, claims.6, claims.7,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if !foreign.is_empty() {
         warn!(movieapp = %format!("{namespace}/{name}"), ?foreign, "children's names are taken; nothing applied");
         return Ok(Written::Conflict(foreign));
@@ -214,6 +219,29 @@ async fn apply_children(
                 .await?
         }
     });
+    outcomes.push(match &built.network_policy {
+        Some(policy) => applier.apply(&stores.network_policies, policy).await?,
+        None => {
+            applier
+                .prune(&stores.network_policies, namespace, name)
+                .await?
+        }
+    });
+    if let Some(exports) = &built.exports {
+        outcomes.push(applier.apply(&stores.config_maps, exports).await?);
+    }
+    // An exports ConfigMap under a name the spec no longer gives (renamed,
+    // or exports removed) goes; the new one is in place first.
+    let wanted = built.exports.as_ref().map(|e| e.name_any());
+    for stale in exports_of(&stores.config_maps, namespace, name, applier.uid) {
+        if Some(&stale) != wanted.as_ref() {
+            outcomes.push(
+                applier
+                    .prune(&stores.config_maps, namespace, &stale)
+                    .await?,
+            );
+        }
+    }
     let written = outcomes.iter().filter(|o| **o == Outcome::Applied).count();
     if written > 0 {
         info!(movieapp = %format!("{namespace}/{name}"), written, "applied children");
@@ -264,11 +292,56 @@ async fn compare_children(
             namespace,
             name
         ),
+        applier.compare(
+            &stores.network_policies,
+            built.network_policy.as_ref(),
+            namespace,
+            name
+        ),
     )?;
-    Ok([found.0, found.1, found.2, found.3, found.4, found.5]
-        .into_iter()
-        .flatten()
-        .collect())
+    let mut differences: Vec<String> = [
+        found.0, found.1, found.2, found.3, found.4, found.5, found.6,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Some(exports) = &built.exports {
+        differences.extend(
+            applier
+                .compare(&stores.config_maps, Some(exports), namespace, name)
+                .await?,
+        );
+    }
+    // An exports ConfigMap under a name the spec no longer gives.
+    let wanted = built.exports.as_ref().map(|e| e.name_any());
+    for stale in exports_of(&stores.config_maps, namespace, name, applier.uid) {
+        if Some(&stale) != wanted.as_ref() {
+            differences.push(format!(
+                "ConfigMap {namespace}/{stale} exists, but the spec does not ask for it"
+            ));
+        }
+    }
+    Ok(differences)
+}
+
+/// The names of the exports ConfigMaps of the MovieApp `name` (`uid`) the
+/// cache shows: labelled as its exports and controlled by it.
+fn exports_of(store: &Store<ConfigMap>, namespace: &str, name: &str, uid: &str) -> Vec<String> {
+    store
+        .state()
+        .iter()
+        .filter(|config_map| {
+            let labels = config_map.labels();
+            config_map.namespace().as_deref() == Some(namespace)
+                && labels.get(children::INSTANCE_LABEL).map(String::as_str) == Some(name)
+                && labels
+                    .get("app.kubernetes.io/component")
+                    .map(String::as_str)
+                    == Some(children::EXPORTS_COMPONENT)
+                && children::controlled_by(config_map.meta(), uid)
+        })
+        .map(|config_map| config_map.name_any())
+        .collect()
 }
 
 /// How the worker Deployment stands (also what `kubectl movieapp status`

@@ -72,6 +72,10 @@ fn inputs(
     let tables = provisioned.tables.value.as_ref()?;
     let queue = provisioned.queue.value.as_ref()?;
     let notifications = provisioned.notifications.value.as_ref()?;
+    let table_arns: BTreeMap<String, String> = tables
+        .iter()
+        .map(|t| (t.component.clone(), t.arn.clone()))
+        .collect();
     let tables: BTreeMap<String, String> = tables
         .iter()
         .map(|t| (t.component.clone(), t.name.clone()))
@@ -86,10 +90,107 @@ fn inputs(
         image: image.reference.clone(),
         region: region.to_owned(),
         tables,
+        table_arns,
         queue_url: queue.url.clone(),
+        queue_arn: queue.arn.clone(),
+        dead_letter_url: queue.dead_letter_url.clone(),
+        dead_letter_arn: queue.dead_letter_arn.clone(),
         topic_arn: notifications.topic_arn.clone(),
         auth_secret: auth_secret.to_owned(),
         aws_endpoint_url: config.aws_endpoint_url.clone(),
         tmdb_base_url: config.worker_tmdb_base_url.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::crd::{NotificationsStatus, QueueStatus, TableStatus};
+    use crate::provision::Observed;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunConfig,
+    }
+
+    fn provisioned(tables: &[&str]) -> Provisioned {
+        let tables = tables
+            .iter()
+            .map(|component| TableStatus {
+                component: (*component).to_owned(),
+                name: format!("t-{component}"),
+                arn: format!("arn:aws:dynamodb:eu-west-1:1:table/t-{component}"),
+            })
+            .collect();
+        Provisioned {
+            tables: Observed::ready(tables, Vec::new()),
+            queue: Observed::ready(
+                QueueStatus {
+                    url: "https://sqs/1/jobs".into(),
+                    arn: "arn:aws:sqs:eu-west-1:1:jobs".into(),
+                    dead_letter_url: "https://sqs/1/dlq".into(),
+                    dead_letter_arn: "arn:aws:sqs:eu-west-1:1:dlq".into(),
+                },
+                Vec::new(),
+            ),
+            notifications: Observed::ready(
+                NotificationsStatus {
+                    topic_arn: "arn:aws:sns:eu-west-1:1:topic".into(),
+                    subscriptions: Vec::new(),
+                },
+                Vec::new(),
+            ),
+        }
+    }
+
+    fn image() -> ResolvedImage {
+        ResolvedImage {
+            reference: "r/api-worker@sha256:1".into(),
+            digest: "sha256:1".into(),
+        }
+    }
+
+    #[test]
+    fn inputs_carry_every_name_and_arn_the_exports_publish() {
+        let config = Cli::parse_from(["movieapp-operator"]).run;
+        let all: Vec<&str> = movieapp_model::TABLES.iter().map(|t| t.component).collect();
+        let inputs = inputs(&config, &image(), "eu-west-1", &provisioned(&all), "a-auth")
+            .expect("every input is there");
+        for component in &all {
+            assert_eq!(inputs.tables[*component], format!("t-{component}"));
+            assert_eq!(
+                inputs.table_arns[*component],
+                format!("arn:aws:dynamodb:eu-west-1:1:table/t-{component}")
+            );
+        }
+        assert_eq!(inputs.queue_url, "https://sqs/1/jobs");
+        assert_eq!(inputs.queue_arn, "arn:aws:sqs:eu-west-1:1:jobs");
+        assert_eq!(inputs.dead_letter_url, "https://sqs/1/dlq");
+        assert_eq!(inputs.dead_letter_arn, "arn:aws:sqs:eu-west-1:1:dlq");
+        assert_eq!(inputs.topic_arn, "arn:aws:sns:eu-west-1:1:topic");
+        assert_eq!(inputs.region, "eu-west-1");
+    }
+
+    #[test]
+    fn no_inputs_while_a_table_is_missing() {
+        let config = Cli::parse_from(["movieapp-operator"]).run;
+        let some: Vec<&str> = movieapp_model::TABLES
+            .iter()
+            .skip(1)
+            .map(|t| t.component)
+            .collect();
+        assert!(
+            inputs(
+                &config,
+                &image(),
+                "eu-west-1",
+                &provisioned(&some),
+                "a-auth"
+            )
+            .is_none()
+        );
+    }
 }

@@ -421,6 +421,7 @@ impl Stage {
                 service_accounts: reflector::store().0,
                 autoscalers: reflector::store().0,
                 disruption_budgets: reflector::store().0,
+                network_policies: reflector::store().0,
             },
             reflector::store().0,
             Arc::new(Memory::new(metrics)),

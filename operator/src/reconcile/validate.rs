@@ -9,6 +9,8 @@
 
 use movieapp_model::{TABLES, env};
 
+use kube::ResourceExt;
+
 use super::dereference::{Dereferenced, effective_region};
 use crate::conditions::PartState;
 use crate::crd::MovieApp;
@@ -121,6 +123,15 @@ pub fn problems(app: &MovieApp, region: &str) -> Vec<String> {
         && autoscaling.min_replicas > autoscaling.max_replicas
     {
         problems.push("spec.worker.autoscaling.minReplicas exceeds maxReplicas".to_owned());
+    }
+    if let Some(exports) = &app.spec.exports {
+        let own = crate::naming::config_map_name(&app.name_any());
+        if exports.config_map_name == own {
+            problems.push(format!(
+                "spec.exports.configMapName {own} is the name of the worker's own ConfigMap; \
+                 choose another name"
+            ));
+        }
     }
     problems.extend(name_problems(app));
     problems
@@ -251,5 +262,21 @@ mod tests {
         });
         assert!(problems(&app, "eu-west-1").is_empty());
         assert_eq!(problems(&app, "us-east-1").len(), 1);
+    }
+
+    #[test]
+    fn exports_may_not_take_the_worker_configmap_name() {
+        let problems = problems(&app("exports: { configMapName: a-config }"), "us-east-1");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("spec.exports.configMapName a-config")
+                && problems[0].contains("worker's own ConfigMap"),
+            "{problems:?}"
+        );
+        assert!(problems_of("exports: { configMapName: a-exports }").is_empty());
+    }
+
+    fn problems_of(spec: &str) -> Vec<String> {
+        problems(&app(spec), "us-east-1")
     }
 }
