@@ -221,7 +221,7 @@ async fn movieapps_are_admitted_only_with_their_authors_rights() -> Result<()> {
         .await?;
 
     // carol: the editor role alone; alice: plus get on the TMDB Secret;
-    // bob: plus get on every Secret and ConfigMap, and adopt.
+    // bob: plus get on every Secret and ConfigMap, create on ConfigMaps, and adopt.
     let editor = "movieapp-operator-movieapp-editor";
     reader(&admin, &ns, "tmdb-reader", "secrets", &["tmdb"]).await?;
     reader(
@@ -233,12 +233,29 @@ async fn movieapps_are_admitted_only_with_their_authors_rights() -> Result<()> {
     )
     .await?;
     reader(&admin, &ns, "config-reader", "configmaps", &["payments"]).await?;
+    let creator = Role {
+        metadata: ObjectMeta {
+            name: Some("config-creator".to_owned()),
+            ..ObjectMeta::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["configmaps".to_owned()]),
+            verbs: vec!["create".to_owned()],
+            ..PolicyRule::default()
+        }]),
+    };
+    Api::<Role>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &creator)
+        .await
+        .context("creating Role config-creator")?;
     bind(&admin, &ns, "carol", "ClusterRole", editor).await?;
     bind(&admin, &ns, "alice", "ClusterRole", editor).await?;
     bind(&admin, &ns, "alice", "Role", "tmdb-reader").await?;
     bind(&admin, &ns, "bob", "ClusterRole", editor).await?;
     bind(&admin, &ns, "bob", "Role", "secret-reader").await?;
     bind(&admin, &ns, "bob", "Role", "config-reader").await?;
+    bind(&admin, &ns, "bob", "Role", "config-creator").await?;
     bind(
         &admin,
         &ns,
@@ -311,6 +328,19 @@ async fn movieapps_are_admitted_only_with_their_authors_rights() -> Result<()> {
             ],
         ),
         (
+            "an exports ConfigMap, which the operator would create for her",
+            movieapp(
+                "e",
+                json!({}),
+                json!({ "exports": { "configMapName": "e-connection" } }),
+            )?,
+            vec![
+                format!("has the operator create ConfigMap {ns}/e-connection"),
+                "alice may not create ConfigMaps".into(),
+                "RBAC verb create on configmaps".into(),
+            ],
+        ),
+        (
             "adoption of retained AWS resources",
             movieapp("d", json!({ "movieapp.io/adopt": "true" }), json!({}))?,
             vec![
@@ -338,6 +368,10 @@ async fn movieapps_are_admitted_only_with_their_authors_rights() -> Result<()> {
             env_from("secretKeyRef", "db-creds", "password"),
         ),
         ("adoption", json!({})),
+        (
+            "exports",
+            json!({ "exports": { "configMapName": "shop-connection" } }),
+        ),
     ] {
         let patch = if what == "adoption" {
             json!({ "metadata": { "annotations": { "movieapp.io/adopt": "true" } } })
