@@ -32,7 +32,13 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 SRC = ROOT / "operator" / "src"
 # Types from k8s-openapi, documented as a whole rather than field by field.
-OPAQUE = {"spec.worker.resources", "spec.worker.env", "status.conditions", "spec.worker.serviceAccount.annotations"}
+OPAQUE = {
+    "spec.worker.resources",
+    "spec.worker.env",
+    "status.conditions",
+    "spec.worker.serviceAccount.annotations",
+    "spec.worker.networkPolicy.ingressFrom",
+}
 
 passed = failed = 0
 
