@@ -661,7 +661,17 @@ async fn a_steady_movieapp_costs_no_api_writes() -> Result<()> {
     // A short resync, so the window below spans several.
     let operator = Operator::start(&ns, &["--resync-interval", "2s"]).await?;
 
-    create_shop(&api, &repository, "1.0.0").await?;
+    // Every child kind a default MovieApp can have, the exports ConfigMap
+    // and the NetworkPolicy included.
+    api.create(
+        &PostParams::default(),
+        &movieapp(
+            "shop",
+            json!({ "worker": { "image": { "repository": repository, "tag": "1.0.0" } },
+                    "exports": { "configMapName": "shop-connection" } }),
+        )?,
+    )
+    .await?;
     // Steady means Ready: on a loaded machine the worker's Pods may become
     // available well after the first status.
     wait_for(&api, "shop", "Ready=True", |app| {
@@ -1178,6 +1188,7 @@ fn foreign_objects() -> Result<Vec<Foreign>> {
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
     use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     let ours = json!({
         "app.kubernetes.io/managed-by": "movieapp-operator",
@@ -1237,6 +1248,21 @@ fn foreign_objects() -> Result<Vec<Foreign>> {
             name: "c-pdb".into(),
             resource: ApiResource::erase::<PodDisruptionBudget>(&()),
             body: json!({ "spec": { "minAvailable": 1, "selector": pods } }),
+        },
+        Foreign {
+            app: "c-netpol",
+            kind: "NetworkPolicy",
+            name: "c-netpol".into(),
+            resource: ApiResource::erase::<NetworkPolicy>(&()),
+            body: json!({ "spec": { "podSelector": pods, "policyTypes": ["Ingress"] } }),
+        },
+        Foreign {
+            // The exports ConfigMap, under the name its spec chooses.
+            app: "c-exports",
+            kind: "ConfigMap",
+            name: "payments-settings".into(),
+            resource: ApiResource::erase::<ConfigMap>(&()),
+            body: json!({ "data": { "DATABASE_HOST": "payments-db" } }),
         },
         Foreign {
             app: "c-auth",
@@ -1327,16 +1353,15 @@ async fn objects_the_operator_did_not_make_are_never_touched() -> Result<()> {
     }
     let operator = Operator::start(&ns, &["--resync-interval", "3s"]).await?;
     for object in &foreign {
-        // Autoscaling from 2: every child kind is wanted, the HPA and PDB too.
-        api.create(
-            &PostParams::default(),
-            &movieapp(
-                object.app,
-                json!({ "worker": { "image": { "repository": repository, "tag": "1.0.0" },
-                  "autoscaling": { "minReplicas": 2, "maxReplicas": 3 } } }),
-            )?,
-        )
-        .await?;
+        // Autoscaling from 2: every child kind is wanted, the HPA and PDB
+        // too (and the NetworkPolicy, by default).
+        let mut spec = json!({ "worker": { "image": { "repository": repository, "tag": "1.0.0" },
+                  "autoscaling": { "minReplicas": 2, "maxReplicas": 3 } } });
+        if object.app == "c-exports" {
+            spec["exports"] = json!({ "configMapName": object.name });
+        }
+        api.create(&PostParams::default(), &movieapp(object.app, spec)?)
+            .await?;
     }
     for object in &foreign {
         let named = format!("{} {ns}/{}", object.kind, object.name);
