@@ -356,7 +356,7 @@ check "the generated token-signing Secret shop-auth exists, owned by the MovieAp
 eventually 30 "Events published by movieapp-operator (events.k8s.io)" events_with Resolved Normal
 
 eventually 120 "children applied with owner references (server-side apply as the ServiceAccount)" \
-  bash -c "for k in deployment service configmap/shop-config configmap/shop-connection serviceaccount networkpolicy; do case \$k in */*) o=\$k;; *) o=\$k/shop;; esac; kubectl -n '$ns_apps' get \$o -o json | jq -e '.metadata.ownerReferences[0].kind == \"MovieApp\" and .metadata.labels[\"app.kubernetes.io/managed-by\"] == \"movieapp-operator\"' >/dev/null || exit 1; done"
+  bash -c "set -o pipefail; for k in deployment service configmap/shop-config configmap/shop-connection serviceaccount networkpolicy; do case \$k in */*) o=\$k;; *) o=\$k/shop;; esac; kubectl -n '$ns_apps' get \$o -o json | jq -e '.metadata.ownerReferences[0].kind == \"MovieApp\" and .metadata.labels[\"app.kubernetes.io/managed-by\"] == \"movieapp-operator\"' >/dev/null || exit 1; done"
 eventually 120 "the MovieApp becomes Ready: tables, queues and topic in moto, worker Pods Ready on kwok" \
   jq_app '.status.conditions[] | select(.type == "Ready") | .status == "True"'
 check "status names what was made: 3 tables, both queues, the topic, the digest" \
