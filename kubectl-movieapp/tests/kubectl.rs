@@ -262,6 +262,7 @@ async fn status_through_kubectl_plugin_discovery() -> Result<()> {
         "✓ ServiceAccount ready",
         "✓ ConfigMap ready-config",
         "✓ PodDisruptionBudget ready",
+        "✓ NetworkPolicy ready",
         "✓ Secret ready-auth",
         "✓ Secret tmdb  (referenced, not managed)",
     ] {

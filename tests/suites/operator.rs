@@ -2397,6 +2397,7 @@ async fn observe_only_reports_an_untagged_installation_then_full_adopts_it() -> 
         format!("Secret {ns}/shop-auth (the worker's token signing key) does not exist"),
         format!("Deployment {ns}/shop does not exist"),
         format!("Service {ns}/shop does not exist"),
+        format!("NetworkPolicy {ns}/shop does not exist"),
     ]);
     for difference in &expected {
         ensure!(
