@@ -100,7 +100,7 @@ cleanup() {
     kubectl -n "$ns_apps" patch "$name" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
   done
   "$HELM" uninstall "$release" -n "$ns_sys" --wait --timeout 60s >/dev/null 2>&1
-  kubectl delete clusterrole,clusterrolebinding -l "app.kubernetes.io/instance=$cw_release" --ignore-not-found >/dev/null 2>&1
+  kubectl delete clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding -l "app.kubernetes.io/instance=$cw_release" --ignore-not-found >/dev/null 2>&1
   kubectl delete namespace "$ns_sys" "$ns_apps" "$ns_other" --ignore-not-found --wait=false >/dev/null 2>&1
   for crd in "${created_monitoring_crds[@]}"; do kubectl delete crd "$crd" --ignore-not-found >/dev/null 2>&1; done
   AWS_REPOSITORY="$repository" "$LOCALENV_VENV/bin/python" - <<'PY' >/dev/null 2>&1

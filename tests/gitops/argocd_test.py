@@ -426,7 +426,7 @@ def cleanup_cluster(suite: harness.Suite, ns_argo: str, ns_sys: str, ns_apps: st
     out = kubectl("-n", ns_argo, "get", "applications", "-o", "name", check=False)
     for name in out.split():
         kubectl("-n", ns_argo, "patch", name, "--type", "merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
-    kubectl("delete", "clusterrole,clusterrolebinding", "-l", f"app.kubernetes.io/instance={release}", "--ignore-not-found", check=False)
+    kubectl("delete", "clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding", "-l", f"app.kubernetes.io/instance={release}", "--ignore-not-found", check=False)
     harness.delete_namespaces([ns_apps, ns_sys, ns_argo])
     for crd in created_crds:
         kubectl("delete", "crd", crd, "--ignore-not-found", "--wait=false", check=False)

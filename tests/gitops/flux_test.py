@@ -313,7 +313,7 @@ def cleanup_cluster(suite: harness.Suite, ns_flux: str, ns_sys: str, ns_apps: st
             out = kubectl("-n", ns, "get", kind, "-o", "name", check=False)
             for name in out.split():
                 kubectl("-n", ns, "patch", name, "--type", "merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
-    kubectl("delete", "clusterrole,clusterrolebinding", "-l", f"app.kubernetes.io/instance={release}", "--ignore-not-found", check=False)
+    kubectl("delete", "clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding", "-l", f"app.kubernetes.io/instance={release}", "--ignore-not-found", check=False)
     harness.delete_namespaces([ns_apps, ns_sys, ns_flux])
 
 
