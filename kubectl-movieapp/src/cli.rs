@@ -73,7 +73,7 @@ pub struct StatusArgs {
 
     /// The operator's cluster id (its --cluster-id): a resource tagged for
     /// another cluster is shown as that cluster's.
-    #[arg(long, env = "MOVIEAPP_CLUSTER_ID", default_value = "default")]
+    #[arg(long, env = "MOVIEAPP_CLUSTER_ID", default_value = movieapp_operator::aws::tags::DEFAULT_CLUSTER)]
     pub cluster_id: String,
 
     /// How long to wait for the API server and, separately, for AWS

@@ -29,7 +29,7 @@ pub struct RunConfig {
     /// This cluster's id, tagged on every AWS resource (`movieapp.io/cluster`):
     /// resources tagged for another cluster are never adopted. Give each
     /// cluster sharing an AWS account its own (e.g. the EKS cluster's name).
-    #[arg(long, env = "MOVIEAPP_CLUSTER_ID", default_value = "default", value_parser = parse_cluster_id)]
+    #[arg(long, env = "MOVIEAPP_CLUSTER_ID", default_value = crate::aws::tags::DEFAULT_CLUSTER, value_parser = parse_cluster_id)]
     pub cluster_id: String,
 
     /// How often every MovieApp is re-read from AWS and repaired (e.g. 5m,

@@ -14,6 +14,8 @@ pub const NAME: &str = "movieapp.io/name";
 /// The cluster of the owning MovieApp (the operator's `--cluster-id`): a
 /// resource of another cluster is never adopted, retained or not.
 pub const CLUSTER: &str = "movieapp.io/cluster";
+/// The cluster id of an operator (and of the plugin) not given one.
+pub const DEFAULT_CLUSTER: &str = "default";
 /// Set to `true` when the owner was deleted with `deletionPolicy: Retain`.
 pub const RETAINED: &str = "movieapp.io/retained";
 /// The standard managed-by label, as a tag.
