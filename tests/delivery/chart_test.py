@@ -199,6 +199,14 @@ def defaults() -> None:
         str(kinds),
     )
     check("no wildcard and no nonResourceURLs in any rule", not no_wildcards(docs), str(no_wildcards(docs)))
+    check(
+        "every namespace mode: the MovieApp admission bindings apply in every namespace",
+        all(
+            "matchResources" not in one(docs, "ValidatingAdmissionPolicyBinding", name=f"movieapp-operator-{policy}")["spec"]
+            for policy in ("requester-rights", "worker-roles")
+        ),
+    )
+
     role = one(docs, "ClusterRole", name="movieapp-operator")
     check(
         "the ClusterRole grants exactly the expected rules",
@@ -381,6 +389,14 @@ def namespaced() -> None:
     env = env_of(one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0])
     check("namespaced mode: the operator watches exactly those namespaces", env.get("MOVIEAPP_WATCH_NAMESPACES") == "team-a,team-b", str(env.get("MOVIEAPP_WATCH_NAMESPACES")))
     check("namespaced mode: no wildcards", not no_wildcards(docs))
+    scope = {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}]}}
+    for policy in ("requester-rights", "worker-roles"):
+        binding = one(docs, "ValidatingAdmissionPolicyBinding", name=f"movieapp-operator-{policy}")
+        check(
+            f"namespaced mode: the {policy} binding judges only the watched namespaces' MovieApps (another release's are not its own)",
+            binding["spec"].get("matchResources") == scope,
+            str(binding["spec"].get("matchResources")),
+        )
     monitor = one(render("namespaced.yaml", "workerPodMonitor.enabled=true"), "PodMonitor")
     check(
         "namespaced mode: the workers' PodMonitor looks only in the watched namespaces",

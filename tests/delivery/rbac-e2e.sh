@@ -193,6 +193,34 @@ check "the release's chart is the one pulled from the registry ($chart_version)"
   bash -c "'$HELM' list -n '$ns_sys' -o json | python3 -c 'import json,sys; r=[x for x in json.load(sys.stdin) if x[\"name\"]==\"$release\"]; assert r and r[0][\"chart\"]==\"movieapp-operator-$chart_version\"'"
 check "the operator's Pods were admitted under Pod Security 'restricted'" \
   test "$(kubectl -n "$ns_sys" get pods -l "app.kubernetes.io/instance=$release" -o name | wc -l)" -eq 2
+# The release's MovieApp admission policies judge only the namespaces it
+# watches: another release's MovieApps (here: the unwatched namespace) are
+# not its to refuse. A MovieApp naming a pre-made worker role, which this
+# release's admission.workerRoleArns (empty) allows nowhere; server-side dry
+# runs, so nothing is stored.
+role_probe() {
+  kubectl apply --dry-run=server -f - 2>&1 <<EOF
+apiVersion: movieapp.io/v1alpha1
+kind: MovieApp
+metadata: { name: role-probe, namespace: $1 }
+spec:
+  region: us-east-1
+  worker:
+    image: { repository: $repository, tag: "1.0.0" }
+    tmdb: { apiKeySecretRef: { name: tmdb, key: api-key } }
+    serviceAccount:
+      annotations: { eks.amazonaws.com/role-arn: "arn:aws:iam::123456789012:role/probe" }
+EOF
+}
+probe=$(role_probe "$ns_apps" || true)
+check "the release's worker-roles policy refuses an unlisted role in its watched namespace $ns_apps" \
+  grep -q "$fullname-worker-roles" <<<"$probe"
+probe=$(role_probe "$ns_other" || true)
+if grep -q "$fullname-" <<<"$probe"; then
+  fail "the release's admission policies judged a MovieApp of $ns_other, which it does not watch: $probe"
+else
+  pass "the release's admission policies leave the MovieApps of the unwatched namespace $ns_other alone"
+fi
 "$HELM" template "$cw_release" "$chart" -n "$ns_sys" \
   --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml | kubectl apply -f - >/dev/null
 

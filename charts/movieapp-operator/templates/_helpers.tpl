@@ -121,3 +121,22 @@ only those the code issues. No wildcards.
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/*
+Where the MovieApp admission policies apply: with watchNamespaces, only the
+MovieApps of those namespaces, the ones this release manages, so that two
+releases on one cluster (each with its own namespaces and its own
+admission.workerRoleArns) do not judge each other's MovieApps; without, every
+namespace, as the operator then manages every MovieApp.
+*/}}
+{{- define "movieapp-operator.admissionScope" -}}
+{{- with .Values.watchNamespaces -}}
+matchResources:
+  namespaceSelector:
+    matchExpressions:
+      - key: kubernetes.io/metadata.name
+        operator: In
+        values:
+          {{- toYaml (uniq .) | nindent 10 }}
+{{- end }}
+{{- end }}
