@@ -507,11 +507,14 @@ async fn update(
         } else {
             EventKind::Warning
         };
-        let note = format!(
-            "{} is {}: {}",
-            condition.type_, condition.status, condition.message
-        );
-        publish(ctx, app, kind, &condition.reason, &note).await;
+        publish(
+            ctx,
+            app,
+            kind,
+            &condition.reason,
+            &transition_note(condition),
+        )
+        .await;
     }
     if let Some((kind, reason, note)) = drift_news(&previous.conditions, &status.conditions) {
         publish(ctx, app, kind, &reason, &note).await;
@@ -520,6 +523,20 @@ async fn update(
         event(ctx, app, EventKind::Normal, reason, &note).await;
     }
     Ok(())
+}
+
+/// The note of a condition's Event: `Type is Status: message`, without the
+/// colon when the condition has no message (`Stalled` turning False after
+/// a recovery says nothing more).
+fn transition_note(condition: &Condition) -> String {
+    if condition.message.is_empty() {
+        format!("{} is {}", condition.type_, condition.status)
+    } else {
+        format!(
+            "{} is {}: {}",
+            condition.type_, condition.status, condition.message
+        )
+    }
 }
 
 /// The Event for a change of the `Drifted` condition: a Warning each time
@@ -709,6 +726,23 @@ async fn publish(ctx: &Context, app: &MovieApp, kind: EventKind, reason: &str, n
 mod tests {
     use super::*;
     use crate::reconcile::provision::hold_through_read_errors;
+
+    #[test]
+    fn a_condition_without_a_message_makes_a_note_without_a_colon() {
+        let condition = |status: &str, message: &str| Condition {
+            type_: kind::STALLED.to_owned(),
+            status: status.to_owned(),
+            reason: "Recovered".to_owned(),
+            message: message.to_owned(),
+            last_transition_time: now(),
+            observed_generation: Some(1),
+        };
+        assert_eq!(transition_note(&condition("False", "")), "Stalled is False");
+        assert_eq!(
+            transition_note(&condition("True", "AccessDenied on CreateTable")),
+            "Stalled is True: AccessDenied on CreateTable"
+        );
+    }
 
     #[test]
     fn notices_are_grouped_by_reason_in_order() {
