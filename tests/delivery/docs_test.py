@@ -12,8 +12,8 @@
   (and so exists): the check also runs on a fixture that queries a metric
   nobody serves, and must find it;
 - relative links in README.md and docs/ point at files that exist, and the
-  repository paths the docs, the Makefile and the scripts name in backticks
-  or comments exist (the design contract lives outside the repository: no
+  repository paths the docs, the Makefile, the scripts and the sources'
+  comments name exist (the design contract lives outside the repository: no
   file cites it as if it were here).
 
 Exit status non-zero on any failure; the last line is "N passed, F failed".
@@ -74,8 +74,14 @@ def without_tests(text: str) -> str:
     return re.split(r"#\[cfg\(test\)\]\s*mod tests\s*\{", text)[0]
 
 
-# Files that name repository paths for readers to open or run.
-REFERRING = ["README.md", "Makefile", "docs/*.md", "terraform/README.md", "scripts/*", "tests/delivery/*.sh", "tests/delivery/*.py"]
+# Files that name repository paths for readers to open or run: the docs, the
+# entry points, and the sources whose comments send readers elsewhere.
+REFERRING = [
+    "README.md", "Makefile", "docs/*.md", "terraform/README.md", "scripts/*",
+    "tests/*/*.sh", "tests/*/*.py", "tests/src/**/*.rs", "tests/suites/*.rs", "tests/*/src/**/*.rs",
+    "operator/src/**/*.rs", "api-worker/src/**/*.rs", "api-worker/**/*.sh", "model/src/**/*.rs",
+    "kubectl-movieapp/src/**/*.rs", "terraform/**/*.tf", ".github/workflows/*.yaml",
+]
 # A repository path: a top-level directory of the project, then path parts, a
 # file name with an extension.
 PATH = re.compile(
@@ -259,7 +265,7 @@ def main() -> int:
             if not (doc.parent / target).exists():
                 broken.append(f"{doc.relative_to(ROOT)} → {target}")
     check("relative links in README.md and docs/ resolve", broken)
-    check("the files the docs, Makefile and scripts name exist", dangling_paths())
+    check("the files the docs, Makefile, scripts and sources name exist", dangling_paths())
 
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1

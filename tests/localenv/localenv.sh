@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The local environment of DESIGN §6, run by its supervisor
-# (tests/localenv/src/, the `localenv` binary), built here first:
+# The local environment (docs/development.md, "The local environment"), run
+# by its supervisor (tests/localenv/src/, the `localenv` binary), built here
+# first:
 #
 #   localenv.sh up        start; returns once every component is healthy
 #   localenv.sh down      stop exactly what was started, demo included
-#   localenv.sh status    each process and its health (exit 1: unhealthy,
-#                         3: not running)
+#   localenv.sh status    each process and its health (exit 1: a component
+#                         is down or unhealthy, 2: only a process of make demo
+#                         is, 3: not running)
 #   localenv.sh restart NAME
 #                         stop one component and start it again
 #
