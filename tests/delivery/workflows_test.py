@@ -15,7 +15,12 @@ expressions; this checks the content):
   manifest's uris give, and published with the rendered manifest as the
   assets of the tag's GitHub release, where those uris point;
 - only the release jobs that need it get `id-token: write`, and only the one
-  that publishes the release gets `contents: write`.
+  that publishes the release gets `contents: write`;
+- each CI job's cache key hashes every file its cached tools are keyed by
+  (and ci.yaml, which pins the Go version they are keyed by too): with a key
+  that misses one, a change to it rebuilds the tool in every run (actions/cache
+  saves nothing on an exact key hit), up to half an hour each for Flux's and
+  Argo CD's controllers.
 
 Exit status non-zero on any failure; the last line is "N passed, F failed".
 """
@@ -94,6 +99,56 @@ def plugin_checks(jobs: dict) -> None:
     check(writers == ["plugin-manifest"], "contents: write only on the job that publishes the release", str(writers))
 
 
+# What the tools each CI job caches under ~/.cache/movieapp are keyed by
+# (the scripts that build them hold their versions); the job's cache key must
+# hash all of it.
+CACHED_TOOL_INPUTS = {
+    "both": [
+        "Cargo.lock",
+        ".github/workflows/ci.yaml",  # the Go version, part of every Go tool's key
+        "tests/terraform/install-tools.sh", "tests/terraform/requirements-*.txt",
+        "tests/terraform/tflint-ruleset-movieapp/**",
+        "tests/delivery/install-tools.sh", "tests/delivery/requirements.txt", "tests/delivery/tools/**",
+    ],
+    "test": [
+        "tests/localenv/build.sh", "tests/localenv/go.mod", "tests/localenv/go.sum", "tests/localenv/cmd/**",
+        "tests/localenv/requirements.txt",
+        "tests/delivery/oci-registry.sh",
+        "tests/kstatus/**",
+        "tests/gitops/build.sh", "tests/gitops/tools/**",
+        "api-worker/tests/browser/package-lock.json", "api-worker/tests/schemathesis.sh",
+    ],
+}
+
+
+def files(pattern: str) -> set[str]:
+    """The checkout's files a hashFiles() pattern matches (`dir/**`: every
+    file below dir)."""
+    if pattern.endswith("/**"):
+        found = (ROOT / pattern[:-3]).rglob("*")
+    else:
+        found = ROOT.glob(pattern)
+    return {str(f.relative_to(ROOT)) for f in found if f.is_file()}
+
+
+def cache_key_checks(jobs: dict) -> None:
+    for name in ("lint", "test"):
+        caches = uses(jobs.get(name, {}), "actions/cache")
+        key = str(caches[0].get("with", {}).get("key", "")) if caches else ""
+        hashed: set[str] = set()
+        for call in re.findall(r"hashFiles\(([^)]*)\)", key):
+            for pattern in re.findall(r"'([^']+)'", call):
+                hashed |= files(pattern)
+        needed: set[str] = set()
+        for pattern in CACHED_TOOL_INPUTS["both"] + (CACHED_TOOL_INPUTS["test"] if name == "test" else []):
+            matched = files(pattern)
+            check(bool(matched), f"{pattern} names files of the checkout (the list above is current)")
+            needed |= matched
+        check(bool(caches) and needed <= hashed,
+              f"ci.yaml's {name} job's cache key hashes every file its cached tools are keyed by",
+              ", ".join(sorted(needed - hashed)))
+
+
 def main() -> int:
     ci = load("ci.yaml")
     check(set(ci["on"]) == {"push", "pull_request"} and ci["on"]["push"]["branches"] == ["main"],
@@ -101,6 +156,7 @@ def main() -> int:
     check(ci.get("permissions") == {"contents": "read"}, "ci.yaml has read-only permissions")
     commands = sorted(re.findall(r"^make (\w+)$", "\n".join(runs(j) for j in ci["jobs"].values()), re.M))
     check(commands == ["lint", "test"], "ci.yaml runs make lint and make test", str(commands))
+    cache_key_checks(ci["jobs"])
 
     release = load("release.yaml")
     jobs = release["jobs"]
