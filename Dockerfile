@@ -20,10 +20,16 @@
 # overriding RUST_IMAGE and RUNTIME_IMAGE (e.g. name:tag@sha256:...).
 #
 # tests/delivery/build-release.sh runs the same `cargo build` on the same
-# context (.dockerignore applied), since this machine has no container engine.
+# context (.dockerignore applied). tests/images/build.sh builds both images
+# with buildah where no image registry is reachable: RUNTIME_IMAGE is then a
+# base assembled from Debian packages standing in for distroless, and
+# BINARIES an image holding /out/ with the binaries build-release.sh built
+# (the same `cargo build` line, from the same context). A release leaves
+# BINARIES at its default: the full multi-stage build below.
 
 ARG RUST_IMAGE=docker.io/library/rust:1.95.0-slim-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+ARG BINARIES=builder
 
 # ---- cargo-chef: compiles the dependencies in a layer of their own, rebuilt
 # only when Cargo.toml/Cargo.lock change, not on every source change.
@@ -45,6 +51,10 @@ RUN cargo build --release --locked -p movieapp-operator -p api-worker \
  && mkdir -p /out \
  && cp target/release/movieapp-operator target/release/api-worker /out/
 
+# ---- where the runtime images take /out/ from: the builder stage above, or
+# an image given as BINARIES (tests/images/build.sh, no registry reachable).
+FROM ${BINARIES} AS binaries
+
 # ---- runtime images
 FROM ${RUNTIME_IMAGE} AS runtime
 ARG VERSION=0.1.0
@@ -60,7 +70,7 @@ USER 65532:65532
 FROM runtime AS api-worker
 LABEL org.opencontainers.image.title="api-worker" \
       org.opencontainers.image.description="The movie service: TMDB catalogue, accounts, watchlists, notifications and background jobs."
-COPY --from=builder --chown=0:0 --chmod=0555 /out/api-worker /usr/local/bin/api-worker
+COPY --from=binaries --chown=0:0 --chmod=0555 /out/api-worker /usr/local/bin/api-worker
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/api-worker"]
 CMD ["serve"]
@@ -68,7 +78,7 @@ CMD ["serve"]
 FROM runtime AS movieapp-operator
 LABEL org.opencontainers.image.title="movieapp-operator" \
       org.opencontainers.image.description="Kubernetes operator that runs MovieApp objects on AWS and Kubernetes."
-COPY --from=builder --chown=0:0 --chmod=0555 /out/movieapp-operator /usr/local/bin/movieapp-operator
+COPY --from=binaries --chown=0:0 --chmod=0555 /out/movieapp-operator /usr/local/bin/movieapp-operator
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/movieapp-operator"]
 CMD ["run"]
