@@ -10,7 +10,7 @@ RUST_KEY := $(shell rustc -vV 2>/dev/null | sha256sum | cut -c1-12)
 export MOVIEAPP_CACHE
 export CARGO_TARGET_DIR ?= $(MOVIEAPP_CACHE)/target-$(RUST_KEY)
 
-.PHONY: help demo test env-up env-down env-status env-stress manifests lint bench chaos build lambda-package iam-policies
+.PHONY: help demo test env-up env-down env-status env-stress manifests lint bench chaos images build lambda-package iam-policies
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ iam-policies: ## every shipped IAM policy to .localenv/iam/<role>.json (ACCOUNT,
 
 lambda-package: ## the api-worker's Lambda zip (bootstrap for provided.al2023, x86_64)
 	@bash api-worker/lambda/package.sh
+
+images: ## both images from the Dockerfile with buildah, run under the Pods' constraints, pushed to the local registry (after make env-up)
+	@bash tests/images/test.sh
 
 build: ## build the workspace
 	cargo build --workspace --all-targets

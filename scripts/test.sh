@@ -54,7 +54,7 @@ section "api-worker on Lambda (feature lambda)"
 cargo test -p api-worker --features lambda --locked --no-fail-fast --lib --test lambda
 bash api-worker/lambda/cargo-lambda-invoke.sh
 
-section "delivery end to end (RBAC as the chart's ServiceAccount, docs walkthrough)"
+section "delivery end to end (RBAC as the chart's ServiceAccount, docs walkthrough, images built and run)"
 bash tests/delivery/test.sh live
 
 # The GitOps suites spend most of their time waiting on controllers (Argo CD's

@@ -15,6 +15,11 @@
 #                                 oci://127.0.0.1:<port>; its RBAC on the local control plane,
 #                                 the operator as its ServiceAccount
 #            docs_walkthrough.py  the commands of docs/installation.md
+#            tests/images/test.sh both images built here from the Dockerfile (buildah,
+#                                 a Debian base for distroless, the release binaries),
+#                                 run under the Pods' security context (podman + runc),
+#                                 /healthz; pushed to the local OCI registry and
+#                                 recorded in moto's ECR with the same digest
 #   gitops   tests/gitops/        the real tools, built once from the Go module proxy
 #                                 (tests/gitops/build.sh): Prometheus scraping the
 #                                 operator and firing the chart's alert, Flux and
@@ -68,6 +73,7 @@ fi
 if [ "$group" = all ] || [ "$group" = live ]; then
   suite rbac-e2e bash tests/delivery/rbac-e2e.sh
   suite docs-walkthrough "$DELIVERY_PYTHON" tests/delivery/docs_walkthrough.py
+  suite images bash tests/images/test.sh
 fi
 if [ "$group" = all ] || [ "$group" = gitops ]; then
   # The local environment's venv: boto3 (moto) and PyYAML.
