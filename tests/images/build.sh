@@ -175,6 +175,10 @@ else
   done
   log "images built ($((SECONDS - started)) s)"
 fi
+# Older keys' images go: each key holds about 130 MB in the vfs store.
+podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/movieapp/' \
+  | grep -v -e ":$key\$" -e ":$base_key\$" -e ":$bin_key\$" \
+  | xargs -r podman rmi --force >/dev/null 2>&1 || true
 for image in "$worker_image" "$operator_image"; do
   log "$image: $(podman image inspect --format '{{.Size}}' "$image") bytes"
 done
