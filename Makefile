@@ -45,10 +45,11 @@ bench: ## benchmarks; results in docs/benchmarks.md
 chaos: ## chaos scenarios (kills, AWS faults, restarts); figures in docs/reliability.md
 	@bash scripts/chaos.sh
 
-iam-policies: ## every shipped IAM policy to .localenv/iam/<role>.json (ACCOUNT, REGION, PREFIX), and the Terraform templates
+iam-policies: ## every shipped IAM policy to .localenv/iam/<role>.json (ACCOUNT, REGION, PREFIX, CLUSTER), and the Terraform templates
 	cargo run --quiet --locked -p movieapp-operator -- iam-policies --templates terraform/modules/iam/policies
 	cargo run --quiet --locked -p movieapp-operator -- iam-policies --out .localenv/iam \
 	  --account $(or $(ACCOUNT),123456789012) --region $(or $(REGION),us-east-1) --prefix $(or $(PREFIX),movieapp-) \
+	  --cluster $(or $(CLUSTER),default) \
 	  --movieapp examples/movieapp.yaml
 
 lambda-package: ## the api-worker's Lambda zip (bootstrap for provided.al2023, x86_64)

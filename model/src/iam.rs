@@ -60,8 +60,14 @@ pub enum Access {
     /// A read on any name under the prefix, owned or not: that is how the
     /// operator tells a name another owner holds (`NameConflict`).
     Read,
-    /// Creating a resource, or changing its tags.
+    /// Creating a resource, with the ownership tags in the same call.
     Create,
+    /// Setting tags: the ownership tags at creation (AWS authorizes tags
+    /// given to a create call as a tag action too), on adoption and when
+    /// repairing them, and the retained marker.
+    Tag,
+    /// Removing tags: only the retained marker, on adoption.
+    Untag,
     /// Changing or deleting a resource the operator made: conditioned on the
     /// ownership tag where the service authorizes by tags.
     ChangeOwned,
@@ -107,7 +113,7 @@ const fn call(
     }
 }
 
-use Access::{ChangeOwned, Create, Read, Use};
+use Access::{ChangeOwned, Create, Read, Tag, Untag, Use};
 use Resource::{
     EventsQueue, ImageRepositories, JobsQueue, Queues, Subscriptions, TableIndexes, Tables, Topic,
 };
@@ -124,8 +130,8 @@ const OPERATOR: &[Call] = &[
     call(DynamoDb, "DescribeTimeToLive", &["dynamodb:DescribeTimeToLive"], Tables, Read),
     call(DynamoDb, "ListTagsOfResource", &["dynamodb:ListTagsOfResource"], Tables, Read),
     call(DynamoDb, "CreateTable", &["dynamodb:CreateTable"], Tables, Create),
-    call(DynamoDb, "TagResource", &["dynamodb:TagResource"], Tables, Create),
-    call(DynamoDb, "UntagResource", &["dynamodb:UntagResource"], Tables, Create),
+    call(DynamoDb, "TagResource", &["dynamodb:TagResource"], Tables, Tag),
+    call(DynamoDb, "UntagResource", &["dynamodb:UntagResource"], Tables, Untag),
     call(DynamoDb, "UpdateTable", &["dynamodb:UpdateTable"], Tables, ChangeOwned),
     call(DynamoDb, "DeleteTable", &["dynamodb:DeleteTable"], Tables, ChangeOwned),
     call(DynamoDb, "UpdateContinuousBackups", &["dynamodb:UpdateContinuousBackups"], Tables, ChangeOwned),
@@ -135,8 +141,8 @@ const OPERATOR: &[Call] = &[
     call(Sqs, "GetQueueAttributes", &["sqs:GetQueueAttributes"], Queues, Read),
     call(Sqs, "ListQueueTags", &["sqs:ListQueueTags"], Queues, Read),
     call(Sqs, "CreateQueue", &["sqs:CreateQueue"], Queues, Create),
-    call(Sqs, "TagQueue", &["sqs:TagQueue"], Queues, Create),
-    call(Sqs, "UntagQueue", &["sqs:UntagQueue"], Queues, Create),
+    call(Sqs, "TagQueue", &["sqs:TagQueue"], Queues, Tag),
+    call(Sqs, "UntagQueue", &["sqs:UntagQueue"], Queues, Untag),
     call(Sqs, "SetQueueAttributes", &["sqs:SetQueueAttributes"], Queues, ChangeOwned),
     call(Sqs, "DeleteQueue", &["sqs:DeleteQueue"], Queues, ChangeOwned),
     // SNS topic and its subscriptions (provision/sns.rs).
@@ -144,8 +150,8 @@ const OPERATOR: &[Call] = &[
     call(Sns, "ListSubscriptionsByTopic", &["sns:ListSubscriptionsByTopic"], Topic, Read),
     call(Sns, "GetSubscriptionAttributes", &["sns:GetSubscriptionAttributes"], Subscriptions, Read),
     call(Sns, "CreateTopic", &["sns:CreateTopic"], Topic, Create),
-    call(Sns, "TagResource", &["sns:TagResource"], Topic, Create),
-    call(Sns, "UntagResource", &["sns:UntagResource"], Topic, Create),
+    call(Sns, "TagResource", &["sns:TagResource"], Topic, Tag),
+    call(Sns, "UntagResource", &["sns:UntagResource"], Topic, Untag),
     call(Sns, "Subscribe", &["sns:Subscribe"], Topic, ChangeOwned),
     call(Sns, "SetSubscriptionAttributes", &["sns:SetSubscriptionAttributes"], Subscriptions, ChangeOwned),
     call(Sns, "Unsubscribe", &["sns:Unsubscribe"], Subscriptions, ChangeOwned),

@@ -120,7 +120,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
 
 /// A cluster id: 1–128 characters that every AWS service accepts in a tag
 /// value, starting with a letter or digit.
-fn parse_cluster_id(input: &str) -> Result<String, String> {
+pub(crate) fn parse_cluster_id(input: &str) -> Result<String, String> {
     let valid = (1..=128).contains(&input.len())
         && input.starts_with(|c: char| c.is_ascii_alphanumeric())
         && input

@@ -13,11 +13,23 @@ use std::fmt::Write as _;
 
 use movieapp_model::iam::{Access, Call, Component, Resource};
 
+use crate::aws::tags;
 use crate::crd::MovieAppSpec;
 use crate::naming::{AppId, PhysicalNames};
 
-/// The tag every resource the operator makes carries.
-const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "movieapp-operator");
+/// The tag keys the operator ever writes: its ownership tags and the
+/// retained marker (`aws::tags`).
+const TAG_KEYS: [&str; 6] = [
+    tags::MANAGED_BY,
+    tags::CLUSTER,
+    tags::UID,
+    tags::NAMESPACE,
+    tags::NAME,
+    tags::RETAINED,
+];
+
+/// The template variable holding the operator's cluster id.
+const CLUSTER_VAR: &str = "${cluster}";
 
 /// A MovieApp whose worker role is rendered: its namespace and name, and
 /// its spec (explicit physical names replace the operator's).
@@ -35,6 +47,9 @@ pub struct Target {
     pub region: String,
     /// The operator's physical-name prefix (`movieapp-`).
     pub prefix: String,
+    /// The operator's cluster id (`--cluster-id`, the `movieapp.io/cluster`
+    /// tag).
+    pub cluster: String,
 }
 
 impl Target {
@@ -80,6 +95,7 @@ impl Target {
                 self.prefix
             ));
         }
+        crate::config::parse_cluster_id(&self.cluster).map_err(|e| format!("CLUSTER: {e}"))?;
         Ok(())
     }
 }
@@ -97,9 +113,123 @@ struct Statement {
     sid: String,
     actions: BTreeSet<&'static str>,
     resources: Resources,
-    /// `StringEquals` on these `(key, value)` pairs, applied only while
-    /// `require_ownership_tags` holds.
-    tags: Vec<(String, String)>,
+    /// Applied only while `require_ownership_tags` holds.
+    conditions: Vec<Condition>,
+}
+
+/// One condition: `(operator, key, values)`.
+type Condition = (&'static str, String, Vec<String>);
+
+fn condition(operator: &'static str, key: &str, values: &[&str]) -> Condition {
+    (
+        operator,
+        key.to_owned(),
+        values.iter().map(|v| (*v).to_owned()).collect(),
+    )
+}
+
+/// The resource carries the operator's managed-by tag and this cluster's id.
+fn resource_is_ours() -> Vec<Condition> {
+    vec![
+        condition(
+            "StringEquals",
+            &format!("aws:ResourceTag/{}", tags::MANAGED_BY),
+            &[tags::MANAGER],
+        ),
+        condition(
+            "StringEquals",
+            &format!("aws:ResourceTag/{}", tags::CLUSTER),
+            &[CLUSTER_VAR],
+        ),
+    ]
+}
+
+/// The request sets the operator's managed-by tag and this cluster's id
+/// (`operator`: `StringEquals`, they must be set; `StringEqualsIfExists`:
+/// when set, only to these values).
+fn request_claims(operator: &'static str) -> Vec<Condition> {
+    vec![
+        condition(
+            operator,
+            &format!("aws:RequestTag/{}", tags::MANAGED_BY),
+            &[tags::MANAGER],
+        ),
+        condition(
+            operator,
+            &format!("aws:RequestTag/{}", tags::CLUSTER),
+            &[CLUSTER_VAR],
+        ),
+    ]
+}
+
+/// The request's tag keys are among `keys` (and there are some: an empty
+/// set satisfies `ForAllValues`).
+fn tag_keys_among(keys: &[&str]) -> Vec<Condition> {
+    vec![
+        condition("ForAllValues:StringEquals", "aws:TagKeys", keys),
+        condition("Null", "aws:TagKeys", &["false"]),
+    ]
+}
+
+/// The ownership conditions of the operator's statement on `resource` with
+/// `access`, as extra statements where one statement cannot say it:
+/// `(sid suffix, conditions)` per statement.
+fn ownership(resource: Resource, access: Access) -> Vec<(&'static str, Vec<Condition>)> {
+    // SNS subscriptions are no IAM resource type: no tag condition applies.
+    if !matches!(
+        resource,
+        Resource::Tables | Resource::Queues | Resource::Topic
+    ) {
+        return vec![("", Vec::new())];
+    }
+    let concat = |parts: Vec<Vec<_>>| parts.into_iter().flatten().collect::<Vec<_>>();
+    match access {
+        // Reads on any name under the prefix: how a name someone else holds
+        // is told (NameConflict).
+        Access::Read | Access::Use => vec![("", Vec::new())],
+        // Created with the ownership tags for this cluster in the same call.
+        Access::Create => vec![(
+            "",
+            concat(vec![
+                request_claims("StringEquals"),
+                tag_keys_among(&TAG_KEYS),
+            ]),
+        )],
+        Access::Tag => vec![
+            // On a resource of this cluster: any of the operator's tags, but
+            // never managed-by or the cluster to another value.
+            (
+                "Owned",
+                concat(vec![
+                    resource_is_ours(),
+                    request_claims("StringEqualsIfExists"),
+                    tag_keys_among(&TAG_KEYS),
+                ]),
+            ),
+            // At creation, on adoption and when restoring the ownership
+            // tags: only on a resource no other cluster's tag marks, and only
+            // by setting managed-by and this cluster together.
+            (
+                "Claim",
+                concat(vec![
+                    request_claims("StringEquals"),
+                    vec![condition(
+                        "StringEqualsIfExists",
+                        &format!("aws:ResourceTag/{}", tags::CLUSTER),
+                        &[CLUSTER_VAR],
+                    )],
+                    tag_keys_among(&TAG_KEYS),
+                ]),
+            ),
+        ],
+        // Only the retained marker, only on a resource of this cluster: no
+        // ownership tag is ever removed.
+        Access::Untag => vec![(
+            "",
+            concat(vec![resource_is_ours(), tag_keys_among(&[tags::RETAINED])]),
+        )],
+        Access::ChangeOwned => vec![("", resource_is_ours())],
+    }
 }
 
 /// One IAM policy document.
@@ -193,25 +323,22 @@ fn group<'a>(
     groups
 }
 
-/// The operator's role: every name under the prefix, changes and deletes
-/// of DynamoDB tables and SQS queues only with its ownership tag (SNS tag
-/// conditions are not relied upon: topics are scoped by name).
+/// The operator's role: reads on every name under the prefix; creates,
+/// tag writes, changes and deletes of tables, queues and topics only on
+/// what carries (or is created or claimed with) its managed-by tag and this
+/// cluster's id ([`ownership`]).
 pub fn operator() -> Document {
     let statements = group(Component::Operator.calls().iter())
         .into_iter()
-        .map(|(resource, access, actions)| {
-            let owned = access == Access::ChangeOwned
-                && matches!(resource, Resource::Tables | Resource::Queues);
-            Statement {
-                sid: format!("{}{access:?}", pascal(resource)),
-                actions,
-                resources: prefixed(resource),
-                tags: if owned {
-                    vec![(MANAGED_BY.0.into(), MANAGED_BY.1.into())]
-                } else {
-                    Vec::new()
-                },
-            }
+        .flat_map(|(resource, access, actions)| {
+            ownership(resource, access)
+                .into_iter()
+                .map(move |(suffix, conditions)| Statement {
+                    sid: format!("{}{access:?}{suffix}", pascal(resource)),
+                    actions: actions.clone(),
+                    resources: prefixed(resource),
+                    conditions,
+                })
         })
         .collect();
     Document {
@@ -231,12 +358,20 @@ pub fn worker() -> Document {
             sid: format!("Own{}", pascal(resource)),
             actions,
             resources: own(resource),
-            tags: if resource == Resource::Topic {
+            conditions: if resource == Resource::Topic {
                 Vec::new()
             } else {
                 vec![
-                    ("movieapp.io/namespace".into(), "${namespace}".into()),
-                    ("movieapp.io/name".into(), "${name}".into()),
+                    condition(
+                        "StringEquals",
+                        &format!("aws:ResourceTag/{}", tags::NAMESPACE),
+                        &["${namespace}"],
+                    ),
+                    condition(
+                        "StringEquals",
+                        &format!("aws:ResourceTag/{}", tags::NAME),
+                        &["${name}"],
+                    ),
                 ]
             },
         })
@@ -258,7 +393,7 @@ pub fn worker_boundary() -> Document {
             sid: format!("ApiWorker{}", pascal(resource)),
             actions,
             resources: prefixed(resource),
-            tags: Vec::new(),
+            conditions: Vec::new(),
         })
         .collect();
     Document {
@@ -317,16 +452,24 @@ impl Document {
                 json(&statement.sid),
                 json(&statement.actions),
             );
-            if !statement.tags.is_empty() {
-                let tags: serde_json::Map<String, serde_json::Value> = statement
-                    .tags
-                    .iter()
-                    .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v.clone().into()))
-                    .collect();
+            if !statement.conditions.is_empty() {
+                let mut conditions = serde_json::Map::new();
+                for (operator, key, values) in &statement.conditions {
+                    let value: serde_json::Value = match values.as_slice() {
+                        [one] => one.clone().into(),
+                        many => many.to_vec().into(),
+                    };
+                    conditions
+                        .entry(*operator)
+                        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()))
+                        .as_object_mut()
+                        .unwrap_or_else(|| unreachable!("an object"))
+                        .insert(key.clone(), value);
+                }
                 let _ = write!(
                     text,
-                    "%{{ if require_ownership_tags }},\n      \"Condition\": {{\"StringEquals\": {}}}%{{ endif }}",
-                    json(&tags)
+                    "%{{ if require_ownership_tags }},\n      \"Condition\": {}%{{ endif }}",
+                    json(&conditions)
                 );
             }
             text.push_str("\n    }");
@@ -356,6 +499,7 @@ impl Document {
             ("region".into(), target.region.clone()),
             ("account".into(), target.account.clone()),
             ("prefix".into(), target.prefix.clone()),
+            ("cluster".into(), target.cluster.clone()),
         ];
         if let Some(app) = app {
             let id = AppId {
@@ -431,6 +575,10 @@ pub struct IamPoliciesArgs {
     /// The physical-name prefix of the operator's resources.
     #[arg(long, default_value = "movieapp-")]
     pub prefix: String,
+    /// The operator's cluster id (`run --cluster-id`): the operator may
+    /// change only resources tagged `movieapp.io/cluster` with it.
+    #[arg(long, default_value = crate::aws::tags::DEFAULT_CLUSTER)]
+    pub cluster: String,
     /// A MovieApp manifest whose worker role is rendered as
     /// worker-<namespace>-<name>.json (repeatable).
     #[arg(long, value_name = "FILE")]
@@ -457,6 +605,7 @@ pub fn files(args: &IamPoliciesArgs) -> Result<Vec<(String, String)>, String> {
         account: args.account.clone(),
         region: args.region.clone(),
         prefix: args.prefix.clone(),
+        cluster: args.cluster.clone(),
     };
     target.validate()?;
     let ecr = if args.ecr_repository_arn.is_empty() {
@@ -526,15 +675,33 @@ pub fn write(args: &IamPoliciesArgs) -> Result<Vec<std::path::PathBuf>, String> 
 }
 
 #[cfg(test)]
-mod tests {
+mod evaluation;
+
+#[cfg(test)]
+pub(super) mod tests {
     use super::*;
 
-    fn target() -> Target {
+    pub(crate) fn target() -> Target {
         Target {
             account: "123456789012".into(),
             region: "us-east-1".into(),
             prefix: "movieapp-".into(),
+            cluster: crate::aws::tags::DEFAULT_CLUSTER.into(),
         }
+    }
+
+    /// The ECR repositories and the events queue of a full install.
+    pub(crate) fn lists() -> [(&'static str, Vec<String>); 2] {
+        [
+            (
+                "ecr_repository_arns",
+                vec!["arn:aws:ecr:us-east-1:123456789012:repository/movieapp-*".into()],
+            ),
+            (
+                "events_queue_arns",
+                vec!["arn:aws:sqs:us-east-1:123456789012:movieapp-aws-events".into()],
+            ),
+        ]
     }
 
     fn example() -> App {
@@ -716,11 +883,23 @@ mod tests {
                 account: account.into(),
                 region: region.into(),
                 prefix: prefix.into(),
+                ..target()
             };
             let error = worker_boundary()
                 .render(&target, None, &[])
                 .expect_err(needle);
             assert!(error.contains(needle), "{error}");
+        }
+        for cluster in ["", "-east", "east*", "a b", "${account}"] {
+            let target = Target {
+                cluster: cluster.into(),
+                ..target()
+            };
+            let error = operator().render(&target, None, &[]).expect_err(cluster);
+            assert!(
+                error.contains("CLUSTER") && error.contains("not a cluster id"),
+                "{error}"
+            );
         }
         let error = worker().render(&target(), None, &[]).expect_err("no app");
         assert!(error.contains("needs a MovieApp"), "{error}");

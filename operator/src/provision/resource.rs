@@ -617,8 +617,18 @@ impl TagChanges {
 }
 
 /// What to write so that `tags` carry `owner`'s ownership tags.
+///
+/// The managed-by tag and the cluster id are written together or not at
+/// all: the operator's IAM policy lets it set either on a resource that does
+/// not carry both already only in a request that sets both (`docs/iam.md`).
 pub fn tag_changes(owner: &Owner, tags: &Tags) -> TagChanges {
-    let set = owner.missing_tags(borrowed(tags));
+    let mut set = owner.missing_tags(borrowed(tags));
+    if set.contains_key(tags::MANAGED_BY) || set.contains_key(tags::CLUSTER) {
+        let ours = owner.tags();
+        for key in [tags::MANAGED_BY, tags::CLUSTER] {
+            set.insert(key.to_owned(), ours[key].clone());
+        }
+    }
     let remove = tags
         .contains_key(tags::RETAINED)
         .then(|| tags::RETAINED.to_owned())

@@ -63,6 +63,7 @@ module "iam" {
   source = "../../modules/iam"
 
   name                = local.name
+  cluster_id          = local.cluster_name # the operator's --cluster-id (operator_helm_values)
   oidc_provider_arn   = module.cluster.oidc_provider_arn
   oidc_issuer         = module.cluster.oidc_issuer
   ecr_repository_arns = [for name, arn in module.registry.repository_arns : arn if !startswith(name, "charts/")] # images only

@@ -50,6 +50,7 @@ locals {
     region                 = local.region
     account                = local.account_id
     prefix                 = local.prefix
+    cluster                = var.cluster_id
     require_ownership_tags = var.require_ownership_tags
     ecr_repository_arns    = var.ecr_repository_arns
     events_queue_arns      = var.events_queue_arns

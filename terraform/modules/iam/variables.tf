@@ -47,9 +47,20 @@ variable "events_queue_arns" {
   default     = []
 }
 
+variable "cluster_id" {
+  type        = string
+  description = "This cluster's id, the operator's --cluster-id (chart value operator.clusterId; the EKS cluster's name): the operator may change, delete, tag and untag only resources tagged movieapp.io/cluster with it, and create and claim resources only with it."
+  default     = "default"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._:/=+@-]{0,127}$", var.cluster_id))
+    error_message = "cluster_id must be 1-128 of A-Z a-z 0-9 . _ : / = + @ -, starting with a letter or digit (the operator's --cluster-id)."
+  }
+}
+
 variable "require_ownership_tags" {
   type        = bool
-  description = "Condition writes and deletes on the ownership tags (aws:ResourceTag) for DynamoDB and SQS, and the api-worker's data access on its MovieApp's tags. Turn off only if the account cannot use tag-based authorization for these services."
+  description = "Condition the operator's creates, tag writes, changes and deletes on its ownership tags (aws:RequestTag, aws:ResourceTag, aws:TagKeys with app.kubernetes.io/managed-by and movieapp.io/cluster = cluster_id) for DynamoDB, SQS and SNS, and the api-worker's data access on its MovieApp's tags. Turn off only if the account cannot use tag-based authorization for these services."
   default     = true
 }
 

@@ -203,6 +203,26 @@ fn tag_changes_add_missing_tags_and_drop_the_retained_marker() {
     assert!(is_ours(&o, &complete) && !is_ours(&o, &tags(&[])));
 }
 
+/// IAM lets the operator set managed-by or the cluster id on a resource
+/// not fully tagged only together (`docs/iam.md`): a repair of one writes
+/// both.
+#[test]
+fn the_managed_by_tag_and_the_cluster_id_are_written_together() {
+    let o = owner();
+    for key in [tags::MANAGED_BY, tags::CLUSTER] {
+        let mut tagged = o.tags();
+        tagged.remove(key);
+        let set = tag_changes(&o, &tagged).set;
+        let keys: Vec<&str> = set.keys().map(String::as_str).collect();
+        assert_eq!(keys, [tags::MANAGED_BY, tags::CLUSTER], "without {key}");
+        assert_eq!(set[tags::CLUSTER], o.cluster);
+    }
+    let mut without_name = o.tags();
+    without_name.remove(tags::NAME);
+    let set = tag_changes(&o, &without_name).set;
+    assert_eq!(set.keys().collect::<Vec<_>>(), [tags::NAME]);
+}
+
 #[test]
 fn retained_tag_is_written_once() {
     assert!(retained_tag(&tags(&[])).is_some());

@@ -1,0 +1,581 @@
+//! The operator's rendered policy evaluated against the requests it makes,
+//! with the request context AWS supplies (`aws:ResourceTag/*`,
+//! `aws:RequestTag/*`, `aws:TagKeys`), and against what a stolen credential
+//! would try.
+//!
+//! The evaluator implements exactly the condition operators the shipped
+//! policies use and panics on anything else, so a policy that starts using
+//! another operator cannot pass these tests by being misread.
+
+use movieapp_model::iam::{Access, Component, Resource};
+use serde_json::Value;
+
+use crate::aws::tags::{self, Owner};
+use crate::provision::resource::{Tags, retained_tag, tag_changes};
+
+// ------------------------------------------------------------------ evaluator
+
+/// One authorization AWS makes: an action on a resource, with the context
+/// keys the service supplies for it.
+#[derive(Debug, Clone)]
+struct Request {
+    action: &'static str,
+    resource: String,
+    /// `aws:ResourceTag/*`: the tags the resource carries before the call
+    /// (none for a resource being created).
+    resource_tags: Tags,
+    /// `aws:RequestTag/*`: the tags the call sets (create or tag).
+    request_tags: Tags,
+    /// `aws:TagKeys`: the keys the call sets or removes.
+    tag_keys: Vec<String>,
+    /// What the request is, for a failure message.
+    what: String,
+}
+
+/// `*` and `?` as IAM reads them in actions and ARNs.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().expect("a string").to_owned())
+            .collect(),
+        other => panic!("not a string or a list of strings: {other}"),
+    }
+}
+
+/// The values of a context key in `request`, `None` when absent.
+fn context(request: &Request, key: &str) -> Option<Vec<String>> {
+    if let Some(tag) = key.strip_prefix("aws:ResourceTag/") {
+        return request.resource_tags.get(tag).map(|v| vec![v.clone()]);
+    }
+    if let Some(tag) = key.strip_prefix("aws:RequestTag/") {
+        return request.request_tags.get(tag).map(|v| vec![v.clone()]);
+    }
+    if key == "aws:TagKeys" {
+        return (!request.tag_keys.is_empty()).then(|| request.tag_keys.clone());
+    }
+    panic!("the evaluator knows no condition key {key}")
+}
+
+/// One condition operator on one key.
+fn holds(operator: &str, key: &str, values: &[String], request: &Request) -> bool {
+    let present = context(request, key);
+    let any = |have: &[String]| have.iter().any(|h| values.contains(h));
+    match operator {
+        "StringEquals" => {
+            assert!(
+                key != "aws:TagKeys",
+                "StringEquals on the multivalued {key}"
+            );
+            present.is_some_and(|have| any(&have))
+        }
+        "StringEqualsIfExists" => present.is_none_or(|have| any(&have)),
+        // An absent or empty set satisfies ForAllValues: the policies pair it
+        // with a Null check.
+        "ForAllValues:StringEquals" => {
+            present.is_none_or(|have| have.iter().all(|h| values.contains(h)))
+        }
+        "Null" => {
+            let absent = match values {
+                [v] if v == "true" => true,
+                [v] if v == "false" => false,
+                _ => panic!("Null takes \"true\" or \"false\", not {values:?}"),
+            };
+            present.is_none() == absent
+        }
+        other => panic!("the evaluator knows no condition operator {other}"),
+    }
+}
+
+fn statement_applies(statement: &Value, request: &Request) -> bool {
+    for unsupported in ["NotAction", "NotResource", "Principal", "NotPrincipal"] {
+        assert!(statement.get(unsupported).is_none(), "{unsupported}");
+    }
+    let actions = strings(&statement["Action"]);
+    let resources = strings(&statement["Resource"]);
+    if !actions.iter().any(|a| glob(a, request.action))
+        || !resources.iter().any(|r| glob(r, &request.resource))
+    {
+        return false;
+    }
+    let Some(conditions) = statement.get("Condition") else {
+        return true;
+    };
+    conditions
+        .as_object()
+        .expect("a Condition object")
+        .iter()
+        .all(|(operator, keys)| {
+            keys.as_object()
+                .expect("an operator's keys")
+                .iter()
+                .all(|(key, values)| holds(operator, key, &strings(values), request))
+        })
+}
+
+/// Whether `policy` allows `request`: an explicit deny wins, then any allow.
+fn allowed(policy: &Value, request: &Request) -> bool {
+    let statements = policy["Statement"].as_array().expect("statements");
+    let matching = |effect: &str| {
+        statements
+            .iter()
+            .filter(|s| s["Effect"] == effect)
+            .any(|s| statement_applies(s, request))
+    };
+    !matching("Deny") && matching("Allow")
+}
+
+#[test]
+fn the_evaluator_reads_the_operators_as_aws_does() {
+    let request = |resource_tags: &[(&str, &str)], request_tags: &[(&str, &str)]| Request {
+        action: "dynamodb:TagResource",
+        resource: "arn:aws:dynamodb:us-east-1:1:table/movieapp-a".into(),
+        resource_tags: map(resource_tags),
+        request_tags: map(request_tags),
+        tag_keys: request_tags.iter().map(|(k, _)| (*k).to_owned()).collect(),
+        what: String::new(),
+    };
+    let one = |operator: &str, key: &str, values: &[&str], r: &Request| {
+        let values: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        holds(operator, key, &values, r)
+    };
+    let r = request(&[("c", "east")], &[("k", "v")]);
+    assert!(one(
+        "StringEquals",
+        "aws:ResourceTag/c",
+        &["west", "east"],
+        &r
+    ));
+    assert!(!one("StringEquals", "aws:ResourceTag/x", &["east"], &r));
+    assert!(one(
+        "StringEqualsIfExists",
+        "aws:ResourceTag/x",
+        &["east"],
+        &r
+    ));
+    assert!(!one(
+        "StringEqualsIfExists",
+        "aws:ResourceTag/c",
+        &["west"],
+        &r
+    ));
+    assert!(one(
+        "ForAllValues:StringEquals",
+        "aws:TagKeys",
+        &["k", "j"],
+        &r
+    ));
+    assert!(!one("ForAllValues:StringEquals", "aws:TagKeys", &["j"], &r));
+    let bare = request(&[], &[]);
+    assert!(one(
+        "ForAllValues:StringEquals",
+        "aws:TagKeys",
+        &["j"],
+        &bare
+    ));
+    assert!(one("Null", "aws:TagKeys", &["true"], &bare));
+    assert!(one("Null", "aws:TagKeys", &["false"], &r));
+    assert!(one("Null", "aws:ResourceTag/x", &["true"], &r));
+    assert!(glob(
+        "arn:aws:sqs:*:1:movieapp-*",
+        "arn:aws:sqs:us-east-1:1:movieapp-q"
+    ));
+    assert!(!glob(
+        "arn:aws:sqs:*:1:movieapp-*",
+        "arn:aws:sqs:us-east-1:1:other"
+    ));
+    assert!(glob("sns:*", "sns:Publish") && !glob("sns:P", "sns:Publish"));
+    let policy = serde_json::json!({"Statement": [
+        {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "dynamodb:TagResource", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/c": "west"}}},
+    ]});
+    assert!(allowed(&policy, &r));
+    assert!(!allowed(&policy, &request(&[("c", "west")], &[])));
+}
+
+// ------------------------------------------------------------------ requests
+
+const CLUSTER: &str = "east";
+const OTHER_CLUSTER: &str = "west";
+const ARN: &str = "us-east-1:123456789012";
+
+fn map(pairs: &[(&str, &str)]) -> Tags {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn owner() -> Owner {
+    Owner {
+        uid: "6f1c-uid".into(),
+        namespace: "movies".into(),
+        name: "netflix-clone".into(),
+        cluster: CLUSTER.into(),
+    }
+}
+
+/// The same namespace and name in another cluster sharing the account.
+fn other_clusters() -> Tags {
+    Owner {
+        uid: "9a2e-uid".into(),
+        cluster: OTHER_CLUSTER.into(),
+        ..owner()
+    }
+    .tags()
+}
+
+/// The kinds of resource the operator tags and changes, with their actions
+/// from the declarations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Table,
+    Queue,
+    Topic,
+}
+
+impl Kind {
+    const ALL: [Self; 3] = [Self::Table, Self::Queue, Self::Topic];
+
+    fn resource(self) -> Resource {
+        match self {
+            Self::Table => Resource::Tables,
+            Self::Queue => Resource::Queues,
+            Self::Topic => Resource::Topic,
+        }
+    }
+
+    fn arn(self) -> String {
+        match self {
+            Self::Table => {
+                format!("arn:aws:dynamodb:{ARN}:table/movieapp-movies-netflix-clone-users")
+            }
+            Self::Queue => format!("arn:aws:sqs:{ARN}:movieapp-movies-netflix-clone-jobs"),
+            Self::Topic => format!("arn:aws:sns:{ARN}:movieapp-movies-netflix-clone-notifications"),
+        }
+    }
+
+    /// The declared actions of this kind with this access.
+    fn actions(self, access: Access) -> Vec<&'static str> {
+        Component::Operator
+            .calls()
+            .iter()
+            .filter(|c| c.resource == self.resource() && c.access == access)
+            .flat_map(|c| c.actions.iter().copied())
+            .collect()
+    }
+
+    /// The one action of `access` (create, tag, untag).
+    fn action(self, access: Access) -> &'static str {
+        let actions = self.actions(access);
+        assert_eq!(actions.len(), 1, "{self:?} {access:?}: {actions:?}");
+        actions[0]
+    }
+
+    fn request(self, action: &'static str, resource_tags: &Tags, what: &str) -> Request {
+        Request {
+            action,
+            resource: self.arn(),
+            resource_tags: resource_tags.clone(),
+            request_tags: Tags::new(),
+            tag_keys: Vec::new(),
+            what: format!("{action} on {what}"),
+        }
+    }
+
+    /// Creating the resource with `tags` in the create call: the create
+    /// action and the tag action AWS authorizes for tags given at creation.
+    fn create(self, tags: &Tags, what: &str) -> Vec<Request> {
+        [self.action(Access::Create), self.action(Access::Tag)]
+            .into_iter()
+            .map(|action| self.tag_request(action, &Tags::new(), tags, what))
+            .collect()
+    }
+
+    fn tag_request(
+        self,
+        action: &'static str,
+        resource_tags: &Tags,
+        set: &Tags,
+        what: &str,
+    ) -> Request {
+        Request {
+            request_tags: set.clone(),
+            tag_keys: set.keys().cloned().collect(),
+            ..self.request(action, resource_tags, what)
+        }
+    }
+
+    fn tag(self, resource_tags: &Tags, set: &Tags, what: &str) -> Request {
+        self.tag_request(self.action(Access::Tag), resource_tags, set, what)
+    }
+
+    fn untag(self, resource_tags: &Tags, keys: &[&str], what: &str) -> Request {
+        Request {
+            tag_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            ..self.request(self.action(Access::Untag), resource_tags, what)
+        }
+    }
+
+    /// What the operator's claim writes to a resource carrying `tags`
+    /// (`provision::resource::write_tags`: tag, then untag).
+    fn claim(self, tags: &Tags, what: &str) -> Vec<Request> {
+        let changes = tag_changes(&owner(), tags);
+        let mut requests = Vec::new();
+        let mut after = tags.clone();
+        if !changes.set.is_empty() {
+            requests.push(self.tag(tags, &changes.set, what));
+            after.extend(changes.set.clone());
+        }
+        if !changes.remove.is_empty() {
+            let keys: Vec<&str> = changes.remove.iter().map(String::as_str).collect();
+            requests.push(self.untag(&after, &keys, what));
+        }
+        requests
+    }
+}
+
+fn without(tags: &Tags, key: &str) -> Tags {
+    let mut tags = tags.clone();
+    tags.remove(key);
+    tags
+}
+
+/// Every request the operator makes in a MovieApp's lifecycle — create,
+/// Ready, drift repair, adoption, retention, deletion — with the tags it
+/// really sends, for every call it declares.
+fn lifecycle() -> Vec<Request> {
+    let ours = owner().tags();
+    let mut requests = Vec::new();
+    for kind in Kind::ALL {
+        // Reads: on any name under the prefix, whoever holds it.
+        for action in kind.actions(Access::Read) {
+            for (tags, what) in [
+                (Tags::new(), "a name nobody holds, or an untagged resource"),
+                (ours.clone(), "our resource"),
+                (
+                    other_clusters(),
+                    "another cluster's resource (NameConflict)",
+                ),
+            ] {
+                requests.push(kind.request(action, &tags, what));
+            }
+        }
+        // Create, with the ownership tags in the create call.
+        requests.extend(kind.create(&ours, "a new resource"));
+        // Ready and drift repair: settings of our resource.
+        for action in kind.actions(Access::ChangeOwned) {
+            requests.push(kind.request(action, &ours, "our resource"));
+        }
+        // Restoring ownership tags someone removed, and a resource made
+        // before the cluster tag existed.
+        for key in [
+            tags::NAME,
+            tags::UID,
+            tags::CLUSTER,
+            tags::MANAGED_BY,
+            tags::NAMESPACE,
+        ] {
+            let what = format!("our resource without {key}");
+            requests.extend(kind.claim(&without(&ours, key), &what));
+        }
+        // Adoption: an untagged resource, one another tool tagged, one
+        // retained by a deleted MovieApp of the same name in this cluster.
+        requests.extend(kind.claim(&Tags::new(), "an untagged resource (adopt)"));
+        requests.extend(kind.claim(
+            &map(&[(tags::MANAGED_BY, "terraform"), ("team", "movies")]),
+            "a resource another tool made (adopt)",
+        ));
+        let mut retained = Owner {
+            uid: "0b7d-uid".into(),
+            ..owner()
+        }
+        .tags();
+        retained.insert(tags::RETAINED.into(), "true".into());
+        requests.extend(kind.claim(&retained, "a retained resource (adopt)"));
+        // Deletion with Retain marks it; with Delete it goes.
+        let (key, value) = retained_tag(&ours).expect("not marked yet");
+        requests.push(kind.tag(&ours, &map(&[(&key, &value)]), "our resource (Retain)"));
+    }
+    let subscription =
+        format!("arn:aws:sns:{ARN}:movieapp-movies-netflix-clone-notifications:5e8b");
+    let events = format!("arn:aws:sqs:{ARN}:movieapp-aws-events");
+    let repository = format!("arn:aws:ecr:{ARN}:repository/movieapp-api-worker");
+    for call in Component::Operator.calls() {
+        let resource = match call.resource {
+            Resource::Subscriptions => &subscription,
+            Resource::EventsQueue => &events,
+            Resource::ImageRepositories => &repository,
+            _ => continue,
+        };
+        for action in call.actions {
+            requests.push(Request {
+                action,
+                resource: resource.clone(),
+                resource_tags: Tags::new(),
+                request_tags: Tags::new(),
+                tag_keys: Vec::new(),
+                what: format!("{action} on {resource}"),
+            });
+        }
+    }
+    requests
+}
+
+/// What a stolen operator credential, or a MovieApp that means harm, would
+/// try: each must be refused by IAM itself.
+fn attacks() -> Vec<Request> {
+    let ours = owner().tags();
+    let foreign = other_clusters();
+    let untagged = Tags::new();
+    let mut requests = Vec::new();
+    for kind in Kind::ALL {
+        // Another cluster's resource: retag it as ours, change, delete it.
+        requests.push(kind.tag(
+            &foreign,
+            &ours,
+            "another cluster's resource, retagged as ours",
+        ));
+        requests.push(kind.tag(
+            &foreign,
+            &map(&[(tags::RETAINED, "true")]),
+            "another cluster's resource",
+        ));
+        requests.push(kind.untag(&foreign, &[tags::CLUSTER], "another cluster's resource"));
+        requests.push(kind.untag(&foreign, &[tags::RETAINED], "another cluster's resource"));
+        for action in kind.actions(Access::ChangeOwned) {
+            requests.push(kind.request(action, &foreign, "another cluster's resource"));
+            // An untagged resource under the prefix, not adopted first.
+            requests.push(kind.request(action, &untagged, "an untagged resource"));
+            // One another tool made, with its own managed-by.
+            requests.push(kind.request(
+                action,
+                &map(&[(tags::MANAGED_BY, "terraform")]),
+                "a resource another tool manages",
+            ));
+        }
+        // Tag writes to an untagged resource that do not claim it for this
+        // cluster.
+        requests.push(kind.tag(&untagged, &map(&[("team", "x")]), "an untagged resource"));
+        requests.push(kind.tag(
+            &untagged,
+            &without(&ours, tags::CLUSTER),
+            "an untagged resource, without the cluster tag",
+        ));
+        requests.push(kind.untag(&untagged, &[tags::RETAINED], "an untagged resource"));
+        // Create without the ownership tags, or for another cluster.
+        requests.extend(kind.create(&Tags::new(), "a resource without tags"));
+        requests.extend(kind.create(&without(&ours, tags::MANAGED_BY), "no managed-by tag"));
+        requests.extend(kind.create(&without(&ours, tags::CLUSTER), "no cluster tag"));
+        requests.extend(kind.create(&foreign, "another cluster's tags"));
+        // Our own resource handed to another cluster, or stripped of its
+        // ownership.
+        requests.push(kind.tag(
+            &ours,
+            &map(&[(tags::CLUSTER, OTHER_CLUSTER)]),
+            "our resource, moved to another cluster",
+        ));
+        requests.push(kind.tag(
+            &ours,
+            &map(&[(tags::MANAGED_BY, "someone-else")]),
+            "our resource, handed to another manager",
+        ));
+        for key in [tags::CLUSTER, tags::MANAGED_BY, tags::UID] {
+            requests.push(kind.untag(&ours, &[key], &format!("our resource, removing {key}")));
+        }
+        requests.push(kind.untag(
+            &ours,
+            &[tags::RETAINED, tags::CLUSTER],
+            "our resource, removing the cluster tag along with the retained marker",
+        ));
+    }
+    requests
+}
+
+fn rendered() -> Value {
+    let target = super::Target {
+        cluster: CLUSTER.into(),
+        ..super::tests::target()
+    };
+    let text = super::operator()
+        .render(&target, None, &super::tests::lists())
+        .expect("operator");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+#[test]
+fn every_request_of_the_operators_lifecycle_is_allowed() {
+    let policy = rendered();
+    let requests = lifecycle();
+    let denied: Vec<String> = requests
+        .iter()
+        .filter(|r| !allowed(&policy, r))
+        .map(|r| format!("{} ({:?} → {:?})", r.what, r.resource_tags, r.request_tags))
+        .collect();
+    assert!(denied.is_empty(), "denied:\n{}", denied.join("\n"));
+    // Every declared action is exercised.
+    for action in Component::Operator.actions() {
+        assert!(
+            requests.iter().any(|r| r.action == action),
+            "{action}: no lifecycle request"
+        );
+    }
+    eprintln!("{} lifecycle requests allowed", requests.len());
+}
+
+#[test]
+fn what_a_stolen_credential_tries_on_resources_it_does_not_own_is_denied() {
+    let policy = rendered();
+    let requests = attacks();
+    let allowed_attacks: Vec<String> = requests
+        .iter()
+        .filter(|r| allowed(&policy, r))
+        .map(|r| {
+            format!(
+                "{} ({:?}, sets {:?}, keys {:?})",
+                r.what, r.resource_tags, r.request_tags, r.tag_keys
+            )
+        })
+        .collect();
+    assert!(
+        allowed_attacks.is_empty(),
+        "allowed:\n{}",
+        allowed_attacks.join("\n")
+    );
+    eprintln!("{} attacks denied", requests.len());
+}
+
+/// Without `require_ownership_tags` (accounts without tag-based
+/// authorization) the same documents carry no condition at all.
+#[test]
+fn the_ownership_conditions_are_what_require_ownership_tags_switches() {
+    let template = super::operator().template();
+    let conditions = template.matches("\"Condition\"").count();
+    let guarded = template.matches("%{ if require_ownership_tags }").count();
+    assert!(conditions > 0 && conditions == guarded, "{template}");
+    assert!(template.contains("${cluster}"), "{template}");
+}
