@@ -19,6 +19,11 @@ configuration with python-hcl2 and verify what the project promises:
                 lifecycle
   operator-iam  the operator's policy grants exactly the actions it calls,
                 the api-worker's only its data-plane actions
+  operator-iam-ownership  the operator's changes, deletes, tag writes and
+                creates are conditioned on its ownership tags for this
+                cluster (aws:ResourceTag, aws:RequestTag, aws:TagKeys), and
+                the composition passes the operator's cluster id to the
+                iam module
   side-tasks    the ECS scheduled task runs `api-worker sync-popular`
   network-endpoints  DynamoDB/S3 gateway and SQS, SNS, ECR, STS, logs
                 interface VPC endpoints
@@ -81,6 +86,7 @@ Prints one line per check and a final `invariants: N passed, M failed`.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import glob
 import json
 import os
@@ -605,6 +611,114 @@ def check_operator_iam(mods):
                 conds = json.dumps(block_items(block_items(body, "statement")[0], "condition"))
                 if ":sub" not in conds or ":aud" not in conds:
                     bad.append(f"{mod.rel}: IRSA trust policy must condition on :sub and :aud")
+    return bad
+
+
+# The operator's writes that IAM itself must confine to what this cluster's
+# operator owns (docs/iam.md "Ownership in IAM"): changes and deletes and
+# untagging only on a resource tagged with its managed-by and cluster id;
+# tags only with its keys, never moving managed-by or the cluster elsewhere,
+# and on a resource no other cluster's id marks; creates only with both.
+OWNED_WRITES = {
+    "dynamodb:UpdateTable", "dynamodb:DeleteTable", "dynamodb:UpdateContinuousBackups",
+    "dynamodb:UpdateTimeToLive", "sqs:SetQueueAttributes", "sqs:DeleteQueue",
+    "sns:DeleteTopic", "sns:Subscribe",
+}
+UNTAG_ACTIONS = {"dynamodb:UntagResource", "sqs:UntagQueue", "sns:UntagResource"}
+TAG_ACTIONS = {"dynamodb:TagResource", "sqs:TagQueue", "sns:TagResource"}
+CREATE_ACTIONS = {"dynamodb:CreateTable", "sqs:CreateQueue", "sns:CreateTopic"}
+MANAGED_BY_TAG, CLUSTER_TAG = "app.kubernetes.io/managed-by", "movieapp.io/cluster"
+OWNERSHIP_TAGS = {MANAGED_BY_TAG, CLUSTER_TAG, "movieapp.io/uid", "movieapp.io/namespace", "movieapp.io/name"}
+
+
+def _operator_statements_with_conditions(mod):
+    """The operator policy's statements, each as {sid, actions, conditions}
+    with conditions as {operator: {key: [values]}}, from a policy template or
+    an aws_iam_policy_document."""
+    out = []
+    for _, labels, body in mod.of("data"):
+        if labels == ["aws_iam_policy_document", "operator"]:
+            for st in block_items(body, "statement"):
+                conds = {}
+                for c in block_items(st, "condition"):
+                    conds.setdefault(str(c.get("test")), {})[str(c.get("variable"))] = [str(v) for v in as_list(c.get("values"))]
+                out.append({"sid": st.get("sid"), "actions": literal_strings(st.get("actions")), "conditions": conds})
+    path = os.path.join(mod.path, "policies", POLICY_TEMPLATES["operator"])
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        text = re.sub(r"\$\{jsonencode\((\w+)\)\}", r'["${\1}"]', text)
+        text = re.sub(r"%\{[^}]*\}", "", text)
+        for st in json.loads(text)["Statement"]:
+            conds = {op: {k: [str(v) for v in as_list(vals)] for k, vals in keys.items()}
+                     for op, keys in (st.get("Condition") or {}).items()}
+            out.append({"sid": st.get("Sid"), "actions": as_list(st.get("Action")), "conditions": conds})
+    return out
+
+
+def check_operator_iam_ownership(mods, compositions):
+    bad = []
+    iam = [m for m in mods if any(l == ["aws_iam_policy_document", "operator"] for _, l, _ in m.of("data"))
+           or _template_statements(m, "operator") is not None]
+    if not iam:
+        return ["no operator policy found"]
+    for mod in iam:
+        for st in _operator_statements_with_conditions(mod):
+            where = f"{mod.rel}: operator statement {st['sid']}"
+            granted = {g for a in st["actions"] for g in OWNED_WRITES | UNTAG_ACTIONS | TAG_ACTIONS | CREATE_ACTIONS
+                       if fnmatch.fnmatchcase(g.lower(), a.lower())}
+            if not granted:
+                continue
+            conds = st["conditions"]
+
+            def values(op, key):
+                return conds.get(op, {}).get(key)
+
+            def this_cluster(vals):
+                # A reference to the cluster id (template or variable), not a literal.
+                return bool(vals) and all("cluster" in v and ("${" in v or "var." in v) for v in vals)
+
+            def pinned(kind, tag, if_exists=False):
+                ops = ["StringEquals"] + (["StringEqualsIfExists"] if if_exists else [])
+                vals = next((values(op, f"aws:{kind}/{tag}") for op in ops if values(op, f"aws:{kind}/{tag}")), None)
+                if tag == CLUSTER_TAG:
+                    return this_cluster(vals)
+                return vals == ["movieapp-operator"]
+
+            resource_ours = pinned("ResourceTag", MANAGED_BY_TAG) and pinned("ResourceTag", CLUSTER_TAG)
+            claims = pinned("RequestTag", MANAGED_BY_TAG) and pinned("RequestTag", CLUSTER_TAG)
+            keys = values("ForAllValues:StringEquals", "aws:TagKeys")
+            keys_bounded = keys is not None and values("Null", "aws:TagKeys") == ["false"]
+            if granted & OWNED_WRITES and not resource_ours:
+                bad.append(f"{where} changes or deletes {sorted(granted & OWNED_WRITES)} without aws:ResourceTag {MANAGED_BY_TAG} and {CLUSTER_TAG} = the cluster id")
+            if granted & UNTAG_ACTIONS and not (resource_ours and keys_bounded and not set(keys) & OWNERSHIP_TAGS):
+                bad.append(f"{where} untags without aws:ResourceTag ownership, or may remove ownership tags (aws:TagKeys {keys})")
+            if granted & TAG_ACTIONS:
+                request_bounded = pinned("RequestTag", MANAGED_BY_TAG, True) and pinned("RequestTag", CLUSTER_TAG, True)
+                resource_bounded = pinned("ResourceTag", CLUSTER_TAG, True)
+                if not (keys_bounded and request_bounded and resource_bounded):
+                    bad.append(f"{where} tags without bounding aws:TagKeys, aws:RequestTag ({MANAGED_BY_TAG}, {CLUSTER_TAG}) and aws:ResourceTag/{CLUSTER_TAG} to the cluster id")
+            if granted & CREATE_ACTIONS and not claims:
+                bad.append(f"{where} creates without aws:RequestTag {MANAGED_BY_TAG} and {CLUSTER_TAG} = the cluster id")
+        # The template's ${cluster} comes from the module's caller.
+        path = os.path.join(mod.path, "policies", POLICY_TEMPLATES["operator"])
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                uses = "${cluster}" in f.read()
+            passed = re.search(r"\bcluster\b", _text(_locals(mod).get("operator_policy_json", "")))
+            if uses and not passed:
+                bad.append(f"{mod.rel}: the operator policy template uses ${{cluster}} but templatefile is not given cluster")
+    # The composition gives the iam module the cluster id the operator runs with.
+    for comp in compositions:
+        outputs = {o[0]: b for _, o, b in comp.of("output")}
+        hv = outputs.get("operator_helm_values", {}).get("value")
+        hv = hv[0] if isinstance(hv, list) and hv else hv
+        helm_cluster = hv.get("operator", {}).get("clusterId") if isinstance(hv, dict) else None
+        for _, (mname,), body in comp.of("module"):
+            if not str(body.get("source", "")).rstrip("/").endswith("modules/iam"):
+                continue
+            if body.get("cluster_id") is None or body.get("cluster_id") != helm_cluster:
+                bad.append(f"{comp.rel}: module \"{mname}\" must set cluster_id to operator_helm_values' operator.clusterId ({helm_cluster!r}), not {body.get('cluster_id')!r}")
     return bad
 
 
@@ -1342,7 +1456,7 @@ def check_events_trail(mods):
 
 
 CHECKS = ["tags", "iam-wildcard", "variables", "wiring", "helm-outputs", "ecr",
-          "operator-iam", "side-tasks", "network-endpoints", "checkov-skips",
+          "operator-iam", "operator-iam-ownership", "side-tasks", "network-endpoints", "checkov-skips",
           "lambda", "zones", "ecs-slr", "node-role", "schedules", "global-names",
           "first-apply", "client-address", "events-rule", "events-queue-policy",
           "events-dlq", "events-encryption", "events-trail"]
@@ -1360,6 +1474,7 @@ def run(root, checkov_yaml):
     rep.check("helm-outputs", check_helm_outputs(compositions))
     rep.check("ecr", check_ecr(mods))
     rep.check("operator-iam", check_operator_iam(mods))
+    rep.check("operator-iam-ownership", check_operator_iam_ownership(mods, compositions))
     rep.check("side-tasks", check_side_tasks(mods))
     rep.check("network-endpoints", check_network_endpoints(mods))
     rep.check("checkov-skips", check_checkov_skips(mods, checkov_yaml))
