@@ -26,5 +26,6 @@ pub mod supervisor;
 pub use components::{Component, Layout};
 pub use health::{Health, Probe};
 pub use supervisor::{
-    Report, Request, down, restart, running, start_process, status, stop_process, up,
+    Report, Request, down, recorded, restart, running, start_process, status, stop_process,
+    stop_process_within, up,
 };

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use movieapp_localenv::{Component, Request, stress};
+use movieapp_localenv::process::Ending;
+use movieapp_localenv::{Component, Probe, Request, stress};
 
 /// The local environment: a Kubernetes control plane, moto and the TMDB
 /// stub on 127.0.0.1, in the block of ports from LOCALENV_PORT_BASE.
@@ -44,6 +45,34 @@ enum Command {
         /// kwok, moto or tmdb-stub.
         component: String,
     },
+    /// Start a process beside the components (a test's operator, a GitOps
+    /// controller): recorded, so `status` checks it and `down` stops it,
+    /// with its output in .localenv/logs/NAME.log and the caller's
+    /// environment; returns once `--probe` answers (at once without one),
+    /// or fails with the end of its log.
+    Start {
+        /// Letters, digits and dashes; not a component's name.
+        name: String,
+        /// A URL whose GET must answer 2xx.
+        #[arg(long)]
+        probe: Option<String>,
+        /// Seconds to wait for the probe.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// The program and its arguments (after `--`).
+        #[arg(required = true, last = true)]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Stop a process `start` started: SIGTERM to its process group, SIGKILL
+    /// after the grace period. Exits 1 when it had to be killed.
+    Stop {
+        name: String,
+        /// Seconds between SIGTERM and SIGKILL.
+        #[arg(long, default_value_t = 5)]
+        grace: u64,
+    },
+    /// Exits 0 when the process `start` started as NAME runs, 1 otherwise.
+    Running { name: String },
     /// Start and stop the environment many times in a row, each time
     /// waiting for a 2-replica Deployment to become available; exits 1 when
     /// a cycle failed.
@@ -64,6 +93,27 @@ fn built_from() -> Option<PathBuf> {
         .join("../..")
         .canonicalize()
         .ok()
+}
+
+/// A name `start` may record a process under: it names a file of
+/// .localenv/pids and .localenv/logs.
+fn check_process_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-');
+    if !valid {
+        anyhow::bail!(
+            "process name {name:?}: use 1 to 100 lower-case letters, digits and dashes, \
+             not starting with a dash"
+        );
+    }
+    if Component::from_name(name).is_ok() {
+        anyhow::bail!("{name} is a component of the environment: use `restart {name}`");
+    }
+    Ok(())
 }
 
 /// Exit code for "built from another checkout": the wrapper rebuilds.
@@ -138,6 +188,51 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         ExitCode::FAILURE
                     }
                 }
+            });
+        }
+        Command::Start {
+            name,
+            probe,
+            timeout,
+            command,
+        } => {
+            check_process_name(&name)?;
+            let layout = movieapp_localenv::running(&state)?;
+            let (program, args) = command.split_first().context("no program to start")?;
+            let spec = movieapp_localenv::process::Spec::new(&name, program).args(args.to_vec());
+            let probe = probe.map_or(Probe::Running, Probe::get);
+            let identity = movieapp_localenv::start_process(
+                &layout,
+                spec,
+                probe,
+                std::time::Duration::from_secs(timeout),
+            )
+            .await?;
+            println!(
+                "{name}: pid {}, log {}",
+                identity.pid,
+                layout.log(&name).display()
+            );
+        }
+        Command::Stop { name, grace } => {
+            check_process_name(&name)?;
+            let layout = movieapp_localenv::running(&state)?;
+            let ending = movieapp_localenv::stop_process_within(
+                &layout,
+                &name,
+                std::time::Duration::from_secs(grace),
+            )?;
+            println!("{name}: {ending}");
+            if ending == Ending::Killed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Running { name } => {
+            check_process_name(&name)?;
+            return Ok(if movieapp_localenv::recorded(&state, &name).is_some() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             });
         }
         Command::Restart { component } => {

@@ -78,26 +78,34 @@ impl Identity {
     /// none), waits up to `grace` for it to exit, then SIGKILLs the group.
     /// A process that is no longer this one is left alone.
     pub fn stop(&self, grace: Duration) -> Result<()> {
+        self.terminate(grace).map(|_| ())
+    }
+
+    /// [`stop`](Self::stop), telling how the process ended.
+    pub fn terminate(&self, grace: Duration) -> Result<Ending> {
         if !self.is_alive() {
-            return Ok(());
+            return Ok(Ending::NotRunning);
         }
         let pid = self.nix_pid()?;
+        let started = Instant::now();
         signal_group(pid, Signal::SIGTERM)?;
-        if !wait_until(grace, || !self.is_alive()) {
-            signal_group(pid, Signal::SIGKILL)?;
-            if !wait_until(Duration::from_secs(5), || !self.is_alive()) {
-                bail!("process {} survived SIGKILL", self.pid);
-            }
-        } else {
+        let ending = if wait_until(grace, || !self.is_alive()) {
             // Whatever the leader started and left behind in its group; the
             // group id cannot be reused while any member lives.
             match killpg(pid, Signal::SIGKILL) {
                 Ok(()) | Err(Errno::ESRCH | Errno::EPERM) => {}
                 Err(error) => return Err(error).context("signalling a process group"),
             }
-        }
+            Ending::Terminated(started.elapsed())
+        } else {
+            signal_group(pid, Signal::SIGKILL)?;
+            if !wait_until(Duration::from_secs(5), || !self.is_alive()) {
+                bail!("process {} survived SIGKILL", self.pid);
+            }
+            Ending::Killed
+        };
         reap();
-        Ok(())
+        Ok(ending)
     }
 
     /// SIGKILL to this process alone (a test's "the process crashed").
@@ -111,6 +119,29 @@ impl Identity {
         }
         reap();
         Ok(())
+    }
+}
+
+/// How [`Identity::terminate`] ended a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It was not running.
+    NotRunning,
+    /// It exited on SIGTERM, after this long.
+    Terminated(Duration),
+    /// It outlived the grace period and was killed.
+    Killed,
+}
+
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotRunning => f.write_str("was not running"),
+            Self::Terminated(after) => {
+                write!(f, "exited on SIGTERM after {:.1} s", after.as_secs_f64())
+            }
+            Self::Killed => f.write_str("outlived the grace period and was killed"),
+        }
     }
 }
 
@@ -372,6 +403,32 @@ mod tests {
         );
         identity.stop(Duration::from_secs(5)).expect("stops");
         assert!(!identity.is_alive());
+    }
+
+    #[test]
+    fn terminate_tells_an_orderly_exit_from_a_kill() {
+        let orderly = sleeper(true).identity;
+        assert!(matches!(
+            orderly.terminate(Duration::from_secs(5)).expect("stops"),
+            Ending::Terminated(_)
+        ));
+        assert_eq!(
+            orderly.terminate(Duration::from_secs(1)).expect("a no-op"),
+            Ending::NotRunning
+        );
+        let deaf = Spec::new("deaf", "bash")
+            .args(["-c", "trap '' TERM; while :; do sleep 0.1; done"])
+            .detached()
+            .spawn()
+            .expect("starts")
+            .identity;
+        // Time for bash to set its trap.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            deaf.terminate(Duration::from_millis(500)).expect("killed"),
+            Ending::Killed
+        );
+        assert!(!deaf.is_alive());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::components::{Component, Layout};
 use crate::health::{Health, Http, Probe};
 use crate::pki::Client;
 use crate::ports::{Ephemeral, PortBlock, Slot};
-use crate::process::{Identity, Spec, log_tail};
+use crate::process::{Ending, Identity, Spec, log_tail};
 use crate::setup;
 
 /// Lines of a log shown when its process failed.
@@ -400,17 +400,22 @@ fn stop_all(state: &Path) -> Result<()> {
 }
 
 fn stop_recorded(state: &Path, name: &str) -> Result<()> {
-    if let Some(record) = read_record(state, name) {
-        record
+    stop_recorded_within(state, name, GRACE).map(|_| ())
+}
+
+fn stop_recorded_within(state: &Path, name: &str, grace: Duration) -> Result<Ending> {
+    let ending = match read_record(state, name) {
+        Some(record) => record
             .identity
-            .stop(GRACE)
-            .with_context(|| format!("stopping {name}"))?;
-    }
+            .terminate(grace)
+            .with_context(|| format!("stopping {name}"))?,
+        None => Ending::NotRunning,
+    };
     match std::fs::remove_file(record_path(state, name)) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
             Err(error).with_context(|| format!("removing the record of {name}"))
         }
-        _ => Ok(()),
+        _ => Ok(ending),
     }
 }
 
@@ -466,7 +471,7 @@ pub fn running(state: &Path) -> Result<Layout> {
 
 /// Starts a process beside the components (stopping an earlier one of the
 /// same name), records it so `status` checks it and `down` stops it, and
-/// waits until `probe` answers.
+/// waits until `probe` answers; stops it again when it does not.
 pub async fn start_process(
     layout: &Layout,
     spec: Spec,
@@ -479,22 +484,33 @@ pub async fn start_process(
     stop_recorded(&layout.state, &spec.name)?;
     let name = spec.name.clone();
     let identity = spawn_recorded(layout, spec, probe.clone())?;
-    Starting {
+    let started = Starting {
         log: layout.log(&name),
-        name,
+        name: name.clone(),
         identity,
         probe,
         since: Instant::now(),
         timeout,
     }
     .wait(&layout.http()?)
-    .await?;
+    .await;
+    if let Err(error) = started {
+        // Not left running unhealthy: its log stays for the error's reader.
+        stop_recorded(&layout.state, &name)?;
+        return Err(error);
+    }
     Ok(identity)
 }
 
 /// Stops a process `start_process` started, if it runs.
 pub fn stop_process(layout: &Layout, name: &str) -> Result<()> {
     stop_recorded(&layout.state, name)
+}
+
+/// [`stop_process`] with its own grace period between SIGTERM and
+/// SIGKILL, telling how the process ended.
+pub fn stop_process_within(layout: &Layout, name: &str, grace: Duration) -> Result<Ending> {
+    stop_recorded_within(&layout.state, name, grace)
 }
 
 /// Waits until an attached process (a test's) answers `probe`, failing
