@@ -180,6 +180,8 @@ def eks_walkthrough(text: str) -> None:
     ns, sys_ns, prefix = f"mvd-eks-{ident}", f"mvd-eks-{ident}-system", f"mvd-eks-{ident}"
     work = Path(tempfile.mkdtemp(prefix="mvd-eks-"))
     port = free_port()
+    # The operator process, run by the local environment's supervisor.
+    operator_process = f"docs-eks-{ident}-operator"
 
     def substitute(body: str) -> str:
         body = body.replace("movieapp-system", sys_ns)
@@ -207,7 +209,7 @@ cat >{work}/operator-values.json <<JSON
 JSON
 cleanup() {{
   set +e
-  if [ -n "${{OPERATOR_PID:-}}" ]; then kill -TERM "$OPERATOR_PID" 2>/dev/null; fi
+  if [ -n "${{OPERATOR_PROCESS:-}}" ]; then bash tests/localenv/localenv.sh stop "$OPERATOR_PROCESS" >/dev/null 2>&1; fi
   for o in $(kubectl -n {ns} get movieapps -o name 2>/dev/null); do kubectl -n {ns} patch "$o" --type merge -p '{{"metadata":{{"finalizers":null}}}}' >/dev/null 2>&1; done
   "$HELM" uninstall movieapp-operator -n {sys_ns} >/dev/null 2>&1
   kubectl delete namespace {ns} {sys_ns} --ignore-not-found --wait=false >/dev/null 2>&1
@@ -225,12 +227,11 @@ kubectl config --kubeconfig {work}/operator.kubeconfig set-credentials operator 
   --token "$(kubectl -n {sys_ns} create token movieapp-operator --duration 1h)" >/dev/null
 kubectl config --kubeconfig {work}/operator.kubeconfig set-context local --cluster local --user operator >/dev/null
 kubectl config --kubeconfig {work}/operator.kubeconfig use-context local >/dev/null
+OPERATOR_PROCESS={operator_process}
 KUBECONFIG={work}/operator.kubeconfig POD_NAMESPACE={sys_ns} \
+  bash tests/localenv/localenv.sh start "$OPERATOR_PROCESS" --probe http://127.0.0.1:{port}/readyz -- \
   "${{CARGO_TARGET_DIR:-target}}/debug/movieapp-operator" run --namespaces {ns} --leader-elect \
-  --metrics-addr 127.0.0.1:{port} --aws-endpoint-url "$AWS_ENDPOINT_URL" --worker-tmdb-base-url "$TMDB_BASE_URL" \
-  >{work}/operator.log 2>&1 &
-OPERATOR_PID=$!
-until curl -sf 127.0.0.1:{port}/readyz >/dev/null; do kill -0 "$OPERATOR_PID"; sleep 1; done
+  --metrics-addr 127.0.0.1:{port} --aws-endpoint-url "$AWS_ENDPOINT_URL" --worker-tmdb-base-url "$TMDB_BASE_URL" >/dev/null
 """
     script = [prelude]
     for index, (_, body) in enumerate(runnable, 1):

@@ -17,9 +17,10 @@
 #
 # Port: --port, else OCI_REGISTRY_PORT, else LOCALENV_PORT_BASE + 20 (the
 # local environment's block; 27300 when unset). State: .localenv/oci-registry/
-# (config.yml, data/), log .localenv/logs/oci-registry.log, PID
-# .localenv/pids/oci-registry: `make env-down` stops it with the rest of the
-# environment, like every process recorded there.
+# (config.yml, data/), log .localenv/logs/oci-registry.log. Run by the local
+# environment's supervisor (`localenv.sh start oci-registry`, so it needs a
+# running environment): `make env-status` checks it (GET /v2/) and
+# `make env-down` stops it with the rest of the environment.
 set -euo pipefail
 
 # v3.1.2: go.mod has no replace lines, go >= 1.26.0 (checked on the module proxy).
@@ -28,8 +29,8 @@ REGISTRY_VERSION=v3.1.2
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 state_root=${LOCALENV_DIR:-$root/.localenv}
 state=$state_root/oci-registry
-pids=$state_root/pids
 logs=$state_root/logs
+localenv() { bash "$root/tests/localenv/localenv.sh" "$@"; }
 cache_root=${MOVIEAPP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/movieapp}
 
 log() { echo ">> $*" >&2; }
@@ -77,11 +78,7 @@ port_from_args() {
   echo "$port"
 }
 
-running_pid() {
-  local pid
-  pid=$(cat "$pids/oci-registry" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
+running() { localenv running oci-registry >/dev/null 2>&1; }
 
 serves() { curl -fsS --max-time 2 "http://$1/v2/" >/dev/null 2>&1; }
 
@@ -89,16 +86,16 @@ start() {
   local port addr
   port=$(port_from_args "$@")
   addr="127.0.0.1:$port"
-  if running_pid >/dev/null; then
+  if running; then
     addr=$(cat "$state/addr")
-    serves "$addr" || die "the registry (pid $(running_pid)) does not answer on $addr; see $logs/oci-registry.log"
+    serves "$addr" || die "the registry does not answer on $addr; see $logs/oci-registry.log"
     echo "export OCI_REGISTRY=$addr"
     return 0
   fi
   local bin
   bin=$(binary)
   if serves "$addr"; then die "something else already serves a registry on $addr (OCI_REGISTRY_PORT or --port picks another)"; fi
-  mkdir -p "$state/data" "$pids" "$logs"
+  mkdir -p "$state/data" "$logs"
   cat >"$state/config.yml" <<EOF
 version: 0.1
 log:
@@ -114,39 +111,20 @@ http:
   addr: $addr
 EOF
   echo "$addr" >"$state/addr"
-  # A session of its own, so a stop reaches exactly this process group.
   # No tracing exporter: nothing to send traces to.
-  OTEL_TRACES_EXPORTER=none setsid "$bin" serve "$state/config.yml" >"$logs/oci-registry.log" 2>&1 </dev/null &
-  echo $! >"$pids/oci-registry"
-  for _ in $(seq 1 100); do
-    if serves "$addr"; then
-      log "OCI registry on http://$addr (distribution $REGISTRY_VERSION; data in $state/data)"
-      echo "export OCI_REGISTRY=$addr"
-      return 0
-    fi
-    running_pid >/dev/null || break
-    sleep 0.1
-  done
-  tail -n 20 "$logs/oci-registry.log" >&2 || true
-  stop
-  die "the registry did not start on $addr"
+  OTEL_TRACES_EXPORTER=none localenv start oci-registry --probe "http://$addr/v2/" --timeout 10 -- \
+    "$bin" serve "$state/config.yml" >&2 || die "the registry did not start on $addr"
+  log "OCI registry on http://$addr (distribution $REGISTRY_VERSION; data in $state/data)"
+  echo "export OCI_REGISTRY=$addr"
 }
 
-stop() {
-  local pid
-  if pid=$(running_pid); then
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && { kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; }
-  fi
-  rm -f "$pids/oci-registry"
-}
+stop() { localenv stop oci-registry >/dev/null; }
 
 case "${1:-}" in
   path) binary ;;
   start) shift; start "$@" ;;
   stop) stop ;;
   status)
-    if pid=$(running_pid); then echo "oci-registry: running on $(cat "$state/addr") (pid $pid)"; else echo "oci-registry: stopped"; fi ;;
+    if running; then echo "oci-registry: running on $(cat "$state/addr")"; else echo "oci-registry: stopped"; fi ;;
   *) die "usage: oci-registry.sh path | start [--port N] | stop | status" ;;
 esac

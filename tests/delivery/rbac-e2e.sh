@@ -86,15 +86,14 @@ cw_fullname="$cw_release-movieapp-operator"
 cw_user="system:serviceaccount:$ns_sys:$cw_fullname"
 chart=charts/movieapp-operator
 work=$(mktemp -d)
-operator_pid=""
+operator="rbac-e2e-$id-operator"   # the operator process, as the supervisor records it
+operator_log="$PWD/.localenv/logs/$operator.log"
 created_monitoring_crds=()
 repository="mvd-$id/api-worker"
 
 cleanup() {
   set +e
-  if [ -n "$operator_pid" ] && kill -0 "$operator_pid" 2>/dev/null; then
-    kill -TERM "$operator_pid"; sleep 2; kill -KILL "$operator_pid" 2>/dev/null
-  fi
+  bash tests/localenv/localenv.sh stop "$operator" >/dev/null 2>&1
   # Without the operator, finalizers would hold the namespaces forever.
   for name in $(kubectl -n "$ns_apps" get movieapps -o name 2>/dev/null); do
     kubectl -n "$ns_apps" patch "$name" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
@@ -107,9 +106,9 @@ cleanup() {
 import os, boto3
 boto3.client("ecr").delete_repository(repositoryName=os.environ["AWS_REPOSITORY"], force=True)
 PY
-  if [ "$failed" -gt 0 ] && [ -f "$work/operator.log" ]; then
-    echo "--- last lines of the operator's log ($work/operator.log)"
-    tail -n 30 "$work/operator.log"
+  if [ "$failed" -gt 0 ] && [ -f "$operator_log" ]; then
+    echo "--- last lines of the operator's log ($operator_log)"
+    tail -n 30 "$operator_log"
   else
     rm -rf "$work"
   fi
@@ -338,12 +337,17 @@ audit_log="$LOCALENV_DIR/audit.log"
 audit_offset=$(stat -c %s "$audit_log")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 metrics="http://127.0.0.1:$port"
-KUBECONFIG="$sa_kubeconfig" POD_NAME="e2e-$id" POD_NAMESPACE="$ns_sys" \
-  setsid "$MOVIEAPP_OPERATOR_BIN" run --namespaces "$ns_apps" --leader-elect \
+# Run by the local environment's supervisor: recorded beside the
+# components (make env-status shows it, make env-down stops it).
+if KUBECONFIG="$sa_kubeconfig" POD_NAME="e2e-$id" POD_NAMESPACE="$ns_sys" \
+  bash tests/localenv/localenv.sh start "$operator" --probe "$metrics/readyz" --timeout 30 -- \
+  "$MOVIEAPP_OPERATOR_BIN" run --namespaces "$ns_apps" --leader-elect \
   --metrics-addr "127.0.0.1:$port" --resync-interval 15s --default-region us-east-1 \
-  --aws-endpoint-url "$AWS_ENDPOINT_URL" --log-format json >"$work/operator.log" 2>&1 </dev/null &
-operator_pid=$!
-eventually 30 "the operator (as $fullname) serves /readyz" curl -sf "$metrics/readyz"
+  --aws-endpoint-url "$AWS_ENDPOINT_URL" --log-format json >"$work/start.log" 2>&1; then
+  pass "the operator (as $fullname) serves /readyz"
+else
+  fail "the operator (as $fullname) serves /readyz: $(cat "$work/start.log")"
+fi
 eventually 30 "it takes the leader Lease in $ns_sys (movieapp_leader 1)" \
   bash -c "curl -sf '$metrics/metrics' | grep -qx 'movieapp_leader 1'"
 check "the Lease names this process as holder" \
@@ -438,16 +442,13 @@ eventually 60 "the children go with their owner (garbage collection)" \
   bash -c "[ -z \"\$(kubectl -n '$ns_apps' get deployment,service,configmap,serviceaccount,networkpolicy -l app.kubernetes.io/instance=shop -o name)\" ]"
 
 echo "# shutdown"
-kill -TERM "$operator_pid"
-code=0
-for _ in $(seq 1 30); do kill -0 "$operator_pid" 2>/dev/null || break; sleep 0.5; done
-if kill -0 "$operator_pid" 2>/dev/null; then
-  fail "SIGTERM: the operator did not exit within 15 s"
+if ended=$(bash tests/localenv/localenv.sh stop "$operator" --grace 15 2>&1); then
+  pass "SIGTERM: the operator stops within 15 s ($ended)"
 else
-  wait "$operator_pid" || code=$?
-  if [ "$code" -eq 0 ]; then pass "SIGTERM: the operator exits 0"; else fail "SIGTERM: exit status $code"; fi
+  fail "SIGTERM: the operator did not stop within 15 s ($ended)"
 fi
-operator_pid=""
+check "SIGTERM: its last log line is its orderly stop" \
+  bash -c "tail -n 1 '$operator_log' | jq -e '.fields.message == \"stopped\"'"
 check "the leader Lease is released on shutdown (a standby takes over at once)" \
   bash -c "[ -z \"\$(kubectl -n '$ns_sys' get lease movieapp-operator-leader -o jsonpath='{.spec.holderIdentity}')\" ]"
 

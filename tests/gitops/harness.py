@@ -4,8 +4,11 @@ loopback, the operator run as the chart's ServiceAccount, and what a
 MovieApp owns in AWS (moto).
 
 Every suite prints "ok - ..." / "FAIL - ..." lines and ends with
-"N passed, F failed"; it stops every process it started (by PID) and
-removes every namespace it made, whatever happens.
+"N passed, F failed"; it stops every process it started and removes every
+namespace it made, whatever happens. Processes are started and stopped by
+the local environment's supervisor (`localenv.sh start` / `stop`), which
+records them beside the components: `make env-status` shows them and
+`make env-down` stops them, even after a suite was killed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,23 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "tests" / "gitops"
 
 
+LOCALENV = ROOT / "tests" / "localenv" / "localenv.sh"
+
+
+class Supervised:
+    """A process the supervisor runs for a suite, under a name unique to the
+    suite's run."""
+
+    def __init__(self, name: str, log: Path) -> None:
+        self.name = name
+        self.log = log
+
+    def poll(self) -> int | None:
+        """None while it runs (as `subprocess.Popen.poll`), else 1."""
+        running = subprocess.run(["bash", str(LOCALENV), "running", self.name], capture_output=True, check=False)
+        return None if running.returncode == 0 else 1
+
+
 class Suite:
     """Counts checks and owns what the suite starts and creates."""
 
@@ -40,7 +60,7 @@ class Suite:
         self.passed = 0
         self.failed = 0
         self.work = Path(tempfile.mkdtemp(prefix=f"mvg-{name}-"))
-        self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.processes: list[tuple[str, Supervised]] = []
         self.cleanups: list[Callable[[], None]] = []
         self.logs: dict[str, Path] = {}
 
@@ -91,39 +111,40 @@ class Suite:
         print(f"# {title}", flush=True)
 
     # ------------------------------------------------------------ processes
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
-        """Starts a process in its own session, logging to the work directory."""
-        log = self.work / f"{name}.log"
-        self.logs[name] = log
-        process = subprocess.Popen(
-            argv,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, probe: str | None = None) -> Supervised:
+        """Starts a process through the supervisor, with this process's
+        environment and `env`; returns once `probe` (a URL) answers, or at
+        once without one."""
+        supervised = f"{self.name}-{self.id}-{name}"
+        command = ["bash", str(LOCALENV), "start", supervised]
+        if probe:
+            command += ["--probe", probe]
+        result = subprocess.run(
+            [*command, "--", *map(str, argv)],
+            capture_output=True,
+            text=True,
             env={**os.environ, **(env or {})},
-            cwd=cwd,
-            start_new_session=True,
+            check=False,
         )
+        log = ROOT / ".localenv" / "logs" / f"{supervised}.log"
+        self.logs[name] = log
+        if result.returncode != 0:
+            raise RuntimeError(f"starting {name}: {result.stderr.strip()}")
+        process = Supervised(supervised, log)
         self.processes.append((name, process))
         return process
 
-    def stop(self, process: subprocess.Popen, timeout: float = 15) -> int | None:
-        """SIGTERM to the process's group (it leads its own session), then SIGKILL."""
-        if process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.wait()
+    def stop(self, process: Supervised, timeout: float = 15) -> int:
+        """SIGTERM to the process's group, SIGKILL after `timeout` seconds;
+        0 when it exited on SIGTERM."""
+        result = subprocess.run(
+            ["bash", str(LOCALENV), "stop", process.name, "--grace", str(max(1, round(timeout)))],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         self.processes = [(n, p) for n, p in self.processes if p is not process]
-        return process.returncode
+        return result.returncode
 
     def finish(self) -> int:
         for cleanup in reversed(self.cleanups):
@@ -301,7 +322,7 @@ def start_operator(
     kubeconfig: str | None = None,
     name: str = "operator",
     resync: str = "15s",
-) -> tuple[subprocess.Popen, str]:
+) -> tuple[Supervised, str]:
     """The real operator as a process beside the cluster (kwok runs no
     containers, so the Pods the chart makes never execute it)."""
     port = free_port()
@@ -310,7 +331,7 @@ def start_operator(
         env["KUBECONFIG"] = kubeconfig
     if os.environ.get("MOVIEAPP_OPERATOR_LOG"):
         env.pop("MOVIEAPP_OPERATOR_LOG", None)
-    process = suite.start(
+    return suite.start(
         name,
         [
             operator_binary(),
@@ -330,8 +351,8 @@ def start_operator(
             "json",
         ],
         env=env,
-    )
-    return process, f"http://127.0.0.1:{port}"
+        probe=f"http://127.0.0.1:{port}/readyz",
+    ), f"http://127.0.0.1:{port}"
 
 
 def push_image(repository: str, tag: str, variant: int = 1) -> str:
