@@ -16,6 +16,8 @@ pub enum Service {
     Sqs,
     Sns,
     Ecr,
+    /// The Resource Groups Tagging API (IAM prefix `tag`).
+    Tagging,
 }
 
 impl Service {
@@ -25,6 +27,7 @@ impl Service {
             Self::Sqs => "sqs",
             Self::Sns => "sns",
             Self::Ecr => "ecr",
+            Self::Tagging => "tag",
         }
     }
 }
@@ -52,6 +55,12 @@ pub enum Resource {
     EventsQueue,
     /// The ECR repositories whose images the operator resolves to digests.
     ImageRepositories,
+    /// Whatever the Resource Groups Tagging API lists: `tag:GetResources`
+    /// supports no resource-level permissions. The operator lists only its
+    /// own tables, queues and topics with it (filtered by its managed-by
+    /// tag), to read their ownership tags a region at a time; it returns
+    /// only what the caller may read the tags of anyway.
+    TaggedResources,
 }
 
 /// How a policy may condition a call.
@@ -115,9 +124,10 @@ const fn call(
 
 use Access::{ChangeOwned, Create, Read, Tag, Untag, Use};
 use Resource::{
-    EventsQueue, ImageRepositories, JobsQueue, Queues, Subscriptions, TableIndexes, Tables, Topic,
+    EventsQueue, ImageRepositories, JobsQueue, Queues, Subscriptions, TableIndexes, Tables,
+    TaggedResources, Topic,
 };
-use Service::{DynamoDb, Ecr, Sns, Sqs};
+use Service::{DynamoDb, Ecr, Sns, Sqs, Tagging};
 
 /// movieapp-operator: provisioning (one file per kind under
 /// `operator/src/provision/`), image resolution (`aws/ecr.rs`) and the AWS
@@ -156,6 +166,8 @@ const OPERATOR: &[Call] = &[
     call(Sns, "SetSubscriptionAttributes", &["sns:SetSubscriptionAttributes"], Subscriptions, ChangeOwned),
     call(Sns, "Unsubscribe", &["sns:Unsubscribe"], Subscriptions, ChangeOwned),
     call(Sns, "DeleteTopic", &["sns:DeleteTopic"], Topic, ChangeOwned),
+    // The ownership tags of a region, shared by the resyncs (aws/tagging.rs).
+    call(Tagging, "GetResources", &["tag:GetResources"], TaggedResources, Read),
     // Image resolution to digests (aws/ecr.rs).
     call(Ecr, "DescribeImages", &["ecr:DescribeImages"], ImageRepositories, Read),
     call(Ecr, "DescribeRepositories", &["ecr:DescribeRepositories"], ImageRepositories, Read),

@@ -42,6 +42,13 @@ pub struct RunConfig {
     #[arg(long, env = "MOVIEAPP_EVENTS_QUEUE_URL", value_parser = parse_endpoint)]
     pub events_queue_url: Option<String>,
 
+    /// With --events-queue-url: how often a resync reads everything (point-in-time
+    /// recovery, time to live, the topic's subscriptions, the tables' settings)
+    /// rather than what AWS change events may have missed only (e.g. 6h, 24h).
+    /// Without events every resync reads everything.
+    #[arg(long, env = "MOVIEAPP_FULL_VERIFICATION_INTERVAL", default_value = "6h", value_parser = parse_duration)]
+    pub full_verification_interval: Duration,
+
     /// MovieApps reconciled at the same time.
     #[arg(long, env = "MOVIEAPP_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
@@ -82,6 +89,24 @@ impl RunConfig {
             } else {
                 DEFAULT_RESYNC
             })
+    }
+
+    /// How long a complete AWS pass spares the resyncs after it from
+    /// reading what only the operator writes: `None` without AWS change
+    /// events (nothing would say it changed, so every resync is complete).
+    pub fn full_verification(&self) -> Option<Duration> {
+        self.events_queue_url
+            .is_some()
+            .then_some(self.full_verification_interval)
+    }
+
+    /// How old the region's ownership tag snapshot may be when a resync
+    /// uses it: half the resync interval, so a tag stripped outside the
+    /// operator is found within 1.5 intervals at worst (at once with AWS
+    /// change events), for at most two refreshes per interval of one
+    /// `GetResources` page per 16 MovieApps (6 resources each, 100 to a page).
+    pub fn tag_snapshot_max_age(&self) -> Duration {
+        self.resync_interval() / 2
     }
 
     /// The region of the events queue: from its URL
@@ -247,6 +272,27 @@ mod tests {
             let error = run(&["--events-queue-url", bad]).expect_err(bad);
             assert!(error.to_string().contains("http(s) URL"), "{error}");
         }
+    }
+
+    #[test]
+    fn full_verification_only_with_events() {
+        let queue = "https://sqs.eu-west-3.amazonaws.com/123456789012/movieapp-events";
+        assert_eq!(run(&[]).expect("plain").full_verification(), None);
+        let events = run(&["--events-queue-url", queue]).expect("events");
+        assert_eq!(
+            events.full_verification(),
+            Some(Duration::from_secs(6 * 3600))
+        );
+        let set = run(&[
+            "--events-queue-url",
+            queue,
+            "--full-verification-interval",
+            "24h",
+        ])
+        .expect("set");
+        assert_eq!(set.full_verification(), Some(Duration::from_secs(86400)));
+        assert!(run(&["--full-verification-interval", "soon"]).is_err());
+        assert_eq!(events.tag_snapshot_max_age(), Duration::from_secs(1800));
     }
 
     #[test]

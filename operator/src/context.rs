@@ -12,6 +12,7 @@ use kube::runtime::reflector::Store;
 
 use crate::aws::Aws;
 use crate::aws::ecr::ImageResolver;
+use crate::aws::tagging::Snapshots;
 use crate::config::RunConfig;
 use crate::events::Routes;
 use crate::metrics::Metrics;
@@ -22,6 +23,8 @@ pub struct Shared {
     pub client: Client,
     pub aws: Aws,
     pub images: ImageResolver,
+    /// The ownership tags of each region, shared by the resyncs.
+    pub tag_snapshots: Snapshots,
     pub metrics: Metrics,
     pub config: RunConfig,
     pub recorder: Recorder,

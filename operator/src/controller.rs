@@ -30,6 +30,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::aws::Aws;
 use crate::aws::ecr::ImageResolver;
+use crate::aws::tagging::Snapshots;
 use crate::config::RunConfig;
 use crate::context::{Shared, Stores};
 use crate::crd::MovieApp;
@@ -212,6 +213,7 @@ impl Process {
         Ok(Arc::new(Shared {
             aws,
             images: ImageResolver::default(),
+            tag_snapshots: Snapshots::new(&config.cluster_id, &config.namespaces),
             recorder,
             resyncs: Arc::new(ResyncBudget::new(
                 config.resync_interval(),

@@ -258,8 +258,9 @@ fn prefixed(resource: Resource) -> Resources {
         }
         Resource::Queues | Resource::JobsQueue => Resources::Arns(vec![arn("sqs", "${prefix}*")]),
         Resource::Topic => Resources::Arns(vec![arn("sns", "${prefix}*")]),
-        // These SNS actions support no resource-level permissions.
-        Resource::Subscriptions => Resources::Arns(vec!["*".into()]),
+        // These SNS actions, and tag:GetResources, support no
+        // resource-level permissions.
+        Resource::Subscriptions | Resource::TaggedResources => Resources::Arns(vec!["*".into()]),
         Resource::EventsQueue => Resources::List("events_queue_arns"),
         Resource::ImageRepositories => Resources::List("ecr_repository_arns"),
     }
@@ -282,7 +283,10 @@ fn own(resource: Resource) -> Resources {
             Resources::Arns(vec![arn("sqs", "${jobs_queue}")])
         }
         Resource::Topic => Resources::Arns(vec![arn("sns", "${topic}")]),
-        Resource::Subscriptions | Resource::EventsQueue | Resource::ImageRepositories => {
+        Resource::Subscriptions
+        | Resource::EventsQueue
+        | Resource::ImageRepositories
+        | Resource::TaggedResources => {
             unreachable!("no api-worker component calls the operator's resources")
         }
     }
@@ -298,6 +302,7 @@ fn pascal(resource: Resource) -> &'static str {
         Resource::Subscriptions => "Subscriptions",
         Resource::EventsQueue => "EventsQueue",
         Resource::ImageRepositories => "ImageRepositories",
+        Resource::TaggedResources => "TaggedResources",
     }
 }
 

@@ -500,6 +500,8 @@ async fn delete_aws_side(app: &MovieApp) -> Result<()> {
         previous: Some(&status),
         generation: app.metadata.generation,
         mode: provision::Mode::Manage,
+        tags: None,
+        light: None,
     };
     eventually("the AWS side to be deleted", TIMEOUT, || async {
         Ok((provision::delete(&target).await? == Cleanup::Done).then_some(()))
@@ -2539,5 +2541,263 @@ async fn observe_only_reports_an_untagged_installation_then_full_adopts_it() -> 
     })
     .await?;
     operator.stop().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+/// AWS requests by `service:operation` in a metrics text.
+fn aws_requests(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("movieapp_aws_requests_total{"))
+    {
+        let Some((labels, value)) = line.split_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+            let len = labels[start..].find('"')?;
+            Some(labels[start..start + len].to_owned())
+        };
+        if let (Some(service), Some(operation), Ok(value)) =
+            (label("service"), label("operation"), value.parse::<f64>())
+        {
+            *out.entry(format!("{service}:{operation}")).or_default() += value;
+        }
+    }
+    out
+}
+
+/// A steady resync reads at most 6 AWS requests per MovieApp with AWS
+/// change events on (a light pass: ownership tags from the region's
+/// `GetResources` snapshot, the queues' attributes, the image), measured
+/// from the operator's own counters over several MovieApps and resync
+/// rounds; and what it reads with events off, where every resync is a
+/// complete pass.
+#[tokio::test]
+async fn a_steady_resync_reads_at_most_six_aws_requests_per_movieapp() -> Result<()> {
+    // On the heap: the whole test's future overflows a test thread's stack.
+    Box::pin(steady_resync_reads()).await
+}
+
+async fn steady_resync_reads() -> Result<()> {
+    use movieapp_tests::operator::metric_sum;
+    const APPS: usize = 4;
+    const ROUNDS: u64 = 3;
+    let Setup {
+        client,
+        ns,
+        aws,
+        repository,
+        api,
+        ..
+    } = setup("op-reads", true).await?;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let (queue_url, _) = fixtures::sqs_queue(&sqs, &format!("{ns}-events")).await?;
+    let names: Vec<String> = (0..APPS).map(|i| format!("shop-{i}")).collect();
+    for name in &names {
+        api.create(
+            &PostParams::default(),
+            &movieapp(
+                name,
+                json!({ "worker": { "image": { "repository": repository, "tag": "1.0.0" } } }),
+            )?,
+        )
+        .await?;
+    }
+    let mut figures = Vec::new();
+    for events in [true, false] {
+        let mut args = vec!["--resync-interval", "5s"];
+        if events {
+            args.extend(["--events-queue-url", queue_url.as_str()]);
+        }
+        let operator = Operator::start(&ns, &args).await?;
+        for name in &names {
+            wait_for(&api, name, "Ready=True", |app| {
+                is(app, "Ready", "True", None)
+            })
+            .await?;
+        }
+        // The first resync of each after its complete pass, then whole rounds.
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        let before = operator.metrics().await?;
+        tokio::time::sleep(Duration::from_secs(5 * ROUNDS)).await;
+        let after = operator.metrics().await?;
+        let resyncs = metric_sum(&after, "movieapp_resyncs_total", &[])
+            - metric_sum(&before, "movieapp_resyncs_total", &[]);
+        let (b, a) = (aws_requests(&before), aws_requests(&after));
+        // The events consumer's polls are not the resync's.
+        let breakdown: Vec<(String, f64)> = a
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "sqs:ReceiveMessage" | "sqs:DeleteMessage"))
+            .map(|(k, v)| (k.clone(), v - b.get(k).copied().unwrap_or(0.0)))
+            .filter(|(_, v)| *v > 0.0)
+            .collect();
+        let total: f64 = breakdown.iter().map(|(_, v)| v).sum();
+        ensure!(
+            resyncs >= (APPS as f64) * (ROUNDS as f64 - 1.0),
+            "only {resyncs} resyncs of {APPS} MovieApps in {ROUNDS} rounds of 5 s"
+        );
+        let per = total / resyncs;
+        let per_app: Vec<String> = breakdown
+            .iter()
+            .map(|(k, v)| format!("{k} {:.2}", v / resyncs))
+            .collect();
+        println!(
+            "events {}: {per:.2} AWS requests per MovieApp per steady resync ({resyncs} resyncs of {APPS} MovieApps): {}",
+            if events { "on" } else { "off" },
+            per_app.join(", ")
+        );
+        if events {
+            ensure!(
+                per <= 6.0,
+                "a steady resync with events on read {per:.2} AWS requests per MovieApp: {per_app:?}"
+            );
+        } else {
+            // Complete: every setting read, the tags from the snapshot.
+            for read in [
+                "dynamodb:DescribeContinuousBackups",
+                "sns:ListSubscriptionsByTopic",
+            ] {
+                ensure!(
+                    breakdown.iter().any(|(k, _)| k == read),
+                    "a resync without events did not read {read}: {per_app:?}"
+                );
+            }
+        }
+        let undeclared = movieapp_model::iam::undeclared(Component::Operator, &after);
+        ensure!(undeclared.is_empty(), "undeclared calls: {undeclared:?}");
+        figures.push(per);
+        operator.stop().await?;
+    }
+    ensure!(figures[0] < figures[1], "{figures:?}");
+    sqs.delete_queue().queue_url(&queue_url).send().await?;
+    fixtures::delete_namespace(&client, &ns).await
+}
+
+/// With AWS change events on, a steady resync does not read the settings
+/// only the operator writes (here point-in-time recovery): a change to one
+/// is repaired at once when its event arrives, and without an event by the
+/// next complete pass (`--full-verification-interval`), never left for good.
+#[tokio::test]
+async fn a_drift_in_a_setting_the_light_resync_skips_is_found_by_its_event_and_the_full_pass()
+-> Result<()> {
+    Box::pin(skipped_setting_drift()).await
+}
+
+async fn skipped_setting_drift() -> Result<()> {
+    use aws_sdk_dynamodb::types::{PointInTimeRecoverySpecification, PointInTimeRecoveryStatus};
+    const FULL: u64 = 30;
+    let Setup {
+        client,
+        ns,
+        aws,
+        repository,
+        api,
+        ..
+    } = setup("op-fullpass", true).await?;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let (queue_url, _) = fixtures::sqs_queue(&sqs, &format!("{ns}-events")).await?;
+    let full = format!("{FULL}s");
+    let operator = Operator::start(
+        &ns,
+        &[
+            "--resync-interval",
+            "3s",
+            "--events-queue-url",
+            &queue_url,
+            "--full-verification-interval",
+            &full,
+        ],
+    )
+    .await?;
+    create_shop(&api, &repository, "1.0.0").await?;
+    let ready = wait_for(&api, "shop", "Ready=True", |app| {
+        is(app, "Ready", "True", None)
+    })
+    .await?;
+    let users = ready
+        .status
+        .context("status")?
+        .tables
+        .iter()
+        .find(|t| t.component == "users")
+        .context("the users table")?
+        .name
+        .clone();
+    let pitr_off = || async {
+        dynamodb
+            .update_continuous_backups()
+            .table_name(&users)
+            .point_in_time_recovery_specification(
+                PointInTimeRecoverySpecification::builder()
+                    .point_in_time_recovery_enabled(false)
+                    .build()?,
+            )
+            .send()
+            .await?;
+        anyhow::Ok(tokio::time::Instant::now())
+    };
+    let pitr_on = || async {
+        anyhow::Ok(
+            dynamodb
+                .describe_continuous_backups()
+                .table_name(&users)
+                .send()
+                .await?
+                .continuous_backups_description
+                .and_then(|d| d.point_in_time_recovery_description)
+                .and_then(|d| d.point_in_time_recovery_status)
+                == Some(PointInTimeRecoveryStatus::Enabled),
+        )
+    };
+
+    // With its event: at once (the complete pass is not due for 30 s).
+    let changed = pitr_off().await?;
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body(fixtures::cloudtrail_event(
+            "aws.dynamodb",
+            "UpdateContinuousBackups",
+            json!({ "tableName": users }),
+        ))
+        .send()
+        .await?;
+    eventually("PITR repaired after its event", TIMEOUT, || async {
+        Ok(pitr_on().await?.then_some(()))
+    })
+    .await?;
+    let by_event = changed.elapsed();
+    ensure!(
+        by_event < Duration::from_secs(10),
+        "repaired after {by_event:?}"
+    );
+
+    // Without an event: the light resyncs (every 3 s) leave it, the next
+    // complete pass repairs it.
+    let changed = pitr_off().await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    ensure!(
+        !pitr_on().await?,
+        "a light resync read point-in-time recovery"
+    );
+    eventually(
+        "PITR repaired by the complete pass",
+        Duration::from_secs(FULL + 30),
+        || async { Ok(pitr_on().await?.then_some(())) },
+    )
+    .await?;
+    let by_full_pass = changed.elapsed();
+    ensure!(
+        by_full_pass <= Duration::from_secs(FULL + 10),
+        "repaired after {by_full_pass:?}"
+    );
+    println!(
+        "point-in-time recovery switched off: repaired {by_event:?} after its event, \
+         {by_full_pass:?} after the change without one (complete pass every {FULL} s)"
+    );
+    operator.stop().await?;
+    sqs.delete_queue().queue_url(&queue_url).send().await?;
     fixtures::delete_namespace(&client, &ns).await
 }

@@ -119,6 +119,8 @@ impl App {
             previous: self.status.as_ref(),
             generation: Some(self.generation),
             mode: provision::Mode::Manage,
+            tags: None,
+            light: None,
         }
     }
 

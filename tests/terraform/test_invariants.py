@@ -138,6 +138,8 @@ OPERATOR_ACTIONS = {
     "ecr:DescribeImages", "ecr:DescribeRepositories",
     # the AWS change-events consumer (--events-queue-url)
     "sqs:ReceiveMessage", "sqs:DeleteMessage",
+    # the region's ownership tags, read once per resync round (aws/tagging.rs)
+    "tag:GetResources",
 }
 
 # TransactWriteItems has no IAM action of its own: it is authorized per item
@@ -579,7 +581,8 @@ def check_operator_iam(mods):
             # IAM cannot scope these to a resource (no resource type in the
             # Service Authorization Reference); the operator calls them only on
             # subscriptions it listed on its own topics.
-            unscoped_ok = set(literal_strings(st.get("actions"))) <= SNS_SUBSCRIPTION_ACTIONS
+            # tag:GetResources neither: it lists only what the caller may see.
+            unscoped_ok = set(literal_strings(st.get("actions"))) <= SNS_SUBSCRIPTION_ACTIONS | {"tag:GetResources"}
             for r in literal_strings(st.get("resources")):
                 if r == "*" and not unscoped_ok:
                     bad.append(f"{mod.rel}: operator statement {st.get('sid')} is not scoped to the movieapp- names ({r})")

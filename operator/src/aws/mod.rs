@@ -5,6 +5,7 @@
 //! into what the reconciler does about them.
 
 pub mod ecr;
+pub mod tagging;
 pub mod tags;
 
 use std::collections::HashMap;
@@ -42,6 +43,9 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     pub sns: aws_sdk_sns::Client,
     pub ecr: aws_sdk_ecr::Client,
+    /// Resource Groups Tagging API: the ownership tags of a whole region
+    /// ([`tagging`]).
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
 }
 
 impl AwsClients {
@@ -71,6 +75,7 @@ impl AwsClients {
             sqs: client!(aws_sdk_sqs),
             sns: client!(aws_sdk_sns),
             ecr: client!(aws_sdk_ecr),
+            tagging: client!(aws_sdk_resourcegroupstagging),
         }
     }
 }
@@ -428,6 +433,8 @@ fn service_label(service: &str) -> &'static str {
         "sns" => "sns",
         "ecr" => "ecr",
         "sts" => "sts",
+        // The IAM prefix, as model::iam names the service.
+        "resource groups tagging api" | "resourcegroupstaggingapi" | "tag" => "tag",
         _ => "other",
     }
 }

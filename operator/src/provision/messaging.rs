@@ -180,8 +180,14 @@ pub async fn ensure(target: &Target<'_>) -> (Observed<QueueStatus>, Observed<Not
                 },
                 queue_notices,
             );
-            let notifications = match topic {
-                Ok(topic_arn) => {
+            let kept = target
+                .light
+                .and_then(|last| last.notifications.value.as_ref())
+                .filter(|last| topic.as_ref().is_ok_and(|arn| *arn == last.topic_arn));
+            let notifications = match (topic, kept) {
+                // A light pass keeps the subscriptions the last complete one found.
+                (Ok(_), Some(kept)) => Observed::ready(kept.clone(), topic_notices),
+                (Ok(topic_arn), None) => {
                     let settled =
                         resource::settle(&topics, target, &topic_id, &topic_arn, &subscriptions)
                             .await;
@@ -196,7 +202,7 @@ pub async fn ensure(target: &Target<'_>) -> (Observed<QueueStatus>, Observed<Not
                         subscriptions: sns::statuses(&existing),
                     })
                 }
-                Err(stopped) => stopped.halt.observed(None, topic_notices),
+                (Err(stopped), _) => stopped.halt.observed(None, topic_notices),
             };
             (queue, notifications)
         }

@@ -17,6 +17,7 @@ pub mod resource;
 mod sns;
 mod sqs;
 
+use crate::aws::tagging::Snapshot;
 use crate::aws::tags::Owner;
 use crate::aws::{AwsClients, AwsError};
 use crate::conditions::PartState;
@@ -44,6 +45,16 @@ pub struct Target<'a> {
     pub generation: Option<i64>,
     /// Whether provisioning may write, or only reads and reports.
     pub mode: Mode,
+    /// The ownership tags of the region, read for this resync by a few
+    /// `GetResources` calls shared by every MovieApp
+    /// ([`crate::aws::tagging`]); `None`: each resource's tags are read.
+    pub tags: Option<&'a Snapshot>,
+    /// A light pass: what the last complete pass found. The settings only
+    /// the operator writes (the tables' settings, point-in-time recovery,
+    /// time to live, the topic's subscriptions) are kept from it instead of
+    /// read again; existence, ownership and the queues' attributes are
+    /// still checked. `None`: a complete pass.
+    pub light: Option<&'a Provisioned>,
 }
 
 /// Whether provisioning acts on what it plans.
@@ -91,6 +102,19 @@ impl Notice {
 
     pub fn is_difference(&self) -> bool {
         self.reason == Reason::Drifted
+    }
+}
+
+impl Provisioned {
+    /// Whether every part is ready and nothing was changed or found
+    /// different: what a light pass must find to stand.
+    pub fn quiet(&self) -> bool {
+        self.tables.state.is_ready()
+            && self.queue.state.is_ready()
+            && self.notifications.state.is_ready()
+            && self.tables.notices.is_empty()
+            && self.queue.notices.is_empty()
+            && self.notifications.notices.is_empty()
     }
 }
 

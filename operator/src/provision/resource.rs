@@ -31,6 +31,7 @@ use std::future::Future;
 use super::common::Halt;
 use super::{Mode, Notice, Observed, Target};
 use crate::aws::AwsError;
+use crate::aws::tagging::Snapshot;
 use crate::aws::tags::{self, Owner};
 use crate::reason::Reason;
 
@@ -76,6 +77,26 @@ pub trait Kind: Sync {
         &self,
         found: &Self::Found,
     ) -> impl Future<Output = Result<Option<Tags>, AwsError>> + Send;
+
+    /// The resource's ARN once [`Kind::find`] proved it exists: a region's
+    /// ownership tag snapshot may then stand in for [`Kind::tags`]. `None`
+    /// for kinds whose tag read is the existence check.
+    fn arn(_found: &Self::Found) -> Option<&str> {
+        None
+    }
+
+    /// In a light pass: the resource and its tags as the region's snapshot
+    /// lists them, for kinds whose [`Kind::find`] reads only settings a
+    /// light pass keeps ([`Kind::LIGHT_KEEPS_SETTINGS`]). `None`: found as usual.
+    fn find_listed(&self, _id: &Self::Id, _snapshot: &Snapshot) -> Option<(Self::Found, Tags)> {
+        None
+    }
+
+    /// Whether the operator is the only writer of its settings, which a
+    /// light pass ([`super::Target::light`]) then does not read: AWS change
+    /// events report their changes, and a complete pass reads them at
+    /// least every `--full-verification-interval`.
+    const LIGHT_KEEPS_SETTINGS: bool = false;
 
     /// Its settings, with whatever further reads that takes.
     fn observe(
@@ -273,6 +294,9 @@ pub async fn ensure<K: Kind>(
         Ok(found) => found,
         Err(stopped) => return Outcome::stopped(stopped.halt, stopped.value, notices),
     };
+    if target.light.is_some() && K::LIGHT_KEEPS_SETTINGS {
+        return Outcome::done(found, notices);
+    }
     let settled = settle(kind, target, declared.id, &found, declared.desired).await;
     notices.extend(settled.notices);
     match settled.result {
@@ -289,7 +313,7 @@ pub async fn claim<K: Kind>(
     declared: Declared<'_, K>,
 ) -> Outcome<K::Found> {
     let what = K::what(declared.id);
-    let existing = match find_with_tags(kind, declared.id).await {
+    let existing = match find_with_tags_for(kind, target, declared.id).await {
         Ok(existing) => existing,
         Err(halt) => return Outcome::stopped(halt, None, Vec::new()),
     };
@@ -457,6 +481,33 @@ pub async fn find_with_tags<K: Kind>(
     let Some(found) = kind.find(id).await? else {
         return Ok(None);
     };
+    // Gone between the two reads: as if never found.
+    Ok(kind.tags(&found).await?.map(|tags| (found, tags)))
+}
+
+/// As [`find_with_tags`], with the tags from the region's snapshot where
+/// `target` has one that lists the resource (a light pass also finds there
+/// what it does not read settings of).
+async fn find_with_tags_for<K: Kind>(
+    kind: &K,
+    target: &Target<'_>,
+    id: &K::Id,
+) -> Result<Option<(K::Found, Tags)>, Halt> {
+    if target.light.is_some()
+        && let Some(listed) = target.tags.and_then(|s| kind.find_listed(id, s))
+    {
+        return Ok(Some(listed));
+    }
+    let Some(found) = kind.find(id).await? else {
+        return Ok(None);
+    };
+    let listed = target
+        .tags
+        .and_then(|snapshot| K::arn(&found).and_then(|arn| snapshot.tags(arn)));
+    if let Some(tags) = listed {
+        let tags = tags.clone();
+        return Ok(Some((found, tags)));
+    }
     // Gone between the two reads: as if never found.
     Ok(kind.tags(&found).await?.map(|tags| (found, tags)))
 }

@@ -13,6 +13,7 @@ use aws_sdk_sns::types::Tag;
 use super::Target;
 use super::common::{self, Halt};
 use super::resource::{Deletion, Effect, Kind, Tags};
+use crate::aws::tagging::Snapshot;
 use crate::aws::{self, AwsError};
 use crate::crd::SubscriptionStatus;
 use crate::reason::Reason;
@@ -230,6 +231,15 @@ impl<'a> Kind for Topics<'a> {
     async fn find(&self, id: &TopicId) -> Result<Option<String>, Halt> {
         Ok(Some(id.arn.clone()))
     }
+
+    /// Listed: the topic exists and carries these tags.
+    fn find_listed(&self, id: &TopicId, snapshot: &Snapshot) -> Option<(String, Tags)> {
+        let tags = snapshot.tags(&id.arn)?.clone();
+        Some((id.arn.clone(), tags))
+    }
+
+    /// The subscriptions: made and changed by the operator only.
+    const LIGHT_KEEPS_SETTINGS: bool = true;
 
     async fn tags(&self, arn: &String) -> Result<Option<Tags>, AwsError> {
         match self

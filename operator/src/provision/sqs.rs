@@ -200,6 +200,10 @@ impl<'a> Kind for Queues<'a> {
         }))
     }
 
+    fn arn(queue: &Queue) -> Option<&str> {
+        Some(&queue.arn)
+    }
+
     async fn tags(&self, queue: &Queue) -> Result<Option<Tags>, AwsError> {
         match self
             .sqs

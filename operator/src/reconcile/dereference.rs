@@ -92,6 +92,8 @@ impl<'a> Object<'a> {
             previous: self.app.status.as_ref(),
             generation: self.app.metadata.generation,
             mode: Mode::Manage,
+            tags: None,
+            light: None,
         }
     }
 
@@ -182,6 +184,13 @@ pub struct Dereferenced<'a> {
     pub last: Option<Verified>,
     /// When the reconcile's AWS pass starts.
     pub started: Instant,
+    /// The resync is due (and no AWS change event asks for more): the
+    /// region's ownership tag snapshot may stand in for tag reads.
+    pub resync: bool,
+    /// This resync may be a light pass, keeping from `last` what only the
+    /// operator writes: AWS change events are on and `last`'s complete pass
+    /// is younger than `--full-verification-interval`.
+    pub light: bool,
 }
 
 pub async fn dereference<'a>(
@@ -195,6 +204,8 @@ pub async fn dereference<'a>(
     ctx.memory.index(&object.uid, object.physical_names());
     let last = ctx.memory.last_verified(&object.uid, &inputs);
     let reused = last.clone().filter(|_| reread.is_none());
+    let resync = reread == Some(Reread::Resync);
+    let light = may_be_light(reread, config.full_verification(), last.as_ref());
     let secrets: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &object.namespace);
     let auth_name = children::auth_secret_name(&object.name);
     let (tmdb_secret, auth) = tokio::join!(
@@ -211,8 +222,26 @@ pub async fn dereference<'a>(
         reused,
         last,
         started: Instant::now(),
+        resync,
+        light,
         object,
     })
+}
+
+/// Whether this reconcile may be a light pass (see
+/// [`crate::provision::Target::light`]): a resync, with AWS change events on
+/// (`full_verification` is then `--full-verification-interval`), after a
+/// complete pass younger than that. An AWS change event, a spec change, a
+/// first reconcile and a pass that failed (nothing remembered) read
+/// everything.
+pub fn may_be_light(
+    reread: Option<Reread>,
+    full_verification: Option<std::time::Duration>,
+    last: Option<&Verified>,
+) -> bool {
+    reread == Some(Reread::Resync)
+        && full_verification
+            .is_some_and(|full| last.is_some_and(|last| last.full_at.elapsed() < full))
 }
 
 /// Checks the referenced TMDB Secret and key; `Err` carries the worker's state

@@ -43,6 +43,9 @@ pub struct Verified {
     pub image: ResolvedImage,
     /// When the pass started.
     pub at: Instant,
+    /// When the last complete pass started: this one, or, for a light pass
+    /// (see [`crate::provision::Target::light`]), the one it kept settings of.
+    pub full_at: Instant,
 }
 
 /// What a timer wakes a MovieApp for.

@@ -395,6 +395,7 @@ impl Stage {
         let shared = Shared {
             aws: Aws::from_config(sdk, metrics.clone()),
             images: ImageResolver::default(),
+            tag_snapshots: Default::default(),
             recorder: Recorder::new(
                 client.clone(),
                 Reporter {
@@ -532,6 +533,7 @@ impl Stage {
                 digest: DIGEST.to_owned(),
             }),
             &provisioned,
+            at,
             at,
         )
         .expect("every part is ready");
@@ -883,4 +885,36 @@ async fn observe_only_reads_and_reports_what_is_missing() {
     // Nothing waits on the operator: the next look is the resync.
     assert!(stage.ctx.memory.next_due(Wake::Resync).is_some());
     assert_eq!(stage.ctx.memory.next_due(Wake::Retry), None);
+}
+
+/// A resync is light only with AWS change events on and a complete pass
+/// younger than `--full-verification-interval`; an event, a first or
+/// failed pass, and events off read everything.
+#[tokio::test]
+async fn only_a_resync_after_a_recent_complete_pass_with_events_on_is_light() {
+    use super::dereference::may_be_light;
+    use std::time::SystemTime;
+    let stage = Stage::new(unexpected, |_| None).await;
+    let six_hours = Some(Duration::from_secs(6 * 3600));
+    let recent = stage.remember_complete_pass(Instant::now() - Duration::from_secs(3600));
+    assert!(may_be_light(Some(Reread::Resync), six_hours, Some(&recent)));
+    // Events off: every resync is complete.
+    assert!(!may_be_light(Some(Reread::Resync), None, Some(&recent)));
+    // An AWS change event, or a reconcile that is no resync.
+    let event = Reread::Change {
+        at: SystemTime::now(),
+    };
+    assert!(!may_be_light(Some(event), six_hours, Some(&recent)));
+    assert!(!may_be_light(None, six_hours, Some(&recent)));
+    // Nothing remembered (a first pass, a failed one, a restart).
+    assert!(!may_be_light(Some(Reread::Resync), six_hours, None));
+    // The complete pass is due.
+    let old = stage.remember_complete_pass(Instant::now() - Duration::from_secs(7 * 3600));
+    assert!(!may_be_light(Some(Reread::Resync), six_hours, Some(&old)));
+    // A light pass keeps the time of the complete pass it kept settings of.
+    let light = Verified {
+        at: Instant::now(),
+        ..old.clone()
+    };
+    assert!(!may_be_light(Some(Reread::Resync), six_hours, Some(&light)));
 }

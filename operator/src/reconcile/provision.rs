@@ -61,6 +61,9 @@ pub struct WithAws<'a> {
     pub unread: Vec<String>,
     /// When this reconcile's AWS pass started.
     pub started: Instant,
+    /// When the last complete pass started: `started`, unless this was a
+    /// light pass that found everything in place.
+    pub full_at: Instant,
     /// Whether the next steps may write; in [`Mode::Observe`] they compare.
     pub mode: Mode,
     /// Differences found outside AWS so far ([`Mode::Observe`]): the auth Secret.
@@ -80,6 +83,7 @@ pub async fn provision<'a>(
     } = validated;
     let object = dereferenced.object;
     let started = Instant::now();
+    let mut full_at = started;
     let aws = ctx.shared.aws.clients(&object.region);
     let owner = object.owner();
     let mode = access.mode();
@@ -104,6 +108,24 @@ pub async fn provision<'a>(
             )
         }
         None => {
+            // Only a resync reads tags from the region's snapshot: a new
+            // MovieApp, a spec change and an AWS change event read each
+            // resource's own.
+            let snapshot = if dereferenced.resync {
+                let max_age = ctx.shared.config.tag_snapshot_max_age();
+                ctx.shared.tag_snapshots.fresh(&aws, max_age).await
+            } else {
+                None
+            };
+            let light = dereferenced
+                .last
+                .as_ref()
+                .filter(|_| dereferenced.light && mode == Mode::Manage && snapshot.is_some());
+            let target = Target {
+                tags: snapshot.as_deref(),
+                light: light.map(|last| &last.provisioned),
+                ..target
+            };
             let (image, provisioned, auth_secret) = tokio::join!(
                 ctx.shared
                     .images
@@ -111,6 +133,23 @@ pub async fn provision<'a>(
                 aws_side::provision(&target),
                 auth_secret,
             );
+            let provisioned = match light {
+                Some(last) if provisioned.quiet() => {
+                    full_at = last.full_at;
+                    provisioned
+                }
+                // What a light pass cannot vouch for (something changed,
+                // missing or not ready) a complete pass reads at once.
+                Some(_) if !transient(&provisioned) => {
+                    let complete = Target {
+                        tags: None,
+                        light: None,
+                        ..target
+                    };
+                    with_notices_of(provisioned, aws_side::provision(&complete).await)
+                }
+                _ => provisioned,
+            };
             let (image, provisioned, unread) =
                 hold_through_read_errors(dereferenced.last.as_ref(), image, provisioned);
             (image, provisioned, auth_secret, unread)
@@ -139,10 +178,39 @@ pub async fn provision<'a>(
         reused: dereferenced.reused,
         unread,
         started,
+        full_at,
         mode,
         differences,
         object,
     })
+}
+
+/// Whether a part could not be read for a transient reason (throttled, a
+/// 5xx, a time-out): the last complete pass stands then, see
+/// [`hold_through_read_errors`].
+fn transient(provisioned: &Provisioned) -> bool {
+    [
+        &provisioned.tables.state,
+        &provisioned.queue.state,
+        &provisioned.notifications.state,
+    ]
+    .iter()
+    .any(|state| state.reason() == Reason::AwsError)
+}
+
+/// `complete`, with the notices of the light pass before it first (what it
+/// repaired already).
+fn with_notices_of(light: Provisioned, mut complete: Provisioned) -> Provisioned {
+    let mut tables = light.tables.notices;
+    tables.append(&mut complete.tables.notices);
+    complete.tables.notices = tables;
+    let mut queue = light.queue.notices;
+    queue.append(&mut complete.queue.notices);
+    complete.queue.notices = queue;
+    let mut notifications = light.notifications.notices;
+    notifications.append(&mut complete.notifications.notices);
+    complete.notifications.notices = notifications;
+    complete
 }
 
 /// How the auth Secret differs from what `Full` makes of it.

@@ -106,6 +106,7 @@ impl<'a> From<Applied<'a>> for Report<'a> {
                     &with_aws.image,
                     &provisioned,
                     with_aws.started,
+                    with_aws.full_at,
                 )
                 .map(Box::new),
             )
@@ -287,6 +288,7 @@ pub fn verified_pass(
     image: &Result<ResolvedImage, ImageError>,
     provisioned: &Provisioned,
     at: Instant,
+    full_at: Instant,
 ) -> Option<Verified> {
     let image = image.as_ref().ok()?.clone();
     let complete = provisioned.tables.state.is_ready()
@@ -305,6 +307,7 @@ pub fn verified_pass(
         provisioned,
         image,
         at,
+        full_at,
     })
 }
 
@@ -924,20 +927,20 @@ mod tests {
     fn only_a_complete_pass_is_remembered_and_without_its_notices() {
         let at = Instant::now();
         let complete = provisioned(PartState::ready(Reason::Provisioned, ""));
-        let verified = verified_pass(inputs(), &image(), &complete, at).expect("complete");
+        let verified = verified_pass(inputs(), &image(), &complete, at, at).expect("complete");
         assert!(verified.provisioned.tables.notices.is_empty());
         assert!(verified.provisioned.queue.notices.is_empty());
         assert!(verified.provisioned.notifications.notices.is_empty());
         assert_eq!(verified.provisioned.queue.state, complete.queue.state);
 
         let progressing = provisioned(PartState::progressing(Reason::Creating, ""));
-        assert!(verified_pass(inputs(), &image(), &progressing, at).is_none());
+        assert!(verified_pass(inputs(), &image(), &progressing, at, at).is_none());
         let missing = Err(ImageError::ImageNotFound {
             repository: "r".to_owned(),
             reference: "1".to_owned(),
             region: "us-east-1".to_owned(),
         });
-        assert!(verified_pass(inputs(), &missing, &complete, at).is_none());
+        assert!(verified_pass(inputs(), &missing, &complete, at, at).is_none());
     }
 
     #[test]
@@ -945,7 +948,7 @@ mod tests {
         use crate::aws::{AwsError, ErrorKind};
         let at = Instant::now();
         let complete = provisioned(PartState::ready(Reason::Provisioned, ""));
-        let last = verified_pass(inputs(), &image(), &complete, at).expect("complete");
+        let last = verified_pass(inputs(), &image(), &complete, at, at).expect("complete");
 
         // The queue could not be read, nor the image: both are kept.
         let throttled = AwsError {

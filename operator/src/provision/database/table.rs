@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types as ddb;
 use super::shape::{DesiredTable, TableChange, TableShape};
 use super::ttl::{self, TtlState, TtlStep};
 use super::{SERVICE, backups, requests};
+use crate::aws::tagging::Snapshot;
 use crate::aws::{self, AwsError};
 use crate::provision::Target;
 use crate::provision::common::Halt;
@@ -111,6 +112,33 @@ impl Kind for Tables<'_> {
             }
         }
     }
+
+    fn arn(table: &FoundTable) -> Option<&str> {
+        Some(&table.arn)
+    }
+
+    /// Listed by ARN: existence and ownership without a DescribeTable.
+    fn find_listed(&self, name: &String, snapshot: &Snapshot) -> Option<(FoundTable, Tags)> {
+        let arn = snapshot.table_arn(name)?;
+        let tags = snapshot.tags(arn)?.clone();
+        let description = ddb::TableDescription::builder()
+            .table_name(name)
+            .table_arn(arn)
+            .table_status(ddb::TableStatus::Active)
+            .build();
+        Some((
+            FoundTable {
+                name: name.clone(),
+                arn: arn.to_owned(),
+                description,
+            },
+            tags,
+        ))
+    }
+
+    /// Keys, indexes, billing, encryption, deletion protection,
+    /// point-in-time recovery and time to live: written by the operator only.
+    const LIGHT_KEEPS_SETTINGS: bool = true;
 
     async fn tags(&self, table: &FoundTable) -> Result<Option<Tags>, AwsError> {
         let listed = aws::all_pages(|token| async move {

@@ -47,6 +47,8 @@ impl Parts {
             previous: None,
             generation: None,
             mode: Mode::Manage,
+            tags: None,
+            light: None,
         }
     }
 
