@@ -425,11 +425,14 @@ fn lifecycle() -> Vec<Request> {
         format!("arn:aws:sns:{ARN}:movieapp-movies-netflix-clone-notifications:5e8b");
     let events = format!("arn:aws:sqs:{ARN}:movieapp-aws-events");
     let repository = format!("arn:aws:ecr:{ARN}:repository/movieapp-api-worker");
+    // tag:GetResources names no resource: IAM evaluates it against `*`.
+    let everything = "*".to_owned();
     for call in Component::Operator.calls() {
         let resource = match call.resource {
             Resource::Subscriptions => &subscription,
             Resource::EventsQueue => &events,
             Resource::ImageRepositories => &repository,
+            Resource::TaggedResources => &everything,
             _ => continue,
         };
         for action in call.actions {
