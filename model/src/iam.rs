@@ -18,6 +18,7 @@ pub enum Service {
     Ecr,
     /// The Resource Groups Tagging API (IAM prefix `tag`).
     Tagging,
+    Iam,
 }
 
 impl Service {
@@ -28,6 +29,7 @@ impl Service {
             Self::Sns => "sns",
             Self::Ecr => "ecr",
             Self::Tagging => "tag",
+            Self::Iam => "iam",
         }
     }
 }
@@ -61,6 +63,8 @@ pub enum Resource {
     /// tag), to read their ownership tags a region at a time; it returns
     /// only what the caller may read the tags of anyway.
     TaggedResources,
+    /// The worker IAM roles the operator makes (`role/<prefix>*`).
+    WorkerRoles,
 }
 
 /// How a policy may condition a call.
@@ -77,6 +81,9 @@ pub enum Access {
     Tag,
     /// Removing tags: only the retained marker, on adoption.
     Untag,
+    /// Creating a worker role or setting its permissions boundary: only
+    /// with the worker boundary attached (`iam:PermissionsBoundary`).
+    CreateBounded,
     /// Changing or deleting a resource the operator made: conditioned on the
     /// ownership tag where the service authorizes by tags.
     ChangeOwned,
@@ -122,12 +129,16 @@ const fn call(
     }
 }
 
-use Access::{ChangeOwned, Create, Read, Tag, Untag, Use};
+use Access::{ChangeOwned, Create, CreateBounded, Read, Tag, Untag, Use};
 use Resource::{
     EventsQueue, ImageRepositories, JobsQueue, Queues, Subscriptions, TableIndexes, Tables,
     TaggedResources, Topic,
 };
 use Service::{DynamoDb, Ecr, Sns, Sqs, Tagging};
+    EventsQueue, ImageRepositories, JobsQueue, Queues, Subscriptions, TableIndexes, Tables, Topic,
+    WorkerRoles,
+};
+use Service::{DynamoDb, Ecr, Iam, Sns, Sqs};
 
 /// movieapp-operator: provisioning (one file per kind under
 /// `operator/src/provision/`), image resolution (`aws/ecr.rs`) and the AWS
@@ -174,6 +185,19 @@ const OPERATOR: &[Call] = &[
     // The AWS change-events consumer (events.rs).
     call(Sqs, "ReceiveMessage", &["sqs:ReceiveMessage"], EventsQueue, Use),
     call(Sqs, "DeleteMessage", &["sqs:DeleteMessage"], EventsQueue, Use),
+    // The worker roles (provision/role.rs), with --worker-role-oidc-provider-arn.
+    // CreateRole with Tags is also authorized as iam:TagRole.
+    call(Iam, "GetRole", &["iam:GetRole"], WorkerRoles, Read),
+    call(Iam, "GetRolePolicy", &["iam:GetRolePolicy"], WorkerRoles, Read),
+    call(Iam, "ListRolePolicies", &["iam:ListRolePolicies"], WorkerRoles, Read),
+    call(Iam, "CreateRole", &["iam:CreateRole", "iam:TagRole"], WorkerRoles, CreateBounded),
+    call(Iam, "PutRolePermissionsBoundary", &["iam:PutRolePermissionsBoundary"], WorkerRoles, CreateBounded),
+    call(Iam, "TagRole", &["iam:TagRole"], WorkerRoles, Tag),
+    call(Iam, "UntagRole", &["iam:UntagRole"], WorkerRoles, Untag),
+    call(Iam, "PutRolePolicy", &["iam:PutRolePolicy"], WorkerRoles, ChangeOwned),
+    call(Iam, "UpdateAssumeRolePolicy", &["iam:UpdateAssumeRolePolicy"], WorkerRoles, ChangeOwned),
+    call(Iam, "DeleteRolePolicy", &["iam:DeleteRolePolicy"], WorkerRoles, ChangeOwned),
+    call(Iam, "DeleteRole", &["iam:DeleteRole"], WorkerRoles, ChangeOwned),
 ];
 
 /// What `/readyz` asks (api-worker `ops.rs`): each table, the jobs queue and

@@ -21,6 +21,8 @@ pub mod kind {
     pub const DATABASE_READY: &str = "DatabaseReady";
     pub const QUEUE_READY: &str = "QueueReady";
     pub const NOTIFICATIONS_READY: &str = "NotificationsReady";
+    /// Only when the operator makes the worker's IAM role.
+    pub const WORKER_ROLE_READY: &str = "WorkerRoleReady";
     pub const WORKER_AVAILABLE: &str = "WorkerAvailable";
 }
 

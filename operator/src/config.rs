@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::crd::REGION_PATTERN;
+use crate::provision::role::WorkerRoles;
 
 /// How the controller runs.
 #[derive(Debug, Clone, Args)]
@@ -31,6 +32,28 @@ pub struct RunConfig {
     /// cluster sharing an AWS account its own (e.g. the EKS cluster's name).
     #[arg(long, env = "MOVIEAPP_CLUSTER_ID", default_value = crate::aws::tags::DEFAULT_CLUSTER, value_parser = parse_cluster_id)]
     pub cluster_id: String,
+
+    /// The cluster's IAM OIDC provider
+    /// (`arn:aws:iam::ACCOUNT:oidc-provider/oidc.eks.REGION.amazonaws.com/id/ID`).
+    /// With --worker-role-boundary-arn, the operator makes each MovieApp's
+    /// worker IAM role (IRSA) itself; without both, it makes none and a
+    /// pre-made role may be given in spec.worker.serviceAccount.annotations.
+    #[arg(
+        long,
+        env = "MOVIEAPP_WORKER_ROLE_OIDC_PROVIDER_ARN",
+        requires = "worker_role_boundary_arn"
+    )]
+    pub worker_role_oidc_provider_arn: Option<String>,
+
+    /// The permissions boundary every worker role the operator makes
+    /// carries (`arn:aws:iam::ACCOUNT:policy/NAME`, Terraform's
+    /// `<name>-worker-boundary`).
+    #[arg(
+        long,
+        env = "MOVIEAPP_WORKER_ROLE_BOUNDARY_ARN",
+        requires = "worker_role_oidc_provider_arn"
+    )]
+    pub worker_role_boundary_arn: Option<String>,
 
     /// How often every MovieApp is re-read from AWS and repaired (e.g. 5m,
     /// 30s); by default 5m, or 1h with --events-queue-url.
@@ -107,6 +130,27 @@ impl RunConfig {
     /// `GetResources` page per 16 MovieApps (6 resources each, 100 to a page).
     pub fn tag_snapshot_max_age(&self) -> Duration {
         self.resync_interval() / 2
+    }
+
+    /// The worker roles the operator makes; `Ok(None)` when it makes none.
+    /// Malformed ARNs are refused (at start, by [`RunConfig::check`]).
+    pub fn worker_roles(&self) -> Result<Option<WorkerRoles>, String> {
+        match (
+            &self.worker_role_oidc_provider_arn,
+            &self.worker_role_boundary_arn,
+        ) {
+            (Some(oidc), Some(boundary)) => WorkerRoles::new(oidc, boundary).map(Some),
+            (None, None) => Ok(None),
+            _ => Err(
+                "--worker-role-oidc-provider-arn and --worker-role-boundary-arn go together"
+                    .to_owned(),
+            ),
+        }
+    }
+
+    /// What the flags cannot check one by one: refused before anything starts.
+    pub fn check(&self) -> Result<(), String> {
+        self.worker_roles().map(|_| ())
     }
 
     /// The region of the events queue: from its URL
@@ -293,6 +337,44 @@ mod tests {
         assert_eq!(set.full_verification(), Some(Duration::from_secs(86400)));
         assert!(run(&["--full-verification-interval", "soon"]).is_err());
         assert_eq!(events.tag_snapshot_max_age(), Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn worker_roles_need_both_arns_and_refuse_bad_ones_at_start() {
+        let oidc =
+            "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC";
+        let boundary = "arn:aws:iam::123456789012:policy/movieapp-worker-boundary";
+        let off = run(&[]).expect("no flags");
+        assert_eq!(off.worker_roles(), Ok(None));
+        assert!(off.check().is_ok());
+        let on = run(&[
+            "--worker-role-oidc-provider-arn",
+            oidc,
+            "--worker-role-boundary-arn",
+            boundary,
+        ])
+        .expect("both");
+        let roles = on.worker_roles().expect("valid").expect("on");
+        assert_eq!(roles.issuer(), "oidc.eks.us-east-1.amazonaws.com/id/ABC");
+        assert_eq!(roles.boundary_arn, boundary);
+        // One without the other is refused by the parser.
+        for args in [
+            ["--worker-role-oidc-provider-arn", oidc],
+            ["--worker-role-boundary-arn", boundary],
+        ] {
+            let error = run(&args).expect_err("alone");
+            assert!(error.to_string().contains("--worker-role"), "{error}");
+        }
+        // Malformed: refused at start, naming the flag.
+        let bad = run(&[
+            "--worker-role-oidc-provider-arn",
+            "oidc.eks.us-east-1.amazonaws.com/id/ABC",
+            "--worker-role-boundary-arn",
+            boundary,
+        ])
+        .expect("parsed");
+        let error = bad.check().expect_err("malformed");
+        assert!(error.contains("--worker-role-oidc-provider-arn"), "{error}");
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub async fn run_until(
     config: RunConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Refused before anything starts: a bad ARN would otherwise show only
+    // as every MovieApp Stalled.
+    config.check().map_err(anyhow::Error::msg)?;
     let stop = CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();

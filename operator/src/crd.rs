@@ -752,6 +752,21 @@ pub struct MovieAppStatus {
     /// The notifications topic and its subscriptions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<NotificationsStatus>,
+
+    /// The worker's IAM role, when the operator makes it
+    /// (`--worker-role-oidc-provider-arn`); its ServiceAccount names it in
+    /// `eks.amazonaws.com/role-arn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_role: Option<WorkerRoleStatus>,
+}
+
+/// The worker's IAM role.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct WorkerRoleStatus {
+    /// Physical role name.
+    pub name: String,
+    /// Role ARN.
+    pub arn: String,
 }
 
 /// One provisioned table.

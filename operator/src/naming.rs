@@ -25,6 +25,7 @@ pub mod limits {
     pub const DYNAMODB_TABLE: usize = 255;
     pub const SQS_QUEUE: usize = 80;
     pub const SNS_TOPIC: usize = 256;
+    pub const IAM_ROLE: usize = 64;
 }
 
 /// Components of the application that own an AWS resource.
@@ -32,6 +33,8 @@ pub mod component {
     pub const JOBS_QUEUE: &str = "jobs";
     pub const DEAD_LETTER_QUEUE: &str = "jobs-dlq";
     pub const TOPIC: &str = "notifications";
+    /// The worker's IAM role (with `--worker-role-oidc-provider-arn`).
+    pub const WORKER_ROLE: &str = "worker";
 }
 
 /// Identity of a MovieApp for naming purposes.

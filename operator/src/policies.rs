@@ -115,6 +115,9 @@ struct Statement {
     resources: Resources,
     /// Applied only while `require_ownership_tags` holds.
     conditions: Vec<Condition>,
+    /// Only with the worker permissions boundary (`iam:PermissionsBoundary`),
+    /// always, whatever `require_ownership_tags` says.
+    boundary: bool,
 }
 
 /// One condition: `(operator, key, values)`.
@@ -178,7 +181,7 @@ fn ownership(resource: Resource, access: Access) -> Vec<(&'static str, Vec<Condi
     // SNS subscriptions are no IAM resource type: no tag condition applies.
     if !matches!(
         resource,
-        Resource::Tables | Resource::Queues | Resource::Topic
+        Resource::Tables | Resource::Queues | Resource::Topic | Resource::WorkerRoles
     ) {
         return vec![("", Vec::new())];
     }
@@ -187,6 +190,9 @@ fn ownership(resource: Resource, access: Access) -> Vec<(&'static str, Vec<Condi
         // Reads on any name under the prefix: how a name someone else holds
         // is told (NameConflict).
         Access::Read | Access::Use => vec![("", Vec::new())],
+        // A worker role: only with the worker boundary ([`Statement::boundary`],
+        // not a tag condition); its tags go through TagRole.
+        Access::CreateBounded => vec![("", Vec::new())],
         // Created with the ownership tags for this cluster in the same call.
         Access::Create => vec![(
             "",
@@ -263,6 +269,9 @@ fn prefixed(resource: Resource) -> Resources {
         Resource::Subscriptions | Resource::TaggedResources => Resources::Arns(vec!["*".into()]),
         Resource::EventsQueue => Resources::List("events_queue_arns"),
         Resource::ImageRepositories => Resources::List("ecr_repository_arns"),
+        Resource::WorkerRoles => Resources::Arns(vec![
+            "arn:${partition}:iam::${account}:role/${prefix}*".into(),
+        ]),
     }
 }
 
@@ -286,7 +295,8 @@ fn own(resource: Resource) -> Resources {
         Resource::Subscriptions
         | Resource::EventsQueue
         | Resource::ImageRepositories
-        | Resource::TaggedResources => {
+        | Resource::TaggedResources
+        | Resource::WorkerRoles => {
             unreachable!("no api-worker component calls the operator's resources")
         }
     }
@@ -303,6 +313,7 @@ fn pascal(resource: Resource) -> &'static str {
         Resource::EventsQueue => "EventsQueue",
         Resource::ImageRepositories => "ImageRepositories",
         Resource::TaggedResources => "TaggedResources",
+        Resource::WorkerRoles => "WorkerRoles",
     }
 }
 
@@ -343,6 +354,7 @@ pub fn operator() -> Document {
                     actions: actions.clone(),
                     resources: prefixed(resource),
                     conditions,
+                    boundary: access == Access::CreateBounded,
                 })
         })
         .collect();
@@ -379,6 +391,7 @@ pub fn worker() -> Document {
                     ),
                 ]
             },
+            boundary: false,
         })
         .collect();
     Document {
@@ -399,6 +412,7 @@ pub fn worker_boundary() -> Document {
             actions,
             resources: prefixed(resource),
             conditions: Vec::new(),
+            boundary: false,
         })
         .collect();
     Document {
@@ -457,6 +471,13 @@ impl Document {
                 json(&statement.sid),
                 json(&statement.actions),
             );
+            // Never together with ownership conditions (one Condition key):
+            // only the worker roles' CreateBounded statement has it.
+            if statement.boundary {
+                text.push_str(
+                    ",\n      \"Condition\": {\"ArnEquals\": {\"iam:PermissionsBoundary\": \"${worker_boundary_arn}\"}}",
+                );
+            }
             if !statement.conditions.is_empty() {
                 let mut conditions = serde_json::Map::new();
                 for (operator, key, values) in &statement.conditions {
@@ -505,6 +526,16 @@ impl Document {
             ("account".into(), target.account.clone()),
             ("prefix".into(), target.prefix.clone()),
             ("cluster".into(), target.cluster.clone()),
+            // The boundary Terraform makes (`<name>-worker-boundary`).
+            (
+                "worker_boundary_arn".into(),
+                format!(
+                    "arn:{}:iam::{}:policy/{}worker-boundary",
+                    target.partition(),
+                    target.account,
+                    target.prefix
+                ),
+            ),
         ];
         if let Some(app) = app {
             let id = AppId {

@@ -502,6 +502,7 @@ async fn delete_aws_side(app: &MovieApp) -> Result<()> {
         mode: provision::Mode::Manage,
         tags: None,
         light: None,
+        worker_roles: None,
     };
     eventually("the AWS side to be deleted", TIMEOUT, || async {
         Ok((provision::delete(&target).await? == Cleanup::Done).then_some(()))

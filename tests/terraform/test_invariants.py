@@ -24,6 +24,9 @@ configuration with python-hcl2 and verify what the project promises:
                 cluster (aws:ResourceTag, aws:RequestTag, aws:TagKeys), and
                 the composition passes the operator's cluster id to the
                 iam module
+  worker-roles-iam  the operator's IAM actions reach only roles under the
+                prefix; CreateRole and PutRolePermissionsBoundary only with
+                the iam:PermissionsBoundary condition; no iam:PassRole
   side-tasks    the ECS scheduled task runs `api-worker sync-popular`
   network-endpoints  DynamoDB/S3 gateway and SQS, SNS, ECR, STS, logs
                 interface VPC endpoints
@@ -140,7 +143,17 @@ OPERATOR_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage",
     # the region's ownership tags, read once per resync round (aws/tagging.rs)
     "tag:GetResources",
+    # the worker roles it makes (--worker-role-oidc-provider-arn)
+    "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:GetRole",
+    "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy", "iam:TagRole", "iam:UntagRole",
+    "iam:UpdateAssumeRolePolicy",
 }
+
+# Making a role, or changing its boundary, is allowed only with the worker
+# boundary attached: without the condition the operator could make a role
+# with any rights and have it assumed.
+BOUNDED_IAM_ACTIONS = {"iam:CreateRole", "iam:PutRolePermissionsBoundary"}
 
 # TransactWriteItems has no IAM action of its own: it is authorized per item
 # as PutItem/UpdateItem (the items the api-worker writes in transactions).
@@ -722,6 +735,51 @@ def check_operator_iam_ownership(mods, compositions):
                 continue
             if body.get("cluster_id") is None or body.get("cluster_id") != helm_cluster:
                 bad.append(f"{comp.rel}: module \"{mname}\" must set cluster_id to operator_helm_values' operator.clusterId ({helm_cluster!r}), not {body.get('cluster_id')!r}")
+
+
+def _operator_statements_for_roles(mod):
+    """The operator's statements as {sid, actions, resources, conditions}:
+    from its policy template (conditions as JSON) and from an HCL
+    aws_iam_policy_document (condition blocks)."""
+    out = []
+    path = os.path.join(mod.path, "policies", POLICY_TEMPLATES["operator"])
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        text = re.sub(r"\$\{jsonencode\((\w+)\)\}", r'["${\1}"]', text)
+        text = re.sub(r"%\{[^}]*\}", "", text)
+        for st in json.loads(text)["Statement"]:
+            out.append({"sid": st.get("Sid"), "actions": as_list(st.get("Action")),
+                        "resources": as_list(st.get("Resource")),
+                        "conditions": json.dumps(st.get("Condition", {}))})
+    for _, labels, body in mod.of("data"):
+        if labels == ["aws_iam_policy_document", "operator"]:
+            for st in block_items(body, "statement"):
+                out.append({"sid": st.get("sid"), "actions": literal_strings(st.get("actions")),
+                            "resources": literal_strings(st.get("resources")),
+                            "conditions": json.dumps(block_items(st, "condition"), default=str)})
+    return out
+
+
+def check_worker_roles_iam(mods):
+    """The operator makes the worker roles: IAM actions only on roles under
+    the prefix, CreateRole and PutRolePermissionsBoundary only with the
+    iam:PermissionsBoundary condition, and never iam:PassRole."""
+    bad = []
+    for mod in mods:
+        for st in _operator_statements_for_roles(mod):
+            actions = set(st["actions"])
+            sid = st["sid"]
+            if actions & {"iam:PassRole", "iam:*", "*"}:
+                bad.append(f"{mod.rel}: operator statement {sid} grants iam:PassRole (or a wildcard covering it)")
+            iam_actions = {a for a in actions if a.startswith("iam:")}
+            if not iam_actions:
+                continue
+            for r in st["resources"]:
+                if ":role/" not in r or not r.endswith("*") or "${prefix}" not in r and "movieapp-" not in r:
+                    bad.append(f"{mod.rel}: operator statement {sid} grants IAM actions beyond the roles under the prefix ({r})")
+            if iam_actions & BOUNDED_IAM_ACTIONS and "iam:PermissionsBoundary" not in st["conditions"]:
+                bad.append(f"{mod.rel}: operator statement {sid} allows {sorted(iam_actions & BOUNDED_IAM_ACTIONS)} without the iam:PermissionsBoundary condition")
     return bad
 
 
@@ -1459,7 +1517,7 @@ def check_events_trail(mods):
 
 
 CHECKS = ["tags", "iam-wildcard", "variables", "wiring", "helm-outputs", "ecr",
-          "operator-iam", "operator-iam-ownership", "side-tasks", "network-endpoints", "checkov-skips",
+          "operator-iam", "operator-iam-ownership", "worker-roles-iam", "side-tasks", "network-endpoints", "checkov-skips",
           "lambda", "zones", "ecs-slr", "node-role", "schedules", "global-names",
           "first-apply", "client-address", "events-rule", "events-queue-policy",
           "events-dlq", "events-encryption", "events-trail"]
@@ -1478,6 +1536,7 @@ def run(root, checkov_yaml):
     rep.check("ecr", check_ecr(mods))
     rep.check("operator-iam", check_operator_iam(mods))
     rep.check("operator-iam-ownership", check_operator_iam_ownership(mods, compositions))
+    rep.check("worker-roles-iam", check_worker_roles_iam(mods))
     rep.check("side-tasks", check_side_tasks(mods))
     rep.check("network-endpoints", check_network_endpoints(mods))
     rep.check("checkov-skips", check_checkov_skips(mods, checkov_yaml))

@@ -46,6 +46,8 @@ pub struct AwsClients {
     /// Resource Groups Tagging API: the ownership tags of a whole region
     /// ([`tagging`]).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    /// IAM is global; its client is only used with worker roles configured.
+    pub iam: aws_sdk_iam::Client,
 }
 
 impl AwsClients {
@@ -76,6 +78,7 @@ impl AwsClients {
             sns: client!(aws_sdk_sns),
             ecr: client!(aws_sdk_ecr),
             tagging: client!(aws_sdk_resourcegroupstagging),
+            iam: client!(aws_sdk_iam),
         }
     }
 }
@@ -313,7 +316,9 @@ pub fn classify(code: Option<&str>) -> ErrorKind {
         | "ResourceNotFound"
         | "RepositoryNotFoundException"
         | "ImageNotFoundException"
-        | "TableNotFoundException" => ErrorKind::NotFound,
+        | "TableNotFoundException"
+        // IAM: a role or inline policy that does not exist.
+        | "NoSuchEntity" => ErrorKind::NotFound,
         "ValidationException"
         | "ValidationError"
         | "InvalidParameterValue"
@@ -328,7 +333,8 @@ pub fn classify(code: Option<&str>) -> ErrorKind {
         | "InvalidAddress"
         | "InvalidSecurity"
         | "TagPolicy"
-        | "TagPolicyException" => ErrorKind::Invalid,
+        | "TagPolicyException"
+        | "MalformedPolicyDocument" => ErrorKind::Invalid,
         // Throttling, server errors, busy resources (a table being created,
         // a queue name deleted less than 60 s ago) and anything unknown: retry.
         _ => ErrorKind::Retryable,
@@ -435,6 +441,7 @@ fn service_label(service: &str) -> &'static str {
         "sts" => "sts",
         // The IAM prefix, as model::iam names the service.
         "resource groups tagging api" | "resourcegroupstaggingapi" | "tag" => "tag",
+        "iam" => "iam",
         _ => "other",
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use movieapp_model::iam::{Component, Resource};
 
 /// `service:Action` for every AWS call in [`crate::provision`]: the
-/// operator's calls on a MovieApp's tables, queues and topic.
+/// operator's calls on a MovieApp's tables, queues, topic and worker role.
 pub fn provisioning_actions() -> BTreeSet<&'static str> {
     Component::Operator
         .calls()
@@ -16,7 +16,11 @@ pub fn provisioning_actions() -> BTreeSet<&'static str> {
         .filter(|c| {
             matches!(
                 c.resource,
-                Resource::Tables | Resource::Queues | Resource::Topic | Resource::Subscriptions
+                Resource::Tables
+                    | Resource::Queues
+                    | Resource::Topic
+                    | Resource::Subscriptions
+                    | Resource::WorkerRoles
             )
         })
         .flat_map(|c| c.actions.iter().copied())
@@ -38,11 +42,11 @@ mod tests {
         std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("reading {path}: {e}"))
     }
 
-    /// Every `service:Action` token of a text for our three services.
+    /// Every `service:Action` token of a text for our four services.
     fn actions_in(text: &str) -> BTreeSet<String> {
         text.split(|c: char| !(c.is_ascii_alphanumeric() || c == ':'))
             .filter(|token| {
-                ["dynamodb:", "sqs:", "sns:"].iter().any(|p| {
+                ["dynamodb:", "sqs:", "sns:", "iam:"].iter().any(|p| {
                     token.starts_with(p)
                         && token[p.len()..].starts_with(|c: char| c.is_ascii_uppercase())
                 })

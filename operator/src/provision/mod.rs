@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod messaging;
 mod policy;
 pub mod resource;
+pub mod role;
 mod sns;
 mod sqs;
 
@@ -21,7 +22,9 @@ use crate::aws::tagging::Snapshot;
 use crate::aws::tags::Owner;
 use crate::aws::{AwsClients, AwsError};
 use crate::conditions::PartState;
-use crate::crd::{MovieAppSpec, MovieAppStatus, NotificationsStatus, QueueStatus, TableStatus};
+use crate::crd::{
+    MovieAppSpec, MovieAppStatus, NotificationsStatus, QueueStatus, TableStatus, WorkerRoleStatus,
+};
 use crate::naming::{AppId, PhysicalNames};
 use crate::reason::Reason;
 
@@ -55,6 +58,10 @@ pub struct Target<'a> {
     /// read again; existence, ownership and the queues' attributes are
     /// still checked. `None`: a complete pass.
     pub light: Option<&'a Provisioned>,
+    /// The worker roles the operator makes (`--worker-role-oidc-provider-arn`
+    /// and `--worker-role-boundary-arn`); `None`: it makes none, and calls
+    /// IAM not at all.
+    pub worker_roles: Option<&'a role::WorkerRoles>,
 }
 
 /// Whether provisioning acts on what it plans.
@@ -156,18 +163,51 @@ pub struct Provisioned {
     pub tables: Observed<Vec<TableStatus>>,
     pub queue: Observed<QueueStatus>,
     pub notifications: Observed<NotificationsStatus>,
+    /// The worker's IAM role; `None` when the operator makes none.
+    pub role: Option<Observed<WorkerRoleStatus>>,
 }
 
 /// Creates or repairs every AWS resource of `target`; in [`Mode::Observe`],
 /// reads them and reports how they differ instead.
 pub async fn provision(target: &Target<'_>) -> Provisioned {
-    let (tables, (queue, notifications)) =
-        tokio::join!(database::ensure(target), messaging::ensure(target));
+    let role = async {
+        match target.worker_roles {
+            Some(roles) => Some(ensure_role(target, roles).await),
+            None => None,
+        }
+    };
+    let (tables, (queue, notifications), role) =
+        tokio::join!(database::ensure(target), messaging::ensure(target), role);
     Provisioned {
         tables: drifted(tables),
         queue: drifted(queue),
         notifications: drifted(notifications),
+        role: role.map(drifted),
     }
+}
+
+/// The worker's IAM role: made, owned and kept as declared.
+async fn ensure_role(target: &Target<'_>, roles: &role::WorkerRoles) -> Observed<WorkerRoleStatus> {
+    let name = role::role_name(target.id);
+    let desired = match roles.desired(target) {
+        Ok(desired) => desired,
+        Err(halt) => return halt.observed(None, Vec::new()),
+    };
+    let recorded = target
+        .previous
+        .and_then(|s| s.worker_role.as_ref())
+        .is_some_and(|r| r.name == name);
+    let declared = resource::Declared {
+        id: &name,
+        desired: &desired,
+        recorded,
+    };
+    resource::ensure(&role::Roles::of(target), target, declared)
+        .await
+        .observed(|role| WorkerRoleStatus {
+            name: role.name,
+            arn: role.arn,
+        })
 }
 
 /// A part that exists but differs from the spec is not ready: `Drifted`,
@@ -210,19 +250,44 @@ impl Cleanup {
 /// (subscriptions, topic, queues, tables); resources owned by someone else
 /// are left alone, resources already gone are fine.
 pub async fn delete(target: &Target<'_>) -> Result<Cleanup, AwsError> {
-    let (database, messaging) = tokio::join!(database::delete(target), messaging::delete(target));
-    match (database?, messaging?) {
-        (Cleanup::Done, Cleanup::Done) => Ok(Cleanup::Done),
-        (Cleanup::Waiting(a), Cleanup::Waiting(b)) => Ok(Cleanup::Waiting(format!("{a}; {b}"))),
-        (Cleanup::Waiting(w), Cleanup::Done) | (Cleanup::Done, Cleanup::Waiting(w)) => {
-            Ok(Cleanup::Waiting(w))
+    let role = async {
+        match target.worker_roles {
+            Some(_) => {
+                let name = role::role_name(target.id);
+                resource::delete(&role::Roles::of(target), target, &name).await
+            }
+            None => Ok(None),
         }
-    }
+    };
+    let (database, messaging, role) =
+        tokio::join!(database::delete(target), messaging::delete(target), role);
+    let waiting: Vec<String> = [database?, messaging?]
+        .into_iter()
+        .filter_map(|part| match part {
+            Cleanup::Done => None,
+            Cleanup::Waiting(message) => Some(message),
+        })
+        .chain(role?)
+        .collect();
+    Ok(Cleanup::waiting_for(waiting))
 }
 
 /// Leaves every AWS resource of `target` in place, tagged as retained.
 pub async fn retain(target: &Target<'_>) -> Result<(), AwsError> {
-    let (database, messaging) = tokio::join!(database::retain(target), messaging::retain(target));
+    let role = async {
+        match target.worker_roles {
+            Some(_) => {
+                let name = role::role_name(target.id);
+                resource::retain(&role::Roles::of(target), target, &name)
+                    .await
+                    .map(|_| ())
+            }
+            None => Ok(()),
+        }
+    };
+    let (database, messaging, role) =
+        tokio::join!(database::retain(target), messaging::retain(target), role);
     database?;
-    messaging
+    messaging?;
+    role
 }

@@ -72,6 +72,12 @@ fn inputs(
     let tables = provisioned.tables.value.as_ref()?;
     let queue = provisioned.queue.value.as_ref()?;
     let notifications = provisioned.notifications.value.as_ref()?;
+    // A role the operator makes must be there (and ours) before the
+    // worker's ServiceAccount names it.
+    let worker_role_arn = match &provisioned.role {
+        Some(role) => Some(role.value.as_ref()?.arn.clone()),
+        None => None,
+    };
     let table_arns: BTreeMap<String, String> = tables
         .iter()
         .map(|t| (t.component.clone(), t.arn.clone()))
@@ -99,6 +105,7 @@ fn inputs(
         auth_secret: auth_secret.to_owned(),
         aws_endpoint_url: config.aws_endpoint_url.clone(),
         tmdb_base_url: config.worker_tmdb_base_url.clone(),
+        worker_role_arn,
     })
 }
 
@@ -143,6 +150,7 @@ mod tests {
                 },
                 Vec::new(),
             ),
+            role: None,
         }
     }
 

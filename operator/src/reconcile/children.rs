@@ -65,6 +65,9 @@ pub struct Inputs {
     pub aws_endpoint_url: Option<String>,
     /// TMDB base URL for the worker, when not the public API.
     pub tmdb_base_url: Option<String>,
+    /// The worker's IAM role, when the operator makes it: its
+    /// ServiceAccount's `eks.amazonaws.com/role-arn`.
+    pub worker_role_arn: Option<String>,
 }
 
 /// Every child of a MovieApp; `None` for optional children the spec does not ask for.
@@ -234,7 +237,7 @@ pub fn build(app: &MovieApp, owner: &OwnerReference, inputs: &Inputs) -> Childre
         exports_config_map(meta, app, inputs)
     });
     Children {
-        service_account: service_account(meta(name.clone()), app),
+        service_account: service_account(meta(name.clone()), app, inputs),
         deployment: deployment(meta(name.clone()), app, &config_map, inputs),
         service: service(meta(name.clone())),
         autoscaler: autoscaler(meta(name.clone()), app),
@@ -263,8 +266,8 @@ pub const IRSA_ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 /// the worker's own variable names (plus ARNs and the dead-letter queue),
 /// so a side-service reads them with `envFrom` as the worker does; no
 /// endpoint override and no secret goes in. The worker's role ARN is there
-/// when its ServiceAccount names one (IRSA): the operator makes no role of
-/// its own yet.
+/// when its ServiceAccount names one (IRSA): the one the operator makes,
+/// or a pre-made one of the spec.
 fn exports_config_map(meta: ObjectMeta, app: &MovieApp, inputs: &Inputs) -> ConfigMap {
     let mut data = BTreeMap::new();
     for table in TABLES {
@@ -292,14 +295,14 @@ fn exports_config_map(meta: ObjectMeta, app: &MovieApp, inputs: &Inputs) -> Conf
         ),
         (env::AWS_REGION.to_owned(), inputs.region.clone()),
     ]);
-    if let Some(role) = app
-        .spec
-        .worker
-        .service_account
-        .annotations
-        .get(IRSA_ROLE_ANNOTATION)
-        .filter(|arn| !arn.is_empty())
-    {
+    if let Some(role) = inputs.worker_role_arn.as_ref().or_else(|| {
+        app.spec
+            .worker
+            .service_account
+            .annotations
+            .get(IRSA_ROLE_ANNOTATION)
+            .filter(|arn| !arn.is_empty())
+    }) {
         data.insert(EXPORT_WORKER_ROLE_ARN.to_owned(), role.clone());
     }
     ConfigMap {
@@ -390,8 +393,13 @@ pub fn url_port(url: &str) -> Option<u16> {
     }
 }
 
-fn service_account(meta: ObjectMeta, app: &MovieApp) -> ServiceAccount {
-    let annotations = &app.spec.worker.service_account.annotations;
+fn service_account(meta: ObjectMeta, app: &MovieApp, inputs: &Inputs) -> ServiceAccount {
+    let mut annotations = app.spec.worker.service_account.annotations.clone();
+    // Validation refuses a role annotation of the spec when the operator
+    // makes the role; its own wins regardless.
+    if let Some(arn) = &inputs.worker_role_arn {
+        annotations.insert(IRSA_ROLE_ANNOTATION.to_owned(), arn.clone());
+    }
     ServiceAccount {
         metadata: ObjectMeta {
             annotations: (!annotations.is_empty()).then(|| annotations.clone()),
@@ -821,6 +829,7 @@ mod tests {
             auth_secret: "shop-auth".to_owned(),
             aws_endpoint_url: None,
             tmdb_base_url: None,
+            worker_role_arn: None,
         }
     }
 
@@ -932,6 +941,39 @@ mod tests {
                 .unwrap_or_default();
             assert!(!data.contains_key("MOVIEAPP_WORKER_ROLE_ARN"), "{spec}");
         }
+    }
+
+    /// The role the operator makes goes on the ServiceAccount and into the
+    /// exports, beside the spec's other annotations.
+    #[test]
+    fn the_role_the_operator_makes_annotates_the_service_account() {
+        let arn = "arn:aws:iam::123456789012:role/movieapp-shop-1-worker";
+        let inputs = Inputs {
+            worker_role_arn: Some(arn.to_owned()),
+            ..inputs()
+        };
+        let children = build(
+            &app(
+                "{ exports: { configMapName: c }, worker: { serviceAccount: { annotations: { team: data } } } }",
+            ),
+            &owner(),
+            &inputs,
+        );
+        let annotations = children
+            .service_account
+            .metadata
+            .annotations
+            .unwrap_or_default();
+        assert_eq!(
+            annotations.get(IRSA_ROLE_ANNOTATION).map(String::as_str),
+            Some(arn)
+        );
+        assert_eq!(annotations.get("team").map(String::as_str), Some("data"));
+        let data = children.exports.and_then(|c| c.data).unwrap_or_default();
+        assert_eq!(
+            data.get(EXPORT_WORKER_ROLE_ARN).map(String::as_str),
+            Some(arn)
+        );
     }
 
     #[test]

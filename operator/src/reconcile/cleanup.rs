@@ -62,8 +62,9 @@ pub async fn cleanup(
     _writable: &Writable,
 ) -> Result<Action, super::Error> {
     let config = &ctx.shared.config;
-    let object =
-        Object::of(app, &config.default_region, &config.cluster_id).map_err(Error::from)?;
+    let object = Object::of(app, &config.default_region, &config.cluster_id)
+        .map_err(Error::from)?
+        .configured(config);
     ctx.memory.update(&object.uid, |r| r.verified = None);
     let aws = ctx.shared.aws.clients(&object.region);
     let owner = object.owner();
@@ -135,8 +136,9 @@ pub async fn cleanup(
 /// resource over, so it never gives one back either.
 pub async fn release(app: &MovieApp, ctx: &Context) -> Result<Action, super::Error> {
     let config = &ctx.shared.config;
-    let object =
-        Object::of(app, &config.default_region, &config.cluster_id).map_err(Error::from)?;
+    let object = Object::of(app, &config.default_region, &config.cluster_id)
+        .map_err(Error::from)?
+        .configured(config);
     status::event(
         ctx,
         app,

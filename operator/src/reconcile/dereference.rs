@@ -15,6 +15,7 @@ use crate::aws::tags::Owner;
 use crate::conditions::PartState;
 use crate::crd::MovieApp;
 use crate::naming::{AppId, PhysicalNames};
+use crate::provision::role::WorkerRoles;
 use crate::provision::{Mode, Target};
 use crate::reason::Reason;
 
@@ -50,6 +51,8 @@ pub struct Object<'a> {
     pub adopt: bool,
     /// The operator's cluster id (`--cluster-id`).
     pub cluster: String,
+    /// The worker roles the operator makes, if it does.
+    pub worker_roles: Option<WorkerRoles>,
 }
 
 impl<'a> Object<'a> {
@@ -65,7 +68,16 @@ impl<'a> Object<'a> {
                 .get(ADOPT_ANNOTATION)
                 .is_some_and(|v| v == "true"),
             cluster: cluster.to_owned(),
+            worker_roles: None,
         })
+    }
+
+    /// The same object, for an operator that makes the worker roles as
+    /// `config` says.
+    pub fn configured(mut self, config: &crate::config::RunConfig) -> Self {
+        // Checked at start: a bad pair never reaches a reconcile.
+        self.worker_roles = config.worker_roles().ok().flatten();
+        self
     }
 
     /// The owner tags every AWS resource of this MovieApp carries.
@@ -94,6 +106,7 @@ impl<'a> Object<'a> {
             mode: Mode::Manage,
             tags: None,
             light: None,
+            worker_roles: self.worker_roles.as_ref(),
         }
     }
 
@@ -199,7 +212,7 @@ pub async fn dereference<'a>(
     reread: Option<Reread>,
 ) -> Result<Dereferenced<'a>, Error> {
     let config = &ctx.shared.config;
-    let object = Object::of(app, &config.default_region, &config.cluster_id)?;
+    let object = Object::of(app, &config.default_region, &config.cluster_id)?.configured(config);
     let inputs = object.pass_inputs();
     ctx.memory.index(&object.uid, object.physical_names());
     let last = ctx.memory.last_verified(&object.uid, &inputs);

@@ -523,6 +523,7 @@ impl Stage {
                 },
                 Vec::new(),
             ),
+            role: None,
         };
         let object =
             super::dereference::Object::of(&self.app, REGION, "offline").expect("an object");

@@ -292,14 +292,27 @@ pub fn hold_through_read_errors(
     } else {
         hold_part(provisioned.notifications, &last.provisioned.notifications)
     };
-    let mut unread: Vec<String> = [tables_unread, queue_unread, notifications_unread]
-        .into_iter()
-        .flatten()
-        .collect();
+    let (role, role_unread) = match (provisioned.role, &last.provisioned.role) {
+        (Some(role), Some(last)) => {
+            let (role, unread) = hold_part(role, last);
+            (Some(role), unread)
+        }
+        (role, _) => (role, None),
+    };
+    let mut unread: Vec<String> = [
+        tables_unread,
+        queue_unread,
+        notifications_unread,
+        role_unread,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let provisioned = Provisioned {
         tables,
         queue,
         notifications,
+        role,
     };
     let image = match image {
         Err(ImageError::Aws(error)) if error.stalled_reason().is_none() => {

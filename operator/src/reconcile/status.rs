@@ -111,18 +111,23 @@ impl<'a> From<Applied<'a>> for Report<'a> {
                 .map(Box::new),
             )
         };
+        let mut parts = vec![
+            Part::new(kind::IMAGE_RESOLVED, image_state(&with_aws.image)),
+            Part::new(kind::DATABASE_READY, provisioned.tables.state.clone()),
+            Part::new(kind::QUEUE_READY, provisioned.queue.state.clone()),
+            Part::new(
+                kind::NOTIFICATIONS_READY,
+                provisioned.notifications.state.clone(),
+            ),
+        ];
+        // Only when the operator makes the worker's role.
+        if let Some(role) = &provisioned.role {
+            parts.push(Part::new(kind::WORKER_ROLE_READY, role.state.clone()));
+        }
+        parts.push(Part::new(kind::WORKER_AVAILABLE, worker));
         Report {
             app: with_aws.object.app,
-            parts: vec![
-                Part::new(kind::IMAGE_RESOLVED, image_state(&with_aws.image)),
-                Part::new(kind::DATABASE_READY, provisioned.tables.state.clone()),
-                Part::new(kind::QUEUE_READY, provisioned.queue.state.clone()),
-                Part::new(
-                    kind::NOTIFICATIONS_READY,
-                    provisioned.notifications.state.clone(),
-                ),
-                Part::new(kind::WORKER_AVAILABLE, worker),
-            ],
+            parts,
             image: with_aws.image.ok(),
             deployment,
             provisioned: Some(provisioned),
@@ -150,15 +155,19 @@ impl<'a> Report<'a> {
                 "not looked at while the spec is invalid",
             )
         };
+        let mut parts = vec![
+            Part::new(kind::IMAGE_RESOLVED, unchecked()),
+            Part::new(kind::DATABASE_READY, unchecked()),
+            Part::new(kind::QUEUE_READY, unchecked()),
+            Part::new(kind::NOTIFICATIONS_READY, unchecked()),
+        ];
+        if object.worker_roles.is_some() {
+            parts.push(Part::new(kind::WORKER_ROLE_READY, unchecked()));
+        }
+        parts.push(Part::new(kind::WORKER_AVAILABLE, worker));
         Report {
             app: object.app,
-            parts: vec![
-                Part::new(kind::IMAGE_RESOLVED, unchecked()),
-                Part::new(kind::DATABASE_READY, unchecked()),
-                Part::new(kind::QUEUE_READY, unchecked()),
-                Part::new(kind::NOTIFICATIONS_READY, unchecked()),
-                Part::new(kind::WORKER_AVAILABLE, worker),
-            ],
+            parts,
             image: None,
             deployment: super::apply::own_deployment(
                 ctx,
@@ -194,6 +203,7 @@ fn observed_differences(
         .iter()
         .chain(&provisioned.queue.notices)
         .chain(&provisioned.notifications.notices)
+        .chain(provisioned.role.iter().flat_map(|r| &r.notices))
         .filter(|n| n.is_difference())
         .map(|n| &n.message);
     let mut differences: Vec<String> = Vec::new();
@@ -218,6 +228,7 @@ pub async fn report(ctx: &Context, report: Report<'_>) -> Result<Action, super::
                 .iter()
                 .chain(&p.queue.notices)
                 .chain(&p.notifications.notices)
+                .chain(p.role.iter().flat_map(|r| &r.notices))
         })
         // Differences go to the Drifted condition (and its Event).
         .filter(|n| !n.is_difference())
@@ -293,7 +304,8 @@ pub fn verified_pass(
     let image = image.as_ref().ok()?.clone();
     let complete = provisioned.tables.state.is_ready()
         && provisioned.queue.state.is_ready()
-        && provisioned.notifications.state.is_ready();
+        && provisioned.notifications.state.is_ready()
+        && provisioned.role.as_ref().is_none_or(|r| r.state.is_ready());
     if !complete {
         return None;
     }
@@ -302,6 +314,9 @@ pub fn verified_pass(
     provisioned.tables.notices.clear();
     provisioned.queue.notices.clear();
     provisioned.notifications.notices.clear();
+    if let Some(role) = &mut provisioned.role {
+        role.notices.clear();
+    }
     Some(Verified {
         inputs,
         provisioned,
@@ -424,6 +439,10 @@ pub fn compute(app: &MovieApp, observation: &Observation<'_>, now: &Time) -> Mov
             .provisioned
             .and_then(|p| p.notifications.value.clone())
             .or(previous.notifications),
+        worker_role: observation
+            .provisioned
+            .and_then(|p| p.role.as_ref()?.value.clone())
+            .or(previous.worker_role),
     }
 }
 
@@ -905,6 +924,7 @@ mod tests {
                 notices: notice(),
             },
             notifications: Observed::ready(notifications, notice()),
+            role: None,
         }
     }
 

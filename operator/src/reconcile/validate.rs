@@ -11,6 +11,7 @@ use movieapp_model::{TABLES, env};
 
 use kube::ResourceExt;
 
+use super::children;
 use super::dereference::{Dereferenced, effective_region};
 use crate::conditions::PartState;
 use crate::crd::MovieApp;
@@ -47,7 +48,10 @@ impl Invalid<'_> {
 /// The validate step.
 pub fn validate(dereferenced: Dereferenced<'_>) -> Result<Validated<'_>, Box<Invalid<'_>>> {
     let object = &dereferenced.object;
-    let problems = problems(object.app, &object.region);
+    let mut problems = problems(object.app, &object.region);
+    if object.worker_roles.is_some() {
+        problems.extend(premade_role(object.app));
+    }
     if !problems.is_empty() {
         return Err(Box::new(Invalid {
             dereferenced,
@@ -75,6 +79,24 @@ pub fn spec(app: &MovieApp, default_region: &str) -> Result<(), Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// With the operator making the worker's role, a role of the spec's own is
+/// refused: two sources for one annotation would leave the worker's rights
+/// to whichever was applied last. (Where the platform allows pre-made roles
+/// per namespace, run the operator without --worker-role-oidc-provider-arn.)
+fn premade_role(app: &MovieApp) -> Option<String> {
+    let annotations = &app.spec.worker.service_account.annotations;
+    annotations
+        .contains_key(children::IRSA_ROLE_ANNOTATION)
+        .then(|| {
+            format!(
+                "spec.worker.serviceAccount.annotations sets {}, but this operator makes the \
+             worker's IAM role itself (--worker-role-oidc-provider-arn) and sets the annotation \
+             to it; remove the annotation",
+                children::IRSA_ROLE_ANNOTATION
+            )
+        })
 }
 
 /// Variables the operator sets on the worker itself; `spec.worker.env` may not override them.
@@ -251,6 +273,22 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("the users and movies tables would both be \"shared\""));
         assert!(problems[1].contains("jobs queue and the dead-letter queue"));
+    }
+
+    #[test]
+    fn a_premade_role_is_refused_only_when_the_operator_makes_roles() {
+        let with = app(
+            "worker: { serviceAccount: { annotations: { eks.amazonaws.com/role-arn: 'arn:aws:iam::1:role/x' } } }",
+        );
+        assert!(problems(&with, "us-east-1").is_empty());
+        let problem = premade_role(&with).expect("refused");
+        assert!(
+            problem.contains("eks.amazonaws.com/role-arn") && problem.contains("remove"),
+            "{problem}"
+        );
+        assert_eq!(premade_role(&app("{}")), None);
+        let other = app("worker: { serviceAccount: { annotations: { team: data } } }");
+        assert_eq!(premade_role(&other), None);
     }
 
     #[test]

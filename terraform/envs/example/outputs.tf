@@ -93,7 +93,7 @@ output "side_services_cluster_name" {
 }
 
 output "operator_helm_values" {
-  description = "The operator chart's values from this stack (image, IRSA role, cluster id, the AWS change events queue): terraform output -json operator_helm_values > operator-values.json; helm install ... -f operator-values.json."
+  description = "The operator chart's values from this stack (image, IRSA role, cluster id, the AWS change events queue, the worker roles' OIDC provider and boundary): terraform output -json operator_helm_values > operator-values.json; helm install ... -f operator-values.json."
   value = {
     image = {
       repository = module.registry.repository_urls["movieapp-operator"]
@@ -108,6 +108,12 @@ output "operator_helm_values" {
       # another cluster in this account never adopts them.
       clusterId      = local.cluster_name
       eventsQueueUrl = module.aws_events.queue_url
+      # The operator makes each MovieApp's worker role (IRSA) under this
+      # boundary: no Terraform change per MovieApp.
+      workerRole = {
+        oidcProviderArn = module.cluster.oidc_provider_arn
+        boundaryArn     = module.iam.worker_boundary_arn
+      }
     }
   }
 }

@@ -54,6 +54,8 @@ locals {
     require_ownership_tags = var.require_ownership_tags
     ecr_repository_arns    = var.ecr_repository_arns
     events_queue_arns      = var.events_queue_arns
+    # CreateRole and PutRolePermissionsBoundary only with this boundary.
+    worker_boundary_arn = aws_iam_policy.worker_boundary.arn
   })
 }
 

@@ -22,3 +22,8 @@ output "load_balancer_controller_role_arn" {
   description = "IRSA role of the AWS Load Balancer Controller."
   value       = aws_iam_role.load_balancer_controller.arn
 }
+
+output "worker_boundary_arn" {
+  description = "The permissions boundary of every worker role: the operator chart's operator.workerRole.boundaryArn."
+  value       = aws_iam_policy.worker_boundary.arn
+}

@@ -49,6 +49,7 @@ impl Parts {
             mode: Mode::Manage,
             tags: None,
             light: None,
+            worker_roles: None,
         }
     }
 
@@ -56,6 +57,7 @@ impl Parts {
     fn observing(&self, adopt: bool) -> Target<'_> {
         Target {
             mode: Mode::Observe,
+            worker_roles: None,
             ..self.target(adopt)
         }
     }
