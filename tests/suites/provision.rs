@@ -19,6 +19,7 @@ use movieapp_operator::crd::{
 };
 use movieapp_operator::metrics::Metrics;
 use movieapp_operator::naming::{AppId, component};
+use movieapp_operator::provision::role::WorkerRoles;
 use movieapp_operator::provision::{self, Cleanup, Notice, Provisioned, Target, iam};
 use movieapp_operator::reason::Reason;
 use movieapp_tests::{LocalEnv, unique_name};
@@ -38,6 +39,8 @@ struct App {
     owner: Owner,
     spec: MovieAppSpec,
     adopt: bool,
+    /// The operator makes the worker's IAM role (`None`: it makes none).
+    worker_roles: Option<WorkerRoles>,
     generation: i64,
     status: Option<MovieAppStatus>,
     metrics: Metrics,
@@ -80,6 +83,7 @@ impl App {
             name,
             spec: default_spec()?,
             adopt: false,
+            worker_roles: None,
             generation: 1,
             status: None,
             metrics,
@@ -121,6 +125,7 @@ impl App {
             mode: provision::Mode::Manage,
             tags: None,
             light: None,
+            worker_roles: self.worker_roles.as_ref(),
         }
     }
 
@@ -156,6 +161,11 @@ impl App {
                 .value
                 .clone()
                 .or(previous.notifications),
+            worker_role: provisioned
+                .role
+                .as_ref()
+                .and_then(|r| r.value.clone())
+                .or(previous.worker_role),
             ..previous
         });
         provisioned
@@ -276,12 +286,16 @@ fn calls_since(
 }
 
 fn all_ready(p: &Provisioned) -> bool {
-    p.tables.state.is_ready() && p.queue.state.is_ready() && p.notifications.state.is_ready()
+    p.tables.state.is_ready()
+        && p.queue.state.is_ready()
+        && p.notifications.state.is_ready()
+        && p.role.as_ref().is_none_or(|r| r.state.is_ready())
 }
 
 fn blocked(p: &Provisioned) -> Option<&movieapp_operator::conditions::PartState> {
     [&p.tables.state, &p.queue.state, &p.notifications.state]
         .into_iter()
+        .chain(p.role.as_ref().map(|r| &r.state))
         .find(|s| s.is_blocked())
 }
 
@@ -291,6 +305,7 @@ fn all_notices(p: &Provisioned) -> Vec<Notice> {
         .iter()
         .chain(&p.queue.notices)
         .chain(&p.notifications.notices)
+        .chain(p.role.iter().flat_map(|r| &r.notices))
         .cloned()
         .collect()
 }
@@ -1699,6 +1714,360 @@ async fn tables_are_created_protected_only_when_asked() -> Result<()> {
                     "{name}: Delete leaves them unprotected"
                 );
             }
+            Ok(())
+        }
+        .await;
+        (app, result)
+    })
+    .await
+}
+
+// ------------------------------------------------------------------ worker roles
+
+/// moto's account; its IAM checks the ARNs' form only.
+const OIDC_PROVIDER: &str =
+    "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/MOVIEAPPTEST";
+const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/movieapp-worker-boundary";
+const OIDC_ISSUER: &str = "oidc.eks.us-east-1.amazonaws.com/id/MOVIEAPPTEST";
+
+/// A plain IAM client, apart from the operator's (and its request counts).
+async fn iam_client() -> aws_sdk_iam::Client {
+    aws_sdk_iam::Client::new(&LocalEnv::get().aws().await)
+}
+
+/// The role as IAM has it, read with the SDK: trust policy and inline
+/// policy decoded, boundary, tags. `None` when there is none.
+struct RoleSeen {
+    arn: String,
+    trust: Value,
+    inline: Option<Value>,
+    boundary: Option<String>,
+    tags: BTreeMap<String, String>,
+    inline_names: Vec<String>,
+}
+
+async fn role_seen(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<RoleSeen>> {
+    let role = match iam.get_role().role_name(name).send().await {
+        Ok(output) => output.role.context("GetRole returned no role")?,
+        Err(error)
+            if error.as_service_error().is_some_and(
+                aws_sdk_iam::operation::get_role::GetRoleError::is_no_such_entity_exception,
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let decode = |text: &str| -> Result<Value> {
+        Ok(serde_json::from_str(&provision::role::decode_document(
+            text,
+        ))?)
+    };
+    let inline = match iam
+        .get_role_policy()
+        .role_name(name)
+        .policy_name(provision::role::INLINE_POLICY)
+        .send()
+        .await
+    {
+        Ok(output) => Some(decode(&output.policy_document)?),
+        Err(error)
+            if error.as_service_error().is_some_and(
+                aws_sdk_iam::operation::get_role_policy::GetRolePolicyError::is_no_such_entity_exception,
+            ) =>
+        {
+            None
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let inline_names = iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await?
+        .policy_names;
+    Ok(Some(RoleSeen {
+        arn: role.arn,
+        trust: decode(role.assume_role_policy_document.as_deref().unwrap_or("{}"))?,
+        inline,
+        boundary: role
+            .permissions_boundary
+            .and_then(|b| b.permissions_boundary_arn),
+        tags: role
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| (t.key, t.value))
+            .collect(),
+        inline_names,
+    }))
+}
+
+fn role_name(app: &App) -> String {
+    provision::role::role_name(app.id())
+}
+
+impl App {
+    async fn with_roles(prefix: &str) -> Result<Self> {
+        let mut app = Self::new(prefix).await?;
+        app.worker_roles =
+            Some(WorkerRoles::new(OIDC_PROVIDER, BOUNDARY).map_err(anyhow::Error::msg)?);
+        Ok(app)
+    }
+
+    /// The inline policy `make iam-policies` renders for this MovieApp.
+    fn rendered_worker_policy(&self) -> Result<Value> {
+        let target = movieapp_operator::policies::Target {
+            account: "123456789012".into(),
+            region: self.clients.region.clone(),
+            prefix: "movieapp-".into(),
+        };
+        let app = movieapp_operator::policies::App {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            spec: self.spec.clone(),
+        };
+        let text = movieapp_operator::policies::worker()
+            .render(&target, Some(&app), &[])
+            .map_err(anyhow::Error::msg)?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+#[tokio::test]
+async fn the_worker_role_is_made_with_its_trust_boundary_policy_and_tags_and_kept_so() -> Result<()>
+{
+    let app = App::with_roles("role").await?;
+    with_cleanup(app, |mut app| async move {
+        let result = async {
+            let notices = app.converge_and_settle().await?;
+            let name = role_name(&app);
+            ensure!(name.len() <= 64 && name.starts_with("movieapp-"), "{name}");
+            ensure!(
+                notices
+                    .iter()
+                    .any(|n| n.reason == Reason::Created && n.message.contains(&name)),
+                "{notices:#?}"
+            );
+            let iam = iam_client().await;
+            let role = role_seen(&iam, &name).await?.context("no role")?;
+
+            // Trust: the cluster's OIDC provider, this MovieApp's
+            // ServiceAccount (named after it), the STS audience.
+            let statement = &role.trust["Statement"][0];
+            ensure!(statement["Principal"]["Federated"] == OIDC_PROVIDER, "{}", role.trust);
+            ensure!(statement["Action"] == "sts:AssumeRoleWithWebIdentity", "{}", role.trust);
+            let conditions = &statement["Condition"]["StringEquals"];
+            ensure!(
+                conditions[format!("{OIDC_ISSUER}:sub")]
+                    == format!("system:serviceaccount:{}:{}", app.namespace, app.name)
+                    && conditions[format!("{OIDC_ISSUER}:aud")] == "sts.amazonaws.com",
+                "{}",
+                role.trust
+            );
+            ensure!(role.trust["Statement"].as_array().map(Vec::len) == Some(1));
+
+            // Exactly the document make iam-policies renders, and only it.
+            ensure!(
+                role.inline.as_ref() == Some(&app.rendered_worker_policy()?),
+                "{:?}",
+                role.inline
+            );
+            ensure!(
+                role.inline_names == [provision::role::INLINE_POLICY],
+                "{:?}",
+                role.inline_names
+            );
+            let inline = serde_json::to_string(&role.inline)?;
+            ensure!(inline.contains(&app.table("users")) && inline.contains(&app.jobs_queue()));
+            ensure!(role.boundary.as_deref() == Some(BOUNDARY));
+            ensure!(has_ownership_tags(&app, &role.tags), "{:?}", role.tags);
+            ensure!(
+                role.tags.get(tags::CLUSTER).map(String::as_str) == Some("default"),
+                "{:?}",
+                role.tags
+            );
+            let recorded = status(&app)?.worker_role.as_ref().context("no status")?;
+            ensure!(recorded.arn == role.arn && recorded.name == name);
+            ensure!(
+                role.arn == format!("arn:aws:iam::123456789012:role/{name}"),
+                "{}",
+                role.arn
+            );
+
+            // Drift: a wider inline policy, the boundary removed, a trust
+            // policy opened to every ServiceAccount. One pass repairs all.
+            iam.put_role_policy()
+                .role_name(&name)
+                .policy_name(provision::role::INLINE_POLICY)
+                .policy_document(
+                    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+                        .to_string(),
+                )
+                .send()
+                .await?;
+            iam.delete_role_permissions_boundary()
+                .role_name(&name)
+                .send()
+                .await?;
+            let mut opened = role.trust.clone();
+            opened["Statement"][0]["Condition"] = json!({});
+            iam.update_assume_role_policy()
+                .role_name(&name)
+                .policy_document(opened.to_string())
+                .send()
+                .await?;
+            let provisioned = app.pass().await;
+            let role_part = provisioned.role.as_ref().context("no role part")?;
+            ensure!(role_part.state.is_ready(), "{:?}", role_part.state);
+            ensure!(
+                count_reason(&role_part.notices, Reason::DriftRepaired) == 3,
+                "{:#?}",
+                role_part.notices
+            );
+            let repaired = role_seen(&iam, &name).await?.context("no role")?;
+            ensure!(repaired.boundary.as_deref() == Some(BOUNDARY));
+            ensure!(repaired.inline == Some(app.rendered_worker_policy()?));
+            ensure!(repaired.trust == role.trust, "{}", repaired.trust);
+            // Then steady again.
+            app.converge_and_settle().await?;
+
+            // Every IAM call made is declared for the operator.
+            for call in aws_calls(&app.metrics)?.keys() {
+                let (service, operation) = call.split_once(':').context("label")?;
+                ensure!(iam::is_listed(service, operation), "undeclared call {call}");
+            }
+            Ok(())
+        }
+        .await;
+        (app, result)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_role_owned_by_someone_else_is_a_name_conflict_and_left_untouched() -> Result<()> {
+    let app = App::with_roles("rolex").await?;
+    let iam = iam_client().await;
+    let name = role_name(&app);
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let mut request = iam
+        .create_role()
+        .role_name(&name)
+        .assume_role_policy_document(trust.to_string());
+    for (key, value) in [
+        (tags::UID, "someone-else"),
+        (tags::NAMESPACE, app.namespace.as_str()),
+        (tags::NAME, app.name.as_str()),
+    ] {
+        request = request.tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build()?,
+        );
+    }
+    request.send().await?;
+    let before = role_seen(&iam, &name).await?.context("made")?;
+    let foreign = name.clone();
+    let iam_after = iam.clone();
+
+    let outcome = with_cleanup(app, |mut app| async move {
+        let result = async {
+            let provisioned = app.pass().await;
+            match &provisioned.role.as_ref().context("no role part")?.state {
+                movieapp_operator::conditions::PartState::Blocked { reason, message } => {
+                    ensure!(*reason == Reason::NameConflict, "{reason}");
+                    ensure!(
+                        message.contains("someone-else") && message.contains(&name),
+                        "{message}"
+                    );
+                }
+                other => bail!("expected NameConflict, got {other:?}"),
+            }
+            ensure!(
+                provisioned
+                    .role
+                    .as_ref()
+                    .and_then(|r| r.value.as_ref())
+                    .is_none()
+            );
+            let after = role_seen(&iam, &name).await?.context("deleted")?;
+            ensure!(after.trust == before.trust && after.tags == before.tags);
+            ensure!(after.boundary.is_none() && after.inline_names.is_empty());
+            // Deletion leaves it alone, too.
+            app.delete().await?;
+            ensure!(
+                role_seen(&iam, &name).await?.is_some(),
+                "a foreign role was deleted"
+            );
+            Ok(())
+        }
+        .await;
+        (app, result)
+    })
+    .await;
+    // The foreign role is not the operator's to delete: the test made it.
+    iam_after.delete_role().role_name(&foreign).send().await?;
+    outcome
+}
+
+#[tokio::test]
+async fn retain_keeps_the_role_and_delete_removes_it_with_its_policy() -> Result<()> {
+    let mut app = App::with_roles("roledel").await?;
+    app.converge().await?;
+    let iam = iam_client().await;
+    let name = role_name(&app);
+
+    provision::retain(&app.target()).await?;
+    let retained = role_seen(&iam, &name)
+        .await?
+        .context("retain deleted the role")?;
+    ensure!(
+        retained.tags.get(tags::RETAINED).map(String::as_str) == Some("true"),
+        "{:?}",
+        retained.tags
+    );
+    ensure!(retained.inline.is_some() && retained.boundary.as_deref() == Some(BOUNDARY));
+
+    app.delete().await?;
+    ensure!(
+        role_seen(&iam, &name).await?.is_none(),
+        "{name} still exists"
+    );
+    let calls = aws_calls(&app.metrics)?;
+    for call in ["iam:DeleteRolePolicy", "iam:DeleteRole"] {
+        ensure!(calls.contains_key(call), "{call} not called: {calls:?}");
+    }
+    // Already gone is fine.
+    ensure!(provision::delete(&app.target()).await? == Cleanup::Done);
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_worker_roles_configured_no_iam_call_is_made() -> Result<()> {
+    let app = App::new("norole").await?;
+    with_cleanup(app, |mut app| async move {
+        let result = async {
+            let provisioned = {
+                app.converge().await?;
+                app.pass().await
+            };
+            ensure!(provisioned.role.is_none());
+            ensure!(status(&app)?.worker_role.is_none());
+            let calls = aws_calls(&app.metrics)?;
+            ensure!(
+                !calls
+                    .keys()
+                    .any(|c| c.starts_with("iam:") || c.starts_with("other:")),
+                "{calls:?}"
+            );
+            ensure!(
+                role_seen(&iam_client().await, &role_name(&app))
+                    .await?
+                    .is_none(),
+                "a role was made"
+            );
             Ok(())
         }
         .await;
