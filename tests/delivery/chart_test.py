@@ -347,6 +347,22 @@ def defaults() -> None:
         events_env.get("MOVIEAPP_EVENTS_QUEUE_URL") == queue and events_env.get("MOVIEAPP_RESYNC_INTERVAL") == "1h",
         str(events_env),
     )
+    oidc = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"
+    boundary = "arn:aws:iam::123456789012:policy/movieapp-prod-worker-boundary"
+    check(
+        "no worker roles by default",
+        "MOVIEAPP_WORKER_ROLE_OIDC_PROVIDER_ARN" not in env and "MOVIEAPP_WORKER_ROLE_BOUNDARY_ARN" not in env,
+        str(env),
+    )
+    role_env = env_of(one(render(
+        f"operator.workerRole.oidcProviderArn={oidc}", f"operator.workerRole.boundaryArn={boundary}",
+    ), "Deployment")["spec"]["template"]["spec"]["containers"][0])
+    check(
+        "operator.workerRole sets the OIDC provider and the boundary of the worker roles the operator makes",
+        role_env.get("MOVIEAPP_WORKER_ROLE_OIDC_PROVIDER_ARN") == oidc
+        and role_env.get("MOVIEAPP_WORKER_ROLE_BOUNDARY_ARN") == boundary,
+        str(role_env),
+    )
 
     # Every variable the chart sets for the operator is one of its flags' env mirrors.
     config = (ROOT / "operator/src/config.rs").read_text()
@@ -626,6 +642,9 @@ def rejections() -> None:
         (["grafanaDashboard.enabled=yes"], "enabled"),
         (["grafanaDashboard.folder=MovieApp"], "folder"),
         (["admission.workerRoleArns.team-a={arn:aws:iam::*:role/x}"], "workerRoleArns"),
+        (["operator.workerRole.oidcProviderArn=arn:aws:iam::123456789012:oidc-provider/oidc.example/id/1"], "both oidcProviderArn and boundaryArn"),
+        (["operator.workerRole.boundaryArn=arn:aws:iam::123456789012:role/not-a-policy"], "boundaryArn"),
+        (["operator.workerRole.oidcProviderArn=oidc.eks.us-east-1.amazonaws.com/id/1"], "oidcProviderArn"),
         (["admission.workerRoleArns.Team_A={arn:aws:iam::123456789012:role/x}"], "invalid propertyName 'Team_A'"),
     ]
     for values, expected in cases:
