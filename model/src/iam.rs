@@ -186,11 +186,12 @@ const OPERATOR: &[Call] = &[
     call(Sqs, "ReceiveMessage", &["sqs:ReceiveMessage"], EventsQueue, Use),
     call(Sqs, "DeleteMessage", &["sqs:DeleteMessage"], EventsQueue, Use),
     // The worker roles (provision/role.rs), with --worker-role-oidc-provider-arn.
-    // CreateRole with Tags is also authorized as iam:TagRole.
+    // The tags of a CreateRole are also authorized as iam:TagRole, which the
+    // TagRole call below grants (iam:PermissionsBoundary is no key of it).
     call(Iam, "GetRole", &["iam:GetRole"], WorkerRoles, Read),
     call(Iam, "GetRolePolicy", &["iam:GetRolePolicy"], WorkerRoles, Read),
     call(Iam, "ListRolePolicies", &["iam:ListRolePolicies"], WorkerRoles, Read),
-    call(Iam, "CreateRole", &["iam:CreateRole", "iam:TagRole"], WorkerRoles, CreateBounded),
+    call(Iam, "CreateRole", &["iam:CreateRole"], WorkerRoles, CreateBounded),
     call(Iam, "PutRolePermissionsBoundary", &["iam:PutRolePermissionsBoundary"], WorkerRoles, CreateBounded),
     call(Iam, "TagRole", &["iam:TagRole"], WorkerRoles, Tag),
     call(Iam, "UntagRole", &["iam:UntagRole"], WorkerRoles, Untag),
