@@ -81,8 +81,8 @@ pub enum Access {
     Tag,
     /// Removing tags: only the retained marker, on adoption.
     Untag,
-    /// Creating a worker role or setting its permissions boundary: only
-    /// with the worker boundary attached (`iam:PermissionsBoundary`).
+    /// Setting a worker role's permissions boundary: only the worker
+    /// boundary (`iam:PermissionsBoundary`), as on creating it.
     CreateBounded,
     /// Changing or deleting a resource the operator made: conditioned on the
     /// ownership tag where the service authorizes by tags.
@@ -132,13 +132,9 @@ const fn call(
 use Access::{ChangeOwned, Create, CreateBounded, Read, Tag, Untag, Use};
 use Resource::{
     EventsQueue, ImageRepositories, JobsQueue, Queues, Subscriptions, TableIndexes, Tables,
-    TaggedResources, Topic,
+    TaggedResources, Topic, WorkerRoles,
 };
-use Service::{DynamoDb, Ecr, Sns, Sqs, Tagging};
-    EventsQueue, ImageRepositories, JobsQueue, Queues, Subscriptions, TableIndexes, Tables, Topic,
-    WorkerRoles,
-};
-use Service::{DynamoDb, Ecr, Iam, Sns, Sqs};
+use Service::{DynamoDb, Ecr, Iam, Sns, Sqs, Tagging};
 
 /// movieapp-operator: provisioning (one file per kind under
 /// `operator/src/provision/`), image resolution (`aws/ecr.rs`) and the AWS
@@ -191,7 +187,7 @@ const OPERATOR: &[Call] = &[
     call(Iam, "GetRole", &["iam:GetRole"], WorkerRoles, Read),
     call(Iam, "GetRolePolicy", &["iam:GetRolePolicy"], WorkerRoles, Read),
     call(Iam, "ListRolePolicies", &["iam:ListRolePolicies"], WorkerRoles, Read),
-    call(Iam, "CreateRole", &["iam:CreateRole"], WorkerRoles, CreateBounded),
+    call(Iam, "CreateRole", &["iam:CreateRole"], WorkerRoles, Create),
     call(Iam, "PutRolePermissionsBoundary", &["iam:PutRolePermissionsBoundary"], WorkerRoles, CreateBounded),
     call(Iam, "TagRole", &["iam:TagRole"], WorkerRoles, Tag),
     call(Iam, "UntagRole", &["iam:UntagRole"], WorkerRoles, Untag),

@@ -190,9 +190,9 @@ fn ownership(resource: Resource, access: Access) -> Vec<(&'static str, Vec<Condi
         // Reads on any name under the prefix: how a name someone else holds
         // is told (NameConflict).
         Access::Read | Access::Use => vec![("", Vec::new())],
-        // A worker role: only with the worker boundary ([`Statement::boundary`],
-        // not a tag condition); its tags go through TagRole.
-        Access::CreateBounded => vec![("", Vec::new())],
+        // A worker role's boundary, only on a role of this cluster (and only
+        // the worker boundary: [`Statement::boundary`]).
+        Access::CreateBounded => vec![("", resource_is_ours())],
         // Created with the ownership tags for this cluster in the same call.
         Access::Create => vec![(
             "",
@@ -354,7 +354,9 @@ pub fn operator() -> Document {
                     actions: actions.clone(),
                     resources: prefixed(resource),
                     conditions,
-                    boundary: access == Access::CreateBounded,
+                    // Creating a worker role, or setting its boundary.
+                    boundary: resource == Resource::WorkerRoles
+                        && matches!(access, Access::Create | Access::CreateBounded),
                 })
         })
         .collect();
@@ -471,12 +473,12 @@ impl Document {
                 json(&statement.sid),
                 json(&statement.actions),
             );
-            // Never together with ownership conditions (one Condition key):
-            // only the worker roles' CreateBounded statement has it.
-            if statement.boundary {
-                text.push_str(
-                    ",\n      \"Condition\": {\"ArnEquals\": {\"iam:PermissionsBoundary\": \"${worker_boundary_arn}\"}}",
-                );
+            // The boundary always; the ownership conditions beside it only
+            // with require_ownership_tags, in the same Condition object.
+            let boundary =
+                "\"ArnEquals\": {\"iam:PermissionsBoundary\": \"${worker_boundary_arn}\"}";
+            if statement.boundary && statement.conditions.is_empty() {
+                let _ = write!(text, ",\n      \"Condition\": {{{boundary}}}");
             }
             if !statement.conditions.is_empty() {
                 let mut conditions = serde_json::Map::new();
@@ -492,11 +494,20 @@ impl Document {
                         .unwrap_or_else(|| unreachable!("an object"))
                         .insert(key.clone(), value);
                 }
-                let _ = write!(
-                    text,
-                    "%{{ if require_ownership_tags }},\n      \"Condition\": {}%{{ endif }}",
-                    json(&conditions)
-                );
+                if statement.boundary {
+                    let inner = json(&conditions);
+                    let inner = &inner[1..inner.len() - 1];
+                    let _ = write!(
+                        text,
+                        ",\n      \"Condition\": {{{boundary}%{{ if require_ownership_tags }}, {inner}%{{ endif }}}}"
+                    );
+                } else {
+                    let _ = write!(
+                        text,
+                        "%{{ if require_ownership_tags }},\n      \"Condition\": {}%{{ endif }}",
+                        json(&conditions)
+                    );
+                }
             }
             text.push_str("\n    }");
             match &statement.resources {

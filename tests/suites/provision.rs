@@ -1821,6 +1821,7 @@ impl App {
             account: "123456789012".into(),
             region: self.clients.region.clone(),
             prefix: "movieapp-".into(),
+            cluster: self.owner.cluster.clone(),
         };
         let app = movieapp_operator::policies::App {
             namespace: self.namespace.clone(),

@@ -639,10 +639,12 @@ OWNED_WRITES = {
     "dynamodb:UpdateTable", "dynamodb:DeleteTable", "dynamodb:UpdateContinuousBackups",
     "dynamodb:UpdateTimeToLive", "sqs:SetQueueAttributes", "sqs:DeleteQueue",
     "sns:DeleteTopic", "sns:Subscribe",
+    "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRolePolicy",
+    "iam:DeleteRole", "iam:PutRolePermissionsBoundary",
 }
-UNTAG_ACTIONS = {"dynamodb:UntagResource", "sqs:UntagQueue", "sns:UntagResource"}
-TAG_ACTIONS = {"dynamodb:TagResource", "sqs:TagQueue", "sns:TagResource"}
-CREATE_ACTIONS = {"dynamodb:CreateTable", "sqs:CreateQueue", "sns:CreateTopic"}
+UNTAG_ACTIONS = {"dynamodb:UntagResource", "sqs:UntagQueue", "sns:UntagResource", "iam:UntagRole"}
+TAG_ACTIONS = {"dynamodb:TagResource", "sqs:TagQueue", "sns:TagResource", "iam:TagRole"}
+CREATE_ACTIONS = {"dynamodb:CreateTable", "sqs:CreateQueue", "sns:CreateTopic", "iam:CreateRole"}
 MANAGED_BY_TAG, CLUSTER_TAG = "app.kubernetes.io/managed-by", "movieapp.io/cluster"
 OWNERSHIP_TAGS = {MANAGED_BY_TAG, CLUSTER_TAG, "movieapp.io/uid", "movieapp.io/namespace", "movieapp.io/name"}
 
@@ -735,6 +737,7 @@ def check_operator_iam_ownership(mods, compositions):
                 continue
             if body.get("cluster_id") is None or body.get("cluster_id") != helm_cluster:
                 bad.append(f"{comp.rel}: module \"{mname}\" must set cluster_id to operator_helm_values' operator.clusterId ({helm_cluster!r}), not {body.get('cluster_id')!r}")
+    return bad
 
 
 def _operator_statements_for_roles(mod):

@@ -28,6 +28,9 @@ struct Request {
     request_tags: Tags,
     /// `aws:TagKeys`: the keys the call sets or removes.
     tag_keys: Vec<String>,
+    /// `iam:PermissionsBoundary`: the boundary a CreateRole or
+    /// PutRolePermissionsBoundary sets.
+    permissions_boundary: Option<String>,
     /// What the request is, for a failure message.
     what: String,
 }
@@ -77,6 +80,9 @@ fn context(request: &Request, key: &str) -> Option<Vec<String>> {
     if key == "aws:TagKeys" {
         return (!request.tag_keys.is_empty()).then(|| request.tag_keys.clone());
     }
+    if key == "iam:PermissionsBoundary" {
+        return request.permissions_boundary.clone().map(|b| vec![b]);
+    }
     panic!("the evaluator knows no condition key {key}")
 }
 
@@ -93,6 +99,10 @@ fn holds(operator: &str, key: &str, values: &[String], request: &Request) -> boo
             present.is_some_and(|have| any(&have))
         }
         "StringEqualsIfExists" => present.is_none_or(|have| any(&have)),
+        "ArnEquals" => present.is_some_and(|have| {
+            have.iter()
+                .any(|h| values.iter().any(|pattern| glob(pattern, h)))
+        }),
         // An absent or empty set satisfies ForAllValues: the policies pair it
         // with a Null check.
         "ForAllValues:StringEquals" => {
@@ -156,6 +166,7 @@ fn the_evaluator_reads_the_operators_as_aws_does() {
         resource_tags: map(resource_tags),
         request_tags: map(request_tags),
         tag_keys: request_tags.iter().map(|(k, _)| (*k).to_owned()).collect(),
+        permissions_boundary: None,
         what: String::new(),
     };
     let one = |operator: &str, key: &str, values: &[&str], r: &Request| {
@@ -256,16 +267,22 @@ enum Kind {
     Table,
     Queue,
     Topic,
+    /// A worker role (`--worker-role-oidc-provider-arn`).
+    Role,
 }
 
+/// The worker boundary the rendered policy names (`<prefix>worker-boundary`).
+const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/movieapp-worker-boundary";
+
 impl Kind {
-    const ALL: [Self; 3] = [Self::Table, Self::Queue, Self::Topic];
+    const ALL: [Self; 4] = [Self::Table, Self::Queue, Self::Topic, Self::Role];
 
     fn resource(self) -> Resource {
         match self {
             Self::Table => Resource::Tables,
             Self::Queue => Resource::Queues,
             Self::Topic => Resource::Topic,
+            Self::Role => Resource::WorkerRoles,
         }
     }
 
@@ -276,6 +293,10 @@ impl Kind {
             }
             Self::Queue => format!("arn:aws:sqs:{ARN}:movieapp-movies-netflix-clone-jobs"),
             Self::Topic => format!("arn:aws:sns:{ARN}:movieapp-movies-netflix-clone-notifications"),
+            Self::Role => {
+                "arn:aws:iam::123456789012:role/movieapp-movies-netflix-clone-1a2b3c4d-worker"
+                    .into()
+            }
         }
     }
 
@@ -303,16 +324,21 @@ impl Kind {
             resource_tags: resource_tags.clone(),
             request_tags: Tags::new(),
             tag_keys: Vec::new(),
+            permissions_boundary: None,
             what: format!("{action} on {what}"),
         }
     }
 
     /// Creating the resource with `tags` in the create call: the create
     /// action and the tag action AWS authorizes for tags given at creation.
+    /// A role is created with the worker boundary, as the operator does.
     fn create(self, tags: &Tags, what: &str) -> Vec<Request> {
         [self.action(Access::Create), self.action(Access::Tag)]
             .into_iter()
-            .map(|action| self.tag_request(action, &Tags::new(), tags, what))
+            .map(|action| Request {
+                permissions_boundary: (self == Self::Role).then(|| BOUNDARY.to_owned()),
+                ..self.tag_request(action, &Tags::new(), tags, what)
+            })
             .collect()
     }
 
@@ -391,6 +417,13 @@ fn lifecycle() -> Vec<Request> {
         for action in kind.actions(Access::ChangeOwned) {
             requests.push(kind.request(action, &ours, "our resource"));
         }
+        // A worker role's boundary removed or swapped: put back.
+        for action in kind.actions(Access::CreateBounded) {
+            requests.push(Request {
+                permissions_boundary: Some(BOUNDARY.to_owned()),
+                ..kind.request(action, &ours, "our role, its boundary restored")
+            });
+        }
         // Restoring ownership tags someone removed, and a resource made
         // before the cluster tag existed.
         for key in [
@@ -442,6 +475,7 @@ fn lifecycle() -> Vec<Request> {
                 resource_tags: Tags::new(),
                 request_tags: Tags::new(),
                 tag_keys: Vec::new(),
+                permissions_boundary: None,
                 what: format!("{action} on {resource}"),
             });
         }
@@ -515,6 +549,59 @@ fn attacks() -> Vec<Request> {
             &[tags::RETAINED, tags::CLUSTER],
             "our resource, removing the cluster tag along with the retained marker",
         ));
+    }
+    requests.extend(role_attacks(&ours, &foreign));
+    requests
+}
+
+/// A role made without the worker boundary, or with a wider one, or
+/// outside the prefix; a boundary swapped; a role passed to a service.
+fn role_attacks(ours: &Tags, foreign: &Tags) -> Vec<Request> {
+    let role = Kind::Role;
+    let wider = "arn:aws:iam::123456789012:policy/AdministratorAccess";
+    let mut requests = Vec::new();
+    for (boundary, what) in [
+        (None, "a role without a boundary"),
+        (Some(wider), "a role with a wider boundary"),
+    ] {
+        // The CreateRole itself (its tags alone are no attack).
+        requests.extend(
+            role.create(ours, what)
+                .into_iter()
+                .take(1)
+                .map(|r| Request {
+                    permissions_boundary: boundary.map(str::to_owned),
+                    ..r
+                }),
+        );
+    }
+    let outside = Request {
+        resource: "arn:aws:iam::123456789012:role/admin".into(),
+        ..role.create(ours, "a role outside the prefix").remove(0)
+    };
+    requests.push(outside);
+    for (resource_tags, boundary, what) in [
+        (ours, Some(wider), "our role, given a wider boundary"),
+        (ours, None, "our role, its boundary removed"),
+        (
+            foreign,
+            Some(BOUNDARY),
+            "another cluster's role, its boundary set",
+        ),
+    ] {
+        requests.push(Request {
+            permissions_boundary: boundary.map(str::to_owned),
+            ..role.request("iam:PutRolePermissionsBoundary", resource_tags, what)
+        });
+    }
+    for resource in [
+        role.arn(),
+        "arn:aws:iam::123456789012:role/admin".to_owned(),
+    ] {
+        requests.push(Request {
+            resource,
+            ..role.request("iam:PassRole", ours, "a role passed to a service")
+        });
     }
     requests
 }

@@ -162,6 +162,7 @@ impl WorkerRoles {
             account: account.to_owned(),
             region: target.aws.region.clone(),
             prefix: format!("{}-", crate::naming::PREFIX),
+            cluster: target.owner.cluster.clone(),
         };
         let app = policies::App {
             namespace: target.id.namespace.to_owned(),
