@@ -7,7 +7,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
 use crate::aws::Aws;
@@ -16,6 +15,7 @@ use crate::aws::tagging::Snapshots;
 use crate::config::RunConfig;
 use crate::events::Routes;
 use crate::metrics::Metrics;
+use crate::recorder::Recorder;
 use crate::schedule::ResyncBudget;
 
 /// Shared by every controller of the process.

@@ -17,7 +17,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Config as ControllerConfig, Controller, Error as ControllerError};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{WatchStreamExt, predicates};
@@ -41,6 +41,7 @@ use crate::metrics::Metrics;
 use crate::reconcile::memory::{self, AppRef, Memory};
 use crate::reconcile::pause::PAUSED_ANNOTATION;
 use crate::reconcile::{self, ADOPT_ANNOTATION, Context, children};
+use crate::recorder::Recorder;
 use crate::schedule::{self, ResyncBudget, Workers};
 
 /// Label selecting every child the operator made.

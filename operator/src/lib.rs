@@ -21,5 +21,6 @@ pub mod policies;
 pub mod provision;
 pub mod reason;
 pub mod reconcile;
+pub mod recorder;
 pub mod schedule;
 pub mod server;

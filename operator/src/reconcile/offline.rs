@@ -26,7 +26,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use clap::Parser;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector;
 use serde_json::{Value, json};
 
@@ -41,6 +41,7 @@ use crate::events::Routes;
 use crate::metrics::Metrics;
 use crate::naming::{AppId, component};
 use crate::provision::{Observed, Provisioned};
+use crate::recorder::Recorder;
 use crate::schedule::{ResyncBudget, Workers};
 
 const NAMESPACE: &str = "movies";
