@@ -16,7 +16,11 @@
 //! Markdown section on stdout, with the published figures of the anchors
 //! (ACK, Crossplane) beside ours.
 //!
-//!   bench-operator <path to movieapp-operator> [--objects 500] [--sequential 20] [--repeat 3]
+//! With `--reads`, only the AWS-reads phase instead ([`reads`]): requests
+//! per MovieApp per steady resync with AWS change events on and off, and
+//! drift-to-repair of a queue attribute by its event and by the resync.
+//!
+//!   bench-operator <path to movieapp-operator> [--objects 500] [--sequential 20] [--repeat 3] [--reads]
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -455,6 +459,9 @@ async fn main() -> Result<()> {
     let sequential = flag("--sequential", 20)?;
     let repeat = flag("--repeat", 3)?.max(1);
     let binary = std::path::Path::new(binary);
+    if args.iter().any(|a| a == "--reads") {
+        return reads(binary, sequential, repeat).await;
+    }
 
     let mut runs = Vec::new();
     for i in 0..repeat {
@@ -610,4 +617,307 @@ async fn main() -> Result<()> {
     );
     println!();
     Ok(())
+}
+
+// ------------------------------------------------------------------ reads
+
+/// The steady-resync interval of the reads phase (both with events on and off).
+const READS_RESYNC_S: u64 = 20;
+/// Drifts timed per run with events on, and with the resync.
+const DRIFTS: usize = 10;
+
+/// One run of the reads phase.
+#[derive(Debug)]
+struct Reads {
+    /// AWS requests per MovieApp per steady resync, events on then off,
+    /// and the breakdown (`service:Operation` → per resync) of each.
+    per_resync: [f64; 2],
+    breakdown: [Vec<(String, f64)>; 2],
+    /// Seconds from a queue attribute's change to its repair: by its event,
+    /// and by the resync (events off, `READS_RESYNC_S`).
+    by_event: Vec<f64>,
+    by_resync: Vec<f64>,
+}
+
+/// AWS requests by `service:Operation`, the events consumer's polls left out.
+fn requests_by_operation(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("movieapp_aws_requests_total{"))
+    {
+        let Some((labels, value)) = line.split_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+            let len = labels[start..].find('"')?;
+            Some(labels[start..start + len].to_owned())
+        };
+        if let (Some(service), Some(operation), Ok(value)) =
+            (label("service"), label("operation"), value.parse::<f64>())
+            && !matches!(operation.as_str(), "ReceiveMessage" | "DeleteMessage")
+        {
+            *out.entry(format!("{service}:{operation}")).or_default() += value;
+        }
+    }
+    out
+}
+
+/// Requests per resync over one window of `seconds`: the total and by operation.
+async fn resync_reads(
+    operator: &OperatorProcess,
+    seconds: u64,
+) -> Result<(f64, Vec<(String, f64)>)> {
+    let before = operator.metrics().await?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let after = operator.metrics().await?;
+    let resyncs = metric_sum(&after, "movieapp_resyncs_total", &[])
+        - metric_sum(&before, "movieapp_resyncs_total", &[]);
+    ensure!(resyncs > 0.0, "no resync in {seconds} s");
+    let (b, a) = (
+        requests_by_operation(&before),
+        requests_by_operation(&after),
+    );
+    let breakdown: Vec<(String, f64)> = a
+        .iter()
+        .map(|(k, v)| (k.clone(), (v - b.get(k).copied().unwrap_or(0.0)) / resyncs))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    Ok((breakdown.iter().map(|(_, v)| v).sum(), breakdown))
+}
+
+/// A queue's `VisibilityTimeout`.
+async fn visibility(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    Ok(sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout).cloned())
+        .unwrap_or_default())
+}
+
+/// Changes the jobs queue's `VisibilityTimeout` at `url` out of band, puts
+/// the CloudTrail event AWS would deliver into `events` when given, and
+/// returns the seconds until the operator restored `desired`.
+async fn drift_to_repair(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    desired: &str,
+    events: Option<&str>,
+    timeout: Duration,
+) -> Result<f64> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    sqs.set_queue_attributes()
+        .queue_url(url)
+        .attributes(QueueAttributeName::VisibilityTimeout, "7")
+        .send()
+        .await?;
+    let changed = Instant::now();
+    if let Some(queue) = events {
+        sqs.send_message()
+            .queue_url(queue)
+            .message_body(fixtures::cloudtrail_event(
+                "aws.sqs",
+                "SetQueueAttributes",
+                json!({ "queueUrl": url, "attributes": { "VisibilityTimeout": "7" } }),
+            ))
+            .send()
+            .await?;
+    }
+    loop {
+        if visibility(sqs, url).await? == desired {
+            return Ok(changed.elapsed().as_secs_f64());
+        }
+        ensure!(
+            changed.elapsed() < timeout,
+            "{url} not repaired after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One run of the reads phase: `count` MovieApps, first under an operator
+/// with AWS change events, then under one without.
+async fn reads_once(binary: &std::path::Path, count: usize) -> Result<Reads> {
+    let fixtures::Stage {
+        client,
+        ns,
+        repository,
+        api,
+        aws,
+        ..
+    } = fixtures::Stage::new("bench-reads").await?;
+    let stage = Stage {
+        client,
+        ns,
+        repository,
+        api,
+    };
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let (events, _) = fixtures::sqs_queue(&sqs, &format!("{}-events", stage.ns)).await?;
+    let resync = format!("{READS_RESYNC_S}s");
+    let mut args = vec![
+        "--resync-interval",
+        resync.as_str(),
+        "--events-queue-url",
+        &events,
+    ];
+    args.extend(FLAGS);
+    let operator = OperatorProcess::spawn(binary, &stage.ns, &args, &[]).await?;
+    for i in 0..count {
+        stage
+            .api
+            .create(
+                &PostParams::default(),
+                &app(&format!("reads-{i}"), &stage.repository)?,
+            )
+            .await?;
+    }
+    wait_all_ready(&stage.api, count, Duration::from_secs(300)).await?;
+    let mut jobs = Vec::new();
+    for app in stage.api.list(&ListParams::default()).await? {
+        jobs.push(
+            app.status
+                .and_then(|s| s.queue)
+                .context("status.queue")?
+                .url,
+        );
+    }
+    let desired = visibility(&sqs, &jobs[0]).await?;
+    // Events on: the first (light) resync of each, then one whole interval.
+    tokio::time::sleep(Duration::from_secs(READS_RESYNC_S)).await;
+    let on = resync_reads(&operator, READS_RESYNC_S + 2).await?;
+    let mut by_event = Vec::new();
+    for url in jobs.iter().take(DRIFTS) {
+        by_event.push(
+            drift_to_repair(&sqs, url, &desired, Some(&events), Duration::from_secs(60)).await?,
+        );
+    }
+    operator.kill();
+
+    // Events off: every resync complete.
+    let mut args = vec!["--resync-interval", resync.as_str()];
+    args.extend(FLAGS);
+    let operator = OperatorProcess::spawn(binary, &stage.ns, &args, &[]).await?;
+    tokio::time::sleep(Duration::from_secs(READS_RESYNC_S + 5)).await;
+    let off = resync_reads(&operator, READS_RESYNC_S + 2).await?;
+    // Drifts at random moments of the interval, all at once on different
+    // MovieApps, each repaired only by its resync.
+    let timeout = Duration::from_secs(3 * READS_RESYNC_S);
+    let drifts = jobs.iter().take(DRIFTS).map(|url| {
+        let sqs = sqs.clone();
+        let desired = desired.clone();
+        async move {
+            let wait = fastrand::u64(0..READS_RESYNC_S * 1000);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            drift_to_repair(&sqs, url, &desired, None, timeout).await
+        }
+    });
+    let by_resync = join_all(drifts)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<f64>>>()?;
+    stage.tear_down(operator).await?;
+    sqs.delete_queue().queue_url(&events).send().await?;
+    Ok(Reads {
+        per_resync: [on.0, off.0],
+        breakdown: [on.1, off.1],
+        by_event,
+        by_resync,
+    })
+}
+
+/// The reads phase on its own (`--reads`): prints its rows.
+async fn reads(binary: &std::path::Path, count: usize, repeat: usize) -> Result<()> {
+    let mut runs = Vec::new();
+    for i in 0..repeat {
+        eprintln!("bench-operator --reads: run {} of {repeat}", i + 1);
+        let run = reads_once(binary, count).await?;
+        eprintln!("bench-operator: {run:?}");
+        runs.push(run);
+    }
+    let figure = |f: &dyn Fn(&Reads) -> f64, decimals: usize| {
+        let mut values: Vec<f64> = runs.iter().map(f).collect();
+        values.sort_by(f64::total_cmp);
+        let median = median(&values);
+        match (values.first(), values.last()) {
+            (Some(min), Some(max)) if values.len() > 1 && min != max => {
+                format!("{median:.decimals$} ({min:.decimals$}–{max:.decimals$})")
+            }
+            _ => format!("{median:.decimals$}"),
+        }
+    };
+    let pooled = |f: &dyn Fn(&Reads) -> &Vec<f64>, p: f64| {
+        let mut all: Vec<f64> = runs.iter().flat_map(|r| f(r).iter().copied()).collect();
+        all.sort_by(f64::total_cmp);
+        percentile(&all, p)
+    };
+    let on = median(&sorted_by(&runs, |r| r.per_resync[0]));
+    let off = median(&sorted_by(&runs, |r| r.per_resync[1]));
+    println!(
+        "`bench-operator --reads --sequential {count} --repeat {repeat}`: {count} MovieApps, `--resync-interval {READS_RESYNC_S}s` \
+         (`{}`), first with `--events-queue-url` then without; medians of {repeat} runs, range in brackets; \
+         drift-to-repair pooled over {DRIFTS} drifts per run.\n",
+        FLAGS.join(" ")
+    );
+    println!("| figure | measured | target | |\n|---|---:|---:|---|");
+    println!(
+        "| steady resync, events on (light): AWS requests per MovieApp | {} | ≤ 6 | {} |",
+        figure(&|r| r.per_resync[0], 2),
+        verdict(on <= 6.0)
+    );
+    println!(
+        "| steady resync, events off (complete): AWS requests per MovieApp | {} | | |",
+        figure(&|r| r.per_resync[1], 2)
+    );
+    // 1 h resync, a complete pass every 6 h (the defaults): 5 light, 1 complete.
+    println!(
+        "| AWS requests per MovieApp-hour, events on (1 h resync, complete pass every 6 h; computed) | {:.1} | | |",
+        on * 5.0 / 6.0 + off / 6.0
+    );
+    println!(
+        "| AWS requests per MovieApp-hour, events off (5 min resync; computed) | {:.0} | | |",
+        off * 12.0
+    );
+    println!(
+        "| drift-to-repair by its event, p50 / p95 | {:.2} / {:.2} s | | |",
+        pooled(&|r| &r.by_event, 50.0),
+        pooled(&|r| &r.by_event, 95.0)
+    );
+    let (p50, p95) = (
+        pooled(&|r| &r.by_resync, 50.0),
+        pooled(&|r| &r.by_resync, 95.0),
+    );
+    let scale = 300.0 / READS_RESYNC_S as f64;
+    println!(
+        "| drift-to-repair by the resync, p50 / p95, measured at {READS_RESYNC_S} s | {p50:.1} / {p95:.1} s | | |"
+    );
+    println!(
+        "| … scaled to the 5 min resync (×{scale:.0}) | {:.0} / {:.0} s | | |",
+        p50 * scale,
+        p95 * scale
+    );
+    for (label, i) in [("events on", 0), ("events off", 1)] {
+        let run = &runs[runs.len() / 2];
+        let parts: Vec<String> = run.breakdown[i]
+            .iter()
+            .map(|(k, v)| format!("`{k}` {v:.2}"))
+            .collect();
+        println!(
+            "\nPer steady resync, {label} (one run): {}.",
+            parts.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn sorted_by(runs: &[Reads], figure: impl Fn(&Reads) -> f64) -> Vec<f64> {
+    let mut values: Vec<f64> = runs.iter().map(figure).collect();
+    values.sort_by(f64::total_cmp);
+    values
 }
