@@ -10,7 +10,7 @@ RUST_KEY := $(shell rustc -vV 2>/dev/null | sha256sum | cut -c1-12)
 export MOVIEAPP_CACHE
 export CARGO_TARGET_DIR ?= $(MOVIEAPP_CACHE)/target-$(RUST_KEY)
 
-.PHONY: help demo test env-up env-down env-status env-stress manifests lint bench chaos images build lambda-package iam-policies
+.PHONY: help demo test env-up env-down env-status env-stress manifests lint bench chaos images real-node-up real-node-down test-real-node build lambda-package iam-policies
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,15 @@ lambda-package: ## the api-worker's Lambda zip (bootstrap for provided.al2023, x
 
 images: ## both images from the Dockerfile with buildah, run under the Pods' constraints, pushed to the local registry (after make env-up)
 	@bash tests/images/test.sh
+
+real-node-up: ## opt-in: a real node (kubelet, containerd, runc) beside kwok's, tainted movieapp.io/real-node (after make env-up; root)
+	@bash tests/localenv/real-node.sh up
+
+real-node-down: ## stop the real node and remove its Pods' containers
+	@bash tests/localenv/real-node.sh down
+
+test-real-node: ## opt-in, not in make test: the api-worker image by digest Ready on the real node through its probes
+	@bash tests/localenv/real-node-test.sh
 
 build: ## build the workspace
 	cargo build --workspace --all-targets

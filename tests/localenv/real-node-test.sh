@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The opt-in real node's suite (`make test-real-node`; not part of make
+# test): the api-worker image built here (tests/images/build.sh), pushed to
+# the local OCI registry under the ECR repository's name and recorded in
+# moto's ECR with the identical manifest, runs as a Deployment on the real
+# node by digest through the ECR host, under the operator's security context
+# (non-root 65532, read-only root filesystem, no capabilities, no privilege
+# escalation, seccomp RuntimeDefault), and becomes Ready through its own
+# /readyz probe; /healthz answers at the Pod's IP.
+#
+# Needs a running environment; starts the OCI registry and the real node
+# when they do not run (leaves them running; `real-node.sh down`).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+[ -f .localenv/env.sh ] || { echo "real-node-test.sh: run make env-up first" >&2; exit 1; }
+# shellcheck source=/dev/null
+. .localenv/env.sh
+ns=real-node-test
+failed=0
+pass() { echo "ok   $*"; }
+fail() { echo "FAIL $*"; failed=1; }
+
+eval "$(bash tests/images/build.sh --no-cargo | grep '^export ')"
+eval "$(bash tests/delivery/oci-registry.sh start)"
+bash tests/localenv/real-node.sh up
+
+# shellcheck source=tests/images/podman-env.sh
+. tests/images/podman-env.sh
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+skopeo copy --quiet --dest-tls-verify=false --format v2s2 --digestfile "$work/digest" \
+  "containers-storage:$API_WORKER_IMAGE" "docker://$OCI_REGISTRY/api-worker:real-node-test"
+digest=$(cat "$work/digest")
+curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+  "http://$OCI_REGISTRY/v2/api-worker/manifests/$digest" >"$work/manifest"
+ecr_digest=$("$LOCALENV_VENV/bin/python" tests/localenv/push-image.py \
+  --repository api-worker --tag real-node-test --manifest "$work/manifest")
+[ "$ecr_digest" = "$digest" ] && pass "ECR (moto) records the registry's manifest ($digest)" \
+  || fail "ECR's digest $ecr_digest differs from the registry's $digest"
+account=$(sed -n 's/^ECR_HOST=\([0-9]*\)\..*/\1/p' tests/localenv/real-node.sh)
+
+# The worker's AWS resources in moto (its /readyz checks them).
+"$LOCALENV_VENV/bin/python" - <<'EOF'
+import boto3
+ddb = boto3.client("dynamodb")
+existing = ddb.list_tables()["TableNames"]
+for table in ("real-node-test-users", "real-node-test-movies", "real-node-test-watchlists"):
+    if table not in existing:
+        ddb.create_table(TableName=table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                         BillingMode="PAY_PER_REQUEST")
+boto3.client("sqs").create_queue(QueueName="real-node-test-jobs")
+boto3.client("sns").create_topic(Name="real-node-test")
+EOF
+
+gw=10.244.50.1
+aws_port=${AWS_ENDPOINT_URL##*:}; tmdb_port=${TMDB_BASE_URL##*:}
+kubectl delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
+kubectl create namespace "$ns" >/dev/null
+kubectl -n "$ns" create secret generic worker \
+  --from-literal=tmdb="$TMDB_API_KEY" --from-literal=signing="$(head -c 32 /dev/urandom | base64)" >/dev/null
+started=$SECONDS
+kubectl -n "$ns" apply -f - >/dev/null <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: worker}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: worker}}
+  template:
+    metadata: {labels: {app: worker}}
+    spec:
+      automountServiceAccountToken: false
+      nodeSelector: {movieapp.io/real-node: "true"}
+      tolerations: [{key: movieapp.io/real-node, operator: Exists, effect: NoSchedule}]
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: api
+        image: $account.dkr.ecr.us-east-1.amazonaws.com/api-worker@$digest
+        args: [serve]
+        env:
+        - {name: TMDB_API_KEY, valueFrom: {secretKeyRef: {name: worker, key: tmdb}}}
+        - {name: MOVIEAPP_TOKEN_SIGNING_KEY, valueFrom: {secretKeyRef: {name: worker, key: signing}}}
+        - {name: PORT, value: "8080"}
+        - {name: ADMIN_ADDR, value: "0.0.0.0:9090"}
+        - {name: MOVIEAPP_USERS_TABLE, value: real-node-test-users}
+        - {name: MOVIEAPP_MOVIES_TABLE, value: real-node-test-movies}
+        - {name: MOVIEAPP_WATCHLISTS_TABLE, value: real-node-test-watchlists}
+        - {name: MOVIEAPP_JOBS_QUEUE_URL, value: "http://$gw:$aws_port/$account/real-node-test-jobs"}
+        - {name: MOVIEAPP_NOTIFICATIONS_TOPIC_ARN, value: "arn:aws:sns:us-east-1:$account:real-node-test"}
+        - {name: AWS_REGION, value: us-east-1}
+        - {name: AWS_ENDPOINT_URL, value: "http://$gw:$aws_port"}
+        - {name: AWS_ACCESS_KEY_ID, value: testing}
+        - {name: AWS_SECRET_ACCESS_KEY, value: testing}
+        - {name: TMDB_BASE_URL, value: "http://$gw:$tmdb_port"}
+        ports: [{name: http, containerPort: 8080}, {name: admin, containerPort: 9090}]
+        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: {drop: [ALL]}}
+        volumeMounts: [{name: tmp, mountPath: /tmp}]
+        livenessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3}
+        readinessProbe: {httpGet: {path: /readyz, port: http}, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3}
+      volumes: [{name: tmp, emptyDir: {sizeLimit: 64Mi}}]
+EOF
+if kubectl -n "$ns" rollout status deploy/worker --timeout=120s >/dev/null; then
+  pass "the worker Deployment is Ready on the real node through its probes ($((SECONDS - started)) s from apply)"
+else
+  fail "the worker Deployment is not Ready after 120 s"
+  kubectl -n "$ns" describe pods | tail -20
+fi
+pod_ip=$(kubectl -n "$ns" get pods -l app=worker -o jsonpath='{.items[0].status.podIP}')
+node=$(kubectl -n "$ns" get pods -l app=worker -o jsonpath='{.items[0].spec.nodeName}')
+image_id=$(kubectl -n "$ns" get pods -l app=worker -o jsonpath='{.items[0].status.containerStatuses[0].imageID}')
+[ "$node" = movieapp-node-0 ] && pass "the Pod runs on the real node" || fail "the Pod runs on $node"
+case "$image_id" in *"$digest") pass "the node runs the image by digest ($image_id)" ;;
+  *) fail "the node runs $image_id, not $digest" ;; esac
+curl -fsS --max-time 5 "http://$pod_ip:8080/healthz" >/dev/null && pass "/healthz answers at the Pod's IP ($pod_ip)" \
+  || fail "/healthz at $pod_ip"
+[ "${KEEP:-0}" = 1 ] || kubectl delete namespace "$ns" --wait=false >/dev/null
+exit "$failed"

@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# An opt-in real node beside kwok's (issue 23): containerd and runc from
+# Debian, a kubelet built from the control plane's k8s.io/kubernetes module
+# (build.sh --kubelet), the cgroupfs driver, the Debian CNI bridge plugins,
+# the ECR registry host mapped to the local OCI registry. The node is
+# labelled and tainted `movieapp.io/real-node=true` (NoSchedule): only Pods
+# that tolerate it go there; kwok's node stays for the benchmarks.
+#
+#   real-node.sh up       start containerd and the kubelet (needs a running
+#                         environment); returns once the node is Ready
+#   real-node.sh down     remove the node's Pods' containers, stop both
+#   real-node.sh status   "real-node: Ready" or "real-node: down" (exit 1)
+#
+# One real node per machine: the bridge mvnode0 and its subnet are the
+# machine's. Runs as root (containerd, network namespaces, iptables). Ports, from the
+# environment's block: kubelet base+10, its healthz base+11, containerd's
+# metrics base+12; the OCI registry base+20. State: .localenv/real-node/.
+# Pods reach moto and the TMDB stub (on 127.0.0.1) at the bridge's gateway
+# 10.244.50.1 (a DNAT rule on the bridge, route_localnet on it).
+# docs/development.md, "A real node"; the evidence behind each setting is in
+# the "kubelet attempt" notes of issue 23.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+state_root=${LOCALENV_DIR:-$root/.localenv}
+dir=$state_root/real-node
+NODE=movieapp-node-0
+SUBNET=10.244.50.0/24
+GATEWAY=10.244.50.1
+BRIDGE=mvnode0
+ECR_HOST=123456789012.dkr.ecr.us-east-1.amazonaws.com
+PAUSE=localhost/movieapp/pause:3.10
+
+log() { echo ">> $*" >&2; }
+die() { echo "real-node.sh: $*" >&2; exit 1; }
+localenv() { bash "$here/localenv.sh" "$@"; }
+
+[ -f "$state_root/env.sh" ] || die "no local environment: run make env-up first"
+base=$(sed -n 's/^export LOCALENV_PORT_BASE=//p' "$state_root/env.sh")
+kubeconfig=$state_root/kubeconfig
+kubelet_port=$((base + 10)); healthz_port=$((base + 11)); metrics_port=$((base + 12))
+registry_port=$((base + 20))
+ctr_() { ctr -a "$dir/containerd.sock" -n k8s.io "$@"; }
+
+install_runtime() {
+  local missing=()
+  command -v containerd >/dev/null || missing+=(containerd)
+  command -v runc >/dev/null || missing+=(runc)
+  [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+  command -v iptables >/dev/null || missing+=(iptables)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]} (first time only)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+configure() {
+  local node_ip=$1
+  mkdir -p "$dir/net.d" "$dir/certs.d/$ECR_HOST" "$dir/pods" "$dir/logs"
+  # restrict_oom_score_adj: processes here lack CAP_SYS_RESOURCE, so runc
+  # cannot set the sandbox's oom_score_adj of -998 ("can't get final child's
+  # PID from pipe: EOF" otherwise).
+  cat >"$dir/containerd.toml" <<EOF
+version = 2
+root = "$dir/containerd"
+state = "$dir/containerd-state"
+disabled_plugins = ["io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = "$dir/containerd.sock"
+
+[ttrpc]
+  address = "$dir/containerd.sock.ttrpc"
+
+[metrics]
+  address = "127.0.0.1:$metrics_port"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  restrict_oom_score_adj = true
+  sandbox_image = "$PAUSE"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$dir/net.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "$dir/runc"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$dir/certs.d"
+EOF
+  cat >"$dir/net.d/10-movieapp-bridge.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "movieapp-node",
+  "plugins": [
+    {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}],
+              "dataDir": "$dir/cni-ipam"}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+  cat >"$dir/certs.d/$ECR_HOST/hosts.toml" <<EOF
+server = "http://127.0.0.1:$registry_port"
+
+[host."http://127.0.0.1:$registry_port"]
+  capabilities = ["pull", "resolve"]
+EOF
+  # The disk here is often above 85 % used: the default eviction and image
+  # GC thresholds would mark the node DiskPressure and delete its images.
+  cat >"$dir/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $node_ip
+port: $kubelet_port
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: $healthz_port
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+failSwapOn: false
+failCgroupV1: false
+containerRuntimeEndpoint: unix://$dir/containerd.sock
+imageServiceEndpoint: unix://$dir/containerd.sock
+staticPodPath: $dir/pods
+podLogsDir: $dir/logs
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $state_root/pki/ca.crt}
+authorization:
+  mode: Webhook
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: "100Mi"
+  nodefs.available: "1%"
+  imagefs.available: "1%"
+  nodefs.inodesFree: "1%"
+serializeImagePulls: false
+registerWithTaints:
+- {key: movieapp.io/real-node, value: "true", effect: NoSchedule}
+resolvConf: /etc/resolv.conf
+EOF
+}
+
+# Pods reach the host's loopback services through the bridge's gateway.
+nat_rule=(PREROUTING -i "$BRIDGE" -d "$GATEWAY/32" -p tcp -m multiport --dports "$((base + 6)),$((base + 7))"
+  -j DNAT --to-destination 127.0.0.1)
+
+node_ready() {
+  KUBECONFIG=$kubeconfig kubectl get node "$NODE" \
+    -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -qx True
+}
+
+up() {
+  [ "$(id -u)" = 0 ] || die "needs root (containerd, network namespaces, iptables)"
+  install_runtime
+  local bin node_ip
+  bin=$(bash "$here/build.sh" --kubelet | tail -1)
+  node_ip=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+  [ -n "$node_ip" ] || die "no IPv4 address with a route (the kubelet refuses a loopback node IP)"
+  configure "$node_ip"
+  localenv running real-node-containerd 2>/dev/null ||
+    localenv start real-node-containerd --probe "http://127.0.0.1:$metrics_port/v1/metrics" --timeout 30 -- \
+      containerd --config "$dir/containerd.toml"
+  ctr_ images import "$bin/pause.tar" >/dev/null
+  localenv running real-node-kubelet 2>/dev/null ||
+    localenv start real-node-kubelet --probe "http://127.0.0.1:$healthz_port/healthz" --timeout 60 -- \
+      "$bin/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$kubeconfig" --root-dir "$dir/kubelet" \
+      --cert-dir "$dir/kubelet-pki" --hostname-override "$NODE" --node-ip "$node_ip" \
+      --node-labels movieapp.io/real-node=true
+  local started=$SECONDS
+  until node_ready; do
+    [ $((SECONDS - started)) -lt 90 ] || die "node $NODE not Ready after 90 s (see .localenv/logs/real-node-kubelet.log)"
+    sleep 1
+  done
+  # The CNI bridge plugin takes an existing bridge: made here so that
+  # route_localnet (DNAT to 127.0.0.1) can be set before the first Pod.
+  ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
+  ip link set "$BRIDGE" up
+  sysctl -qw "net.ipv4.conf.$BRIDGE.route_localnet=1"
+  iptables -t nat -C "${nat_rule[@]}" 2>/dev/null || iptables -t nat -A "${nat_rule[@]}"
+  log "node $NODE Ready ($node_ip, kubelet :$kubelet_port); Pods need the toleration movieapp.io/real-node"
+}
+
+down() {
+  if [ -S "$dir/containerd.sock" ] && localenv running real-node-containerd 2>/dev/null; then
+    # The kubelet tears its Pods down (sandboxes, network namespaces) first;
+    # cordoned, so that no replacement Pod lands here meanwhile.
+    if localenv running real-node-kubelet 2>/dev/null; then
+      KUBECONFIG=$kubeconfig kubectl cordon "$NODE" >/dev/null 2>&1 || true
+      KUBECONFIG=$kubeconfig kubectl delete pods --all-namespaces --field-selector "spec.nodeName=$NODE" \
+        --grace-period=5 --timeout=60s >/dev/null 2>&1 || true
+      localenv stop real-node-kubelet || true
+    fi
+    # What is left: the shims run in sessions of their own, so their
+    # containers are killed here and the sandboxes' network namespaces
+    # (bind mounts under /run/netns) released.
+    local id netns=()
+    for id in $(ctr_ containers ls -q 2>/dev/null); do
+      while IFS= read -r ns; do [ -n "$ns" ] && netns+=("$ns"); done < <(ctr_ containers info "$id" 2>/dev/null |
+        python3 -c 'import json,sys; [print(n["path"]) for n in json.load(sys.stdin)["Spec"]["linux"]["namespaces"] if n["type"] == "network" and n.get("path")]' 2>/dev/null)
+    done
+    for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s KILL "$id" 2>/dev/null || true; done
+    sleep 1
+    for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete -f "$id" >/dev/null 2>&1 || true; done
+    for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers delete "$id" >/dev/null 2>&1 || true; done
+    local ns
+    for ns in $(printf '%s\n' "${netns[@]}" | sort -u); do
+      case "$ns" in /var/run/netns/cni-*|/run/netns/cni-*) umount "$ns" 2>/dev/null || true; rm -f "$ns" ;; esac
+    done
+  fi
+  localenv running real-node-kubelet 2>/dev/null && localenv stop real-node-kubelet || true
+  localenv running real-node-containerd 2>/dev/null && localenv stop real-node-containerd || true
+  # The kubelet bind-mounts its root directory (Pods' volumes under it);
+  # containerd mounts each sandbox's /dev/shm under its state directory.
+  findmnt -rn -o TARGET | grep "^$dir/" | sort -r | while IFS= read -r m; do umount "$m" 2>/dev/null || true; done
+  iptables -t nat -D "${nat_rule[@]}" 2>/dev/null || true
+  ip link del "$BRIDGE" 2>/dev/null || true
+  KUBECONFIG=$kubeconfig kubectl delete node "$NODE" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  log "real node stopped"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) if node_ready; then echo "real-node: Ready"; else echo "real-node: down"; exit 1; fi ;;
+  *) die "usage: real-node.sh up|down|status" ;;
+esac
