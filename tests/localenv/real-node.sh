@@ -14,7 +14,9 @@
 # One real node per machine: the bridge mvnode0 and its subnet are the
 # machine's. Runs as root (containerd, network namespaces, iptables). Ports, from the
 # environment's block: kubelet base+10, its healthz base+11, containerd's
-# metrics base+12; the OCI registry base+20. State: .localenv/real-node/.
+# metrics base+12; the OCI registry base+20. State: /var/lib/movieapp-real-node/<base>/
+# (REAL_NODE_DIR). `make env-down` stops containerd and the kubelet but
+# not the Pods' shims: run `real-node.sh down` before (or after) it.
 # Pods reach moto and the TMDB stub (on 127.0.0.1) at the bridge's gateway
 # 10.244.50.1 (a DNAT rule on the bridge, route_localnet on it).
 # docs/development.md, "A real node"; the evidence behind each setting is in
@@ -24,7 +26,6 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 state_root=${LOCALENV_DIR:-$root/.localenv}
-dir=$state_root/real-node
 NODE=movieapp-node-0
 SUBNET=10.244.50.0/24
 GATEWAY=10.244.50.1
@@ -36,8 +37,13 @@ log() { echo ">> $*" >&2; }
 die() { echo "real-node.sh: $*" >&2; exit 1; }
 localenv() { bash "$here/localenv.sh" "$@"; }
 
-[ -f "$state_root/env.sh" ] || die "no local environment: run make env-up first"
-base=$(sed -n 's/^export LOCALENV_PORT_BASE=//p' "$state_root/env.sh")
+[ -f "$state_root/env.sh" ] || [ "${1:-}" = down ] || die "no local environment: run make env-up first"
+base=$(sed -n 's/^export LOCALENV_PORT_BASE=//p' "$state_root/env.sh" 2>/dev/null || true)
+base=${base:-${LOCALENV_PORT_BASE:-27300}}
+# Outside .localenv/: the kubelet's and containerd's mounts would keep
+# `make env-down` from removing it, and `down` needs the configuration after
+# an env-down to clean what the shims still run.
+dir=${REAL_NODE_DIR:-/var/lib/movieapp-real-node/$base}
 kubeconfig=$state_root/kubeconfig
 kubelet_port=$((base + 10)); healthz_port=$((base + 11)); metrics_port=$((base + 12))
 registry_port=$((base + 20))
@@ -196,7 +202,16 @@ up() {
 }
 
 down() {
-  if [ -S "$dir/containerd.sock" ] && localenv running real-node-containerd 2>/dev/null; then
+  # After `make env-down` (which stops containerd and the kubelet but not
+  # the shims, in sessions of their own) containerd is started once more,
+  # by hand, to remove what its shims still run.
+  local own_containerd=""
+  if [ -f "$dir/containerd.toml" ] && ! localenv running real-node-containerd 2>/dev/null; then
+    containerd --config "$dir/containerd.toml" >>"$dir/containerd-down.log" 2>&1 &
+    own_containerd=$!
+    for _ in $(seq 50); do ctr_ version >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
+  if [ -S "$dir/containerd.sock" ] && ctr_ version >/dev/null 2>&1; then
     # The kubelet tears its Pods down (sandboxes, network namespaces) first;
     # cordoned, so that no replacement Pod lands here meanwhile.
     if localenv running real-node-kubelet 2>/dev/null; then
@@ -222,6 +237,7 @@ down() {
       case "$ns" in /var/run/netns/cni-*|/run/netns/cni-*) umount "$ns" 2>/dev/null || true; rm -f "$ns" ;; esac
     done
   fi
+  if [ -n "$own_containerd" ]; then kill "$own_containerd" 2>/dev/null; wait "$own_containerd" 2>/dev/null || true; fi
   localenv running real-node-kubelet 2>/dev/null && localenv stop real-node-kubelet || true
   localenv running real-node-containerd 2>/dev/null && localenv stop real-node-containerd || true
   # The kubelet bind-mounts its root directory (Pods' volumes under it);
