@@ -52,6 +52,7 @@ fn main() -> ExitCode {
         Command::Run(config) => {
             init_tracing(config.log_format);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .thread_stack_size(movieapp_operator::controller::WORKER_STACK)
                 .enable_all()
                 .build()
             {

@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use movieapp_operator::config::RunConfig;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::eventually;
 
@@ -18,14 +17,22 @@ struct Args {
     run: RunConfig,
 }
 
-/// A running operator.
+/// A running operator: `controller::run_until` on a thread and runtime of
+/// its own, as `movieapp-operator run` runs it on the main thread of its
+/// process (8 MiB of stack), not as a task on the test's thread (2 MiB).
 #[derive(Debug)]
 pub struct Operator {
-    task: JoinHandle<Result<()>>,
+    /// Its result, once it has ended.
+    done: Option<oneshot::Receiver<Result<()>>>,
     stop: Option<oneshot::Sender<()>>,
+    /// Ends it at once, without a graceful shutdown.
+    abort: Option<oneshot::Sender<()>>,
     /// Base URL of its /metrics, /healthz, /readyz server.
     pub url: String,
 }
+
+/// The main thread's stack on Linux, which `movieapp-operator run` has.
+const STACK: usize = 8 << 20;
 
 impl Operator {
     /// Starts an operator watching `namespace` with extra `run` flags, and
@@ -46,16 +53,40 @@ impl Operator {
         argv.extend_from_slice(extra);
         let config = Args::try_parse_from(argv).context("operator flags")?.run;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(movieapp_operator::controller::run_until(
-            config,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let (abort, aborted) = oneshot::channel::<()>();
+        let (report, done) = oneshot::channel::<Result<()>>();
+        std::thread::Builder::new()
+            .name("operator".to_owned())
+            .stack_size(STACK)
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_multi_thread()
+                    .thread_stack_size(movieapp_operator::controller::WORKER_STACK)
+                    .enable_all()
+                    .build()
+                    .context("the operator's runtime")
+                    .and_then(|runtime| {
+                        let result = runtime.block_on(async move {
+                            let run =
+                                movieapp_operator::controller::run_until(config, async move {
+                                    let _ = stopped.await;
+                                });
+                            tokio::select! {
+                                result = run => result,
+                                // Like SIGKILL: what runs is dropped where it stands.
+                                _ = aborted => Ok(()),
+                            }
+                        });
+                        runtime.shutdown_background();
+                        result
+                    });
+                let _ = report.send(result);
+            })
+            .context("starting the operator's thread")?;
         let url = format!("http://{addr}");
         let operator = Self {
-            task,
+            done: Some(done),
             stop: Some(stop),
+            abort: Some(abort),
             url,
         };
         let http = reqwest::Client::new();
@@ -94,23 +125,27 @@ impl Operator {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        let done = self
+            .done
+            .take()
+            .context("the operator was stopped already")?;
         // In-flight reconciles finish first; under a loaded machine one can
         // take a while (AWS calls time out after 30 s each).
-        tokio::time::timeout(Duration::from_secs(120), &mut self.task)
+        tokio::time::timeout(Duration::from_secs(120), done)
             .await
             .context("the operator did not stop within 120 s")?
-            .context("the operator task panicked")?
+            .context("the operator's thread panicked")?
     }
 
     /// Ends at once, like SIGKILL: no graceful shutdown, no Lease release.
-    pub fn kill(self) {
-        self.task.abort();
-    }
+    pub fn kill(self) {}
 }
 
 impl Drop for Operator {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(abort) = self.abort.take() {
+            let _ = abort.send(());
+        }
     }
 }
 
