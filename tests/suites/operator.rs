@@ -914,7 +914,23 @@ async fn lifecycle_from_apply_to_ready_updates_repairs_and_deletion() -> Result<
         wide.contains("IMAGE") && wide.contains(&format!("{repository}@{digest}")),
         "kubectl get -o wide shows no IMAGE:\n{wide}"
     );
-    let all = kubectl(&["get", "all"])?;
+    // `kubectl get all` lists every kind of the category; a kind another
+    // suite's CRD adds to it and removes again (Flux's, Argo CD's) fails the
+    // list while kubectl's cached discovery still names it, so it is asked
+    // again, each time with discovery of its own.
+    let mut all = String::new();
+    for attempt in 1..=10 {
+        let cache = std::env::temp_dir().join(format!("kubectl-discovery-{ns}-{attempt}"));
+        let cache = cache.to_string_lossy().into_owned();
+        match kubectl(&["get", "all", "--cache-dir", &cache]) {
+            Ok(listed) => {
+                all = listed;
+                break;
+            }
+            Err(error) if attempt == 10 => return Err(error),
+            Err(_) => tokio::time::sleep(Duration::from_secs(3)).await,
+        }
+    }
     ensure!(
         all.contains(&format!("movieapp.movieapp.io/{name}")),
         "kubectl get all does not list the MovieApp:\n{all}"
