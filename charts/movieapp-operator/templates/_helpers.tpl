@@ -115,7 +115,7 @@ only those the code issues. No wildcards.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create"]
-# Events through kube-runtime's Recorder, which uses events.k8s.io/v1 only
+# Events through the operator's recorder (operator/src/recorder.rs), events.k8s.io/v1 only
 # (create, then patch to count repeats).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
