@@ -154,6 +154,44 @@ pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The AWS requests made between two `/metrics` texts of the operator, by
+/// `service:Operation` (only those that grew), the change-events consumer's
+/// polls (`sqs:ReceiveMessage`, `sqs:DeleteMessage`) left out: what its
+/// reconciles read and wrote.
+pub fn reconcile_requests(before: &str, after: &str) -> Vec<(String, f64)> {
+    let (before, after) = (aws_requests(before), aws_requests(after));
+    after
+        .iter()
+        .filter(|(key, _)| !matches!(key.as_str(), "sqs:ReceiveMessage" | "sqs:DeleteMessage"))
+        .map(|(key, value)| (key.clone(), value - before.get(key).copied().unwrap_or(0.0)))
+        .filter(|(_, grown)| *grown > 0.0)
+        .collect()
+}
+
+/// `movieapp_aws_requests_total` by `service:Operation`.
+fn aws_requests(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("movieapp_aws_requests_total{"))
+    {
+        let Some((labels, value)) = line.split_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+            let len = labels[start..].find('"')?;
+            Some(labels[start..start + len].to_owned())
+        };
+        if let (Some(service), Some(operation), Ok(value)) =
+            (label("service"), label("operation"), value.parse::<f64>())
+        {
+            *out.entry(format!("{service}:{operation}")).or_default() += value;
+        }
+    }
+    out
+}
+
 /// Sums the samples of one metric whose label text contains every `filter`.
 pub fn metric_sum(text: &str, name: &str, filters: &[&str]) -> f64 {
     text.lines()

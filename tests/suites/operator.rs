@@ -2561,60 +2561,15 @@ async fn observe_only_reports_an_untagged_installation_then_full_adopts_it() -> 
     fixtures::delete_namespace(&client, &ns).await
 }
 
-/// AWS requests by `service:operation` in a metrics text.
-fn aws_requests(text: &str) -> std::collections::BTreeMap<String, f64> {
-    let mut out = std::collections::BTreeMap::new();
-    for line in text
-        .lines()
-        .filter_map(|l| l.strip_prefix("movieapp_aws_requests_total{"))
-    {
-        let Some((labels, value)) = line.split_once("} ") else {
-            continue;
-        };
-        let label = |name: &str| {
-            let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
-            let len = labels[start..].find('"')?;
-            Some(labels[start..start + len].to_owned())
-        };
-        if let (Some(service), Some(operation), Ok(value)) =
-            (label("service"), label("operation"), value.parse::<f64>())
-        {
-            *out.entry(format!("{service}:{operation}")).or_default() += value;
-        }
-    }
-    out
-}
-
 /// A steady resync reads at most 6 AWS requests per MovieApp with AWS
 /// change events on (a light pass: ownership tags from the region's
 /// `GetResources` snapshot, the queues' attributes, the image), measured
 /// from the operator's own counters over several MovieApps and resync
 /// rounds; and what it reads with events off, where every resync is a
 /// complete pass.
-#[test]
-fn a_steady_resync_reads_at_most_six_aws_requests_per_movieapp() -> Result<()> {
-    on_a_large_stack(steady_resync_reads)
-}
-
-/// Runs a test's future on a thread of its own with a 32 MiB stack: these
-/// futures, in a debug build, overflow a test thread's 2 MiB.
-fn on_a_large_stack<F: std::future::Future<Output = Result<()>>>(
-    test: impl FnOnce() -> F + Send + 'static,
-) -> Result<()> {
-    std::thread::Builder::new()
-        .stack_size(32 << 20)
-        .spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(Box::pin(test()))
-        })?
-        .join()
-        .map_err(|_| anyhow::anyhow!("the test thread panicked"))?
-}
-
-async fn steady_resync_reads() -> Result<()> {
-    use movieapp_tests::operator::metric_sum;
+#[tokio::test]
+async fn a_steady_resync_reads_at_most_six_aws_requests_per_movieapp() -> Result<()> {
+    use movieapp_tests::operator::{metric_sum, reconcile_requests};
     const APPS: usize = 4;
     const ROUNDS: u64 = 3;
     let Setup {
@@ -2658,14 +2613,7 @@ async fn steady_resync_reads() -> Result<()> {
         let after = operator.metrics().await?;
         let resyncs = metric_sum(&after, "movieapp_resyncs_total", &[])
             - metric_sum(&before, "movieapp_resyncs_total", &[]);
-        let (b, a) = (aws_requests(&before), aws_requests(&after));
-        // The events consumer's polls are not the resync's.
-        let breakdown: Vec<(String, f64)> = a
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "sqs:ReceiveMessage" | "sqs:DeleteMessage"))
-            .map(|(k, v)| (k.clone(), v - b.get(k).copied().unwrap_or(0.0)))
-            .filter(|(_, v)| *v > 0.0)
-            .collect();
+        let breakdown = reconcile_requests(&before, &after);
         let total: f64 = breakdown.iter().map(|(_, v)| v).sum();
         ensure!(
             resyncs >= (APPS as f64) * (ROUNDS as f64 - 1.0),
@@ -2712,13 +2660,9 @@ async fn steady_resync_reads() -> Result<()> {
 /// only the operator writes (here point-in-time recovery): a change to one
 /// is repaired at once when its event arrives, and without an event by the
 /// next complete pass (`--full-verification-interval`), never left for good.
-#[test]
-fn a_drift_in_a_setting_the_light_resync_skips_is_found_by_its_event_and_the_full_pass()
+#[tokio::test]
+async fn a_drift_in_a_setting_the_light_resync_skips_is_found_by_its_event_and_the_full_pass()
 -> Result<()> {
-    on_a_large_stack(skipped_setting_drift)
-}
-
-async fn skipped_setting_drift() -> Result<()> {
     use aws_sdk_dynamodb::types::{PointInTimeRecoverySpecification, PointInTimeRecoveryStatus};
     const FULL: u64 = 30;
     let Setup {

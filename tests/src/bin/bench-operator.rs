@@ -33,7 +33,7 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher::{self, watcher};
 use movieapp_operator::crd::MovieApp;
 use movieapp_tests::fixtures;
-use movieapp_tests::operator::{OperatorProcess, cpu_seconds, metric_sum};
+use movieapp_tests::operator::{OperatorProcess, cpu_seconds, metric_sum, reconcile_requests};
 use serde_json::json;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -639,31 +639,6 @@ struct Reads {
     by_resync: Vec<f64>,
 }
 
-/// AWS requests by `service:Operation`, the events consumer's polls left out.
-fn requests_by_operation(text: &str) -> std::collections::BTreeMap<String, f64> {
-    let mut out = std::collections::BTreeMap::new();
-    for line in text
-        .lines()
-        .filter_map(|l| l.strip_prefix("movieapp_aws_requests_total{"))
-    {
-        let Some((labels, value)) = line.split_once("} ") else {
-            continue;
-        };
-        let label = |name: &str| {
-            let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
-            let len = labels[start..].find('"')?;
-            Some(labels[start..start + len].to_owned())
-        };
-        if let (Some(service), Some(operation), Ok(value)) =
-            (label("service"), label("operation"), value.parse::<f64>())
-            && !matches!(operation.as_str(), "ReceiveMessage" | "DeleteMessage")
-        {
-            *out.entry(format!("{service}:{operation}")).or_default() += value;
-        }
-    }
-    out
-}
-
 /// Requests per resync over one window of `seconds`: the total and by operation.
 async fn resync_reads(
     operator: &OperatorProcess,
@@ -675,14 +650,9 @@ async fn resync_reads(
     let resyncs = metric_sum(&after, "movieapp_resyncs_total", &[])
         - metric_sum(&before, "movieapp_resyncs_total", &[]);
     ensure!(resyncs > 0.0, "no resync in {seconds} s");
-    let (b, a) = (
-        requests_by_operation(&before),
-        requests_by_operation(&after),
-    );
-    let breakdown: Vec<(String, f64)> = a
-        .iter()
-        .map(|(k, v)| (k.clone(), (v - b.get(k).copied().unwrap_or(0.0)) / resyncs))
-        .filter(|(_, v)| *v > 0.0)
+    let breakdown: Vec<(String, f64)> = reconcile_requests(&before, &after)
+        .into_iter()
+        .map(|(operation, requests)| (operation, requests / resyncs))
         .collect();
     Ok((breakdown.iter().map(|(_, v)| v).sum(), breakdown))
 }
