@@ -289,3 +289,29 @@ fn machine(root: &Path, base: u16) -> String {
         output("uname", &["-r"]),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_process_name;
+
+    #[test]
+    fn start_refuses_names_that_are_no_file_name_or_a_component() {
+        for good in ["rbac-e2e-1a2b3c-operator", "oci-registry", "a"] {
+            assert!(check_process_name(good).is_ok(), "{good}");
+        }
+        let long = "a".repeat(101);
+        for bad in [
+            "",
+            "Bad",
+            "a/b",
+            "../x",
+            "-x",
+            "a b",
+            long.as_str(),
+            "moto",
+            "kube-apiserver",
+        ] {
+            assert!(check_process_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
