@@ -6,7 +6,8 @@
 # node by digest through the ECR host, under the operator's security context
 # (non-root 65532, read-only root filesystem, no capabilities, no privilege
 # escalation, seccomp RuntimeDefault), and becomes Ready through its own
-# /readyz probe; /healthz answers at the Pod's IP.
+# /readyz probe; /healthz answers at the Pod's IP; kubectl logs, exec and
+# port-forward reach it through kube-apiserver and the kubelet.
 #
 # Needs a running environment; starts the OCI registry and the real node
 # when they do not run (leaves them running; `real-node.sh down`).
@@ -117,5 +118,31 @@ case "$image_id" in *"$digest") pass "the node runs the image by digest ($image_
   *) fail "the node runs $image_id, not $digest" ;; esac
 curl -fsS --max-time 5 "http://$pod_ip:8080/healthz" >/dev/null && pass "/healthz answers at the Pod's IP ($pod_ip)" \
   || fail "/healthz at $pod_ip"
+
+# Through kube-apiserver to the kubelet (its InternalIP, the apiserver's
+# kubelet client certificate, the kubelet's webhook authorization).
+pod=$(kubectl -n "$ns" get pods -l app=worker -o jsonpath='{.items[0].metadata.name}')
+if kubectl -n "$ns" logs "$pod" --tail=50 2>"$work/logs.err" | grep -q .; then
+  pass "kubectl logs reads the Pod's log through the kubelet"
+else
+  fail "kubectl logs: $(tail -2 "$work/logs.err")"
+fi
+# The image has no shell: the api-worker binary itself is what exec runs.
+if out=$(kubectl -n "$ns" exec "$pod" -c api -- /usr/local/bin/api-worker --version 2>&1) && [[ $out == api-worker* ]]; then
+  pass "kubectl exec runs in the container ($out)"
+else
+  fail "kubectl exec: $out"
+fi
+forward_port=$((LOCALENV_PORT_BASE + 13))
+kubectl -n "$ns" port-forward "pod/$pod" "$forward_port:8080" >"$work/forward.log" 2>&1 &
+forward=$!
+ok=0
+for _ in $(seq 50); do
+  curl -fsS --max-time 2 "http://127.0.0.1:$forward_port/healthz" >/dev/null 2>&1 && { ok=1; break; }
+  sleep 0.2
+done
+kill "$forward" 2>/dev/null; wait "$forward" 2>/dev/null || true
+[ "$ok" = 1 ] && pass "kubectl port-forward reaches the Pod (127.0.0.1:$forward_port -> :8080)" \
+  || fail "kubectl port-forward: $(tail -3 "$work/forward.log")"
 [ "${KEEP:-0}" = 1 ] || kubectl delete namespace "$ns" --wait=false >/dev/null
 exit "$failed"

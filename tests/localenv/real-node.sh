@@ -45,6 +45,8 @@ base=${base:-${LOCALENV_PORT_BASE:-27300}}
 # an env-down to clean what the shims still run.
 dir=${REAL_NODE_DIR:-/var/lib/movieapp-real-node/$base}
 kubeconfig=$state_root/kubeconfig
+# The kubelet's own identity, system:node:movieapp-node-0 in system:nodes.
+node_kubeconfig=$state_root/node.kubeconfig
 kubelet_port=$((base + 10)); healthz_port=$((base + 11)); metrics_port=$((base + 12))
 registry_port=$((base + 20))
 ctr_() { ctr -a "$dir/containerd.sock" -n k8s.io "$@"; }
@@ -184,7 +186,7 @@ up() {
   ctr_ images import "$bin/pause.tar" >/dev/null
   localenv running real-node-kubelet 2>/dev/null ||
     localenv start real-node-kubelet --probe "http://127.0.0.1:$healthz_port/healthz" --timeout 60 -- \
-      "$bin/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$kubeconfig" --root-dir "$dir/kubelet" \
+      "$bin/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$node_kubeconfig" --root-dir "$dir/kubelet" \
       --cert-dir "$dir/kubelet-pki" --hostname-override "$NODE" --node-ip "$node_ip" \
       --node-labels movieapp.io/real-node=true
   local started=$SECONDS

@@ -70,6 +70,9 @@ impl Layout {
 /// The node kwok keeps Ready and runs Pods on.
 pub const KWOK_NODE: &str = "kwok-node-0";
 
+/// The real node's name (a kubelet with containerd; `tests/localenv/real-node.sh`).
+pub const REAL_NODE: &str = "movieapp-node-0";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Component {
     Etcd,
@@ -225,6 +228,7 @@ impl Component {
             Self::KubeApiserver => {
                 let (cert, key) = pki.server("apiserver");
                 let (sa_key, sa_pub) = pki.service_account();
+                let (kubelet_cert, kubelet_key) = pki.client(Client::ApiserverKubelet);
                 Spec::new(self.name(), bin("kube-apiserver")).args([
                     "--etcd-servers".into(),
                     format!("http://127.0.0.1:{}", port(Slot::Etcd)).into(),
@@ -262,6 +266,18 @@ impl Component {
                     "json".into(),
                     "--audit-log-mode".into(),
                     "batch".into(),
+                    // logs, exec and port-forward reach a real node's
+                    // kubelet at its InternalIP (its name resolves nowhere),
+                    // with a client certificate the kubelet authenticates.
+                    // The kubelet's serving certificate is its own
+                    // self-signed one: not verified (no
+                    // --kubelet-certificate-authority), as kwok's isn't.
+                    "--kubelet-preferred-address-types".into(),
+                    "InternalIP,Hostname".into(),
+                    "--kubelet-client-certificate".into(),
+                    file(kubelet_cert),
+                    "--kubelet-client-key".into(),
+                    file(kubelet_key),
                 ])
             }
             // 200 requests/s instead of client-go's default of 20, at which

@@ -21,14 +21,24 @@ pub enum Client {
     ControllerManager,
     Scheduler,
     Kwok,
+    /// The real node's kubelet: `system:node:movieapp-node-0` in
+    /// `system:nodes`, what the Node authorizer recognises (it may read the
+    /// Secrets and ConfigMaps of its own Pods only).
+    Node,
+    /// kube-apiserver towards the kubelet (logs, exec, port-forward), which
+    /// asks the API server back whether this user may (webhook
+    /// authorization): `system:masters`, as kubeadm's apiserver-kubelet-client.
+    ApiserverKubelet,
 }
 
 impl Client {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::Admin,
         Self::ControllerManager,
         Self::Scheduler,
         Self::Kwok,
+        Self::Node,
+        Self::ApiserverKubelet,
     ];
 
     /// The file stem in `pki/` and the kubeconfig's user name.
@@ -38,6 +48,8 @@ impl Client {
             Self::ControllerManager => "controller-manager",
             Self::Scheduler => "scheduler",
             Self::Kwok => "kwok",
+            Self::Node => "node",
+            Self::ApiserverKubelet => "apiserver-kubelet-client",
         }
     }
 
@@ -47,9 +59,15 @@ impl Client {
             Self::ControllerManager => ("system:kube-controller-manager", None),
             Self::Scheduler => ("system:kube-scheduler", None),
             Self::Kwok => ("kwok", Some("system:masters")),
+            Self::Node => (NODE_USER, Some("system:nodes")),
+            Self::ApiserverKubelet => ("kube-apiserver-kubelet-client", Some("system:masters")),
         }
     }
 }
+
+/// The user of the real node's kubelet: `system:node:` and the node's name
+/// (`components::REAL_NODE`).
+const NODE_USER: &str = "system:node:movieapp-node-0";
 
 /// The components serving HTTPS with a certificate of this CA (so their
 /// health can be checked with verification on), with the names they are
@@ -267,5 +285,16 @@ mod tests {
             kubeconfig.contains("client-certificate: ") && kubeconfig.contains("scheduler.crt")
         );
         std::fs::remove_dir_all(&dir).expect("removed");
+    }
+
+    #[test]
+    fn the_kubelet_is_the_real_node_in_system_nodes() {
+        assert_eq!(
+            Client::Node.subject(),
+            (
+                format!("system:node:{}", crate::components::REAL_NODE).as_str(),
+                Some("system:nodes")
+            )
+        );
     }
 }
