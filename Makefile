@@ -58,10 +58,10 @@ lambda-package: ## the api-worker's Lambda zip (bootstrap for provided.al2023, x
 images: ## both images from the Dockerfile with buildah, run under the Pods' constraints, pushed to the local registry (after make env-up)
 	@bash tests/images/test.sh
 
-real-node-up: ## opt-in: a real node (kubelet, containerd, runc) beside kwok's, tainted movieapp.io/real-node (after make env-up; root)
+real-node-up: ## opt-in: a real node (kubelet, containerd, runc) beside kwok's, tainted movieapp.io/real-node (after make env-up; root; or LOCALENV_REAL_NODE=1 make env-up)
 	@bash tests/localenv/real-node.sh up
 
-real-node-down: ## stop the real node and remove its Pods' containers
+real-node-down: ## stop the real node alone and remove its Pods' containers (make env-down stops it too)
 	@bash tests/localenv/real-node.sh down
 
 test-real-node: ## opt-in, not in make test: the api-worker image by digest Ready on the real node through its probes

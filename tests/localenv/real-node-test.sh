@@ -10,7 +10,8 @@
 # port-forward reach it through kube-apiserver and the kubelet.
 #
 # Needs a running environment; starts the OCI registry and the real node
-# when they do not run (leaves them running; `real-node.sh down`).
+# when they do not run (leaves them running; `make real-node-down` or
+# `make env-down` stops them).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -1,22 +1,39 @@
 #!/usr/bin/env bash
-# An opt-in real node beside kwok's (issue 23): containerd and runc from
-# Debian, a kubelet built from the control plane's k8s.io/kubernetes module
+# The real node beside kwok's (issue 23): containerd and runc from Debian, a
+# kubelet built from the control plane's k8s.io/kubernetes module
 # (build.sh --kubelet), the cgroupfs driver, the Debian CNI bridge plugins,
 # the ECR registry host mapped to the local OCI registry. The node is
 # labelled and tainted `movieapp.io/real-node=true` (NoSchedule): only Pods
 # that tolerate it go there; kwok's node stays for the benchmarks.
 #
-#   real-node.sh up       start containerd and the kubelet (needs a running
-#                         environment); returns once the node is Ready
-#   real-node.sh down     remove the node's Pods' containers, stop both
-#   real-node.sh status   "real-node: Ready" or "real-node: down" (exit 1)
+# containerd and the kubelet are components of the local environment (the
+# supervisor starts them, checks them, shows them in `make env-status` and
+# stops them at `make env-down`) when it is started with
+# LOCALENV_REAL_NODE=1 (required) or auto (when the machine can; make demo's
+# default). The supervisor runs this script around them:
+#
+#   real-node.sh check     can this machine run it? exit 0, or 3 with the
+#                          reason on stdout (not root; no iptables, ip,
+#                          containerd, runc or CNI bridge plugin that
+#                          apt-get can install; cannot make a bridge;
+#                          another checkout's real node runs: one per machine)
+#   real-node.sh prepare   check, install what is missing, build the kubelet,
+#                          write the configuration, make the bridge and the
+#                          DNAT rule; prints dir=, bin=, node_ip= (exit 3: as check)
+#   real-node.sh drain     cordon and delete the node's Pods (the kubelet
+#                          tears their sandboxes down), before the stop
+#   real-node.sh cleanup   after containerd and the kubelet stopped: kill what
+#                          the shims still run, release network namespaces
+#                          and mounts, remove the bridge and the DNAT rule
+#   real-node.sh up        add the node to the running environment (make real-node-up)
+#   real-node.sh down      stop it alone, the rest keeps running (make real-node-down)
+#   real-node.sh status    "real-node: Ready" or "real-node: down" (exit 1)
 #
 # One real node per machine: the bridge mvnode0 and its subnet are the
-# machine's. Runs as root (containerd, network namespaces, iptables). Ports, from the
-# environment's block: kubelet base+10, its healthz base+11, containerd's
-# metrics base+12; the OCI registry base+20. State: /var/lib/movieapp-real-node/<base>/
-# (REAL_NODE_DIR). `make env-down` stops containerd and the kubelet but
-# not the Pods' shims: run `real-node.sh down` before (or after) it.
+# machine's. Runs as root (containerd, network namespaces, iptables). Ports,
+# from the environment's block: kubelet base+10, its healthz base+11,
+# containerd's metrics base+12; the OCI registry base+20. State:
+# /var/lib/movieapp-real-node/<base>/ (REAL_NODE_DIR).
 # Pods reach moto and the TMDB stub (on 127.0.0.1) at the bridge's gateway
 # 10.244.50.1 (a DNAT rule on the bridge, route_localnet on it).
 # docs/development.md, "A real node"; the evidence behind each setting is in
@@ -37,12 +54,12 @@ log() { echo ">> $*" >&2; }
 die() { echo "real-node.sh: $*" >&2; exit 1; }
 localenv() { bash "$here/localenv.sh" "$@"; }
 
-[ -f "$state_root/env.sh" ] || [ "${1:-}" = down ] || die "no local environment: run make env-up first"
-base=$(sed -n 's/^export LOCALENV_PORT_BASE=//p' "$state_root/env.sh" 2>/dev/null || true)
+# The supervisor passes the block's base (REAL_NODE_BASE) before env.sh exists.
+base=${REAL_NODE_BASE:-$(sed -n 's/^export LOCALENV_PORT_BASE=//p' "$state_root/env.sh" 2>/dev/null || true)}
 base=${base:-${LOCALENV_PORT_BASE:-27300}}
 # Outside .localenv/: the kubelet's and containerd's mounts would keep
-# `make env-down` from removing it, and `down` needs the configuration after
-# an env-down to clean what the shims still run.
+# `make env-down` from removing it, and `cleanup` needs the configuration
+# after containerd stopped, to clean what the shims still run.
 dir=${REAL_NODE_DIR:-/var/lib/movieapp-real-node/$base}
 kubeconfig=$state_root/kubeconfig
 # The kubelet's own identity, system:node:movieapp-node-0 in system:nodes.
@@ -172,66 +189,91 @@ node_ready() {
     -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -qx True
 }
 
-up() {
-  [ "$(id -u)" = 0 ] || die "needs root (containerd, network namespaces, iptables)"
-  install_runtime
-  local bin node_ip
-  bin=$(bash "$here/build.sh" --kubelet | tail -1)
-  node_ip=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
-  [ -n "$node_ip" ] || die "no IPv4 address with a route (the kubelet refuses a loopback node IP)"
-  configure "$node_ip"
-  localenv running real-node-containerd 2>/dev/null ||
-    localenv start real-node-containerd --probe "http://127.0.0.1:$metrics_port/v1/metrics" --timeout 30 -- \
-      containerd --config "$dir/containerd.toml"
-  ctr_ images import "$bin/pause.tar" >/dev/null
-  localenv running real-node-kubelet 2>/dev/null ||
-    localenv start real-node-kubelet --probe "http://127.0.0.1:$healthz_port/healthz" --timeout 60 -- \
-      "$bin/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$node_kubeconfig" --root-dir "$dir/kubelet" \
-      --cert-dir "$dir/kubelet-pki" --hostname-override "$NODE" --node-ip "$node_ip" \
-      --node-labels movieapp.io/real-node=true
-  local started=$SECONDS
-  until node_ready; do
-    [ $((SECONDS - started)) -lt 90 ] || die "node $NODE not Ready after 90 s (see .localenv/logs/real-node-kubelet.log)"
-    sleep 1
+# Why this machine cannot run the node, or nothing. Missing packages are not
+# a reason when apt-get can install them (root).
+unavailable() {
+  [ "$(id -u)" = 0 ] || { echo "not root (containerd, network namespaces and iptables need it)"; return; }
+  command -v apt-get >/dev/null || for tool in containerd runc iptables; do
+    command -v "$tool" >/dev/null || { echo "no $tool, and no apt-get to install it"; return; }
   done
-  # The CNI bridge plugin takes an existing bridge: made here so that
-  # route_localnet (DNAT to 127.0.0.1) can be set before the first Pod.
+  command -v ip >/dev/null || { echo "no ip command (iproute2)"; return; }
+  [ -d /sys/fs/cgroup/memory ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || { echo "no cgroup memory controller"; return; }
+  local other
+  for other in /var/lib/movieapp-real-node/*/; do
+    other=${other%/}
+    [ "$other" != "$dir" ] && [ -S "$other/containerd.sock" ] || continue
+    if ctr -a "$other/containerd.sock" version >/dev/null 2>&1; then
+      echo "another checkout's real node runs (state $other; one per machine: the bridge $BRIDGE is the machine's)"
+      return
+    fi
+  done
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link add "$BRIDGE" type bridge 2>/dev/null || { echo "cannot create the bridge $BRIDGE (ip link add: not permitted)"; return; }
+  fi
+  return 0
+}
+
+check() {
+  local why
+  why=$(unavailable)
+  [ -z "$why" ] || { echo "$why"; exit 3; }
+}
+
+# Pods reach the host's loopback services through the bridge's gateway.
+network() {
   ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
   ip link set "$BRIDGE" up
   sysctl -qw "net.ipv4.conf.$BRIDGE.route_localnet=1"
   iptables -t nat -C "${nat_rule[@]}" 2>/dev/null || iptables -t nat -A "${nat_rule[@]}"
-  log "node $NODE Ready ($node_ip, kubelet :$kubelet_port); Pods need the toleration movieapp.io/real-node"
 }
 
-down() {
-  # After `make env-down` (which stops containerd and the kubelet but not
-  # the shims, in sessions of their own) containerd is started once more,
-  # by hand, to remove what its shims still run.
+prepare() {
+  local why; why=$(unavailable); [ -z "$why" ] || { echo "$why"; exit 3; }
+  install_runtime
+  local bin node_ip
+  bin=$(bash "$here/build.sh" --kubelet | tail -1)
+  node_ip=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+  [ -n "$node_ip" ] || { echo "no IPv4 address with a route (the kubelet refuses a loopback node IP)"; exit 3; }
+  configure "$node_ip"
+  # Left by an earlier run that was killed: its Pods' addresses.
+  rm -rf "$dir/cni-ipam"
+  network
+  echo "dir=$dir"
+  echo "bin=$bin"
+  echo "node_ip=$node_ip"
+}
+
+# Before the supervisor stops the kubelet: the kubelet tears its Pods down
+# (sandboxes, network namespaces, addresses); cordoned, so that no
+# replacement Pod lands here meanwhile.
+drain() {
+  node_ready || return 0
+  KUBECONFIG=$kubeconfig kubectl cordon "$NODE" >/dev/null 2>&1 || true
+  KUBECONFIG=$kubeconfig kubectl delete pods --all-namespaces --field-selector "spec.nodeName=$NODE" \
+    --grace-period=2 --timeout=30s >/dev/null 2>&1 || true
+}
+
+# After containerd and the kubelet stopped (their shims run in sessions of
+# their own and outlive them): containerd is started once more, by hand, to
+# kill and remove what its shims still run.
+cleanup() {
   local own_containerd=""
-  if [ -f "$dir/containerd.toml" ] && ! localenv running real-node-containerd 2>/dev/null; then
-    containerd --config "$dir/containerd.toml" >>"$dir/containerd-down.log" 2>&1 &
-    own_containerd=$!
-    for _ in $(seq 50); do ctr_ version >/dev/null 2>&1 && break; sleep 0.2; done
+  if [ -f "$dir/containerd.toml" ]; then
+    if ! { [ -S "$dir/containerd.sock" ] && ctr_ version >/dev/null 2>&1; }; then
+      containerd --config "$dir/containerd.toml" >>"$dir/containerd-cleanup.log" 2>&1 &
+      own_containerd=$!
+      for _ in $(seq 50); do ctr_ version >/dev/null 2>&1 && break; sleep 0.2; done
+    fi
   fi
   if [ -S "$dir/containerd.sock" ] && ctr_ version >/dev/null 2>&1; then
-    # The kubelet tears its Pods down (sandboxes, network namespaces) first;
-    # cordoned, so that no replacement Pod lands here meanwhile.
-    if localenv running real-node-kubelet 2>/dev/null; then
-      KUBECONFIG=$kubeconfig kubectl cordon "$NODE" >/dev/null 2>&1 || true
-      KUBECONFIG=$kubeconfig kubectl delete pods --all-namespaces --field-selector "spec.nodeName=$NODE" \
-        --grace-period=5 --timeout=60s >/dev/null 2>&1 || true
-      localenv stop real-node-kubelet || true
-    fi
-    # What is left: the shims run in sessions of their own, so their
-    # containers are killed here and the sandboxes' network namespaces
-    # (bind mounts under /run/netns) released.
     local id netns=()
     for id in $(ctr_ containers ls -q 2>/dev/null); do
       while IFS= read -r ns; do [ -n "$ns" ] && netns+=("$ns"); done < <(ctr_ containers info "$id" 2>/dev/null |
         python3 -c 'import json,sys; [print(n["path"]) for n in json.load(sys.stdin)["Spec"]["linux"]["namespaces"] if n["type"] == "network" and n.get("path")]' 2>/dev/null)
     done
-    for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s KILL "$id" 2>/dev/null || true; done
-    sleep 1
+    local tasks; tasks=$(ctr_ tasks ls -q 2>/dev/null)
+    for id in $tasks; do ctr_ tasks kill -s KILL "$id" 2>/dev/null || true; done
+    [ -z "$tasks" ] || sleep 1
     for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete -f "$id" >/dev/null 2>&1 || true; done
     for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers delete "$id" >/dev/null 2>&1 || true; done
     local ns
@@ -240,20 +282,24 @@ down() {
     done
   fi
   if [ -n "$own_containerd" ]; then kill "$own_containerd" 2>/dev/null; wait "$own_containerd" 2>/dev/null || true; fi
-  localenv running real-node-kubelet 2>/dev/null && localenv stop real-node-kubelet || true
-  localenv running real-node-containerd 2>/dev/null && localenv stop real-node-containerd || true
   # The kubelet bind-mounts its root directory (Pods' volumes under it);
   # containerd mounts each sandbox's /dev/shm under its state directory.
   findmnt -rn -o TARGET | grep "^$dir/" | sort -r | while IFS= read -r m; do umount "$m" 2>/dev/null || true; done
   iptables -t nat -D "${nat_rule[@]}" 2>/dev/null || true
   ip link del "$BRIDGE" 2>/dev/null || true
-  KUBECONFIG=$kubeconfig kubectl delete node "$NODE" --ignore-not-found --wait=false >/dev/null 2>&1 || true
-  log "real node stopped"
+  rm -rf "$dir/cni-ipam"
+  log "real node cleaned up"
 }
 
 case "${1:-}" in
-  up) up ;;
-  down) down ;;
+  check) check ;;
+  prepare) prepare ;;
+  drain) drain ;;
+  cleanup) cleanup ;;
+  up)
+    [ -f "$state_root/env.sh" ] || die "no local environment: run make env-up first"
+    LOCALENV_REAL_NODE=1 localenv up ;;
+  down) localenv down --real-node ;;
   status) if node_ready; then echo "real-node: Ready"; else echo "real-node: down"; exit 1; fi ;;
-  *) die "usage: real-node.sh up|down|status" ;;
+  *) die "usage: real-node.sh check|prepare|drain|cleanup|up|down|status" ;;
 esac

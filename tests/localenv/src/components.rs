@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -31,6 +31,25 @@ pub struct Layout {
     pub venv: PathBuf,
     /// The key the TMDB stub accepts.
     pub tmdb_api_key: String,
+    /// The real node, when it runs (`LOCALENV_REAL_NODE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_node: Option<RealNode>,
+    /// Why there is no real node although one was asked for if possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_real_node: Option<String>,
+}
+
+/// What `tests/localenv/real-node.sh prepare` made for the real node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealNode {
+    /// Its state: containerd's and the kubelet's configuration, roots and
+    /// sockets (`/var/lib/movieapp-real-node/<base>`, outside `.localenv/`,
+    /// whose removal the node's mounts would block).
+    pub dir: PathBuf,
+    /// The kubelet and the pause image (`build.sh --kubelet`).
+    pub bin: PathBuf,
+    /// The node's InternalIP (the kubelet refuses a loopback one).
+    pub node_ip: String,
 }
 
 impl Layout {
@@ -65,6 +84,15 @@ impl Layout {
     pub fn http(&self) -> Result<Http> {
         Http::new(&self.pki(), self.apiserver_url())
     }
+
+    /// The components this environment runs: the real node's two only
+    /// with a real node.
+    pub fn components(&self) -> Vec<Component> {
+        Component::ALL
+            .into_iter()
+            .filter(|c| self.real_node.is_some() || !c.is_real_node())
+            .collect()
+    }
 }
 
 /// The node kwok keeps Ready and runs Pods on.
@@ -72,6 +100,10 @@ pub const KWOK_NODE: &str = "kwok-node-0";
 
 /// The real node's name (a kubelet with containerd; `tests/localenv/real-node.sh`).
 pub const REAL_NODE: &str = "movieapp-node-0";
+
+/// The real node's label and taint (`NoSchedule`): only Pods that tolerate
+/// it run there, and kwok's node keeps the others.
+pub const REAL_NODE_LABEL: &str = "movieapp.io/real-node";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Component {
@@ -82,12 +114,18 @@ pub enum Component {
     Kwok,
     Moto,
     TmdbStub,
+    /// The real node's container runtime.
+    Containerd,
+    /// The real node's kubelet.
+    Kubelet,
 }
 
 impl Component {
     /// Every component, in the order they start and are listed; they stop
-    /// in reverse (clients before their servers).
-    pub const ALL: [Self; 7] = [
+    /// in reverse (clients before their servers). containerd and the
+    /// kubelet run only in an environment with a real node
+    /// ([`Layout::components`]).
+    pub const ALL: [Self; 9] = [
         Self::Moto,
         Self::TmdbStub,
         Self::Etcd,
@@ -95,7 +133,14 @@ impl Component {
         Self::KubeControllerManager,
         Self::KubeScheduler,
         Self::Kwok,
+        Self::Containerd,
+        Self::Kubelet,
     ];
+
+    /// One of the real node's.
+    pub fn is_real_node(self) -> bool {
+        matches!(self, Self::Containerd | Self::Kubelet)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -106,6 +151,8 @@ impl Component {
             Self::Kwok => "kwok",
             Self::Moto => "moto",
             Self::TmdbStub => "tmdb-stub",
+            Self::Containerd => "containerd",
+            Self::Kubelet => "kubelet",
         }
     }
 
@@ -129,6 +176,8 @@ impl Component {
             Self::Kwok => &[Slot::Kwok],
             Self::Moto => &[Slot::Moto],
             Self::TmdbStub => &[Slot::TmdbStub],
+            Self::Containerd => &[Slot::ContainerdMetrics],
+            Self::Kubelet => &[Slot::Kubelet, Slot::KubeletHealthz],
         }
     }
 
@@ -139,16 +188,19 @@ impl Component {
             Self::KubeControllerManager | Self::KubeScheduler | Self::Kwok => {
                 &[Self::KubeApiserver]
             }
-            Self::Etcd | Self::Moto | Self::TmdbStub => &[],
+            Self::Kubelet => &[Self::KubeApiserver, Self::Containerd],
+            Self::Etcd | Self::Moto | Self::TmdbStub | Self::Containerd => &[],
         }
     }
 
     /// How long it may take from start to healthy (a loaded 2-core machine
-    /// included: moto imports for about 10 s there).
+    /// included: moto imports for about 10 s there; the real node is Ready
+    /// about 20 s after the kubelet starts).
     pub fn start_timeout(self) -> Duration {
         Duration::from_secs(match self {
             Self::TmdbStub => 20,
-            Self::Etcd => 30,
+            Self::Etcd | Self::Containerd => 30,
+            Self::Kubelet => 90,
             _ => 60,
         })
     }
@@ -173,6 +225,15 @@ impl Component {
             Self::TmdbStub => {
                 Probe::get(format!("http://127.0.0.1:{}/healthz", port(Slot::TmdbStub)))
             }
+            Self::Containerd => Probe::get(format!(
+                "http://127.0.0.1:{}/v1/metrics",
+                port(Slot::ContainerdMetrics)
+            )),
+            // Ready, not merely /healthz: registered, its runtime and its
+            // network up (the CNI configuration loaded).
+            Self::Kubelet => Probe::NodeReady {
+                node: REAL_NODE.to_owned(),
+            },
         }
     }
 
@@ -182,6 +243,7 @@ impl Component {
         let bin = |name: &str| layout.bin.join(name);
         let file = |path: PathBuf| path.into_os_string();
         let pki = layout.pki();
+        let real_node = layout.real_node.clone().unwrap_or_default();
         let spec = match self {
             Self::Moto => Spec::new(self.name(), layout.venv.join("bin/moto_server")).args([
                 "-H".into(),
@@ -328,6 +390,28 @@ impl Component {
                 "--server-address".into(),
                 format!("127.0.0.1:{}", port(Slot::Kwok)).into(),
             ]),
+            // Its configuration, written by real-node.sh prepare, names
+            // its root, state, sockets and metrics port.
+            Self::Containerd => Spec::new(self.name(), "containerd").args([
+                "--config".into(),
+                file(real_node.dir.join("containerd.toml")),
+            ]),
+            Self::Kubelet => Spec::new(self.name(), real_node.bin.join("kubelet")).args([
+                "--config".into(),
+                file(real_node.dir.join("kubelet.yaml")),
+                "--kubeconfig".into(),
+                file(layout.kubeconfig(Client::Node)),
+                "--root-dir".into(),
+                file(real_node.dir.join("kubelet")),
+                "--cert-dir".into(),
+                file(real_node.dir.join("kubelet-pki")),
+                "--hostname-override".into(),
+                REAL_NODE.into(),
+                "--node-ip".into(),
+                real_node.node_ip.clone().into(),
+                "--node-labels".into(),
+                format!("{REAL_NODE_LABEL}=true").into(),
+            ]),
         };
         spec.log(layout.log(self.name())).detached()
     }
@@ -360,12 +444,37 @@ impl Component {
     }
 
     /// Work between its needs being healthy and its start.
-    pub async fn prepare(self, http: &Http) -> Result<()> {
-        if self == Self::Kwok {
+    pub async fn prepare(self, layout: &Layout, http: &Http) -> Result<()> {
+        match self {
             // The one fake node: kwok manages nodes with this annotation,
             // keeps them Ready and runs the Pods bound to them.
-            http.apply(&format!("/api/v1/nodes/{KWOK_NODE}"), &kwok_node())
-                .await?;
+            Self::Kwok => {
+                http.apply(&format!("/api/v1/nodes/{KWOK_NODE}"), &kwok_node())
+                    .await?;
+            }
+            // The sandbox image, built here and never pulled (containerd's
+            // sandbox_image names it).
+            Self::Kubelet => {
+                let node = layout
+                    .real_node
+                    .as_ref()
+                    .context("the environment has no real node")?;
+                let output = std::process::Command::new("ctr")
+                    .arg("-a")
+                    .arg(node.dir.join("containerd.sock"))
+                    .args(["-n", "k8s.io", "images", "import"])
+                    .arg(node.bin.join("pause.tar"))
+                    .output()
+                    .context("running ctr")?;
+                if !output.status.success() {
+                    bail!(
+                        "ctr images import {}: {}",
+                        node.bin.join("pause.tar").display(),
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    );
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -424,9 +533,39 @@ mod tests {
                 Some(*component)
             );
         }
-        let error = Component::from_name("kubelet")
+        let error = Component::from_name("dockerd")
             .expect_err("unknown")
             .to_string();
         assert!(error.contains("kube-scheduler"), "{error}");
+    }
+
+    #[test]
+    fn the_real_node_runs_only_in_an_environment_that_has_one() {
+        // A layout saved before the real node existed still loads.
+        let saved = r#"{"root": "/r", "state": "/r/.localenv", "ports": 27300,
+            "bin": "/b", "venv": "/v", "tmdb_api_key": "k"}"#;
+        let mut layout: Layout = serde_json::from_str(saved).expect("loads");
+        assert_eq!(layout.real_node, None);
+        assert!(!layout.components().iter().any(|c| c.is_real_node()));
+        assert_eq!(layout.components().len(), Component::ALL.len() - 2);
+        layout.real_node = Some(RealNode {
+            dir: "/var/lib/movieapp-real-node/27300".into(),
+            bin: "/k".into(),
+            node_ip: "192.0.2.2".into(),
+        });
+        assert_eq!(layout.components(), Component::ALL.to_vec());
+        let kubelet = Component::Kubelet.spec(&layout);
+        let args: Vec<String> = kubelet
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        for expected in ["--node-ip", "192.0.2.2", "--hostname-override", REAL_NODE] {
+            assert!(args.iter().any(|a| a == expected), "{expected}: {args:?}");
+        }
+        assert!(
+            args.iter().any(|a| a.ends_with("node.kubeconfig")),
+            "the kubelet's own identity: {args:?}"
+        );
     }
 }

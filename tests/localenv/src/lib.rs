@@ -23,9 +23,9 @@ pub mod setup;
 pub mod stress;
 pub mod supervisor;
 
-pub use components::{Component, Layout};
+pub use components::{Component, Layout, REAL_NODE, REAL_NODE_LABEL, RealNode};
 pub use health::{Health, Probe};
 pub use supervisor::{
-    Report, Request, down, recorded, restart, running, start_process, status, stop_process,
-    stop_process_within, up,
+    RealNodeWanted, Report, Request, down, recorded, remove_real_node, restart, running,
+    start_process, status, stop_process, stop_process_within, up,
 };

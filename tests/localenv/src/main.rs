@@ -30,7 +30,12 @@ enum Command {
     Up,
     /// Stop exactly what was started, demo processes included, and remove
     /// .localenv/.
-    Down,
+    Down {
+        /// Stop the real node only (its Pods, the kubelet, containerd) and
+        /// leave the rest running.
+        #[arg(long)]
+        real_node: bool,
+    },
     /// Each process and its health. Exits 1 when a component is down or
     /// unhealthy, 2 when only a process run beside them (make demo's) is,
     /// 3 when no environment runs.
@@ -42,7 +47,7 @@ enum Command {
     /// Stop one component and start it again with the same settings.
     Restart {
         /// etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-        /// kwok, moto or tmdb-stub.
+        /// kwok, moto, tmdb-stub; containerd or kubelet with a real node.
         component: String,
     },
     /// Start a process beside the components (a test's operator, a GitOps
@@ -155,7 +160,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Up => {
             movieapp_localenv::up(&Request::for_checkout(&root)?).await?;
         }
-        Command::Down => {
+        Command::Down { real_node: true } => {
+            if movieapp_localenv::remove_real_node(&state)? {
+                eprintln!(">> the real node is stopped");
+            } else {
+                eprintln!(">> the environment runs no real node");
+            }
+        }
+        Command::Down { real_node: false } => {
             if movieapp_localenv::down(&state)? {
                 eprintln!(">> the local environment is stopped");
             } else {

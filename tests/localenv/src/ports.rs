@@ -17,9 +17,9 @@ use anyhow::{Context, Result, bail};
 /// checkouts on a shared machine are told to use.
 pub const DEFAULT_BASE: u16 = 27300;
 
-/// Ports a block spans. Eleven are used (see [`Slot`]); the rest are kept
-/// for components still to come (containerd, a kubelet), so a base chosen
-/// today stays valid when they arrive.
+/// Ports a block spans. Fifteen are used (see [`Slot`]); the rest are kept
+/// for components still to come, so a base chosen today stays valid when
+/// they arrive.
 pub const BLOCK_SIZE: u16 = 32;
 
 /// What each port of the block is for, by its offset from the base.
@@ -37,6 +37,15 @@ pub enum Slot {
     DemoOperator = 8,
     /// `make demo`'s api-worker.
     DemoApiWorker = 9,
+    /// The real node's kubelet (its API: logs, exec, port-forward).
+    Kubelet = 10,
+    /// The kubelet's `/healthz`.
+    KubeletHealthz = 11,
+    /// containerd's metrics (its health check).
+    ContainerdMetrics = 12,
+    /// `make demo`'s `kubectl port-forward` to the api-worker's Service
+    /// when it runs on the real node.
+    DemoPortForward = 13,
     /// The OCI registry `tests/delivery/oci-registry.sh` starts on demand.
     OciRegistry = 20,
 }

@@ -157,6 +157,47 @@ fn python_venv(root: &Path, cache: &Path) -> Result<PathBuf> {
     Ok(venv)
 }
 
+/// `tests/localenv/real-node.sh prepare`: the real node's configuration,
+/// kubelet and network, or why this machine cannot run it (its exit 3).
+pub fn real_node(
+    root: &Path,
+    state: &Path,
+    base: u16,
+) -> Result<std::result::Result<crate::components::RealNode, String>> {
+    let script = root.join("tests/localenv/real-node.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg("prepare")
+        .env("LOCALENV_DIR", state)
+        .env("REAL_NODE_BASE", base.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() == Some(3) {
+        return Ok(Err(stdout.trim().to_owned()));
+    }
+    if !output.status.success() {
+        bail!(
+            "{} prepare failed ({}): see its output above",
+            script.display(),
+            output.status
+        );
+    }
+    let value = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_owned)
+            .with_context(|| format!("{} prepare printed no {key}=", script.display()))
+    };
+    Ok(Ok(crate::components::RealNode {
+        dir: PathBuf::from(value("dir")?),
+        bin: PathBuf::from(value("bin")?),
+        node_ip: value("node_ip")?,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

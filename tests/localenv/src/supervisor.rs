@@ -38,6 +38,36 @@ pub struct Request {
     pub state: PathBuf,
     pub ports: PortBlock,
     pub tmdb_api_key: String,
+    pub real_node: RealNodeWanted,
+}
+
+/// Whether `up` runs a real node (containerd and a kubelet) beside kwok's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RealNodeWanted {
+    No,
+    /// When the machine can run it (`real-node.sh check`); said why not
+    /// otherwise, and the environment starts without it.
+    IfPossible,
+    /// `up` fails when the machine cannot run it.
+    Required,
+}
+
+impl RealNodeWanted {
+    /// `LOCALENV_REAL_NODE`: `1` required, `auto` if possible, `0` or
+    /// empty none; unset: `default`.
+    pub fn from_env(default: Self) -> Result<Self> {
+        Self::parse(std::env::var("LOCALENV_REAL_NODE").ok().as_deref(), default)
+    }
+
+    fn parse(value: Option<&str>, default: Self) -> Result<Self> {
+        match value {
+            None => Ok(default),
+            Some("" | "0") => Ok(Self::No),
+            Some("1") => Ok(Self::Required),
+            Some("auto") => Ok(Self::IfPossible),
+            Some(other) => bail!("LOCALENV_REAL_NODE={other:?}: use 1, auto or 0"),
+        }
+    }
 }
 
 impl Request {
@@ -52,6 +82,7 @@ impl Request {
                 .ok()
                 .filter(|k| !k.is_empty())
                 .unwrap_or_else(|| "local-tmdb-key".to_owned()),
+            real_node: RealNodeWanted::from_env(RealNodeWanted::No)?,
         })
     }
 }
@@ -169,6 +200,9 @@ pub async fn up(request: &Request) -> Result<Layout> {
     if let Some(layout) = Layout::load(&request.state)? {
         let report = Report::collect_components(&layout).await?;
         if report.components_healthy() && layout.state.join("env.sh").is_file() {
+            if layout.real_node.is_none() && request.real_node != RealNodeWanted::No {
+                return add_real_node(layout, request).await;
+            }
             if layout.ports != request.ports {
                 say(format!(
                     "the local environment already runs on ports {} (LOCALENV_PORT_BASE={}); \
@@ -191,28 +225,32 @@ pub async fn up(request: &Request) -> Result<Layout> {
             "cleaning up {} from an earlier run",
             request.state.display()
         ));
-        stop_all(&request.state)?;
+        stop_everything(&request.state)?;
         std::fs::remove_dir_all(&request.state)
             .with_context(|| format!("removing {}", request.state.display()))?;
     }
     request.ports.check_outside(&Ephemeral::read()?)?;
-    let slots: Vec<(Slot, &str)> = Component::ALL
-        .iter()
-        .flat_map(|c| c.slots().iter().map(|s| (*s, c.name())))
-        .collect();
-    request.ports.check_free(&slots)?;
 
     let installed = setup::install(&request.root)?;
-    let layout = Layout {
+    let mut layout = Layout {
         root: request.root.clone(),
         state: request.state.clone(),
         ports: request.ports,
         bin: installed.bin,
         venv: installed.venv,
         tmdb_api_key: request.tmdb_api_key.clone(),
+        real_node: None,
+        no_real_node: None,
     };
+    choose_real_node(&mut layout, request.real_node)?;
+    let slots: Vec<(Slot, &str)> = layout
+        .components()
+        .into_iter()
+        .flat_map(|c| c.slots().iter().map(move |s| (*s, c.name())))
+        .collect();
+    request.ports.check_free(&slots)?;
     prepare_state(&layout)?;
-    if let Err(error) = start(&layout, &Component::ALL).await {
+    if let Err(error) = start(&layout, &layout.components()).await {
         stop_all(&layout.state)?;
         return Err(error.context(format!(
             "the local environment did not start; everything it started is stopped again, \
@@ -225,6 +263,60 @@ pub async fn up(request: &Request) -> Result<Layout> {
         "the local environment is up (ports {}): source .localenv/env.sh, then use kubectl; \
          `make env-status` checks it",
         layout.ports
+    ));
+    Ok(layout)
+}
+
+/// Prepares the real node when `wanted` and the machine can run it
+/// (`real-node.sh prepare`), recording it, or why not, in the layout.
+fn choose_real_node(layout: &mut Layout, wanted: RealNodeWanted) -> Result<()> {
+    if wanted == RealNodeWanted::No {
+        return Ok(());
+    }
+    say("preparing the real node (containerd, kubelet; real-node.sh prepare)");
+    match setup::real_node(&layout.root, &layout.state, layout.ports.base())? {
+        Ok(node) => layout.real_node = Some(node),
+        Err(why) if wanted == RealNodeWanted::Required => {
+            bail!("LOCALENV_REAL_NODE=1, but this machine cannot run the real node: {why}")
+        }
+        Err(why) => {
+            say(format!(
+                "no real node: {why}; Pods run on kwok's simulated node only"
+            ));
+            layout.no_real_node = Some(why);
+        }
+    }
+    Ok(())
+}
+
+/// Adds the real node to a running environment (`make real-node-up`, or
+/// `make demo` after a plain `make env-up`).
+async fn add_real_node(mut layout: Layout, request: &Request) -> Result<Layout> {
+    choose_real_node(&mut layout, request.real_node)?;
+    if layout.real_node.is_none() {
+        layout.save()?;
+        return Ok(layout);
+    }
+    let node: Vec<Component> = layout
+        .components()
+        .into_iter()
+        .filter(|c| c.is_real_node())
+        .collect();
+    let slots: Vec<(Slot, &str)> = node
+        .iter()
+        .flat_map(|c| c.slots().iter().map(|s| (*s, c.name())))
+        .collect();
+    layout.ports.check_free(&slots)?;
+    layout.save()?;
+    if let Err(error) = start(&layout, &node).await {
+        stop_real_node(&layout)?;
+        layout.real_node = None;
+        layout.save()?;
+        return Err(error.context("the real node did not start; it is stopped again"));
+    }
+    say(format!(
+        "the real node {} is Ready beside kwok's",
+        crate::components::REAL_NODE
     ));
     Ok(layout)
 }
@@ -300,7 +392,8 @@ impl Starting {
 async fn start(layout: &Layout, which: &[Component]) -> Result<()> {
     let http = layout.http()?;
     let mut pending: Vec<Component> = which.to_vec();
-    let mut healthy: Vec<Component> = Component::ALL
+    let mut healthy: Vec<Component> = layout
+        .components()
         .into_iter()
         .filter(|c| !which.contains(c))
         .collect();
@@ -313,7 +406,7 @@ async fn start(layout: &Layout, which: &[Component]) -> Result<()> {
             .collect();
         for component in ready {
             component
-                .prepare(&http)
+                .prepare(layout, &http)
                 .await
                 .with_context(|| format!("preparing {}", component.name()))?;
             say(format!("starting {}", component.name()));
@@ -388,6 +481,62 @@ fn spawn_recorded(layout: &Layout, spec: Spec, probe: Probe) -> Result<Identity>
 
 /// Stops every recorded process: those recorded beside the components
 /// first, then the components, clients before their servers.
+/// Everything recorded, the real node's Pods first and what its shims
+/// still run after.
+fn stop_everything(state: &Path) -> Result<()> {
+    let layout = Layout::load(state).ok().flatten();
+    if let Some(layout) = layout.as_ref().filter(|l| l.real_node.is_some()) {
+        real_node_script(layout, "drain")?;
+    }
+    stop_all(state)?;
+    if let Some(layout) = layout.as_ref().filter(|l| l.real_node.is_some()) {
+        real_node_script(layout, "cleanup")?;
+    }
+    Ok(())
+}
+
+/// Stops the real node of the environment in `state` and leaves the rest
+/// running (`make real-node-down`). Returns whether there was one.
+pub fn remove_real_node(state: &Path) -> Result<bool> {
+    let _lock = lock(state)?;
+    let mut layout = running(state)?;
+    if layout.real_node.is_none() {
+        return Ok(false);
+    }
+    stop_real_node(&layout)?;
+    layout.real_node = None;
+    layout.save()?;
+    Ok(true)
+}
+
+/// Stops the real node alone: its Pods, the kubelet, containerd, the rest.
+fn stop_real_node(layout: &Layout) -> Result<()> {
+    real_node_script(layout, "drain")?;
+    stop_recorded(&layout.state, Component::Kubelet.name())?;
+    stop_recorded(&layout.state, Component::Containerd.name())?;
+    real_node_script(layout, "cleanup")
+}
+
+fn real_node_script(layout: &Layout, command: &str) -> Result<()> {
+    let Some(node) = &layout.real_node else {
+        return Ok(());
+    };
+    let script = layout.root.join("tests/localenv/real-node.sh");
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(command)
+        .env("LOCALENV_DIR", &layout.state)
+        .env("REAL_NODE_BASE", layout.ports.base().to_string())
+        .env("REAL_NODE_DIR", &node.dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !status.success() {
+        bail!("{} {command} failed ({status})", script.display());
+    }
+    Ok(())
+}
+
 fn stop_all(state: &Path) -> Result<()> {
     let names = recorded_names(state);
     let (components, others): (Vec<&String>, Vec<&String>) = names
@@ -426,7 +575,7 @@ pub fn down(state: &Path) -> Result<bool> {
         return Ok(false);
     }
     let _lock = lock(state)?;
-    stop_all(state)?;
+    stop_everything(state)?;
     std::fs::remove_dir_all(state).with_context(|| format!("removing {}", state.display()))?;
     Ok(true)
 }
@@ -630,7 +779,11 @@ impl Report {
 
     async fn check(layout: &Layout, beside: bool) -> Result<Self> {
         let http = layout.http()?;
-        let mut names: Vec<String> = Component::ALL.iter().map(|c| c.name().to_owned()).collect();
+        let mut names: Vec<String> = layout
+            .components()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
         if beside {
             let others: Vec<String> = recorded_names(&layout.state)
                 .into_iter()
@@ -793,5 +946,33 @@ pub async fn status(state: &Path) -> Result<Option<Report>> {
     match Layout::load(state)? {
         Some(layout) => Ok(Some(Report::collect(&layout).await?)),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod real_node_tests {
+    use super::RealNodeWanted;
+
+    #[test]
+    fn localenv_real_node_is_1_auto_or_0() {
+        use RealNodeWanted::{IfPossible, No, Required};
+        for (value, default, wanted) in [
+            (None, No, No),
+            (None, IfPossible, IfPossible),
+            (Some(""), IfPossible, No),
+            (Some("0"), IfPossible, No),
+            (Some("1"), No, Required),
+            (Some("auto"), No, IfPossible),
+        ] {
+            assert_eq!(
+                RealNodeWanted::parse(value, default).ok(),
+                Some(wanted),
+                "{value:?}"
+            );
+        }
+        let error = RealNodeWanted::parse(Some("yes"), No)
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("use 1, auto or 0"), "{error}");
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use movieapp_localenv::ports::{BLOCK_SIZE, Ephemeral, PortBlock, Slot};
 use movieapp_localenv::supervisor::recorded;
-use movieapp_localenv::{Component, Request};
+use movieapp_localenv::{Component, RealNodeWanted, Request};
 
 /// One environment at a time: they share the block.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -44,6 +44,7 @@ impl Scratch {
                 state,
                 ports: PortBlock::new(base)?,
                 tmdb_api_key: "test-key".to_owned(),
+                real_node: RealNodeWanted::No,
             },
         })
     }
@@ -167,11 +168,12 @@ async fn a_scheduler_that_dies_after_up_is_reported_then_restarted() -> Result<(
         .context("running")?;
     ensure!(report.is_healthy(), "{report}");
 
-    let everything: Vec<_> = Component::ALL
+    let everything: Vec<_> = layout
+        .components()
         .iter()
         .filter_map(|c| recorded(&layout.state, c.name()))
         .collect();
-    ensure!(everything.len() == Component::ALL.len());
+    ensure!(everything.len() == layout.components().len());
     ensure!(movieapp_localenv::down(scratch.state())?);
     ensure!(
         everything.iter().all(|p| !p.is_alive()),
