@@ -55,6 +55,15 @@ pub struct RunConfig {
     )]
     pub worker_role_boundary_arn: Option<String>,
 
+    /// Tests only (hidden): the worker roles' inline policy with every
+    /// statement on "*" and no condition
+    /// ([`crate::policies::actions_only`]), for the enforced-IAM suite,
+    /// whose moto checks actions only. The boundary and the trust policy are
+    /// unchanged. Never set it against AWS: each worker role could then use
+    /// every MovieApp's resources its boundary allows.
+    #[arg(long, hide = true, requires = "worker_role_oidc_provider_arn")]
+    pub worker_role_actions_only: bool,
+
     /// How often every MovieApp is re-read from AWS and repaired (e.g. 5m,
     /// 30s); by default 5m, or 1h with --events-queue-url.
     #[arg(long = "resync-interval", env = "MOVIEAPP_RESYNC_INTERVAL", value_parser = parse_duration)]
@@ -139,7 +148,12 @@ impl RunConfig {
             &self.worker_role_oidc_provider_arn,
             &self.worker_role_boundary_arn,
         ) {
-            (Some(oidc), Some(boundary)) => WorkerRoles::new(oidc, boundary).map(Some),
+            (Some(oidc), Some(boundary)) => WorkerRoles::new(oidc, boundary).map(|roles| {
+                Some(WorkerRoles {
+                    actions_only: self.worker_role_actions_only,
+                    ..roles
+                })
+            }),
             (None, None) => Ok(None),
             _ => Err(
                 "--worker-role-oidc-provider-arn and --worker-role-boundary-arn go together"
@@ -357,6 +371,24 @@ mod tests {
         let roles = on.worker_roles().expect("valid").expect("on");
         assert_eq!(roles.issuer(), "oidc.eks.us-east-1.amazonaws.com/id/ABC");
         assert_eq!(roles.boundary_arn, boundary);
+        assert!(!roles.actions_only);
+        // The tests' actions-only policies: only with the worker roles on.
+        let tests = run(&[
+            "--worker-role-oidc-provider-arn",
+            oidc,
+            "--worker-role-boundary-arn",
+            boundary,
+            "--worker-role-actions-only",
+        ])
+        .expect("tests");
+        assert!(
+            tests
+                .worker_roles()
+                .expect("valid")
+                .expect("on")
+                .actions_only
+        );
+        assert!(run(&["--worker-role-actions-only"]).is_err());
         // One without the other is refused by the parser.
         for args in [
             ["--worker-role-oidc-provider-arn", oidc],

@@ -73,6 +73,12 @@ pub async fn run_until(
     // Refused before anything starts: a bad ARN would otherwise show only
     // as every MovieApp Stalled.
     config.check().map_err(anyhow::Error::msg)?;
+    if config.worker_role_actions_only {
+        warn!(
+            "--worker-role-actions-only: the worker roles' policies name no resource and no \
+             condition; this is for the enforced-IAM tests against moto, never for AWS"
+        );
+    }
     let stop = CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();

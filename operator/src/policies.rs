@@ -603,6 +603,33 @@ impl Document {
     }
 }
 
+/// `document` (a rendered policy) as an IAM emulator that checks actions
+/// only can judge it: every statement on `"*"`, without its `Condition`.
+/// **For tests only** (`iam-policies --actions-only`, the hidden `run
+/// --worker-role-actions-only`): moto 5 passes `"*"` as the resource of most
+/// services' requests (DynamoDB, SNS, ECR, tag), which no ARN pattern
+/// matches, and evaluates no request context. Under such an emulator this
+/// document proves that no action is missing, nothing about scoping
+/// (docs/iam.md, "Proven under enforcement").
+pub fn actions_only(document: &str) -> Result<String, String> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(document).map_err(|e| format!("not a policy document: {e}"))?;
+    let statements = value
+        .get_mut("Statement")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or("not a policy document: no Statement list")?;
+    for statement in statements {
+        let statement = statement
+            .as_object_mut()
+            .ok_or("not a policy document: a statement is no object")?;
+        statement.remove("Condition");
+        statement.insert("Resource".into(), "*".into());
+    }
+    serde_json::to_string_pretty(&value)
+        .map(|s| s + "\n")
+        .map_err(|e| e.to_string())
+}
+
 /// `movieapp-operator iam-policies`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IamPoliciesArgs {
@@ -638,6 +665,11 @@ pub struct IamPoliciesArgs {
     /// statement for it.
     #[arg(long, value_name = "ARN")]
     pub events_queue_arn: Vec<String>,
+    /// Tests only: every statement on "*" and without its conditions, as an
+    /// emulator that checks actions only (moto) can judge it. Never apply
+    /// these documents to an account.
+    #[arg(long, conflicts_with = "templates")]
+    pub actions_only: bool,
 }
 
 /// What `iam-policies` writes: `(file name, text)` per document.
@@ -700,6 +732,11 @@ pub fn files(args: &IamPoliciesArgs) -> Result<Vec<(String, String)>, String> {
             format!("{WORKER}-{}-{}.json", app.namespace, app.name),
             worker().render(&target, Some(&app), &[])?,
         ));
+    }
+    if args.actions_only {
+        for (_, text) in &mut out {
+            *text = actions_only(text)?;
+        }
     }
     Ok(out)
 }
@@ -882,6 +919,28 @@ pub(super) mod tests {
         };
         let jobs = derived.queue_name(crate::naming::component::JOBS_QUEUE);
         assert!(!text.contains(&jobs), "{text}");
+    }
+
+    /// The test-only rendering keeps every statement and action, on "*",
+    /// with no condition; anything but a policy document is refused.
+    #[test]
+    fn actions_only_keeps_the_actions_on_any_resource_without_conditions() {
+        let rendered = operator()
+            .render(&target(), None, &lists())
+            .expect("operator");
+        let stripped = actions_only(&rendered).expect("actions only");
+        let (before, after) = (statements(&rendered), statements(&stripped));
+        assert_eq!(before.len(), after.len());
+        assert!(before.iter().any(|s| s.get("Condition").is_some()));
+        for (old, new) in before.iter().zip(&after) {
+            assert_eq!(old["Sid"], new["Sid"]);
+            assert_eq!(old["Action"], new["Action"]);
+            assert_eq!(new["Resource"], "*");
+            assert!(new.get("Condition").is_none(), "{new}");
+        }
+        for bad in ["", "{}", "[]", r#"{"Statement": [1]}"#] {
+            assert!(actions_only(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

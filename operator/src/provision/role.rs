@@ -41,6 +41,9 @@ pub struct WorkerRoles {
     pub oidc_provider_arn: String,
     /// `arn:<partition>:iam::<account>:policy/<name>`: every role's boundary.
     pub boundary_arn: String,
+    /// Tests only (`run --worker-role-actions-only`): the inline policy
+    /// rendered by [`policies::actions_only`].
+    pub actions_only: bool,
 }
 
 /// An IAM ARN's parts: partition, account, resource.
@@ -110,6 +113,7 @@ impl WorkerRoles {
         Ok(Self {
             oidc_provider_arn: oidc_provider_arn.to_owned(),
             boundary_arn: boundary_arn.to_owned(),
+            actions_only: false,
         })
     }
 
@@ -169,9 +173,13 @@ impl WorkerRoles {
             name: target.id.name.to_owned(),
             spec: target.spec.clone(),
         };
-        let inline = policies::worker()
+        let mut inline = policies::worker()
             .render(&rendering, Some(&app), &[])
             .map_err(|e| Halt::blocked(Reason::InvalidSpec, e))?;
+        if self.actions_only {
+            inline = policies::actions_only(&inline)
+                .map_err(|e| Halt::blocked(Reason::InvalidSpec, e))?;
+        }
         // The worker's ServiceAccount is named after the MovieApp.
         let trust = self.trust_policy(target.id.namespace, target.id.name);
         Ok(DesiredRole {
