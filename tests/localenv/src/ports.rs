@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 /// checkouts on a shared machine are told to use.
 pub const DEFAULT_BASE: u16 = 27300;
 
-/// Ports a block spans. Fifteen are used (see [`Slot`]); the rest are kept
+/// Ports a block spans. Sixteen are used (see [`Slot`]); the rest are kept
 /// for components still to come, so a base chosen today stays valid when
 /// they arrive.
 pub const BLOCK_SIZE: u16 = 32;
@@ -48,6 +48,9 @@ pub enum Slot {
     DemoPortForward = 13,
     /// The OCI registry `tests/delivery/oci-registry.sh` starts on demand.
     OciRegistry = 20,
+    /// The enforced-IAM suite's own moto (`tests/suites/iam_enforced.rs`),
+    /// for the length of the suite.
+    IamEnforcedMoto = 21,
 }
 
 /// `BLOCK_SIZE` ports from a base.
