@@ -187,6 +187,7 @@ const OPERATOR: &[Call] = &[
     call(Iam, "GetRole", &["iam:GetRole"], WorkerRoles, Read),
     call(Iam, "GetRolePolicy", &["iam:GetRolePolicy"], WorkerRoles, Read),
     call(Iam, "ListRolePolicies", &["iam:ListRolePolicies"], WorkerRoles, Read),
+    call(Iam, "ListAttachedRolePolicies", &["iam:ListAttachedRolePolicies"], WorkerRoles, Read),
     call(Iam, "CreateRole", &["iam:CreateRole"], WorkerRoles, Create),
     call(Iam, "PutRolePermissionsBoundary", &["iam:PutRolePermissionsBoundary"], WorkerRoles, CreateBounded),
     call(Iam, "TagRole", &["iam:TagRole"], WorkerRoles, Tag),
@@ -194,6 +195,7 @@ const OPERATOR: &[Call] = &[
     call(Iam, "PutRolePolicy", &["iam:PutRolePolicy"], WorkerRoles, ChangeOwned),
     call(Iam, "UpdateAssumeRolePolicy", &["iam:UpdateAssumeRolePolicy"], WorkerRoles, ChangeOwned),
     call(Iam, "DeleteRolePolicy", &["iam:DeleteRolePolicy"], WorkerRoles, ChangeOwned),
+    call(Iam, "DetachRolePolicy", &["iam:DetachRolePolicy"], WorkerRoles, ChangeOwned),
     call(Iam, "DeleteRole", &["iam:DeleteRole"], WorkerRoles, ChangeOwned),
 ];
 

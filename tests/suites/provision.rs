@@ -1918,11 +1918,34 @@ async fn the_worker_role_is_made_with_its_trust_boundary_policy_and_tags_and_kep
                 .policy_document(opened.to_string())
                 .send()
                 .await?;
+            // And what widens a role besides its own policy: an inline
+            // policy of another name, a managed policy attached.
+            let everything = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}).to_string();
+            iam.put_role_policy()
+                .role_name(&name)
+                .policy_name("added-by-hand")
+                .policy_document(&everything)
+                .send()
+                .await?;
+            let managed = iam
+                .create_policy()
+                .policy_name(format!("{name}-extra"))
+                .policy_document(&everything)
+                .send()
+                .await?
+                .policy
+                .and_then(|p| p.arn)
+                .context("CreatePolicy returned no ARN")?;
+            iam.attach_role_policy()
+                .role_name(&name)
+                .policy_arn(&managed)
+                .send()
+                .await?;
             let provisioned = app.pass().await;
             let role_part = provisioned.role.as_ref().context("no role part")?;
             ensure!(role_part.state.is_ready(), "{:?}", role_part.state);
             ensure!(
-                count_reason(&role_part.notices, Reason::DriftRepaired) == 3,
+                count_reason(&role_part.notices, Reason::DriftRepaired) == 5,
                 "{:#?}",
                 role_part.notices
             );
@@ -1930,6 +1953,20 @@ async fn the_worker_role_is_made_with_its_trust_boundary_policy_and_tags_and_kep
             ensure!(repaired.boundary.as_deref() == Some(BOUNDARY));
             ensure!(repaired.inline == Some(app.rendered_worker_policy()?));
             ensure!(repaired.trust == role.trust, "{}", repaired.trust);
+            ensure!(
+                repaired.inline_names == [provision::role::INLINE_POLICY],
+                "{:?}",
+                repaired.inline_names
+            );
+            let attached = iam
+                .list_attached_role_policies()
+                .role_name(&name)
+                .send()
+                .await?
+                .attached_policies
+                .unwrap_or_default();
+            ensure!(attached.is_empty(), "{attached:?}");
+            iam.delete_policy().policy_arn(&managed).send().await?;
             // Then steady again.
             app.converge_and_settle().await?;
 
@@ -2031,13 +2068,32 @@ async fn retain_keeps_the_role_and_delete_removes_it_with_its_policy() -> Result
     );
     ensure!(retained.inline.is_some() && retained.boundary.as_deref() == Some(BOUNDARY));
 
+    // A managed policy someone attached no longer blocks the deletion.
+    let managed = iam
+        .create_policy()
+        .policy_name(format!("{name}-extra"))
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]})
+                .to_string(),
+        )
+        .send()
+        .await?
+        .policy
+        .and_then(|p| p.arn)
+        .context("CreatePolicy returned no ARN")?;
+    iam.attach_role_policy()
+        .role_name(&name)
+        .policy_arn(&managed)
+        .send()
+        .await?;
     app.delete().await?;
     ensure!(
         role_seen(&iam, &name).await?.is_none(),
         "{name} still exists"
     );
+    iam.delete_policy().policy_arn(&managed).send().await?;
     let calls = aws_calls(&app.metrics)?;
-    for call in ["iam:DeleteRolePolicy", "iam:DeleteRole"] {
+    for call in ["iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:DeleteRole"] {
         ensure!(calls.contains_key(call), "{call} not called: {calls:?}");
     }
     // Already gone is fine.

@@ -144,8 +144,9 @@ OPERATOR_ACTIONS = {
     # the region's ownership tags, read once per resync round (aws/tagging.rs)
     "tag:GetResources",
     # the worker roles it makes (--worker-role-oidc-provider-arn)
-    "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:GetRole",
-    "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:PutRolePermissionsBoundary",
+    "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
+    "iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies",
+    "iam:ListRolePolicies", "iam:PutRolePermissionsBoundary",
     "iam:PutRolePolicy", "iam:TagRole", "iam:UntagRole",
     "iam:UpdateAssumeRolePolicy",
 }

@@ -12,6 +12,10 @@
 //! EKS Pod Identity is not offered: moto (the local AWS) serves none of its
 //! APIs, so it could not be tested.
 //!
+//! The role carries nothing else: an inline policy of another name or a
+//! managed policy someone attached widens it within the boundary, so each is
+//! drift, removed like any other (ACK's role controller does the same).
+//!
 //! IAM returns policy documents URL-encoded; they are decoded here and
 //! compared by meaning ([`super::policy::equivalent`]).
 
@@ -222,16 +226,20 @@ pub struct Role {
 }
 
 /// A role's documents and boundary as IAM has them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RoleSettings {
     pub trust: String,
     /// The inline policy [`INLINE_POLICY`]; `None` when missing.
     pub inline: Option<String>,
     pub boundary: Option<String>,
+    /// The names of inline policies other than [`INLINE_POLICY`].
+    pub other_inline: Vec<String>,
+    /// The ARNs of managed policies attached to the role.
+    pub attached: Vec<String>,
 }
 
 /// One write to a role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoleChange {
     /// PutRolePermissionsBoundary: first, since it caps everything else.
     Boundary,
@@ -239,6 +247,10 @@ pub enum RoleChange {
     Inline,
     /// UpdateAssumeRolePolicy.
     Trust,
+    /// DeleteRolePolicy of an inline policy someone else put.
+    RemoveInline(String),
+    /// DetachRolePolicy of a managed policy someone attached.
+    Detach(String),
 }
 
 /// The next change that brings `actual` to `desired`, compared by meaning.
@@ -256,6 +268,12 @@ pub fn plan(desired: &DesiredRole, actual: &RoleSettings) -> Option<RoleChange> 
     }
     if !policy::equivalent(&desired.trust, &actual.trust) {
         return Some(RoleChange::Trust);
+    }
+    if let Some(name) = actual.other_inline.first() {
+        return Some(RoleChange::RemoveInline(name.clone()));
+    }
+    if let Some(arn) = actual.attached.first() {
+        return Some(RoleChange::Detach(arn.clone()));
     }
     None
 }
@@ -318,7 +336,9 @@ impl Kind for Roles<'_> {
     type Actual = RoleSettings;
     type Change = RoleChange;
 
-    const MAX_CHANGES_PER_PASS: usize = 3;
+    /// The three settings, and two policies someone else added; more of
+    /// those wait for the next pass.
+    const MAX_CHANGES_PER_PASS: usize = 5;
 
     fn what(name: &String) -> String {
         format!("IAM role {name}")
@@ -364,22 +384,35 @@ impl Kind for Roles<'_> {
         Ok(Some(role.tags.clone()))
     }
 
+    /// The inline policies' names, ours read only when listed, and the
+    /// attached managed policies.
     async fn observe(&self, role: &Role, _: &DesiredRole) -> Result<RoleSettings, Halt> {
-        let request = self
-            .iam
-            .get_role_policy()
-            .role_name(&role.name)
-            .policy_name(INLINE_POLICY)
-            .send();
-        let inline = match aws::send(SERVICE, "GetRolePolicy", request).await {
-            Ok(output) => Some(decode_document(&output.policy_document)),
-            Err(error) if error.is_not_found() => None,
-            Err(error) => return Err(error.into()),
+        let (ours, other_inline): (Vec<String>, Vec<String>) = self
+            .inline_names(&role.name)
+            .await?
+            .into_iter()
+            .partition(|name| name == INLINE_POLICY);
+        let inline = if ours.is_empty() {
+            None
+        } else {
+            let request = self
+                .iam
+                .get_role_policy()
+                .role_name(&role.name)
+                .policy_name(INLINE_POLICY)
+                .send();
+            match aws::send(SERVICE, "GetRolePolicy", request).await {
+                Ok(output) => Some(decode_document(&output.policy_document)),
+                Err(error) if error.is_not_found() => None,
+                Err(error) => return Err(error.into()),
+            }
         };
         Ok(RoleSettings {
             trust: role.trust.clone(),
             inline,
             boundary: role.boundary.clone(),
+            other_inline,
+            attached: self.attached(&role.name).await?,
         })
     }
 
@@ -392,6 +425,12 @@ impl Kind for Roles<'_> {
             RoleChange::Boundary => format!("{what}: set its permissions boundary"),
             RoleChange::Inline => format!("{what}: set its inline policy {INLINE_POLICY}"),
             RoleChange::Trust => format!("{what}: set its trust policy"),
+            RoleChange::RemoveInline(name) => {
+                format!("{what}: removed the inline policy {name} someone else put")
+            }
+            RoleChange::Detach(arn) => {
+                format!("{what}: detached the managed policy {arn} someone attached")
+            }
         })
     }
 
@@ -405,6 +444,8 @@ impl Kind for Roles<'_> {
             RoleChange::Boundary => next.boundary = Some(desired.boundary.clone()),
             RoleChange::Inline => next.inline = Some(desired.inline.clone()),
             RoleChange::Trust => next.trust = desired.trust.clone(),
+            RoleChange::RemoveInline(name) => next.other_inline.retain(|n| n != name),
+            RoleChange::Detach(arn) => next.attached.retain(|a| a != arn),
         }
         Some(next)
     }
@@ -509,44 +550,29 @@ impl Kind for Roles<'_> {
                     .policy_document(&desired.trust);
                 aws::send(SERVICE, "UpdateAssumeRolePolicy", request.send()).await?;
             }
+            RoleChange::RemoveInline(name) => self.delete_inline(&role.name, name).await?,
+            RoleChange::Detach(arn) => self.detach(&role.name, arn).await?,
         }
         Ok(Self::assume(desired, &actual, change).unwrap_or(actual))
     }
 
-    /// The inline policies first (IAM refuses to delete a role that has
-    /// any), then the role. A managed policy someone attached also blocks
-    /// it: that is left to a human, and said.
+    /// The inline and managed policies first (IAM refuses to delete a role
+    /// that has any), then the role. An instance profile someone added
+    /// also blocks it: that is left to a human, and said.
     async fn delete(&self, role: &Role) -> Result<Deletion, AwsError> {
-        let names = aws::all_pages(|marker| async move {
-            let request = self
-                .iam
-                .list_role_policies()
-                .role_name(&role.name)
-                .set_marker(marker);
-            let output = aws::send(SERVICE, "ListRolePolicies", request.send()).await?;
-            let next = output.is_truncated.then_some(output.marker).flatten();
-            Ok((output.policy_names, next))
-        })
-        .await?;
-        for name in names {
-            let request = self
-                .iam
-                .delete_role_policy()
-                .role_name(&role.name)
-                .policy_name(&name);
-            match aws::send(SERVICE, "DeleteRolePolicy", request.send()).await {
-                Ok(_) => {}
-                Err(error) if error.is_not_found() => {}
-                Err(error) => return Err(error),
-            }
+        for name in self.inline_names(&role.name).await? {
+            self.delete_inline(&role.name, &name).await?;
+        }
+        for arn in self.attached(&role.name).await? {
+            self.detach(&role.name, &arn).await?;
         }
         let request = self.iam.delete_role().role_name(&role.name);
         match aws::send(SERVICE, "DeleteRole", request.send()).await {
             Ok(_) => Ok(Deletion::Started),
             Err(error) if error.code.as_deref() == Some("DeleteConflict") => {
                 Ok(Deletion::NotYet(format!(
-                    "{} still has managed policies or instance profiles someone attached; \
-                     detach them to let it be deleted: {}",
+                    "{} is still in an instance profile someone added; remove it from \
+                     the profile to let it be deleted: {}",
                     Self::what(&role.name),
                     error.message
                 )))
@@ -557,6 +583,64 @@ impl Kind for Roles<'_> {
 }
 
 impl Roles<'_> {
+    /// The names of the role's inline policies.
+    async fn inline_names(&self, role: &str) -> Result<Vec<String>, AwsError> {
+        aws::all_pages(|marker| async move {
+            let request = self
+                .iam
+                .list_role_policies()
+                .role_name(role)
+                .set_marker(marker);
+            let output = aws::send(SERVICE, "ListRolePolicies", request.send()).await?;
+            let next = output.is_truncated.then_some(output.marker).flatten();
+            Ok((output.policy_names, next))
+        })
+        .await
+    }
+
+    /// The ARNs of the managed policies attached to the role.
+    async fn attached(&self, role: &str) -> Result<Vec<String>, AwsError> {
+        aws::all_pages(|marker| async move {
+            let request = self
+                .iam
+                .list_attached_role_policies()
+                .role_name(role)
+                .set_marker(marker);
+            let output = aws::send(SERVICE, "ListAttachedRolePolicies", request.send()).await?;
+            let next = output.is_truncated.then_some(output.marker).flatten();
+            let arns = output
+                .attached_policies
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| p.policy_arn)
+                .collect();
+            Ok((arns, next))
+        })
+        .await
+    }
+
+    /// DeleteRolePolicy; already gone is done.
+    async fn delete_inline(&self, role: &str, name: &str) -> Result<(), AwsError> {
+        let request = self
+            .iam
+            .delete_role_policy()
+            .role_name(role)
+            .policy_name(name);
+        match aws::send(SERVICE, "DeleteRolePolicy", request.send()).await {
+            Err(error) if !error.is_not_found() => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    /// DetachRolePolicy; already detached is done.
+    async fn detach(&self, role: &str, arn: &str) -> Result<(), AwsError> {
+        let request = self.iam.detach_role_policy().role_name(role).policy_arn(arn);
+        match aws::send(SERVICE, "DetachRolePolicy", request.send()).await {
+            Err(error) if !error.is_not_found() => Err(error),
+            _ => Ok(()),
+        }
+    }
+
     async fn put_inline(&self, name: &str, desired: &DesiredRole) -> Result<(), AwsError> {
         let request = self
             .iam
@@ -708,6 +792,7 @@ mod tests {
             trust: r#"{ "Statement": [ { "Principal": {"Federated": "p"}, "Action": "sts:AssumeRoleWithWebIdentity", "Effect": "Allow" } ], "Version": "2012-10-17" }"#.into(),
             inline: Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["a:C","a:B"],"Resource":["r"]}]}"#.into()),
             boundary: Some(BOUNDARY.into()),
+            ..RoleSettings::default()
         };
         assert_eq!(plan(&desired, &same), None);
         let cases = [
@@ -747,12 +832,27 @@ mod tests {
                 },
                 RoleChange::Trust,
             ),
+            (
+                RoleSettings {
+                    other_inline: vec!["wide".into(), "wider".into()],
+                    attached: vec!["arn:aws:iam::aws:policy/AdministratorAccess".into()],
+                    ..same.clone()
+                },
+                RoleChange::RemoveInline("wide".into()),
+            ),
+            (
+                RoleSettings {
+                    attached: vec!["arn:aws:iam::aws:policy/AdministratorAccess".into()],
+                    ..same.clone()
+                },
+                RoleChange::Detach("arn:aws:iam::aws:policy/AdministratorAccess".into()),
+            ),
         ];
         for (actual, change) in cases {
-            assert_eq!(plan(&desired, &actual), Some(change), "{actual:?}");
+            assert_eq!(plan(&desired, &actual), Some(change.clone()), "{actual:?}");
             // What ObserveOnly predicts converges.
             let mut next = Roles::assume(&desired, &actual, &change).expect("predicted");
-            for _ in 0..3 {
+            for _ in 0..Roles::MAX_CHANGES_PER_PASS {
                 match plan(&desired, &next) {
                     Some(c) => next = Roles::assume(&desired, &next, &c).expect("predicted"),
                     None => break,
