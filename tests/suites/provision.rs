@@ -2093,7 +2093,11 @@ async fn retain_keeps_the_role_and_delete_removes_it_with_its_policy() -> Result
     );
     iam.delete_policy().policy_arn(&managed).send().await?;
     let calls = aws_calls(&app.metrics)?;
-    for call in ["iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:DeleteRole"] {
+    for call in [
+        "iam:DeleteRolePolicy",
+        "iam:DetachRolePolicy",
+        "iam:DeleteRole",
+    ] {
         ensure!(calls.contains_key(call), "{call} not called: {calls:?}");
     }
     // Already gone is fine.

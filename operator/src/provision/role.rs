@@ -634,7 +634,11 @@ impl Roles<'_> {
 
     /// DetachRolePolicy; already detached is done.
     async fn detach(&self, role: &str, arn: &str) -> Result<(), AwsError> {
-        let request = self.iam.detach_role_policy().role_name(role).policy_arn(arn);
+        let request = self
+            .iam
+            .detach_role_policy()
+            .role_name(role)
+            .policy_arn(arn);
         match aws::send(SERVICE, "DetachRolePolicy", request.send()).await {
             Err(error) if !error.is_not_found() => Err(error),
             _ => Ok(()),
