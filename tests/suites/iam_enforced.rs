@@ -52,9 +52,10 @@ const OPERATOR_ROLE: &str = "movieapp-operator";
 const BOUNDARY: &str = "movieapp-worker-boundary";
 /// How long a MovieApp may take to be Ready or gone on a loaded machine.
 const TIMEOUT: Duration = Duration::from_secs(180);
-/// What moto answers a call it refuses with (AccessDenied,
-/// InvalidClientTokenId, SignatureDoesNotMatch), as its log shows it.
-const REFUSED: &str = "\" 403 ";
+/// The line `moto_iam_enforced.py` logs for every call it refuses
+/// (AccessDenied, an unknown key, a bad signature, a web identity its role
+/// does not trust).
+const REFUSED: &str = "moto_iam_enforced: refused";
 
 /// The suite's moto, stopped when dropped.
 struct EnforcedMoto {
@@ -131,7 +132,7 @@ impl EnforcedMoto {
         let start = usize::try_from(mark).unwrap_or(usize::MAX).min(text.len());
         String::from_utf8_lossy(&text[start..])
             .lines()
-            .filter(|line| line.contains(REFUSED) || line.contains("denied"))
+            .filter(|line| line.contains(REFUSED))
             .map(str::to_owned)
             .collect()
     }
@@ -474,6 +475,8 @@ struct Suite {
     admin: aws_config::SdkConfig,
     layout: Layout,
     dir: PathBuf,
+    /// The operator role's policy, as the suite's moto judges it.
+    operator_policy: String,
 }
 
 impl Suite {
@@ -487,11 +490,29 @@ impl Suite {
         )
     }
 
+    /// Waits until the MovieApp is Ready; fails with its conditions.
     async fn ready(&self, name: &str) -> Result<MovieApp> {
-        fixtures::wait_for_movieapp(&self.api, name, "Ready", TIMEOUT, |a| {
+        let ready = fixtures::wait_for_movieapp(&self.api, name, "Ready", TIMEOUT, |a| {
             movieapps::is(a, "Ready", "True", None)
         })
-        .await
+        .await;
+        match ready {
+            Ok(app) => Ok(app),
+            Err(error) => {
+                let conditions: Vec<String> = self
+                    .api
+                    .get(name)
+                    .await?
+                    .status
+                    .map(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|c| c.status != "True" || c.type_ == "Stalled")
+                    .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+                    .collect();
+                Err(error.context(format!("{name}: {}", conditions.join("; "))))
+            }
+        }
     }
 
     /// status.workerRole, WorkerRoleReady and the ServiceAccount's
@@ -655,6 +676,7 @@ async fn the_lifecycle_passes_under_enforced_iam_with_the_shipped_policies() -> 
         admin,
         layout,
         dir,
+        operator_policy: moto_policies[policies::OPERATOR].clone(),
     };
     let result = lifecycle(&suite, &repository, &operator, mark).await;
     let operator_log = operator.log.clone();
@@ -726,6 +748,7 @@ async fn lifecycle(
     workers?;
     let mark = negative?;
     let keys = keys?;
+    let mark = operator_without_create_role_stalls(suite, repository, mark).await?;
 
     // Delete: every resource of the MovieApp gone, its role too; Retain:
     // all of them left.
@@ -1166,7 +1189,10 @@ async fn old_worker_policy_is_refused(
     .await?;
     movieapp_localenv::stop_process(&suite.layout, "iam-enforced-serve")?;
     ensure!(
-        answer.0 == 503,
+        answer.0 == 503
+            && answer
+                .1
+                .contains("not authorized to perform: dynamodb:DescribeTable"),
         "without dynamodb:DescribeTable /readyz answered {} {}",
         answer.0,
         answer.1
@@ -1182,6 +1208,72 @@ async fn old_worker_policy_is_refused(
         answer.1.trim(),
         refused.len()
     );
+    Ok(suite.moto.log_mark())
+}
+
+/// The operator's policy without `iam:CreateRole`: a new MovieApp is
+/// Stalled with reason AccessDenied naming the action, and nothing else
+/// is refused; then the policy is put back. Returns where moto's log stands
+/// afterwards.
+async fn operator_without_create_role_stalls(
+    suite: &Suite,
+    repository: &str,
+    mark: u64,
+) -> Result<u64> {
+    let refused = suite.moto.refusals_since(mark);
+    ensure!(
+        refused.is_empty(),
+        "moto refused calls before the operator's negative case:\n{}",
+        refused.join("\n")
+    );
+    let mut narrowed: Value = serde_json::from_str(&suite.operator_policy)?;
+    let statements = narrowed["Statement"].as_array_mut().context("statements")?;
+    for statement in statements.iter_mut() {
+        if let Some(actions) = statement["Action"].as_array_mut() {
+            actions.retain(|a| a != "iam:CreateRole");
+        }
+    }
+    statements.retain(|s| s["Action"].as_array().is_none_or(|a| !a.is_empty()));
+    let iam = aws_sdk_iam::Client::new(&suite.admin);
+    let put = |document: String| {
+        iam.put_role_policy()
+            .role_name(OPERATOR_ROLE)
+            .policy_name("movieapp-operator")
+            .policy_document(document)
+            .send()
+    };
+    put(narrowed.to_string()).await?;
+    let mark = suite.moto.log_mark();
+    let name = "denied";
+    suite
+        .api
+        .create(
+            &PostParams::default(),
+            &suite.app(name, "Delete", repository)?,
+        )
+        .await?;
+    let stalled =
+        fixtures::wait_for_movieapp(&suite.api, name, "Stalled AccessDenied", TIMEOUT, |a| {
+            movieapps::is(a, "Stalled", "True", Some("AccessDenied"))
+        })
+        .await;
+    put(suite.operator_policy.clone()).await?;
+    let stalled = stalled?;
+    let message = movieapps::condition(&stalled, "Stalled")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        message.contains("not authorized to perform: iam:CreateRole"),
+        "{name} is Stalled for another reason: {message}"
+    );
+    let refused = suite.moto.refusals_since(mark);
+    ensure!(
+        !refused.is_empty() && refused.iter().all(|l| l.contains("iam:CreateRole")),
+        "without iam:CreateRole moto refused:\n{}",
+        refused.join("\n")
+    );
+    println!("the operator without iam:CreateRole: Stalled, {message}");
+    suite.delete(name).await?;
     Ok(suite.moto.log_mark())
 }
 
