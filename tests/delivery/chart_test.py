@@ -354,14 +354,33 @@ def defaults() -> None:
         "MOVIEAPP_WORKER_ROLE_OIDC_PROVIDER_ARN" not in env and "MOVIEAPP_WORKER_ROLE_BOUNDARY_ARN" not in env,
         str(env),
     )
-    role_env = env_of(one(render(
-        f"operator.workerRole.oidcProviderArn={oidc}", f"operator.workerRole.boundaryArn={boundary}",
-    ), "Deployment")["spec"]["template"]["spec"]["containers"][0])
+    role_docs = render(f"operator.workerRole.oidcProviderArn={oidc}", f"operator.workerRole.boundaryArn={boundary}")
+    role_env = env_of(one(role_docs, "Deployment")["spec"]["template"]["spec"]["containers"][0])
     check(
         "operator.workerRole sets the OIDC provider and the boundary of the worker roles the operator makes",
         role_env.get("MOVIEAPP_WORKER_ROLE_OIDC_PROVIDER_ARN") == oidc
         and role_env.get("MOVIEAPP_WORKER_ROLE_BOUNDARY_ARN") == boundary,
         str(role_env),
+    )
+
+    def refuses_any_role(docs: list[dict]) -> bool:
+        """The worker-roles policy refuses every role a MovieApp names, the
+        allow-list notwithstanding: its operatorMakesRoles variable is true
+        and a validation fails on a role whenever it is."""
+        spec = one(docs, "ValidatingAdmissionPolicy", name="movieapp-operator-worker-roles")["spec"]
+        variables = {v["name"]: v["expression"] for v in spec["variables"]}
+        return variables.get("operatorMakesRoles") == "true" and any(
+            v["expression"] == "variables.role == '' || !variables.operatorMakesRoles" for v in spec["validations"]
+        )
+
+    check(
+        "operator.workerRole: the worker-roles admission policy refuses a MovieApp that names a role (the operator makes them)",
+        refuses_any_role(role_docs),
+    )
+    check(
+        "without operator.workerRole the worker-roles policy judges a named role by admission.workerRoleArns only",
+        not refuses_any_role(docs)
+        and {v["name"]: v["expression"] for v in one(docs, "ValidatingAdmissionPolicy", name="movieapp-operator-worker-roles")["spec"]["variables"]}.get("operatorMakesRoles") == "false",
     )
 
     # Every variable the chart sets for the operator is one of its flags' env mirrors.

@@ -83,6 +83,7 @@ fullname="$release-movieapp-operator"
 sa_user="system:serviceaccount:$ns_sys:$fullname"
 cw_release="mvd-$id-cw"     # a cluster-mode rendering, RBAC only
 cw_fullname="$cw_release-movieapp-operator"
+mr_release="mvd-$id-mr"      # the admission policies with operator.workerRole
 cw_user="system:serviceaccount:$ns_sys:$cw_fullname"
 chart=charts/movieapp-operator
 work=$(mktemp -d)
@@ -99,7 +100,7 @@ cleanup() {
     kubectl -n "$ns_apps" patch "$name" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
   done
   "$HELM" uninstall "$release" -n "$ns_sys" --wait --timeout 60s >/dev/null 2>&1
-  kubectl delete clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding -l "app.kubernetes.io/instance=$cw_release" --ignore-not-found >/dev/null 2>&1
+  kubectl delete clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding -l "app.kubernetes.io/instance in ($cw_release,$mr_release)" --ignore-not-found >/dev/null 2>&1
   kubectl delete namespace "$ns_sys" "$ns_apps" "$ns_other" --ignore-not-found --wait=false >/dev/null 2>&1
   for crd in "${created_monitoring_crds[@]}"; do kubectl delete crd "$crd" --ignore-not-found >/dev/null 2>&1; done
   AWS_REPOSITORY="$repository" "$LOCALENV_VENV/bin/python" - <<'PY' >/dev/null 2>&1
@@ -220,6 +221,22 @@ if grep -q "(server dry run)" <<<"$probe"; then
 else
   fail "the same MovieApp in $ns_other, which the release does not watch, was not admitted: $probe"
 fi
+# With operator.workerRole the operator makes every worker role: a MovieApp
+# naming one is refused even where admission.workerRoleArns lists it. A
+# release of its own (its admission policies only), bound to $ns_other,
+# whose allow-list names the probe's role there.
+"$HELM" template "$mr_release" "$chart" -n "$ns_sys" --show-only templates/admission.yaml \
+  --set "watchNamespaces={$ns_other}" \
+  --set "admission.workerRoleArns.$ns_other={arn:aws:iam::123456789012:role/probe}" \
+  --set operator.workerRole.oidcProviderArn=arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/MVD \
+  --set operator.workerRole.boundaryArn=arn:aws:iam::123456789012:policy/movieapp-worker-boundary \
+  | kubectl apply -f - >/dev/null
+refused_as_made() {
+  role_probe "$ns_other" | grep -q "makes the worker role of every MovieApp itself.*$mr_release-movieapp-operator-worker-roles"
+}
+eventually 30 "operator.workerRole: the worker-roles policy refuses a MovieApp naming a role, even one admission.workerRoleArns lists for its namespace" \
+  refused_as_made
+kubectl delete validatingadmissionpolicy,validatingadmissionpolicybinding -l "app.kubernetes.io/instance=$mr_release" >/dev/null
 "$HELM" template "$cw_release" "$chart" -n "$ns_sys" \
   --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml | kubectl apply -f - >/dev/null
 
