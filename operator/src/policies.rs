@@ -758,8 +758,7 @@ pub fn write(args: &IamPoliciesArgs) -> Result<Vec<std::path::PathBuf>, String> 
     Ok(written)
 }
 
-#[cfg(test)]
-mod evaluation;
+pub mod evaluation;
 
 #[cfg(test)]
 pub(super) mod tests {

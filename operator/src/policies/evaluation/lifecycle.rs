@@ -1,232 +1,16 @@
 //! The operator's rendered policy evaluated against the requests it makes,
 //! with the request context AWS supplies (`aws:ResourceTag/*`,
 //! `aws:RequestTag/*`, `aws:TagKeys`), and against what a stolen credential
-//! would try.
-//!
-//! The evaluator implements exactly the condition operators the shipped
-//! policies use and panics on anything else, so a policy that starts using
-//! another operator cannot pass these tests by being misread.
+//! would try: every request and tag the operator's code would send, built
+//! from its declarations and its own tag logic.
 
 use movieapp_model::iam::{Access, Component, Resource};
 use serde_json::Value;
 
+use super::Request;
+
 use crate::aws::tags::{self, Owner};
 use crate::provision::resource::{Tags, retained_tag, tag_changes};
-
-// ------------------------------------------------------------------ evaluator
-
-/// One authorization AWS makes: an action on a resource, with the context
-/// keys the service supplies for it.
-#[derive(Debug, Clone)]
-struct Request {
-    action: &'static str,
-    resource: String,
-    /// `aws:ResourceTag/*`: the tags the resource carries before the call
-    /// (none for a resource being created).
-    resource_tags: Tags,
-    /// `aws:RequestTag/*`: the tags the call sets (create or tag).
-    request_tags: Tags,
-    /// `aws:TagKeys`: the keys the call sets or removes.
-    tag_keys: Vec<String>,
-    /// `iam:PermissionsBoundary`: the boundary a CreateRole or
-    /// PutRolePermissionsBoundary sets.
-    permissions_boundary: Option<String>,
-    /// What the request is, for a failure message.
-    what: String,
-}
-
-/// `*` and `?` as IAM reads them in actions and ARNs.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    match value {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
-            .iter()
-            .map(|v| v.as_str().expect("a string").to_owned())
-            .collect(),
-        other => panic!("not a string or a list of strings: {other}"),
-    }
-}
-
-/// The values of a context key in `request`, `None` when absent.
-fn context(request: &Request, key: &str) -> Option<Vec<String>> {
-    if let Some(tag) = key.strip_prefix("aws:ResourceTag/") {
-        return request.resource_tags.get(tag).map(|v| vec![v.clone()]);
-    }
-    if let Some(tag) = key.strip_prefix("aws:RequestTag/") {
-        return request.request_tags.get(tag).map(|v| vec![v.clone()]);
-    }
-    if key == "aws:TagKeys" {
-        return (!request.tag_keys.is_empty()).then(|| request.tag_keys.clone());
-    }
-    if key == "iam:PermissionsBoundary" {
-        return request.permissions_boundary.clone().map(|b| vec![b]);
-    }
-    panic!("the evaluator knows no condition key {key}")
-}
-
-/// One condition operator on one key.
-fn holds(operator: &str, key: &str, values: &[String], request: &Request) -> bool {
-    let present = context(request, key);
-    let any = |have: &[String]| have.iter().any(|h| values.contains(h));
-    match operator {
-        "StringEquals" => {
-            assert!(
-                key != "aws:TagKeys",
-                "StringEquals on the multivalued {key}"
-            );
-            present.is_some_and(|have| any(&have))
-        }
-        "StringEqualsIfExists" => present.is_none_or(|have| any(&have)),
-        "ArnEquals" => present.is_some_and(|have| {
-            have.iter()
-                .any(|h| values.iter().any(|pattern| glob(pattern, h)))
-        }),
-        // An absent or empty set satisfies ForAllValues: the policies pair it
-        // with a Null check.
-        "ForAllValues:StringEquals" => {
-            present.is_none_or(|have| have.iter().all(|h| values.contains(h)))
-        }
-        "Null" => {
-            let absent = match values {
-                [v] if v == "true" => true,
-                [v] if v == "false" => false,
-                _ => panic!("Null takes \"true\" or \"false\", not {values:?}"),
-            };
-            present.is_none() == absent
-        }
-        other => panic!("the evaluator knows no condition operator {other}"),
-    }
-}
-
-fn statement_applies(statement: &Value, request: &Request) -> bool {
-    for unsupported in ["NotAction", "NotResource", "Principal", "NotPrincipal"] {
-        assert!(statement.get(unsupported).is_none(), "{unsupported}");
-    }
-    let actions = strings(&statement["Action"]);
-    let resources = strings(&statement["Resource"]);
-    if !actions.iter().any(|a| glob(a, request.action))
-        || !resources.iter().any(|r| glob(r, &request.resource))
-    {
-        return false;
-    }
-    let Some(conditions) = statement.get("Condition") else {
-        return true;
-    };
-    conditions
-        .as_object()
-        .expect("a Condition object")
-        .iter()
-        .all(|(operator, keys)| {
-            keys.as_object()
-                .expect("an operator's keys")
-                .iter()
-                .all(|(key, values)| holds(operator, key, &strings(values), request))
-        })
-}
-
-/// Whether `policy` allows `request`: an explicit deny wins, then any allow.
-fn allowed(policy: &Value, request: &Request) -> bool {
-    let statements = policy["Statement"].as_array().expect("statements");
-    let matching = |effect: &str| {
-        statements
-            .iter()
-            .filter(|s| s["Effect"] == effect)
-            .any(|s| statement_applies(s, request))
-    };
-    !matching("Deny") && matching("Allow")
-}
-
-#[test]
-fn the_evaluator_reads_the_operators_as_aws_does() {
-    let request = |resource_tags: &[(&str, &str)], request_tags: &[(&str, &str)]| Request {
-        action: "dynamodb:TagResource",
-        resource: "arn:aws:dynamodb:us-east-1:1:table/movieapp-a".into(),
-        resource_tags: map(resource_tags),
-        request_tags: map(request_tags),
-        tag_keys: request_tags.iter().map(|(k, _)| (*k).to_owned()).collect(),
-        permissions_boundary: None,
-        what: String::new(),
-    };
-    let one = |operator: &str, key: &str, values: &[&str], r: &Request| {
-        let values: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
-        holds(operator, key, &values, r)
-    };
-    let r = request(&[("c", "east")], &[("k", "v")]);
-    assert!(one(
-        "StringEquals",
-        "aws:ResourceTag/c",
-        &["west", "east"],
-        &r
-    ));
-    assert!(!one("StringEquals", "aws:ResourceTag/x", &["east"], &r));
-    assert!(one(
-        "StringEqualsIfExists",
-        "aws:ResourceTag/x",
-        &["east"],
-        &r
-    ));
-    assert!(!one(
-        "StringEqualsIfExists",
-        "aws:ResourceTag/c",
-        &["west"],
-        &r
-    ));
-    assert!(one(
-        "ForAllValues:StringEquals",
-        "aws:TagKeys",
-        &["k", "j"],
-        &r
-    ));
-    assert!(!one("ForAllValues:StringEquals", "aws:TagKeys", &["j"], &r));
-    let bare = request(&[], &[]);
-    assert!(one(
-        "ForAllValues:StringEquals",
-        "aws:TagKeys",
-        &["j"],
-        &bare
-    ));
-    assert!(one("Null", "aws:TagKeys", &["true"], &bare));
-    assert!(one("Null", "aws:TagKeys", &["false"], &r));
-    assert!(one("Null", "aws:ResourceTag/x", &["true"], &r));
-    assert!(glob(
-        "arn:aws:sqs:*:1:movieapp-*",
-        "arn:aws:sqs:us-east-1:1:movieapp-q"
-    ));
-    assert!(!glob(
-        "arn:aws:sqs:*:1:movieapp-*",
-        "arn:aws:sqs:us-east-1:1:other"
-    ));
-    assert!(glob("sns:*", "sns:Publish") && !glob("sns:P", "sns:Publish"));
-    let policy = serde_json::json!({"Statement": [
-        {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"},
-        {"Effect": "Deny", "Action": "dynamodb:TagResource", "Resource": "*",
-         "Condition": {"StringEquals": {"aws:ResourceTag/c": "west"}}},
-    ]});
-    assert!(allowed(&policy, &r));
-    assert!(!allowed(&policy, &request(&[("c", "west")], &[])));
-}
 
 // ------------------------------------------------------------------ requests
 
@@ -319,7 +103,7 @@ impl Kind {
 
     fn request(self, action: &'static str, resource_tags: &Tags, what: &str) -> Request {
         Request {
-            action,
+            action: action.to_owned(),
             resource: self.arn(),
             resource_tags: resource_tags.clone(),
             request_tags: Tags::new(),
@@ -470,7 +254,7 @@ fn lifecycle() -> Vec<Request> {
         };
         for action in call.actions {
             requests.push(Request {
-                action,
+                action: (*action).to_owned(),
                 resource: resource.clone(),
                 resource_tags: Tags::new(),
                 request_tags: Tags::new(),
@@ -606,13 +390,17 @@ fn role_attacks(ours: &Tags, foreign: &Tags) -> Vec<Request> {
     requests
 }
 
+fn allowed(policy: &Value, request: &Request) -> bool {
+    super::allowed(policy, request).expect("the evaluator reads the rendered policy")
+}
+
 fn rendered() -> Value {
-    let target = super::Target {
+    let target = crate::policies::Target {
         cluster: CLUSTER.into(),
-        ..super::tests::target()
+        ..crate::policies::tests::target()
     };
-    let text = super::operator()
-        .render(&target, None, &super::tests::lists())
+    let text = crate::policies::operator()
+        .render(&target, None, &crate::policies::tests::lists())
         .expect("operator");
     serde_json::from_str(&text).expect("JSON")
 }
@@ -663,7 +451,7 @@ fn what_a_stolen_credential_tries_on_resources_it_does_not_own_is_denied() {
 /// authorization) the same documents carry no condition at all.
 #[test]
 fn the_ownership_conditions_are_what_require_ownership_tags_switches() {
-    let template = super::operator().template();
+    let template = crate::policies::operator().template();
     let conditions = template.matches("\"Condition\"").count();
     let guarded = template.matches("%{ if require_ownership_tags }").count();
     assert!(conditions > 0 && conditions == guarded, "{template}");
