@@ -159,6 +159,7 @@ where
 
 pub mod aws_proxy;
 pub mod fixtures;
+pub mod iam_record;
 pub mod inventory;
 pub mod kube_proxy;
 pub mod movieapps;
