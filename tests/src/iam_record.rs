@@ -921,15 +921,16 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self.roles.keys().map(String::len).max().unwrap_or(0).max(4);
         writeln!(
             f,
-            "{:<24} {:>8} {:>14} {:>8} {:>8} {:>7}",
+            "{:<width$} {:>8} {:>14} {:>8} {:>8} {:>7}",
             "role", "requests", "authorizations", "actions", "allowed", "denied"
         )?;
         for (role, r) in &self.roles {
             writeln!(
                 f,
-                "{role:<24} {:>8} {:>14} {:>8} {:>8} {:>7}",
+                "{role:<width$} {:>8} {:>14} {:>8} {:>8} {:>7}",
                 r.requests,
                 r.authorizations,
                 r.actions.len(),
@@ -1050,6 +1051,52 @@ pub fn check_recording_file(
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the recording {}", path.display()))?;
     check_recording(&text, keys, policies)
+}
+
+/// The boundary file of [`check_recording_dir`]: every worker role's.
+pub const WORKER_BOUNDARY_FILE: &str = "iam/worker-boundary.json";
+
+/// [`check_recording`] of a run saved as a directory (the enforced-IAM
+/// suite's `<target dir>/iam-enforced/`):
+///
+/// - `recording.jsonl`: moto's recording;
+/// - `keys.json`: `{access key id: role}`;
+/// - `iam/<role>.json`: each role's identity policy, as `make
+///   iam-policies` names the documents (`operator`,
+///   `worker-<namespace>-<name>`), and `iam/worker-boundary.json`, the
+///   boundary of every `worker-*` role.
+///
+/// # Errors
+/// As [`check_recording`]; a role of the key map without its document.
+pub fn check_recording_dir(dir: &Path) -> Result<Report> {
+    let read = |file: &str| -> Result<String> {
+        std::fs::read_to_string(dir.join(file))
+            .with_context(|| format!("reading {}", dir.join(file).display()))
+    };
+    let keys: BTreeMap<String, String> = serde_json::from_str(&read("keys.json")?)
+        .with_context(|| format!("{}/keys.json: not a map of keys to roles", dir.display()))?;
+    let boundary: Option<Value> = match read(WORKER_BOUNDARY_FILE) {
+        Ok(text) => Some(serde_json::from_str(&text)?),
+        Err(_) => None,
+    };
+    let mut policies = BTreeMap::new();
+    for role in keys.values().collect::<BTreeSet<_>>() {
+        let document: Value = serde_json::from_str(&read(&format!("iam/{role}.json"))?)
+            .with_context(|| format!("iam/{role}.json is not JSON"))?;
+        let worker = role.starts_with("worker-");
+        ensure!(
+            !worker || boundary.is_some(),
+            "{role}: a worker role, but {WORKER_BOUNDARY_FILE} is missing"
+        );
+        policies.insert(
+            role.clone(),
+            Principal {
+                identity: vec![document],
+                boundary: if worker { boundary.clone() } else { None },
+            },
+        );
+    }
+    check_recording(&read("recording.jsonl")?, &keys, &policies)
 }
 
 #[cfg(test)]

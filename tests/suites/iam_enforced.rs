@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_iam::config::{Credentials, ProvideCredentials};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -635,7 +635,8 @@ async fn the_lifecycle_passes_under_enforced_iam_with_the_shipped_policies() -> 
     let namespace = unique_name("iame");
     fixtures::namespace(&client, &namespace).await?;
     fixtures::tmdb_secret(&client, &namespace, &env.tmdb_api_key).await?;
-    let repository = unique_name("img");
+    // Under the prefix: the shipped operator policy reads images there only.
+    let repository = unique_name("movieapp-img");
     fixtures::push_image(&aws_sdk_ecr::Client::new(&admin), &repository, "1.0.0", 1).await?;
     let operator_key = assume(&admin, &account.operator_role_arn, "movieapp-operator").await?;
     let session_token = operator_key.session_token().unwrap_or_default().to_owned();
@@ -1422,18 +1423,23 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
-/// The scoping proof's hook: `dir` holds `recording.jsonl` (moto's record of
-/// every request of the lifecycle), `keys.json` (access key id → role, as
-/// `iam/<role>.json` names the shipped documents) and those documents.
-/// The evaluation of the recorded requests against them, with the
-/// conditions the real services would supply, is
-/// `movieapp_tests::iam_record::check_recording_file`; until that module
-/// lands this only checks the files are there.
+/// The scoping proof: `dir` holds `recording.jsonl` (moto's record of every
+/// request of the lifecycle), `keys.json` (access key id → role, as
+/// `iam/<role>.json` names the shipped documents) and those documents. Each
+/// recorded request is evaluated against its role's shipped policy (and a
+/// worker's against the boundary too), with the conditions and the context
+/// the real services would supply (`movieapp_tests::iam_record`); any
+/// denial fails the suite.
 fn evaluate_recording(dir: &Path) -> Result<()> {
-    for file in ["recording.jsonl", "keys.json", "iam/operator.json"] {
-        if !dir.join(file).is_file() {
-            bail!("{} is missing", dir.join(file).display());
-        }
-    }
+    let report = movieapp_tests::iam_record::check_recording_dir(dir)?;
+    println!("the recorded requests against the shipped policies:\n{report}");
+    ensure!(
+        report.roles.get("operator").is_some_and(|r| r.allowed > 0)
+            && report
+                .roles
+                .iter()
+                .any(|(role, r)| role.starts_with("worker-") && r.allowed > 0),
+        "no request of the operator or a worker evaluated:\n{report}"
+    );
     Ok(())
 }

@@ -380,3 +380,35 @@ fn base64_and_forms_decode_as_moto_and_the_sdks_write_them() {
         ]
     );
 }
+
+#[test]
+fn a_saved_run_is_checked_with_each_role_s_document_and_the_worker_boundary() {
+    let dir = std::env::temp_dir().join(format!("iam-record-dir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("iam")).expect("dir");
+    let write = |file: &str, text: String| std::fs::write(dir.join(file), text).expect("write");
+    write("recording.jsonl", run());
+    write(
+        "keys.json",
+        json!({"AKOPERATOR": "operator", "AKWORKERA": "worker-a"}).to_string(),
+    );
+    write("iam/operator.json", allow(&["*"], &["*"]).to_string());
+    write("iam/worker-a.json", allow(&["*"], &["*"]).to_string());
+    // Without the boundary a worker role is not evaluated at all.
+    let error = check_recording_dir(&dir).expect_err("no boundary");
+    assert!(
+        error.to_string().contains("worker-boundary.json"),
+        "{error}"
+    );
+    write(WORKER_BOUNDARY_FILE, allow(&["*"], &["*"]).to_string());
+    let report = check_recording_dir(&dir).expect("all allowed");
+    assert_eq!(report.roles["worker-a"].allowed, 5);
+    // The boundary caps the worker: no queue action.
+    write(
+        WORKER_BOUNDARY_FILE,
+        allow(&["dynamodb:*", "sns:*"], &["*"]).to_string(),
+    );
+    let error = check_recording_dir(&dir).expect_err("capped");
+    assert!(error.to_string().contains("sqs:DeleteMessage"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
