@@ -160,6 +160,13 @@ done
         print(f"# the generated script and logs are in {work}")
 
 
+# The operator-made worker roles of the EKS walkthrough, as Terraform's
+# operator_helm_values gives them (the chart's operator.workerRole; the
+# process run here gets the same as flags).
+OIDC_PROVIDER = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/WALKTHROUGH"
+BOUNDARY = "arn:aws:iam::123456789012:policy/movieapp-worker-boundary"
+
+
 def eks_walkthrough(text: str) -> None:
     section = text.split("## Install on EKS", 1)[-1].split("\n## ", 1)[0]
     steps = blocks(section, "eks-walkthrough", "sh")
@@ -202,10 +209,9 @@ REGISTRY=$OCI_REGISTRY
 OPERATOR_IMAGE=$OCI_REGISTRY/{prefix}/movieapp-operator
 API_WORKER_REPOSITORY={prefix}/api-worker
 CHART_REPOSITORY=oci://$OCI_REGISTRY/{prefix}/charts
-WORKER_ROLE_ARN=arn:aws:iam::123456789012:role/movieapp-prod-app-netflix-clone
 "$LOCALENV_VENV/bin/python" tests/localenv/push-image.py --repository "$API_WORKER_REPOSITORY" --tag latest >/dev/null
 cat >{work}/operator-values.json <<JSON
-{{"image": {{"repository": "$OPERATOR_IMAGE"}}, "operator": {{"clusterId": "movieapp-prod"}}, "serviceAccount": {{"annotations": {{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/movieapp-prod-operator"}}}}}}
+{{"image": {{"repository": "$OPERATOR_IMAGE"}}, "operator": {{"clusterId": "movieapp-prod", "workerRole": {{"oidcProviderArn": "{OIDC_PROVIDER}", "boundaryArn": "{BOUNDARY}"}}}}, "serviceAccount": {{"annotations": {{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/movieapp-prod-operator"}}}}}}
 JSON
 cleanup() {{
   set +e
@@ -231,7 +237,8 @@ OPERATOR_PROCESS={operator_process}
 KUBECONFIG={work}/operator.kubeconfig POD_NAMESPACE={sys_ns} \
   bash tests/localenv/localenv.sh start "$OPERATOR_PROCESS" --probe http://127.0.0.1:{port}/readyz -- \
   "${{CARGO_TARGET_DIR:-target}}/debug/movieapp-operator" run --namespaces {ns} --leader-elect \
-  --metrics-addr 127.0.0.1:{port} --aws-endpoint-url "$AWS_ENDPOINT_URL" --worker-tmdb-base-url "$TMDB_BASE_URL" >/dev/null
+  --metrics-addr 127.0.0.1:{port} --aws-endpoint-url "$AWS_ENDPOINT_URL" --worker-tmdb-base-url "$TMDB_BASE_URL" \
+  --cluster-id movieapp-prod --worker-role-oidc-provider-arn {OIDC_PROVIDER} --worker-role-boundary-arn {BOUNDARY} >/dev/null
 """
     script = [prelude]
     for index, (_, body) in enumerate(runnable, 1):
