@@ -212,9 +212,14 @@ spec:
       annotations: { eks.amazonaws.com/role-arn: "arn:aws:iam::123456789012:role/probe" }
 EOF
 }
-probe=$(role_probe "$ns_apps" || true)
-check "the release's worker-roles policy refuses an unlisted role in its watched namespace $ns_apps" \
-  grep -q "$fullname-worker-roles" <<<"$probe"
+# The API server takes the release's new policy up within a moment, not at once.
+refused_unlisted() {
+  local out
+  out=$(role_probe "$ns_apps" || true)
+  grep -q "$fullname-worker-roles" <<<"$out"
+}
+eventually 30 "the release's worker-roles policy refuses an unlisted role in its watched namespace $ns_apps" \
+  refused_unlisted
 probe=$(role_probe "$ns_other" || true)
 if grep -q "(server dry run)" <<<"$probe"; then
   pass "the release's admission policies leave the MovieApps of the unwatched namespace $ns_other alone"
@@ -232,7 +237,9 @@ fi
   --set operator.workerRole.boundaryArn=arn:aws:iam::123456789012:policy/movieapp-worker-boundary \
   | kubectl apply -f - >/dev/null
 refused_as_made() {
-  role_probe "$ns_other" | grep -q "makes the worker role of every MovieApp itself.*$mr_release-movieapp-operator-worker-roles"
+  local out
+  out=$(role_probe "$ns_other" || true)
+  grep -q "makes the worker role of every MovieApp itself.*$mr_release-movieapp-operator-worker-roles" <<<"$out"
 }
 eventually 30 "operator.workerRole: the worker-roles policy refuses a MovieApp naming a role, even one admission.workerRoleArns lists for its namespace" \
   refused_as_made
