@@ -612,6 +612,7 @@ fn resource(inspected: Inspected, missing: &Missing) -> AwsResourceReport {
         ResourceKind::DeadLetterQueue => AwsKind::SQSDeadLetterQueue,
         ResourceKind::Topic => AwsKind::SNSTopic,
         ResourceKind::Subscription => AwsKind::SNSSubscription,
+        ResourceKind::Role => AwsKind::IAMRole,
     };
     let mut report = AwsResourceReport {
         kind,

@@ -150,6 +150,7 @@ pub enum AwsKind {
     SQSDeadLetterQueue,
     SNSTopic,
     SNSSubscription,
+    IAMRole,
 }
 
 impl AwsKind {
@@ -161,6 +162,7 @@ impl AwsKind {
             AwsKind::SQSDeadLetterQueue => "SQS dead-letter queue",
             AwsKind::SNSTopic => "SNS topic",
             AwsKind::SNSSubscription => "subscription",
+            AwsKind::IAMRole => "IAM role",
         }
     }
 }

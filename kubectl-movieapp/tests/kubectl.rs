@@ -146,8 +146,20 @@ async fn status_through_kubectl_plugin_discovery() -> Result<()> {
     let api = stage.api.clone();
     let dynamodb = aws_sdk_dynamodb::Client::new(&stage.aws);
     // No resync during the test: a table deleted out of band stays deleted
-    // until the plugin has seen it.
-    let operator = Operator::start(&ns, &["--resync-interval", "10m"]).await?;
+    // until the plugin has seen it. The operator makes the worker roles, so
+    // the plugin shows each MovieApp's role too.
+    let operator = Operator::start(
+        &ns,
+        &[
+            "--resync-interval",
+            "10m",
+            "--worker-role-oidc-provider-arn",
+            "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/PLUGIN",
+            "--worker-role-boundary-arn",
+            "arn:aws:iam::123456789012:policy/movieapp-worker-boundary",
+        ],
+    )
+    .await?;
     // The Ready one names its users table, jobs queue and topic explicitly
     // (spec.database.tableNames, spec.queue.name, spec.notifications.topicName):
     // the plugin shows the names the operator uses, whichever way chosen.
@@ -256,6 +268,15 @@ async fn status_through_kubectl_plugin_discovery() -> Result<()> {
         "✓ SQS dead-letter queue movieapp-",
         &format!("✓ SNS topic {explicit_topic}  owned by this MovieApp"),
         "✓ subscription sqs arn:",
+        &format!(
+            "✓ IAM role {}  owned by this MovieApp",
+            ready_app
+                .status
+                .as_ref()
+                .and_then(|s| s.worker_role.as_ref())
+                .map(|r| r.name.as_str())
+                .context("no status.workerRole")?
+        ),
         "✓ Deployment ready  2/2 replicas available",
         "✓ Pod ready-",
         "✓ Service ready",
@@ -298,7 +319,8 @@ async fn status_through_kubectl_plugin_discovery() -> Result<()> {
                 "SQSQueue",
                 "SQSDeadLetterQueue",
                 "SNSTopic",
-                "SNSSubscription"
+                "SNSSubscription",
+                "IAMRole"
             ],
         "{kinds:?}"
     );

@@ -7,10 +7,12 @@
 //! ([`resource::claim_of`]), so what the plugin shows is what the operator
 //! finds. Nothing here writes.
 
-use futures::future::join;
+use futures::future::join3;
 
 use super::resource::{self, Claim, Kind, LiveStatus};
+use super::role::{self, Roles};
 use super::{Target, database, messaging};
+use crate::conditions::kind::WORKER_ROLE_READY;
 
 /// The kinds of AWS resource a MovieApp has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +22,8 @@ pub enum ResourceKind {
     DeadLetterQueue,
     Topic,
     Subscription,
+    /// The worker's IAM role, when the operator makes it.
+    Role,
 }
 
 /// One AWS resource of a MovieApp, as read just now.
@@ -56,12 +60,42 @@ pub enum Presence {
 }
 
 /// Every AWS resource of `target`: the tables, the jobs queue and its
-/// dead-letter queue, the topic and its subscriptions.
+/// dead-letter queue, the topic and its subscriptions, and the worker's
+/// role when the operator makes it.
 pub async fn inspect(target: &Target<'_>) -> Vec<Inspected> {
-    let (mut resources, messaging) =
-        join(database::inspect(target), messaging::inspect(target)).await;
+    let (mut resources, messaging, role) = join3(
+        database::inspect(target),
+        messaging::inspect(target),
+        worker_role(target),
+    )
+    .await;
     resources.extend(messaging);
+    resources.extend(role);
     resources
+}
+
+/// The worker's role, when the operator makes the roles: it is configured
+/// so (the operator's own view), or the MovieApp's status says so (the
+/// plugin's, which does not know the operator's flags). `None` otherwise:
+/// the role then comes from the platform, not from the operator.
+async fn worker_role(target: &Target<'_>) -> Option<Inspected> {
+    let made_by_operator = target.worker_roles.is_some()
+        || target.previous.is_some_and(|status| {
+            status.worker_role.is_some()
+                || status.conditions.iter().any(|c| c.type_ == WORKER_ROLE_READY)
+        });
+    if !made_by_operator {
+        return None;
+    }
+    let name = role::role_name(target.id);
+    let (presence, _) = one(&Roles::of(target), target, &name, |r| r.arn.clone()).await;
+    Some(Inspected {
+        kind: ResourceKind::Role,
+        component: "worker".to_owned(),
+        name,
+        declared: true,
+        presence,
+    })
 }
 
 /// One resource: how it stands, and what finding it read (to look further).
