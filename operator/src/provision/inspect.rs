@@ -82,7 +82,10 @@ async fn worker_role(target: &Target<'_>) -> Option<Inspected> {
     let made_by_operator = target.worker_roles.is_some()
         || target.previous.is_some_and(|status| {
             status.worker_role.is_some()
-                || status.conditions.iter().any(|c| c.type_ == WORKER_ROLE_READY)
+                || status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == WORKER_ROLE_READY)
         });
     if !made_by_operator {
         return None;
