@@ -23,6 +23,19 @@ pub struct RunConfig {
     #[arg(long, env = "MOVIEAPP_WORKER_TMDB_BASE_URL", value_parser = parse_endpoint)]
     pub worker_tmdb_base_url: Option<String>,
 
+    /// AWS endpoint given to the workers when they reach it at another
+    /// address than the operator does (a local environment's Pods reach
+    /// moto through their node's bridge); --aws-endpoint-url when unset.
+    #[arg(long, env = "MOVIEAPP_WORKER_AWS_ENDPOINT_URL", value_parser = parse_endpoint)]
+    pub worker_aws_endpoint_url: Option<String>,
+
+    /// Run the workers on dedicated nodes only: `KEY=VALUE` gives their
+    /// Pods the node selector KEY=VALUE and a toleration of the taint
+    /// KEY=VALUE:NoSchedule (the usual label and taint of a dedicated node
+    /// pool). Any node when unset.
+    #[arg(long, env = "MOVIEAPP_WORKER_DEDICATED_NODES", value_parser = parse_dedicated_nodes)]
+    pub worker_dedicated_nodes: Option<DedicatedNodes>,
+
     /// Region of MovieApps that do not set `spec.region`.
     #[arg(long, env = "MOVIEAPP_DEFAULT_REGION", default_value = "us-east-1", value_parser = parse_region)]
     pub default_region: String,
@@ -181,6 +194,57 @@ impl RunConfig {
     }
 }
 
+/// The label (and taint) of the nodes the workers run on: `--worker-dedicated-nodes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedicatedNodes {
+    pub key: String,
+    pub value: String,
+}
+
+/// `KEY=VALUE`, a Kubernetes label: KEY an optional DNS-subdomain prefix
+/// and `/`, then a name of 1–63 letters, digits, `-`, `_` or `.` starting and
+/// ending with a letter or digit; VALUE the same without a prefix, or empty.
+pub(crate) fn parse_dedicated_nodes(input: &str) -> Result<DedicatedNodes, String> {
+    fn name(part: &str, empty_ok: bool) -> bool {
+        (empty_ok && part.is_empty())
+            || (part.len() <= 63
+                && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && part.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+    }
+    fn prefix(part: &str) -> bool {
+        part.len() <= 253
+            && part.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && label.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            })
+    }
+    let refuse = || {
+        format!(
+            "'{input}' is not KEY=VALUE with a Kubernetes label key and value (e.g. pool=workers)"
+        )
+    };
+    let (key, value) = input.split_once('=').ok_or_else(refuse)?;
+    let key_ok = match key.rsplit_once('/') {
+        Some((p, n)) => prefix(p) && name(n, false),
+        None => name(key, false),
+    };
+    if !key_ok || !name(value, true) {
+        return Err(refuse());
+    }
+    Ok(DedicatedNodes {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -262,6 +326,44 @@ fn parse_endpoint(input: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dedicated_nodes_are_a_label_key_and_value() {
+        for (input, key, value) in [
+            (
+                "movieapp.io/real-node=true",
+                "movieapp.io/real-node",
+                "true",
+            ),
+            ("pool=workers", "pool", "workers"),
+            ("pool=", "pool", ""),
+            ("a.b-c/x_y.z=V-1", "a.b-c/x_y.z", "V-1"),
+        ] {
+            assert_eq!(
+                parse_dedicated_nodes(input),
+                Ok(DedicatedNodes {
+                    key: key.to_owned(),
+                    value: value.to_owned()
+                }),
+                "{input}"
+            );
+        }
+        let long = format!("pool={}", "v".repeat(64));
+        for bad in [
+            "",
+            "pool",
+            "=true",
+            "pool=a b",
+            "-pool=x",
+            "Bad.Prefix/pool=x",
+            "/pool=x",
+            "pool=x=y",
+            "pool=-x",
+            long.as_str(),
+        ] {
+            assert!(parse_dedicated_nodes(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn durations() {

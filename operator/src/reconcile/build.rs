@@ -103,8 +103,12 @@ fn inputs(
         dead_letter_arn: queue.dead_letter_arn.clone(),
         topic_arn: notifications.topic_arn.clone(),
         auth_secret: auth_secret.to_owned(),
-        aws_endpoint_url: config.aws_endpoint_url.clone(),
+        aws_endpoint_url: config
+            .worker_aws_endpoint_url
+            .clone()
+            .or_else(|| config.aws_endpoint_url.clone()),
         tmdb_base_url: config.worker_tmdb_base_url.clone(),
+        dedicated_nodes: config.worker_dedicated_nodes.clone(),
         worker_role_arn,
     })
 }

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, Service,
-    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ServiceAccount, ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -68,6 +68,8 @@ pub struct Inputs {
     /// The worker's IAM role, when the operator makes it: its
     /// ServiceAccount's `eks.amazonaws.com/role-arn`.
     pub worker_role_arn: Option<String>,
+    /// The nodes the worker Pods are kept to (`--worker-dedicated-nodes`).
+    pub dedicated_nodes: Option<crate::config::DedicatedNodes>,
 }
 
 /// Every child of a MovieApp; `None` for optional children the spec does not ask for.
@@ -628,6 +630,19 @@ fn deployment(
                         ..Volume::default()
                     }]),
                     termination_grace_period_seconds: Some(30),
+                    node_selector: inputs
+                        .dedicated_nodes
+                        .as_ref()
+                        .map(|n| BTreeMap::from([(n.key.clone(), n.value.clone())])),
+                    tolerations: inputs.dedicated_nodes.as_ref().map(|n| {
+                        vec![Toleration {
+                            key: Some(n.key.clone()),
+                            operator: Some("Equal".to_owned()),
+                            value: Some(n.value.clone()),
+                            effect: Some("NoSchedule".to_owned()),
+                            ..Toleration::default()
+                        }]
+                    }),
                     ..PodSpec::default()
                 }),
             },
@@ -830,7 +845,55 @@ mod tests {
             aws_endpoint_url: None,
             tmdb_base_url: None,
             worker_role_arn: None,
+            dedicated_nodes: None,
         }
+    }
+
+    /// `--worker-dedicated-nodes`: the Pods select the nodes with the label
+    /// and tolerate their taint; without it, neither.
+    #[test]
+    fn dedicated_nodes_give_the_pods_a_node_selector_and_a_toleration() {
+        let pod = |inputs: &Inputs| {
+            build(&app("{}"), &owner(), inputs)
+                .deployment
+                .spec
+                .and_then(|s| s.template.spec)
+                .expect("a pod spec")
+        };
+        let plain = pod(&inputs());
+        assert_eq!((plain.node_selector, plain.tolerations), (None, None));
+        let dedicated = pod(&Inputs {
+            dedicated_nodes: Some(crate::config::DedicatedNodes {
+                key: "movieapp.io/real-node".to_owned(),
+                value: "true".to_owned(),
+            }),
+            ..inputs()
+        });
+        assert_eq!(
+            dedicated.node_selector,
+            Some(BTreeMap::from([(
+                "movieapp.io/real-node".to_owned(),
+                "true".to_owned()
+            )]))
+        );
+        let toleration = dedicated
+            .tolerations
+            .and_then(|t| t.into_iter().next())
+            .expect("a toleration");
+        assert_eq!(
+            (
+                toleration.key.as_deref(),
+                toleration.operator.as_deref(),
+                toleration.value.as_deref(),
+                toleration.effect.as_deref()
+            ),
+            (
+                Some("movieapp.io/real-node"),
+                Some("Equal"),
+                Some("true"),
+                Some("NoSchedule")
+            )
+        );
     }
 
     /// Compares a child with its golden YAML under tests/fixtures/children/;
