@@ -25,23 +25,12 @@ failed=0
 pass() { echo "ok   $*"; }
 fail() { echo "FAIL $*"; failed=1; }
 
-eval "$(bash tests/images/build.sh --no-cargo | grep '^export ')"
-eval "$(bash tests/delivery/oci-registry.sh start)"
 bash tests/localenv/real-node.sh up
-
-# shellcheck source=tests/images/podman-env.sh
-. tests/images/podman-env.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-skopeo copy --quiet --dest-tls-verify=false --format v2s2 --digestfile "$work/digest" \
-  "containers-storage:$API_WORKER_IMAGE" "docker://$OCI_REGISTRY/api-worker:real-node-test"
-digest=$(cat "$work/digest")
-curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-  "http://$OCI_REGISTRY/v2/api-worker/manifests/$digest" >"$work/manifest"
-ecr_digest=$("$LOCALENV_VENV/bin/python" tests/localenv/push-image.py \
-  --repository api-worker --tag real-node-test --manifest "$work/manifest")
-[ "$ecr_digest" = "$digest" ] && pass "ECR (moto) records the registry's manifest ($digest)" \
-  || fail "ECR's digest $ecr_digest differs from the registry's $digest"
+pushed=$(bash tests/images/push-api-worker.sh real-node-test --no-cargo)
+digest=$(sed -n 's/^digest=//p' <<<"$pushed"); image=$(sed -n 's/^image=//p' <<<"$pushed")
+pass "ECR (moto) records the registry's manifest ($digest)"
 account=$(sed -n 's/^ECR_HOST=\([0-9]*\)\..*/\1/p' tests/localenv/real-node.sh)
 
 # The worker's AWS resources in moto (its /readyz checks them).

@@ -251,6 +251,8 @@ drain() {
   KUBECONFIG=$kubeconfig kubectl cordon "$NODE" >/dev/null 2>&1 || true
   KUBECONFIG=$kubeconfig kubectl delete pods --all-namespaces --field-selector "spec.nodeName=$NODE" \
     --grace-period=2 --timeout=30s >/dev/null 2>&1 || true
+  # Cordoned, it would stay unschedulable when a kubelet registers it again.
+  KUBECONFIG=$kubeconfig kubectl delete node "$NODE" --wait=false >/dev/null 2>&1 || true
 }
 
 # After containerd and the kubelet stopped (their shims run in sessions of

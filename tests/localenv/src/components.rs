@@ -455,6 +455,9 @@ impl Component {
             // The sandbox image, built here and never pulled (containerd's
             // sandbox_image names it).
             Self::Kubelet => {
+                // A Node left by an earlier kubelet of this environment
+                // (make real-node-down cordons it) would stay unschedulable.
+                http.delete(&format!("/api/v1/nodes/{REAL_NODE}")).await?;
                 let node = layout
                     .real_node
                     .as_ref()
