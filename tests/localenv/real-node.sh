@@ -19,7 +19,8 @@
 #                          another checkout's real node runs: one per machine)
 #   real-node.sh prepare   check, install what is missing, build the kubelet,
 #                          write the configuration, make the bridge and the
-#                          DNAT rule; prints dir=, bin=, node_ip= (exit 3: as check)
+#                          DNAT rule; prints dir=, bin=, node_ip=, gateway=
+#                          (exit 3: as check)
 #   real-node.sh drain     cordon and delete the node's Pods (the kubelet
 #                          tears their sandboxes down), before the stop
 #   real-node.sh cleanup   after containerd and the kubelet stopped: kill what
@@ -241,6 +242,7 @@ prepare() {
   echo "dir=$dir"
   echo "bin=$bin"
   echo "node_ip=$node_ip"
+  echo "gateway=$GATEWAY"
 }
 
 # Before the supervisor stops the kubelet: the kubelet tears its Pods down

@@ -3,6 +3,8 @@
 # playwright-core): search, open a movie, sign up, add it to the watchlist.
 # Screenshots are kept under .localenv/artifacts/. Needs `make env-up` and
 # `. .localenv/env.sh`; installs Chromium and playwright-core when missing.
+# With APP_URL set, tests the page served there instead of starting an
+# api-worker.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../support.sh
@@ -26,8 +28,15 @@ if [ ! -d "$modules/node_modules/playwright-core" ]; then
   (cd "$modules" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-aw_start debug browser
+# APP_URL: a page already served (the real node's Pods through a
+# port-forward, tests/localenv/real-node-test.sh); else an api-worker here.
+if [ -n "${APP_URL:-}" ]; then
+  mkdir -p "$AW_ARTIFACTS"
+  AW_URL=$APP_URL
+else
+  aw_start debug browser
+fi
 rm -f "$AW_ARTIFACTS"/browser-*.png
 NODE_PATH="$modules/node_modules" CHROMIUM="$chromium" APP_URL="$AW_URL" ARTIFACTS="$AW_ARTIFACTS" \
   node "$here/webpage.test.mjs"
-aw_stop
+[ -n "${APP_URL:-}" ] || aw_stop

@@ -50,6 +50,15 @@ pub struct RealNode {
     pub bin: PathBuf,
     /// The node's InternalIP (the kubelet refuses a loopback one).
     pub node_ip: String,
+    /// Where its Pods reach moto and the TMDB stub (the bridge's address,
+    /// DNAT to 127.0.0.1 on their ports).
+    #[serde(default = "default_gateway")]
+    pub gateway: String,
+}
+
+/// real-node.sh's GATEWAY, for a layout saved before the field existed.
+fn default_gateway() -> String {
+    "10.244.50.1".to_owned()
 }
 
 impl Layout {
@@ -555,6 +564,7 @@ mod tests {
             dir: "/var/lib/movieapp-real-node/27300".into(),
             bin: "/k".into(),
             node_ip: "192.0.2.2".into(),
+            gateway: "10.244.50.1".into(),
         });
         assert_eq!(layout.components(), Component::ALL.to_vec());
         let kubelet = Component::Kubelet.spec(&layout);

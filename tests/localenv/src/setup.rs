@@ -195,6 +195,7 @@ pub fn real_node(
         dir: PathBuf::from(value("dir")?),
         bin: PathBuf::from(value("bin")?),
         node_ip: value("node_ip")?,
+        gateway: value("gateway")?,
     }))
 }
 

@@ -1,10 +1,17 @@
 //! `make demo` (scripts/demo.sh builds this and the two binaries, then runs
-//! it): starts the local environment, runs the operator built from this
-//! checkout, creates the MovieApp of examples/movieapp.yaml, waits until it
-//! is Ready, shows what was made, and starts an api-worker wired to exactly
-//! what the operator provisioned. Everything it starts is run and recorded
-//! by the local environment's supervisor: it keeps running after the demo
-//! returns, `make env-status` checks it and `make env-down` stops it.
+//! it): starts the local environment with its real node when the machine
+//! can run one (`LOCALENV_REAL_NODE`, default `auto`), runs the operator
+//! built from this checkout, builds the api-worker image and pushes it to
+//! the local registry and moto's ECR, creates the MovieApp of
+//! examples/movieapp.yaml, waits until it is Ready, shows what was made, and
+//! serves its web page through `kubectl port-forward` to the worker Pods on
+//! the real node. Without a real node (not root, no iptables, another
+//! checkout's node: the reason is printed) the worker Pods are kwok's
+//! simulated ones and an api-worker host process wired to what the operator
+//! provisioned serves the page instead. Everything it starts is run and
+//! recorded by the local environment's supervisor: it keeps running after
+//! the demo returns, `make env-status` checks it and `make env-down` stops
+//! it.
 //!
 //!   demo --operator <movieapp-operator> --api-worker <api-worker>
 //!
@@ -27,7 +34,7 @@ use kube::api::{ObjectMeta, Patch, PatchParams};
 use movieapp_localenv::pki::Client as ClientCert;
 use movieapp_localenv::ports::{Slot, port_free};
 use movieapp_localenv::process::{Spec, log_tail};
-use movieapp_localenv::{Layout, Probe, Request};
+use movieapp_localenv::{Layout, Probe, REAL_NODE, REAL_NODE_LABEL, RealNodeWanted, Request};
 use movieapp_operator::crd::MovieApp;
 use movieapp_tests::fixtures;
 
@@ -208,21 +215,42 @@ async fn run(args: &Args, style: &Style) -> Result<()> {
     let root = root()?;
     let logs = |name: &str| format!(".localenv/logs/{name}.log");
 
-    style.step("starting the local environment (Kubernetes control plane, moto, TMDB stub)");
-    let layout = movieapp_localenv::up(&Request::for_checkout(&root)?)
-        .await
-        .map_err(|error| {
-            failure(
-                format!("the local environment did not start: {error:#}"),
-                "See the message above and the logs in .localenv/logs/. \
+    style.step(
+        "starting the local environment (Kubernetes control plane, moto, TMDB stub, a real node)",
+    );
+    let mut request = Request::for_checkout(&root)?;
+    request.real_node = RealNodeWanted::from_env(RealNodeWanted::IfPossible)?;
+    let layout = movieapp_localenv::up(&request).await.map_err(|error| {
+        failure(
+            format!("the local environment did not start: {error:#}"),
+            "See the message above and the logs in .localenv/logs/. \
                  'make env-down && make demo' starts from scratch.",
-            )
-        })?;
+        )
+    })?;
 
+    let real_node = layout.real_node.clone();
+    match (&real_node, &layout.no_real_node) {
+        (Some(node), _) => println!(
+            "   real node {REAL_NODE} ({}): the api-worker runs as Pods there",
+            node.node_ip
+        ),
+        (None, why) => println!(
+            "{}   no real node{}: the worker Pods are kwok's simulated ones, and an api-worker \
+             host process serves the web page instead (docs/development.md, \"A real node\"){}",
+            style.red,
+            why.as_ref().map(|w| format!(" ({w})")).unwrap_or_default(),
+            style.reset
+        ),
+    }
     let operator_port = port("OPERATOR_METRICS_PORT", &layout, Slot::DemoOperator)?;
     let api_port = port("DEMO_PORT", &layout, Slot::DemoApiWorker)?;
     // An earlier demo's processes are replaced by fresh ones.
-    for name in ["demo-jobs-worker", "demo-api-worker", "demo-operator"] {
+    for name in [
+        "demo-port-forward",
+        "demo-jobs-worker",
+        "demo-api-worker",
+        "demo-operator",
+    ] {
         movieapp_localenv::stop_process(&layout, name)?;
     }
     for p in [api_port, operator_port] {
@@ -252,21 +280,34 @@ async fn run(args: &Args, style: &Style) -> Result<()> {
         ],
     )?;
     let metrics = format!("127.0.0.1:{operator_port}");
+    // The worker Pods on the real node reach moto and the TMDB stub at the
+    // node's bridge, and only the real node runs them.
+    let workers_reach = real_node
+        .as_ref()
+        .map_or("127.0.0.1", |n| n.gateway.as_str());
     let mut operator = Spec::new("demo-operator", &args.operator).args([
         "run",
         "--metrics-addr",
         &metrics,
         "--aws-endpoint-url",
         &format!("http://127.0.0.1:{}", layout.port(Slot::Moto)),
+        "--worker-aws-endpoint-url",
+        &format!("http://{workers_reach}:{}", layout.port(Slot::Moto)),
         "--default-region",
         REGION,
         "--worker-tmdb-base-url",
-        &format!("http://127.0.0.1:{}", layout.port(Slot::TmdbStub)),
+        &format!("http://{workers_reach}:{}", layout.port(Slot::TmdbStub)),
         "--resync-interval",
         "30s",
         "--namespaces",
         NAMESPACE,
     ]);
+    if real_node.is_some() {
+        operator = operator.args([
+            "--worker-dedicated-nodes".to_owned(),
+            format!("{REAL_NODE_LABEL}=true"),
+        ]);
+    }
     for (key, value) in aws_env(&layout) {
         operator = operator.env(key, value);
     }
@@ -284,14 +325,21 @@ async fn run(args: &Args, style: &Style) -> Result<()> {
         logs("demo-operator")
     );
 
-    style.step("pushing an api-worker image record to ECR (moto) and creating the TMDB Secret");
-    let ecr = aws_sdk_ecr::Client::new(&aws);
-    let digest = image(&ecr).await.map_err(|error| {
-        failure(
-            "could not record the image in moto's ECR",
-            format!("{error:#}\nIs moto up? make env-status"),
-        )
-    })?;
+    let digest = if real_node.is_some() {
+        style.step(
+            "building the api-worker image and pushing it to the local registry and ECR (moto)",
+        );
+        push_image(&layout)?
+    } else {
+        style.step("pushing an api-worker image record to ECR (moto)");
+        let ecr = aws_sdk_ecr::Client::new(&aws);
+        image(&ecr).await.map_err(|error| {
+            failure(
+                "could not record the image in moto's ECR",
+                format!("{error:#}\nIs moto up? make env-status"),
+            )
+        })?
+    };
     println!("   {IMAGE_REPOSITORY}:{IMAGE_TAG} -> {digest}");
     let apply = PatchParams::apply("movieapp-demo").force();
     Api::<Namespace>::all(kube.clone())
@@ -328,14 +376,32 @@ async fn run(args: &Args, style: &Style) -> Result<()> {
         .await
         .context("creating the TMDB Secret")?;
 
-    style.step("kubectl apply -f examples/movieapp.yaml");
-    kubectl(&layout, &["apply", "-f", "examples/movieapp.yaml"])?;
+    let applied = if real_node.is_some() {
+        // The Pods need credentials for moto (any will do); on EKS the
+        // worker's IAM role gives them, and the host process of the
+        // fallback has the demo's.
+        style.step(
+            "kubectl apply -f examples/movieapp.yaml, with spec.worker.env \
+             AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY=testing for moto",
+        );
+        let applied = Instant::now();
+        apply_with_moto_credentials(&layout)?;
+        applied
+    } else {
+        style.step("kubectl apply -f examples/movieapp.yaml");
+        let applied = Instant::now();
+        kubectl(&layout, &["apply", "-f", "examples/movieapp.yaml"])?;
+        applied
+    };
     println!(
         "{}   waiting for Ready; conditions as they change:{}",
         style.dim, style.reset
     );
     let movieapps: Api<MovieApp> = Api::namespaced(kube.clone(), NAMESPACE);
     wait_ready(&movieapps, &layout).await?;
+    // Ready includes the worker Deployment's available replicas: on the
+    // real node, Pods that passed their own readiness probe.
+    let apply_to_ready = applied.elapsed();
 
     style.step("what was made");
     kubectl(&layout, &["-n", NAMESPACE, "get", "movieapp", MOVIEAPP])?;
@@ -360,29 +426,36 @@ async fn run(args: &Args, style: &Style) -> Result<()> {
         .unwrap_or_default();
     println!("   {image}");
 
-    style.step("starting an api-worker wired to what the operator provisioned");
-    // The cluster's Pods are simulated by kwok; this is the same binary and
-    // the same settings (the generated ConfigMap and Secrets), run beside them.
-    let worker_env = worker_env(&kube).await?;
     let url = format!("http://127.0.0.1:{api_port}");
-    for (name, command) in [("demo-api-worker", "serve"), ("demo-jobs-worker", "worker")] {
-        let mut spec = Spec::new(name, &args.api_worker)
-            .args([command])
-            .env("PORT", api_port.to_string())
-            .env("LISTEN_ADDR", "127.0.0.1")
-            .env("LOG_FORMAT", "text");
-        for (key, value) in aws_env(&layout).into_iter().chain(worker_env.clone()) {
-            spec = spec.env(key, value);
-        }
-        let probe = if command == "serve" {
-            Probe::get(format!("{url}/readyz"))
-        } else {
-            Probe::Running
-        };
-        movieapp_localenv::start_process(&layout, spec, probe, Duration::from_secs(30))
-            .await
-            .map_err(|error| failure(format!("the {name} is not ready"), format!("{error:#}")))?;
-    }
+    let served_by = if real_node.is_some() {
+        println!(
+            "\n{}The worker Pods, on the real node (Ready {:.1} s after the apply):{}",
+            style.bold,
+            apply_to_ready.as_secs_f64(),
+            style.reset
+        );
+        kubectl(
+            &layout,
+            &[
+                "-n",
+                NAMESPACE,
+                "get",
+                "pods",
+                "-o",
+                "wide",
+                "-l",
+                &format!("app.kubernetes.io/instance={MOVIEAPP}"),
+            ],
+        )?;
+        style.step("kubectl port-forward to the worker's Service");
+        port_forward(&layout, api_port, &url).await?;
+        format!(
+            "kubectl -n {NAMESPACE} port-forward svc/{MOVIEAPP} {api_port}:80 (demo-port-forward)"
+        )
+    } else {
+        start_host_worker(&kube, &layout, args, api_port, &url).await?;
+        "an api-worker host process (demo-api-worker)".to_owned()
+    };
 
     // The commands printed below are run once here, so they are known to work.
     let examples = [
@@ -399,16 +472,28 @@ async fn run(args: &Args, style: &Style) -> Result<()> {
             Err(_) => None,
         };
         if json.is_none() {
+            let log = if real_node.is_some() {
+                format!(
+                    "{}\nThe Pods' logs: kubectl -n {NAMESPACE} logs deploy/{MOVIEAPP} -c api",
+                    log_tail(&layout.log("demo-port-forward"), 20)
+                )
+            } else {
+                log_tail(&layout.log("demo-api-worker"), 20)
+            };
             return Err(failure(
                 format!("the example 'curl -s '{example}'' did not return JSON"),
-                log_tail(&layout.log("demo-api-worker"), 20),
+                log,
             ));
         }
     }
 
     std::fs::write(
         layout.state.join("demo.env"),
-        format!("DEMO_API_URL={url}\nDEMO_NAMESPACE={NAMESPACE}\nDEMO_MOVIEAPP={MOVIEAPP}\n"),
+        format!(
+            "DEMO_API_URL={url}\nDEMO_NAMESPACE={NAMESPACE}\nDEMO_MOVIEAPP={MOVIEAPP}\n\
+             DEMO_REAL_NODE={}\n",
+            u8::from(real_node.is_some())
+        ),
     )
     .context("writing .localenv/demo.env")?;
 
@@ -421,6 +506,7 @@ async fn run(args: &Args, style: &Style) -> Result<()> {
 
   web page      {url}/
   API           {url}/api/v1   (OpenAPI: {url}/openapi.json)
+  served by     {served_by}
   operator      http://{metrics}/metrics
 
 Try:
@@ -439,6 +525,168 @@ Logs are in .localenv/logs/; 'make env-status' checks every process, 'make env-d
         e2 = examples[2],
     );
     Ok(())
+}
+
+/// Without a real node: the api-worker as host processes beside kwok's
+/// simulated Pods, the same binary with the same settings (the generated
+/// ConfigMap and Secrets).
+async fn start_host_worker(
+    kube: &kube::Client,
+    layout: &Layout,
+    args: &Args,
+    api_port: u16,
+    url: &str,
+) -> Result<()> {
+    Style::detect().step("starting an api-worker wired to what the operator provisioned");
+    let worker_env = worker_env(kube).await?;
+    for (name, command) in [("demo-api-worker", "serve"), ("demo-jobs-worker", "worker")] {
+        let mut spec = Spec::new(name, &args.api_worker)
+            .args([command])
+            .env("PORT", api_port.to_string())
+            .env("LISTEN_ADDR", "127.0.0.1")
+            .env("LOG_FORMAT", "text");
+        for (key, value) in aws_env(layout).into_iter().chain(worker_env.clone()) {
+            spec = spec.env(key, value);
+        }
+        let probe = if command == "serve" {
+            Probe::get(format!("{url}/readyz"))
+        } else {
+            Probe::Running
+        };
+        movieapp_localenv::start_process(layout, spec, probe, Duration::from_secs(30))
+            .await
+            .map_err(|error| failure(format!("the {name} is not ready"), format!("{error:#}")))?;
+    }
+
+    Ok(())
+}
+
+/// examples/movieapp.yaml with moto's credentials in `spec.worker.env`,
+/// applied (the file read by kubectl itself, changed as JSON).
+fn apply_with_moto_credentials(layout: &Layout) -> Result<()> {
+    let kubeconfig = layout.kubeconfig(ClientCert::Admin);
+    let read = Command::new("kubectl")
+        .args([
+            "create",
+            "--dry-run=client",
+            "-o",
+            "json",
+            "-f",
+            "examples/movieapp.yaml",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .current_dir(&layout.root)
+        .output()
+        .context("running kubectl")?;
+    if !read.status.success() {
+        bail!(
+            "kubectl could not read examples/movieapp.yaml: {}",
+            String::from_utf8_lossy(&read.stderr).trim()
+        );
+    }
+    let mut app: serde_json::Value =
+        serde_json::from_slice(&read.stdout).context("kubectl's JSON of the example")?;
+    let worker = app
+        .pointer_mut("/spec/worker")
+        .and_then(serde_json::Value::as_object_mut)
+        .context("examples/movieapp.yaml has no spec.worker")?;
+    let env = worker
+        .entry("env")
+        .or_insert_with(|| serde_json::json!([]))
+        .as_array_mut()
+        .context("spec.worker.env is not a list")?;
+    for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        env.push(serde_json::json!({ "name": name, "value": "testing" }));
+    }
+    let mut apply = Command::new("kubectl")
+        .args(["apply", "-f", "-"])
+        .env("KUBECONFIG", &kubeconfig)
+        .current_dir(&layout.root)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .context("running kubectl")?;
+    {
+        use std::io::Write as _;
+        let mut stdin = apply.stdin.take().context("kubectl's stdin")?;
+        stdin
+            .write_all(app.to_string().as_bytes())
+            .context("writing to kubectl")?;
+    }
+    let status = apply.wait().context("waiting for kubectl")?;
+    if !status.success() {
+        bail!("kubectl apply of the example failed ({status})");
+    }
+    Ok(())
+}
+
+/// `kubectl port-forward` to the worker's Service, supervised
+/// (`demo-port-forward`), ready once the page's `/readyz` answers through it.
+async fn port_forward(layout: &Layout, port: u16, url: &str) -> Result<()> {
+    let spec = Spec::new("demo-port-forward", "kubectl")
+        .args([
+            "-n".to_owned(),
+            NAMESPACE.to_owned(),
+            "port-forward".to_owned(),
+            "--address".to_owned(),
+            "127.0.0.1".to_owned(),
+            format!("svc/{MOVIEAPP}"),
+            format!("{port}:80"),
+        ])
+        .env(
+            "KUBECONFIG",
+            layout.kubeconfig(ClientCert::Admin).into_os_string(),
+        );
+    movieapp_localenv::start_process(
+        layout,
+        spec,
+        Probe::get(format!("{url}/readyz")),
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|error| {
+        failure(
+            "the port-forward to the worker Pods does not answer",
+            format!("{error:#}"),
+        )
+    })?;
+    Ok(())
+}
+
+/// The api-worker image built here (cached by content) in the local OCI
+/// registry and moto's ECR under the demo's tag: its digest.
+fn push_image(layout: &Layout) -> Result<String> {
+    let script = layout.root.join("tests/images/push-api-worker.sh");
+    let mut command = Command::new("bash");
+    command
+        .arg(&script)
+        .arg(IMAGE_TAG)
+        .current_dir(&layout.root)
+        .env("LOCALENV_VENV", &layout.venv)
+        .env("LOCALENV_DIR", &layout.state)
+        .env("LOCALENV_PORT_BASE", layout.ports.base().to_string())
+        .stderr(std::process::Stdio::inherit());
+    for (key, value) in aws_env(layout) {
+        command.env(key, value);
+    }
+    let output = command
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let digest = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("digest="))
+        .map(str::to_owned);
+    match digest {
+        Some(digest) if output.status.success() => Ok(digest),
+        _ => Err(failure(
+            "the api-worker image was not built and pushed",
+            format!(
+                "{} {IMAGE_TAG} failed ({}); its output is above.",
+                script.display(),
+                output.status
+            ),
+        )),
+    }
 }
 
 /// The digest of the demo's image in ECR, recorded there unless an earlier
