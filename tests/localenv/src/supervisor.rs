@@ -274,7 +274,11 @@ fn choose_real_node(layout: &mut Layout, wanted: RealNodeWanted) -> Result<()> {
         return Ok(());
     }
     say("preparing the real node (containerd, kubelet; real-node.sh prepare)");
-    match setup::real_node(&layout.root, &layout.state, layout.ports.base())? {
+    // With `auto`, a failed preparation (apt-get, the kubelet's build) is
+    // one more reason to go without the node, said like the others.
+    let prepared = setup::real_node(&layout.root, &layout.state, layout.ports.base())
+        .unwrap_or_else(|error| Err(format!("{error:#}")));
+    match prepared {
         Ok(node) => layout.real_node = Some(node),
         Err(why) if wanted == RealNodeWanted::Required => {
             bail!("LOCALENV_REAL_NODE=1, but this machine cannot run the real node: {why}")
