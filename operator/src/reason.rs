@@ -113,9 +113,11 @@ reasons! {
     Adopted,
     /// An AWS resource that had disappeared was created again.
     Recreated,
-    /// An AWS resource was changed after a spec change.
+    /// An AWS resource was changed after a spec change, or while the
+    /// MovieApp is being made.
     Updated,
-    /// An AWS resource changed outside the operator was restored.
+    /// An AWS resource changed outside the operator was restored (the
+    /// MovieApp was Ready on its current spec).
     DriftRepaired,
     /// An AWS resource or subscription was deleted.
     Deleted,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use aws_sdk_dynamodb::types as ddb;
 use aws_sdk_sqs::types::QueueAttributeName;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use movieapp_operator::aws::tags::{self, Owner};
 use movieapp_operator::aws::{Aws, AwsClients};
 use movieapp_operator::crd::{
@@ -148,12 +149,27 @@ impl App {
         self.generation += 1;
     }
 
-    /// One provisioning pass, then the status the reconciler would write.
+    /// One provisioning pass, then the status the reconciler would write
+    /// (its parts, and Ready when every part is).
     async fn pass(&mut self) -> Provisioned {
         let provisioned = provision::provision(&self.target()).await;
         let previous = self.status.take().unwrap_or_default();
+        let ready = Condition {
+            type_: "Ready".into(),
+            status: if all_ready(&provisioned) {
+                "True"
+            } else {
+                "False"
+            }
+            .into(),
+            observed_generation: Some(self.generation),
+            reason: "Test".into(),
+            message: String::new(),
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+        };
         self.status = Some(MovieAppStatus {
             observed_generation: Some(self.generation),
+            conditions: vec![ready],
             tables: provisioned.tables.value.clone().unwrap_or(previous.tables),
             queue: provisioned.queue.value.clone().or(previous.queue),
             notifications: provisioned
@@ -505,6 +521,13 @@ async fn create_and_resync(app: &mut App) -> Result<()> {
     // 3 tables, 2 queues, 1 topic, 2 subscriptions.
     ensure!(
         count_reason(&notices, Reason::Created) == 8,
+        "notices: {notices:#?}"
+    );
+    // Settings made once a new table is active are part of making it, not
+    // drift: no DriftRepaired for a MovieApp that was never Ready.
+    ensure!(
+        count_reason(&notices, Reason::DriftRepaired) == 0
+            && count_reason(&notices, Reason::Updated) > 0,
         "notices: {notices:#?}"
     );
 

@@ -719,18 +719,29 @@ pub fn created(recorded: bool, what: &str) -> Notice {
     }
 }
 
-/// `Updated` after a spec change, `DriftRepaired` when the spec is unchanged
-/// since the last reconcile (the resource was changed outside the operator).
+/// `DriftRepaired` when the MovieApp had converged on its current spec
+/// (`Ready=True` at this generation) and the resource was changed outside
+/// the operator since; `Updated` otherwise: the change is part of making
+/// the MovieApp (a new table's point-in-time recovery, once it is active)
+/// or of following a spec change.
 pub fn changed(target: &Target<'_>, message: String) -> Notice {
-    let spec_changed = match (target.previous, target.generation) {
-        (Some(previous), Some(generation)) => previous.observed_generation != Some(generation),
-        _ => false,
-    };
-    if spec_changed {
-        Notice::new(Reason::Updated, message)
-    } else {
+    if converged(target) {
         Notice::new(Reason::DriftRepaired, message)
+    } else {
+        Notice::new(Reason::Updated, message)
     }
+}
+
+/// Whether the last status written says `Ready=True` for this generation.
+fn converged(target: &Target<'_>) -> bool {
+    let (Some(previous), Some(generation)) = (target.previous, target.generation) else {
+        return false;
+    };
+    previous.conditions.iter().any(|c| {
+        c.type_ == crate::conditions::kind::READY
+            && c.status == "True"
+            && c.observed_generation == Some(generation)
+    })
 }
 
 fn adopted(what: &str) -> Notice {

@@ -20,6 +20,27 @@ struct Parts {
     aws: AwsClients,
     owner: Owner,
     spec: MovieAppSpec,
+    /// A MovieApp that had converged (Ready=True at generation 1): a
+    /// change found now is drift.
+    converged: MovieAppStatus,
+}
+
+/// A status with Ready at `generation`.
+fn status_ready(status: &str, generation: i64) -> MovieAppStatus {
+    MovieAppStatus {
+        observed_generation: Some(generation),
+        conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: crate::conditions::kind::READY.into(),
+            status: status.into(),
+            observed_generation: Some(generation),
+            reason: "Test".into(),
+            message: String::new(),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+        }],
+        ..MovieAppStatus::default()
+    }
 }
 
 impl Parts {
@@ -31,6 +52,7 @@ impl Parts {
             aws: AwsClients::from_config("us-east-1", &config),
             owner: owner(),
             spec: serde_json::from_value(serde_json::json!({})).expect("every field has a default"),
+            converged: status_ready("True", 1),
         }
     }
 
@@ -44,8 +66,8 @@ impl Parts {
             },
             spec: &self.spec,
             adopt,
-            previous: None,
-            generation: None,
+            previous: Some(&self.converged),
+            generation: Some(1),
             mode: Mode::Manage,
             tags: None,
             light: None,
@@ -236,22 +258,36 @@ fn retained_tag_is_written_once() {
 #[test]
 fn notices_tell_spec_changes_from_drift() {
     with_target(false, |t| {
+        // Converged at this generation: a change is drift.
         assert_eq!(changed(t, "x".into()).reason, Reason::DriftRepaired);
-        let previous = MovieAppStatus {
+        // The spec changed since.
+        let edited = Target {
+            generation: Some(2),
+            ..*t
+        };
+        assert_eq!(changed(&edited, "x".into()).reason, Reason::Updated);
+        // A new MovieApp: no status yet, or one that was never Ready (a
+        // table's settings, set once it is active, are part of making it).
+        let new = Target {
+            previous: None,
+            ..*t
+        };
+        assert_eq!(changed(&new, "x".into()).reason, Reason::Updated);
+        let making = MovieAppStatus {
             observed_generation: Some(1),
             ..MovieAppStatus::default()
         };
-        let same = Target {
-            previous: Some(&previous),
-            generation: Some(1),
+        let first_passes = Target {
+            previous: Some(&making),
             ..*t
         };
-        assert_eq!(changed(&same, "x".into()).reason, Reason::DriftRepaired);
-        let edited = Target {
-            generation: Some(2),
-            ..same
+        assert_eq!(changed(&first_passes, "x".into()).reason, Reason::Updated);
+        let not_ready = status_ready("False", 1);
+        let progressing = Target {
+            previous: Some(&not_ready),
+            ..*t
         };
-        assert_eq!(changed(&edited, "x".into()).reason, Reason::Updated);
+        assert_eq!(changed(&progressing, "x".into()).reason, Reason::Updated);
         let removed = notice(t, Effect::Removed("gone".into()));
         assert_eq!(removed, Notice::new(Reason::Deleted, "gone"));
     });
