@@ -64,7 +64,7 @@ real-node-up: ## opt-in: a real node (kubelet, containerd, runc) beside kwok's, 
 real-node-down: ## stop the real node alone and remove its Pods' containers (make env-down stops it too)
 	@bash tests/localenv/real-node.sh down
 
-test-real-node: ## opt-in, not in make test: the api-worker image by digest Ready on the real node through its probes
+test-real-node: ## real Pods (make test runs it where the machine can): the api-worker by digest on the real node, Chromium through a port-forward, a moved tag rolled out
 	@bash tests/localenv/real-node-test.sh
 
 build: ## build the workspace

@@ -57,6 +57,17 @@ bash api-worker/lambda/cargo-lambda-invoke.sh
 section "delivery end to end (RBAC as the chart's ServiceAccount, docs walkthrough, images built and run)"
 bash tests/delivery/test.sh live
 
+# Real Pods: the images above, by digest, on a kubelet beside kwok's node
+# (containerd, runc, the CNI bridge; root). Stopped again before the README's
+# make demo below, which runs its own (one real node per machine).
+section "real Pods on a real node (make test-real-node), where this machine can run one"
+if why=$(bash tests/localenv/real-node.sh check); then
+  bash tests/localenv/real-node-test.sh
+  bash tests/localenv/real-node.sh down
+else
+  echo "   skipped: this machine cannot run the real node: $why"
+fi
+
 # The GitOps suites spend most of their time waiting on controllers (Argo CD's
 # five-minute steady window above all), so they run in the background, in a
 # process group of their own, beside the sections that follow; none of those

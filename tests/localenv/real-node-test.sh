@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The opt-in real node's suite (`make test-real-node`; not part of make
-# test): the api-worker image built here (tests/images/build.sh), pushed to
+# The real node's suite (`make test-real-node`; `make test` runs it where
+# real-node.sh check passes): the api-worker image built here (tests/images/build.sh), pushed to
 # the local OCI registry under the ECR repository's name and recorded in
 # moto's ECR with the identical manifest, runs as a Deployment on the real
 # node by digest through the ECR host, under the operator's security context

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real node beside kwok's (issue 23): containerd and runc from Debian, a
+# The real node beside kwok's: containerd and runc from Debian, a
 # kubelet built from the control plane's k8s.io/kubernetes module
 # (build.sh --kubelet), the cgroupfs driver, the Debian CNI bridge plugins,
 # the ECR registry host mapped to the local OCI registry. The node is
@@ -37,8 +37,7 @@
 # /var/lib/movieapp-real-node/<base>/ (REAL_NODE_DIR).
 # Pods reach moto and the TMDB stub (on 127.0.0.1) at the bridge's gateway
 # 10.244.50.1 (a DNAT rule on the bridge, route_localnet on it).
-# docs/development.md, "A real node"; the evidence behind each setting is in
-# the "kubelet attempt" notes of issue 23.
+# docs/development.md, "A real node", gives the reason for each setting.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
