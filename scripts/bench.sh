@@ -34,6 +34,14 @@ release="${CARGO_TARGET_DIR:-target}/release"
 "$release/bench-operator" "$release/movieapp-operator" --objects "${BENCH_OBJECTS:-500}" --sequential 20 \
   --repeat "${BENCH_REPEAT:-3}" >>"$sections"
 
+echo "==> operator AWS reads per resync and drift-to-repair (release build)"
+{
+  echo
+  echo "### AWS reads per resync, cost per MovieApp-hour, drift-to-repair"
+  echo
+  "$release/bench-operator" "$release/movieapp-operator" --reads --sequential 20 --repeat "${BENCH_REPEAT:-3}"
+} >>"$sections"
+
 echo "==> api-worker benchmark"
 BENCH_REPORT="$sections.api-worker" bash api-worker/bench/bench.sh
 cat "$sections.api-worker" >>"$sections"
