@@ -161,6 +161,7 @@ pub mod aws_proxy;
 pub mod fixtures;
 pub mod iam_record;
 pub mod inventory;
+pub mod journey;
 pub mod kube_proxy;
 pub mod movieapps;
 pub mod operator;

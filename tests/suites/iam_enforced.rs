@@ -34,7 +34,7 @@ use movieapp_operator::crd::MovieApp;
 use movieapp_operator::policies;
 use movieapp_tests::inventory::Inventory;
 use movieapp_tests::operator::{OperatorProcess, free_port, operator_binary};
-use movieapp_tests::{LocalEnv, eventually, fixtures, movieapps, unique_name};
+use movieapp_tests::{LocalEnv, eventually, fixtures, journey, movieapps, unique_name};
 use serde_json::{Value, json};
 
 const REGION: &str = "us-east-1";
@@ -945,71 +945,19 @@ async fn api_worker(suite: &Suite, app: &MovieApp, role_arn: &str, mark: u64) ->
     .await?;
 
     let http = reqwest::Client::new();
-    let credentials = json!({"email": "enforced@example.com", "password": "correct horse battery"});
-    let signup = http
-        .post(format!("{url}/api/v1/auth/signup"))
-        .json(&credentials)
-        .send()
-        .await?;
-    ensure!(
-        signup.status() == 202,
-        "sign-up: {} {}",
-        signup.status(),
-        signup.text().await?
-    );
-    let login: Value = http
-        .post(format!("{url}/api/v1/auth/login"))
-        .json(&credentials)
-        .send()
-        .await?
-        .error_for_status()
-        .context("login")?
-        .json()
-        .await?;
-    let token = login["token"].as_str().context("no token")?.to_owned();
-    let me: Value = http
-        .get(format!("{url}/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let user = me["id"].as_str().context("no user id")?.to_owned();
-    for path in [
-        "/api/v1/movies/search?query=fight",
-        "/api/v1/movies/popular",
-        "/api/v1/movies/550",
-    ] {
-        http.get(format!("{url}{path}"))
-            .send()
-            .await?
-            .error_for_status()
-            .with_context(|| path.to_owned())?;
-    }
-    let added = http
-        .put(format!("{url}/api/v1/me/watchlist/550"))
-        .bearer_auth(&token)
-        .send()
-        .await?;
-    ensure!(
-        added.status() == 201,
-        "watchlist add: {} {}",
-        added.status(),
-        added.text().await?
-    );
-    let listed: Value = http
-        .get(format!("{url}/api/v1/me/watchlist"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    ensure!(
-        listed.to_string().contains("550"),
-        "the watchlist lacks 550: {listed}"
-    );
+    let signed = journey::sign_up(&http, &url, "enforced@example.com").await?;
+    let user = signed.id.clone();
+    journey::browse(
+        &http,
+        &url,
+        &[
+            "/api/v1/movies/search?query=fight",
+            "/api/v1/movies/popular",
+            "/api/v1/movies/550",
+        ],
+    )
+    .await?;
+    journey::watch(&http, &url, &signed, 550).await?;
 
     // A job through SQS (enqueued as the role) whose movie changed since the
     // watchlist's snapshot: the worker notifies the watcher through SNS

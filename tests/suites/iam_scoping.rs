@@ -28,7 +28,7 @@ use movieapp_operator::policies::{self, App, Target};
 use movieapp_tests::iam_record::{self, Authorizations, MOTO_ACCOUNT};
 use movieapp_tests::movieapps::{is, movieapp, wait_for};
 use movieapp_tests::operator::{OperatorProcess, operator_binary};
-use movieapp_tests::{LocalEnv, eventually, fixtures, unique_name};
+use movieapp_tests::{LocalEnv, eventually, fixtures, journey, unique_name};
 use serde_json::{Value, json};
 
 const REGION: &str = "us-east-1";
@@ -205,51 +205,15 @@ async fn use_the_api(
     api_worker: &std::path::Path,
 ) -> Result<()> {
     let http = reqwest::Client::new();
-    let credentials = json!({"email": format!("{}@example.com", tenant.label), "password": "correct horse battery"});
-    let signup = http
-        .post(format!("{url}/api/v1/auth/signup"))
-        .json(&credentials)
-        .send()
-        .await?;
-    ensure!(
-        signup.status().is_success(),
-        "signup: {}",
-        signup.text().await?
-    );
-    let login: Value = http
-        .post(format!("{url}/api/v1/auth/login"))
-        .json(&credentials)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let token = login["token"].as_str().context("a token")?.to_owned();
-    let me: Value = http
-        .get(format!("{url}/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let user = me["id"].as_str().context("a user id")?.to_owned();
-    http.put(format!("{url}/api/v1/me/watchlist/550"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?;
-    http.get(format!("{url}/api/v1/me/watchlist"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?;
-    for path in ["/api/v1/movies/search?query=fight", "/api/v1/movies/603"] {
-        http.get(format!("{url}{path}"))
-            .send()
-            .await?
-            .error_for_status()?;
-    }
+    let signed = journey::sign_up(&http, url, &format!("{}@example.com", tenant.label)).await?;
+    let user = signed.id.clone();
+    journey::watch(&http, url, &signed, 550).await?;
+    journey::browse(
+        &http,
+        url,
+        &["/api/v1/movies/search?query=fight", "/api/v1/movies/603"],
+    )
+    .await?;
     // The watcher's snapshot made old (with the test's own key, not
     // evaluated), so refreshing the movie notifies of a change.
     let dynamo = aws_sdk_dynamodb::Client::new(aws);

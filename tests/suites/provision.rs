@@ -1826,6 +1826,30 @@ async fn role_seen(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<RoleS
     }))
 }
 
+/// A managed policy `<role>-extra` with `document`, attached to the role as
+/// someone other than the operator would; its ARN.
+async fn attach_managed_policy(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+    document: &str,
+) -> Result<String> {
+    let arn = iam
+        .create_policy()
+        .policy_name(format!("{role}-extra"))
+        .policy_document(document)
+        .send()
+        .await?
+        .policy
+        .and_then(|p| p.arn)
+        .context("CreatePolicy returned no ARN")?;
+    iam.attach_role_policy()
+        .role_name(role)
+        .policy_arn(&arn)
+        .send()
+        .await?;
+    Ok(arn)
+}
+
 fn role_name(app: &App) -> String {
     provision::role::role_name(app.id())
 }
@@ -1950,20 +1974,7 @@ async fn the_worker_role_is_made_with_its_trust_boundary_policy_and_tags_and_kep
                 .policy_document(&everything)
                 .send()
                 .await?;
-            let managed = iam
-                .create_policy()
-                .policy_name(format!("{name}-extra"))
-                .policy_document(&everything)
-                .send()
-                .await?
-                .policy
-                .and_then(|p| p.arn)
-                .context("CreatePolicy returned no ARN")?;
-            iam.attach_role_policy()
-                .role_name(&name)
-                .policy_arn(&managed)
-                .send()
-                .await?;
+            let managed = attach_managed_policy(&iam, &name, &everything).await?;
             let provisioned = app.pass().await;
             let role_part = provisioned.role.as_ref().context("no role part")?;
             ensure!(role_part.state.is_ready(), "{:?}", role_part.state);
@@ -2092,23 +2103,13 @@ async fn retain_keeps_the_role_and_delete_removes_it_with_its_policy() -> Result
     ensure!(retained.inline.is_some() && retained.boundary.as_deref() == Some(BOUNDARY));
 
     // A managed policy someone attached no longer blocks the deletion.
-    let managed = iam
-        .create_policy()
-        .policy_name(format!("{name}-extra"))
-        .policy_document(
-            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]})
-                .to_string(),
-        )
-        .send()
-        .await?
-        .policy
-        .and_then(|p| p.arn)
-        .context("CreatePolicy returned no ARN")?;
-    iam.attach_role_policy()
-        .role_name(&name)
-        .policy_arn(&managed)
-        .send()
-        .await?;
+    let managed = attach_managed_policy(
+        &iam,
+        &name,
+        &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]})
+            .to_string(),
+    )
+    .await?;
     app.delete().await?;
     ensure!(
         role_seen(&iam, &name).await?.is_none(),

@@ -1,0 +1,93 @@
+//! A user's way through the api-worker's HTTP API, for the suites that run
+//! the api-worker as a process under some AWS identity: sign-up and login,
+//! browsing, a watchlist entry. Each step fails with what the API answered.
+
+use anyhow::{Context, Result, ensure};
+use serde_json::{Value, json};
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The bearer token of the login.
+    pub token: String,
+    /// `id` of `GET /api/v1/me`.
+    pub id: String,
+}
+
+/// Signs `email` up (202), logs in, and reads who that is.
+pub async fn sign_up(http: &reqwest::Client, url: &str, email: &str) -> Result<User> {
+    let credentials = json!({"email": email, "password": "correct horse battery"});
+    let signup = http
+        .post(format!("{url}/api/v1/auth/signup"))
+        .json(&credentials)
+        .send()
+        .await?;
+    ensure!(
+        signup.status() == 202,
+        "sign-up: {} {}",
+        signup.status(),
+        signup.text().await?
+    );
+    let login: Value = http
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&credentials)
+        .send()
+        .await?
+        .error_for_status()
+        .context("login")?
+        .json()
+        .await?;
+    let token = login["token"].as_str().context("no token")?.to_owned();
+    let me: Value = http
+        .get(format!("{url}/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .error_for_status()
+        .context("GET /api/v1/me")?
+        .json()
+        .await?;
+    let id = me["id"].as_str().context("no user id")?.to_owned();
+    Ok(User { token, id })
+}
+
+/// Each of `paths` answers 2xx without signing in.
+pub async fn browse(http: &reqwest::Client, url: &str, paths: &[&str]) -> Result<()> {
+    for path in paths {
+        http.get(format!("{url}{path}"))
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| (*path).to_owned())?;
+    }
+    Ok(())
+}
+
+/// Puts `movie` on the user's watchlist (201), then finds it listed.
+pub async fn watch(http: &reqwest::Client, url: &str, user: &User, movie: u64) -> Result<()> {
+    let added = http
+        .put(format!("{url}/api/v1/me/watchlist/{movie}"))
+        .bearer_auth(&user.token)
+        .send()
+        .await?;
+    ensure!(
+        added.status() == 201,
+        "watchlist add: {} {}",
+        added.status(),
+        added.text().await?
+    );
+    let listed: Value = http
+        .get(format!("{url}/api/v1/me/watchlist"))
+        .bearer_auth(&user.token)
+        .send()
+        .await?
+        .error_for_status()
+        .context("GET /api/v1/me/watchlist")?
+        .json()
+        .await?;
+    ensure!(
+        listed.to_string().contains(&movie.to_string()),
+        "the watchlist lacks {movie}: {listed}"
+    );
+    Ok(())
+}
