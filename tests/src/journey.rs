@@ -91,3 +91,41 @@ pub async fn watch(http: &reqwest::Client, url: &str, user: &User, movie: u64) -
     );
     Ok(())
 }
+
+/// The api-worker's settings as the operator generated them for the
+/// MovieApp `app` in `namespace`: its ConfigMap's data, the TMDB key and the
+/// token signing key; for running `api-worker` as a process beside it.
+pub async fn worker_settings(
+    client: &kube::Client,
+    namespace: &str,
+    app: &str,
+) -> Result<Vec<(String, String)>> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use kube::Api;
+
+    let config = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .get(&movieapp_operator::naming::config_map_name(app))
+        .await
+        .context("reading the generated ConfigMap")?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let value = |secret: Secret, key: &str| -> Result<String> {
+        let bytes = secret
+            .data
+            .and_then(|mut d| d.remove(key))
+            .with_context(|| format!("no {key} in the Secret"))?;
+        String::from_utf8(bytes.0).with_context(|| format!("{key} is not text"))
+    };
+    let mut env: Vec<(String, String)> = config.data.unwrap_or_default().into_iter().collect();
+    env.push((
+        "TMDB_API_KEY".into(),
+        value(secrets.get("tmdb").await?, "api-key")?,
+    ));
+    env.push((
+        "MOVIEAPP_TOKEN_SIGNING_KEY".into(),
+        value(
+            secrets.get(&format!("{app}-auth")).await?,
+            "token-signing-key",
+        )?,
+    ));
+    Ok(env)
+}

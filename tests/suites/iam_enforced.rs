@@ -23,7 +23,7 @@ use anyhow::{Context, Result, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_iam::config::{Credentials, ProvideCredentials};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use movieapp_localenv::ports::Slot;
@@ -340,38 +340,15 @@ async fn web_identity_token(
     std::fs::write(file, token).with_context(|| format!("writing {}", file.display()))
 }
 
-/// The api-worker's settings as the operator generated them (its
-/// ConfigMap, the TMDB key, the token signing key), for moto at `url`.
+/// The api-worker's settings as the operator generated them, for moto at
+/// `url`.
 async fn worker_settings(
     client: &kube::Client,
     namespace: &str,
     app: &str,
     url: &str,
 ) -> Result<Vec<(String, String)>> {
-    let config = Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .get(&format!("{app}-config"))
-        .await
-        .context("reading the generated ConfigMap")?;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let value = |secret: Secret, key: &str| -> Result<String> {
-        let bytes = secret
-            .data
-            .and_then(|mut d| d.remove(key))
-            .with_context(|| format!("no {key} in the Secret"))?;
-        String::from_utf8(bytes.0).with_context(|| format!("{key} is not text"))
-    };
-    let mut env: Vec<(String, String)> = config.data.unwrap_or_default().into_iter().collect();
-    env.push((
-        "TMDB_API_KEY".into(),
-        value(secrets.get("tmdb").await?, "api-key")?,
-    ));
-    env.push((
-        "MOVIEAPP_TOKEN_SIGNING_KEY".into(),
-        value(
-            secrets.get(&format!("{app}-auth")).await?,
-            "token-signing-key",
-        )?,
-    ));
+    let mut env = journey::worker_settings(client, namespace, app).await?;
     env.push(("AWS_ENDPOINT_URL".into(), url.to_owned()));
     env.push(("AWS_REGION".into(), REGION.into()));
     env.push(("LOG_FORMAT".into(), "text".into()));

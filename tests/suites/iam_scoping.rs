@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use movieapp_localenv::Probe;
@@ -162,29 +161,7 @@ impl Tenant {
 /// The api-worker's environment as the operator generated it, with the
 /// tenant's own key.
 async fn worker_env(client: &kube::Client, tenant: &Tenant) -> Result<Vec<(String, String)>> {
-    let config = Api::<ConfigMap>::namespaced(client.clone(), &tenant.ns)
-        .get(&movieapp_operator::naming::config_map_name(tenant.name))
-        .await?;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &tenant.ns);
-    let value = |secret: Secret, key: &str| -> Result<String> {
-        let bytes = secret
-            .data
-            .and_then(|mut d| d.remove(key))
-            .with_context(|| format!("no {key}"))?;
-        Ok(String::from_utf8(bytes.0)?)
-    };
-    let mut env: Vec<(String, String)> = config.data.unwrap_or_default().into_iter().collect();
-    env.push((
-        "TMDB_API_KEY".into(),
-        value(secrets.get("tmdb").await?, "api-key")?,
-    ));
-    env.push((
-        "MOVIEAPP_TOKEN_SIGNING_KEY".into(),
-        value(
-            secrets.get(&format!("{}-auth", tenant.name)).await?,
-            "token-signing-key",
-        )?,
-    ));
+    let mut env = journey::worker_settings(client, &tenant.ns, tenant.name).await?;
     env.extend([
         ("AWS_ACCESS_KEY_ID".into(), tenant.key.into()),
         ("AWS_SECRET_ACCESS_KEY".into(), "fake".into()),

@@ -28,7 +28,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams};
 use movieapp_localenv::pki::Client as ClientCert;
@@ -538,7 +538,7 @@ async fn start_host_worker(
     url: &str,
 ) -> Result<()> {
     Style::detect().step("starting an api-worker wired to what the operator provisioned");
-    let worker_env = worker_env(kube).await?;
+    let worker_env = movieapp_tests::journey::worker_settings(kube, NAMESPACE, MOVIEAPP).await?;
     for (name, command) in [("demo-api-worker", "serve"), ("demo-jobs-worker", "worker")] {
         let mut spec = Spec::new(name, &args.api_worker)
             .args([command])
@@ -859,34 +859,4 @@ async fn show_aws(aws: &aws_config::SdkConfig, app: &MovieApp) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The api-worker's settings as the operator generated them: the
-/// ConfigMap's data, the TMDB key and the token signing key.
-async fn worker_env(kube: &kube::Client) -> Result<Vec<(String, String)>> {
-    let config = Api::<ConfigMap>::namespaced(kube.clone(), NAMESPACE)
-        .get(&format!("{MOVIEAPP}-config"))
-        .await
-        .context("reading the generated ConfigMap")?;
-    let secrets: Api<Secret> = Api::namespaced(kube.clone(), NAMESPACE);
-    let secret_value = |secret: Secret, key: &str| -> Result<String> {
-        let bytes = secret
-            .data
-            .and_then(|mut d| d.remove(key))
-            .with_context(|| format!("no {key} in the Secret"))?;
-        String::from_utf8(bytes.0).with_context(|| format!("{key} is not text"))
-    };
-    let mut env: Vec<(String, String)> = config.data.unwrap_or_default().into_iter().collect();
-    env.push((
-        "TMDB_API_KEY".to_owned(),
-        secret_value(secrets.get("tmdb").await?, "api-key")?,
-    ));
-    env.push((
-        "MOVIEAPP_TOKEN_SIGNING_KEY".to_owned(),
-        secret_value(
-            secrets.get(&format!("{MOVIEAPP}-auth")).await?,
-            "token-signing-key",
-        )?,
-    ));
-    Ok(env)
 }
