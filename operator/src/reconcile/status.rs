@@ -501,42 +501,8 @@ async fn update(
     let previous = app.status.clone().unwrap_or_default();
     write(ctx, app, uid, &status).await?;
 
-    for transition in conditions::transitions(&previous.conditions, &status.conditions) {
-        let condition = transition.condition;
-        if condition.type_ == kind::RECONCILING {
-            continue;
-        }
-        if condition.type_ == kind::DRIFTED {
-            // Published below, for every change of the differences.
-            continue;
-        }
-        if condition.type_ == kind::PAUSED {
-            // Pausing publishes its own Event; resuming is news, the first
-            // `Paused=False` is not.
-            if transition.from.is_some() {
-                let note = "resumed: movieapp.io/paused was removed";
-                publish(ctx, app, EventKind::Normal, &condition.reason, note).await;
-            }
-            continue;
-        }
-        let healthy = (condition.type_ == kind::STALLED) == (condition.status == "False");
-        // The first False of a part that is merely progressing is not news.
-        if transition.from.is_none() && !healthy && condition.type_ != kind::STALLED {
-            continue;
-        }
-        let kind = if healthy {
-            EventKind::Normal
-        } else {
-            EventKind::Warning
-        };
-        publish(
-            ctx,
-            app,
-            kind,
-            &condition.reason,
-            &transition_note(condition),
-        )
-        .await;
+    for (kind, reason, note) in condition_news(&previous.conditions, &status.conditions) {
+        publish(ctx, app, kind, &reason, &note).await;
     }
     if let Some((kind, reason, note)) = drift_news(&previous.conditions, &status.conditions) {
         publish(ctx, app, kind, &reason, &note).await;
@@ -545,6 +511,56 @@ async fn update(
         event(ctx, app, EventKind::Normal, reason, &note).await;
     }
     Ok(())
+}
+
+/// The Events the conditions' changes from `old` to `new` are worth: one
+/// per type and reason, the notes of the conditions sharing them joined by
+/// "; " (as notices are), so a new MovieApp whose three AWS parts are
+/// provisioned in one pass gets one `Provisioned` Event naming all three.
+/// Not news: `Reconciling`, `Drifted` (its own Event, from `drift_news`),
+/// and any condition's first False (a part merely progressing, a new object
+/// never stalled, not paused). Each Event is a write to the API server,
+/// which 500 MovieApps created at once keep busy.
+fn condition_news(old: &[Condition], new: &[Condition]) -> Vec<(EventKind, String, String)> {
+    let mut news: Vec<(EventKind, String, String)> = Vec::new();
+    for transition in conditions::transitions(old, new) {
+        let condition = transition.condition;
+        if condition.type_ == kind::RECONCILING || condition.type_ == kind::DRIFTED {
+            continue;
+        }
+        if condition.type_ == kind::PAUSED {
+            // Pausing publishes its own Event; resuming is news, the first
+            // `Paused=False` is not.
+            if transition.from.is_some() {
+                let note = "resumed: movieapp.io/paused was removed".to_owned();
+                news.push((EventKind::Normal, condition.reason.clone(), note));
+            }
+            continue;
+        }
+        // A condition's first False is not news: a part merely progressing,
+        // or a new object that was never stalled.
+        if transition.from.is_none() && condition.status == "False" {
+            continue;
+        }
+        let healthy = (condition.type_ == kind::STALLED) == (condition.status == "False");
+        let kind = if healthy {
+            EventKind::Normal
+        } else {
+            EventKind::Warning
+        };
+        let note = transition_note(condition);
+        match news
+            .iter_mut()
+            .find(|(k, reason, _)| *k == kind && *reason == condition.reason)
+        {
+            Some((_, _, joined)) => {
+                joined.push_str("; ");
+                joined.push_str(&note);
+            }
+            None => news.push((kind, condition.reason.clone(), note)),
+        }
+    }
+    news
 }
 
 /// The note of a condition's Event: `Type is Status: message`, without the
@@ -764,6 +780,102 @@ mod tests {
             transition_note(&condition("True", "AccessDenied on CreateTable")),
             "Stalled is True: AccessDenied on CreateTable"
         );
+    }
+
+    fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            last_transition_time: now(),
+            observed_generation: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_new_movieapp_ready_in_one_pass_gets_one_event_per_reason() {
+        let ready = [
+            cond(
+                kind::READY,
+                "True",
+                "Available",
+                "every part is provisioned",
+            ),
+            cond(kind::RECONCILING, "False", "Reconciled", ""),
+            cond(kind::STALLED, "False", "NoBlockers", ""),
+            cond(kind::IMAGE_RESOLVED, "True", "Resolved", "sha256:1"),
+            cond(kind::DATABASE_READY, "True", "Provisioned", "3 tables"),
+            cond(kind::QUEUE_READY, "True", "Provisioned", "provisioned"),
+            cond(
+                kind::NOTIFICATIONS_READY,
+                "True",
+                "Provisioned",
+                "provisioned",
+            ),
+            cond(kind::WORKER_AVAILABLE, "True", "Available", "1/1"),
+        ];
+        let news = condition_news(&[], &ready);
+        let reasons: Vec<(EventKind, &str)> =
+            news.iter().map(|(k, r, _)| (*k, r.as_str())).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (EventKind::Normal, "Available"),
+                (EventKind::Normal, "Resolved"),
+                (EventKind::Normal, "Provisioned"),
+            ]
+        );
+        assert_eq!(
+            news[2].2,
+            "DatabaseReady is True: 3 tables; QueueReady is True: provisioned; \
+             NotificationsReady is True: provisioned"
+        );
+        assert_eq!(
+            news[0].2,
+            "Ready is True: every part is provisioned; WorkerAvailable is True: 1/1"
+        );
+    }
+
+    #[test]
+    fn first_false_is_not_news_but_stalling_and_recovering_are() {
+        let progressing = [
+            cond(kind::STALLED, "False", "NoBlockers", ""),
+            cond(kind::WORKER_AVAILABLE, "False", "Progressing", "0/1"),
+            cond(kind::PAUSED, "False", "Resumed", ""),
+        ];
+        assert!(condition_news(&[], &progressing).is_empty());
+
+        let stalled = [cond(
+            kind::STALLED,
+            "True",
+            "AccessDenied",
+            "on CreateTable",
+        )];
+        let news = condition_news(&[], &stalled);
+        assert_eq!(news.len(), 1);
+        assert_eq!(news[0].0, EventKind::Warning);
+        assert_eq!(news[0].2, "Stalled is True: on CreateTable");
+
+        let recovered = [cond(kind::STALLED, "False", "NoBlockers", "")];
+        let news = condition_news(&stalled, &recovered);
+        assert_eq!(news.len(), 1);
+        assert_eq!(
+            (news[0].0, news[0].1.as_str()),
+            (EventKind::Normal, "NoBlockers")
+        );
+
+        // The same reason under two types of Event stays two Events.
+        let old = [
+            cond(kind::QUEUE_READY, "True", "Provisioned", ""),
+            cond(kind::WORKER_AVAILABLE, "False", "Progressing", ""),
+        ];
+        let new = [
+            cond(kind::QUEUE_READY, "False", "Progressing", "creating"),
+            cond(kind::WORKER_AVAILABLE, "True", "Progressing", ""),
+        ];
+        let kinds: Vec<EventKind> = condition_news(&old, &new).iter().map(|n| n.0).collect();
+        assert_eq!(kinds, vec![EventKind::Warning, EventKind::Normal]);
     }
 
     #[test]
