@@ -79,6 +79,12 @@ FROM runtime AS movieapp-operator
 LABEL org.opencontainers.image.title="movieapp-operator" \
       org.opencontainers.image.description="Kubernetes operator that runs MovieApp objects on AWS and Kubernetes."
 COPY --from=binaries --chown=0:0 --chmod=0555 /out/movieapp-operator /usr/local/bin/movieapp-operator
+# glibc's allocator keeps an arena for each thread that allocates while
+# another does (up to 8 per core), and what an arena frees stays in it for
+# its own next allocations: two arenas keep the operator's memory with 500
+# MovieApps lower (docs/benchmarks.md, which runs the binary with this
+# stage's ENV lines).
+ENV MALLOC_ARENA_MAX=2
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/movieapp-operator"]
 CMD ["run"]

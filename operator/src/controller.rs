@@ -323,10 +323,13 @@ async fn run_controllers(shared: Arc<Shared>, stop: CancellationToken) {
     drop(events_consumer);
 }
 
-/// A watch of one kind of child, feeding a cache the reconciler reads.
+/// A watch of one kind of child, feeding a cache the reconciler reads;
+/// `trim` drops what the reconciler never reads from each cached object
+/// (managed fields are dropped from all).
 fn child_watch<K>(
     client: &Client,
     namespace: Option<&str>,
+    trim: fn(&mut K),
 ) -> (
     Store<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -353,7 +356,10 @@ where
             .any_semantic(),
     )
     .default_backoff()
-    .modify(|object: &mut K| object.managed_fields_mut().clear())
+    .modify(move |object: &mut K| {
+        object.managed_fields_mut().clear();
+        trim(object);
+    })
     .reflect(writer)
     .touched_objects();
     (
@@ -361,6 +367,26 @@ where
         without_errors(<K as k8s_openapi::Resource>::KIND, stream),
     )
 }
+
+/// What the cache of Deployments keeps: neither the Deployment controller's
+/// revision annotation nor the status conditions, which the reconciler never
+/// reads (it compares the fields it sets, and reads the replica counts and
+/// observed generation). Each is an allocation or a few per cached
+/// Deployment, one per MovieApp.
+fn trim_deployment(deployment: &mut Deployment) {
+    if let Some(annotations) = deployment.metadata.annotations.as_mut() {
+        annotations.remove(DEPLOYMENT_REVISION_ANNOTATION);
+        if annotations.is_empty() {
+            deployment.metadata.annotations = None;
+        }
+    }
+    if let Some(status) = deployment.status.as_mut() {
+        status.conditions = None;
+    }
+}
+
+/// Set by the Deployment controller on every Deployment; never by the operator.
+const DEPLOYMENT_REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
 /// Logs a watch's errors and keeps them from the controller. Each watch
 /// retries on its own backoff (`default_backoff`); an error handed on would
@@ -431,14 +457,17 @@ async fn run_controller(
             .inspect_ok(memory::note_changes(memory.clone())),
     );
 
-    let (deployments, deployment_stream) = child_watch::<Deployment>(&client, ns);
-    let (services, service_stream) = child_watch::<Service>(&client, ns);
-    let (config_maps, config_map_stream) = child_watch::<ConfigMap>(&client, ns);
-    let (service_accounts, service_account_stream) = child_watch::<ServiceAccount>(&client, ns);
-    let (autoscalers, autoscaler_stream) = child_watch::<HorizontalPodAutoscaler>(&client, ns);
+    let (deployments, deployment_stream) = child_watch(&client, ns, trim_deployment);
+    let (services, service_stream) = child_watch::<Service>(&client, ns, |_| {});
+    let (config_maps, config_map_stream) = child_watch::<ConfigMap>(&client, ns, |_| {});
+    let (service_accounts, service_account_stream) =
+        child_watch::<ServiceAccount>(&client, ns, |_| {});
+    let (autoscalers, autoscaler_stream) =
+        child_watch::<HorizontalPodAutoscaler>(&client, ns, |_| {});
     let (disruption_budgets, disruption_budget_stream) =
-        child_watch::<PodDisruptionBudget>(&client, ns);
-    let (network_policies, network_policy_stream) = child_watch::<NetworkPolicy>(&client, ns);
+        child_watch::<PodDisruptionBudget>(&client, ns, |_| {});
+    let (network_policies, network_policy_stream) =
+        child_watch::<NetworkPolicy>(&client, ns, |_| {});
 
     // Secrets: metadata only (never their data), to react when a referenced
     // TMDB Secret appears or the generated auth Secret vanishes.
@@ -558,5 +587,64 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn a_cached_deployment_keeps_what_the_reconciler_reads() {
+        let mut deployment: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "shop",
+                "generation": 3,
+                "annotations": {
+                    "deployment.kubernetes.io/revision": "2",
+                    "team": "data"
+                }
+            },
+            "spec": {
+                "replicas": 2,
+                "selector": { "matchLabels": { "app": "shop" } },
+                "template": { "spec": { "containers": [{ "name": "api", "image": "i" }] } }
+            },
+            "status": {
+                "observedGeneration": 3,
+                "replicas": 2,
+                "updatedReplicas": 2,
+                "availableReplicas": 2,
+                "conditions": [{ "type": "Available", "status": "True" }]
+            }
+        }))
+        .expect("a Deployment");
+        let spec = deployment.spec.clone();
+        trim_deployment(&mut deployment);
+        assert_eq!(
+            deployment.metadata.annotations,
+            Some(BTreeMap::from([("team".to_owned(), "data".to_owned())]))
+        );
+        assert_eq!(deployment.spec, spec);
+        let status = deployment.status.clone().unwrap_or_default();
+        assert_eq!(status.conditions, None);
+        assert_eq!(
+            (
+                status.observed_generation,
+                status.updated_replicas,
+                status.available_replicas
+            ),
+            (Some(3), Some(2), Some(2))
+        );
+
+        // Without other annotations, none are kept.
+        deployment.metadata.annotations = Some(BTreeMap::from([(
+            DEPLOYMENT_REVISION_ANNOTATION.to_owned(),
+            "3".to_owned(),
+        )]));
+        trim_deployment(&mut deployment);
+        assert_eq!(deployment.metadata.annotations, None);
     }
 }

@@ -210,7 +210,9 @@ impl Stage {
     async fn operator(&self, binary: &std::path::Path, resync: &str) -> Result<OperatorProcess> {
         let mut args = vec!["--resync-interval", resync];
         args.extend(FLAGS);
-        OperatorProcess::spawn(binary, &self.ns, &args, &[]).await
+        let env = image_env()?;
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        OperatorProcess::spawn(binary, &self.ns, &args, &env).await
     }
 
     /// Deletes every MovieApp (the operator deletes their AWS resources),
@@ -394,6 +396,39 @@ async fn run_once(binary: &std::path::Path, objects: usize, sequential: usize) -
         api_requests_per_app: api_requests as f64 / sequential.max(1) as f64,
         api_writes: api_writes as f64,
     })
+}
+
+/// The environment the operator's image gives it (the `ENV` lines of the
+/// Dockerfile's `movieapp-operator` stage, such as the allocator's arena
+/// limit): the binary is measured as it runs in the image.
+fn image_env() -> Result<Vec<(String, String)>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../Dockerfile");
+    let dockerfile = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    parse_image_env(&dockerfile, "movieapp-operator")
+}
+
+/// The `ENV KEY=VALUE` lines of stage `stage` (one pair per line, as the
+/// Dockerfile writes them).
+fn parse_image_env(dockerfile: &str, stage: &str) -> Result<Vec<(String, String)>> {
+    let mut in_stage = false;
+    let mut found_stage = false;
+    let mut env = Vec::new();
+    for line in dockerfile.lines().map(str::trim) {
+        if let Some(from) = line.strip_prefix("FROM ") {
+            in_stage = from
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .ends_with(&["AS", stage]);
+            found_stage |= in_stage;
+        } else if in_stage && let Some(pair) = line.strip_prefix("ENV ") {
+            let (key, value) = pair
+                .split_once('=')
+                .with_context(|| format!("the Dockerfile's ENV line {line:?} is not KEY=VALUE"))?;
+            env.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    ensure!(found_stage, "the Dockerfile has no stage {stage}");
+    Ok(env)
 }
 
 /// One figure of every run, sorted.
@@ -738,7 +773,9 @@ async fn reads_once(binary: &std::path::Path, count: usize) -> Result<Reads> {
         &events,
     ];
     args.extend(FLAGS);
-    let operator = OperatorProcess::spawn(binary, &stage.ns, &args, &[]).await?;
+    let env = image_env()?;
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let operator = OperatorProcess::spawn(binary, &stage.ns, &args, &env).await?;
     for i in 0..count {
         stage
             .api
@@ -773,7 +810,9 @@ async fn reads_once(binary: &std::path::Path, count: usize) -> Result<Reads> {
     // Events off: every resync complete.
     let mut args = vec!["--resync-interval", resync.as_str()];
     args.extend(FLAGS);
-    let operator = OperatorProcess::spawn(binary, &stage.ns, &args, &[]).await?;
+    let env = image_env()?;
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let operator = OperatorProcess::spawn(binary, &stage.ns, &args, &env).await?;
     tokio::time::sleep(Duration::from_secs(READS_RESYNC_S + 5)).await;
     let off = resync_reads(&operator, READS_RESYNC_S + 2).await?;
     // Drifts at random moments of the interval, all at once on different
@@ -890,4 +929,38 @@ fn sorted_by(runs: &[Reads], figure: impl Fn(&Reads) -> f64) -> Vec<f64> {
     let mut values: Vec<f64> = runs.iter().map(figure).collect();
     values.sort_by(f64::total_cmp);
     values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_env_is_the_operator_stage_s() {
+        let dockerfile = "FROM rust AS builder
+ENV CARGO=1
+FROM runtime AS api-worker
+ENV A=1
+FROM runtime AS movieapp-operator
+LABEL x=y
+ENV MALLOC_ARENA_MAX=2
+CMD [\"run\"]
+";
+        assert_eq!(
+            parse_image_env(dockerfile, "movieapp-operator").expect("parsed"),
+            vec![("MALLOC_ARENA_MAX".to_owned(), "2".to_owned())]
+        );
+        assert!(parse_image_env(dockerfile, "absent").is_err());
+        let bad = "FROM runtime AS movieapp-operator\nENV MALLOC_ARENA_MAX 2\n";
+        assert!(parse_image_env(bad, "movieapp-operator").is_err());
+    }
+
+    #[test]
+    fn the_dockerfile_limits_the_operator_s_allocator_arenas() {
+        let env = image_env().expect("the Dockerfile's operator stage");
+        assert!(
+            env.contains(&("MALLOC_ARENA_MAX".to_owned(), "2".to_owned())),
+            "{env:?}"
+        );
+    }
 }
