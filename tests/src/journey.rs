@@ -22,12 +22,7 @@ pub async fn sign_up(http: &reqwest::Client, url: &str, email: &str) -> Result<U
         .json(&credentials)
         .send()
         .await?;
-    ensure!(
-        signup.status() == 202,
-        "sign-up: {} {}",
-        signup.status(),
-        signup.text().await?
-    );
+    expect_status(signup, 202, "sign-up").await?;
     let login: Value = http
         .post(format!("{url}/api/v1/auth/login"))
         .json(&credentials)
@@ -38,15 +33,7 @@ pub async fn sign_up(http: &reqwest::Client, url: &str, email: &str) -> Result<U
         .json()
         .await?;
     let token = login["token"].as_str().context("no token")?.to_owned();
-    let me: Value = http
-        .get(format!("{url}/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()
-        .context("GET /api/v1/me")?
-        .json()
-        .await?;
+    let me = get_json(http, url, "/api/v1/me", &token).await?;
     let id = me["id"].as_str().context("no user id")?.to_owned();
     Ok(User { token, id })
 }
@@ -70,26 +57,33 @@ pub async fn watch(http: &reqwest::Client, url: &str, user: &User, movie: u64) -
         .bearer_auth(&user.token)
         .send()
         .await?;
-    ensure!(
-        added.status() == 201,
-        "watchlist add: {} {}",
-        added.status(),
-        added.text().await?
-    );
-    let listed: Value = http
-        .get(format!("{url}/api/v1/me/watchlist"))
-        .bearer_auth(&user.token)
-        .send()
-        .await?
-        .error_for_status()
-        .context("GET /api/v1/me/watchlist")?
-        .json()
-        .await?;
+    expect_status(added, 201, "watchlist add").await?;
+    let listed = get_json(http, url, "/api/v1/me/watchlist", &user.token).await?;
     ensure!(
         listed.to_string().contains(&movie.to_string()),
         "the watchlist lacks {movie}: {listed}"
     );
     Ok(())
+}
+
+/// Fails with the status and body unless `response` answered `status`.
+async fn expect_status(response: reqwest::Response, status: u16, what: &str) -> Result<()> {
+    let got = response.status();
+    ensure!(got == status, "{what}: {got} {}", response.text().await?);
+    Ok(())
+}
+
+/// `GET url + path` as the holder of `token`, a 2xx JSON answer.
+async fn get_json(http: &reqwest::Client, url: &str, path: &str, token: &str) -> Result<Value> {
+    Ok(http
+        .get(format!("{url}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()
+        .with_context(|| format!("GET {path}"))?
+        .json()
+        .await?)
 }
 
 /// The api-worker's settings as the operator generated them for the

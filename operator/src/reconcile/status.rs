@@ -522,7 +522,7 @@ async fn update(
 /// never stalled, not paused). Each Event is a write to the API server,
 /// which 500 MovieApps created at once keep busy.
 fn condition_news(old: &[Condition], new: &[Condition]) -> Vec<(EventKind, String, String)> {
-    let mut news: Vec<(EventKind, String, String)> = Vec::new();
+    let mut news: Vec<((EventKind, String), String)> = Vec::new();
     for transition in conditions::transitions(old, new) {
         let condition = transition.condition;
         if condition.type_ == kind::RECONCILING || condition.type_ == kind::DRIFTED {
@@ -533,7 +533,7 @@ fn condition_news(old: &[Condition], new: &[Condition]) -> Vec<(EventKind, Strin
             // `Paused=False` is not.
             if transition.from.is_some() {
                 let note = "resumed: movieapp.io/paused was removed".to_owned();
-                news.push((EventKind::Normal, condition.reason.clone(), note));
+                news.push(((EventKind::Normal, condition.reason.clone()), note));
             }
             continue;
         }
@@ -548,19 +548,28 @@ fn condition_news(old: &[Condition], new: &[Condition]) -> Vec<(EventKind, Strin
         } else {
             EventKind::Warning
         };
-        let note = transition_note(condition);
-        match news
-            .iter_mut()
-            .find(|(k, reason, _)| *k == kind && *reason == condition.reason)
-        {
-            Some((_, _, joined)) => {
+        news.push(((kind, condition.reason.clone()), transition_note(condition)));
+    }
+    joined_by_key(news)
+        .into_iter()
+        .map(|((kind, reason), note)| (kind, reason, note))
+        .collect()
+}
+
+/// The notes of `items` sharing a key joined by "; ", one entry per key in
+/// the order the keys first appear: what one Event says for each reason.
+fn joined_by_key<K: PartialEq>(items: impl IntoIterator<Item = (K, String)>) -> Vec<(K, String)> {
+    let mut grouped: Vec<(K, String)> = Vec::new();
+    for (key, note) in items {
+        match grouped.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, joined)) => {
                 joined.push_str("; ");
                 joined.push_str(&note);
             }
-            None => news.push((kind, condition.reason.clone(), note)),
+            None => grouped.push((key, note)),
         }
     }
-    news
+    grouped
 }
 
 /// The note of a condition's Event: `Type is Status: message`, without the
@@ -600,20 +609,11 @@ fn drift_news(old: &[Condition], new: &[Condition]) -> Option<(EventKind, String
 /// one `Created` Event naming them all costs one API request instead of
 /// seven (which, for hundreds of MovieApps at once, slowed every reconcile).
 fn group_notices(notices: &[&Notice]) -> Vec<(Reason, String)> {
-    let mut grouped: Vec<(Reason, String)> = Vec::new();
-    for notice in notices {
-        match grouped
-            .iter_mut()
-            .find(|(reason, _)| *reason == notice.reason)
-        {
-            Some((_, note)) => {
-                note.push_str("; ");
-                note.push_str(&notice.message);
-            }
-            None => grouped.push((notice.reason, notice.message.clone())),
-        }
-    }
-    grouped
+    joined_by_key(
+        notices
+            .iter()
+            .map(|notice| (notice.reason, notice.message.clone())),
+    )
 }
 
 /// Marks the object as being deleted.

@@ -208,8 +208,18 @@ impl Stage {
     }
 
     async fn operator(&self, binary: &std::path::Path, resync: &str) -> Result<OperatorProcess> {
-        let mut args = vec!["--resync-interval", resync];
-        args.extend(FLAGS);
+        self.operator_with(binary, &["--resync-interval", resync])
+            .await
+    }
+
+    /// The operator on this stage's namespace with `args`, [`FLAGS`] and
+    /// the image's environment.
+    async fn operator_with(
+        &self,
+        binary: &std::path::Path,
+        args: &[&str],
+    ) -> Result<OperatorProcess> {
+        let args: Vec<&str> = args.iter().copied().chain(FLAGS.iter().copied()).collect();
         let env = image_env()?;
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         OperatorProcess::spawn(binary, &self.ns, &args, &env).await
@@ -766,16 +776,12 @@ async fn reads_once(binary: &std::path::Path, count: usize) -> Result<Reads> {
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let (events, _) = fixtures::sqs_queue(&sqs, &format!("{}-events", stage.ns)).await?;
     let resync = format!("{READS_RESYNC_S}s");
-    let mut args = vec![
-        "--resync-interval",
-        resync.as_str(),
-        "--events-queue-url",
-        &events,
-    ];
-    args.extend(FLAGS);
-    let env = image_env()?;
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let operator = OperatorProcess::spawn(binary, &stage.ns, &args, &env).await?;
+    let operator = stage
+        .operator_with(
+            binary,
+            &["--resync-interval", &resync, "--events-queue-url", &events],
+        )
+        .await?;
     for i in 0..count {
         stage
             .api
@@ -808,11 +814,7 @@ async fn reads_once(binary: &std::path::Path, count: usize) -> Result<Reads> {
     operator.kill();
 
     // Events off: every resync complete.
-    let mut args = vec!["--resync-interval", resync.as_str()];
-    args.extend(FLAGS);
-    let env = image_env()?;
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let operator = OperatorProcess::spawn(binary, &stage.ns, &args, &env).await?;
+    let operator = stage.operator(binary, &resync).await?;
     tokio::time::sleep(Duration::from_secs(READS_RESYNC_S + 5)).await;
     let off = resync_reads(&operator, READS_RESYNC_S + 2).await?;
     // Drifts at random moments of the interval, all at once on different
